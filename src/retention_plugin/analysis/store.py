@@ -1,0 +1,137 @@
+"""Read the store's history out of the database for the analysis.
+
+One pass per table with SQLAlchemy Core; the rows become numpy arrays
+(:class:`~retention_plugin.analysis.history.History`). Test orders and
+cancelled orders are not purchases; customers merged into another count as
+that other customer; an order's value is its subtotal (after discounts,
+before shipping and tax) less what was refunded.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy.engine import Connection
+
+from collections import Counter
+from datetime import date, datetime, time, timedelta, timezone
+
+import numpy as np
+from sqlalchemy import and_, or_, select
+
+from ..storage import tables as t
+from .dates import to_days
+from .history import History, Orders, Ratings, Refunds, Tickets
+
+__all__ = ["load_store_history", "as_of_day"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def as_of_day(as_of) -> int:
+    """Day number of an as-of date (date, datetime, ISO string); None means today (UTC)."""
+    if as_of is None:
+        as_of = datetime.now(timezone.utc).date()
+    if isinstance(as_of, datetime):
+        as_of = as_of.astimezone(timezone.utc).date() if as_of.tzinfo else as_of.date()
+    return int(to_days([as_of])[0])
+
+
+def _secs(dt: datetime | None) -> float:
+    return np.nan if dt is None else (dt - _EPOCH).total_seconds()
+
+
+@contextmanager
+def connection(bind):
+    """A connection from an engine, or the caller's own (inside its transaction, e.g. a worker task)."""
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            yield conn
+
+
+def load_store_history(engine, as_of=None) -> History:
+    """Everything known by the end of ``as_of`` (a UTC day)."""
+    day = as_of_day(as_of)
+    end = datetime.combine(date(1970, 1, 1) + timedelta(days=day + 1), time(0), tzinfo=timezone.utc)
+    with connection(engine) as conn:
+        merged = dict(conn.execute(select(t.customers.c.id, t.customers.c.merged_into)
+                                   .where(t.customers.c.merged_into.is_not(None))).all())
+
+        def who(cid):
+            seen = set()
+            while cid in merged and cid not in seen:  # follow merge chains, guarding against loops
+                seen.add(cid)
+                cid = merged[cid]
+            return cid
+
+        o = t.orders
+        rows = conn.execute(
+            select(o.c.id, o.c.customer_id, o.c.created_at, o.c.subtotal, o.c.refunded, o.c.total_discounts,
+                   o.c.discount_codes, o.c.fulfilled_at, o.c.currency)
+            .where(o.c.customer_id.is_not(None), o.c.created_at < end, o.c.test.is_(False),
+                   or_(o.c.cancelled_at.is_(None), o.c.cancelled_at >= end))
+            .order_by(o.c.id)).all()
+        order_ids = [r.id for r in rows]
+        lines = conn.execute(
+            select(t.order_lines.c.order_id, t.order_lines.c.product_type, t.order_lines.c.price,
+                   t.order_lines.c.quantity)
+            .join(o, o.c.id == t.order_lines.c.order_id)
+            .where(o.c.customer_id.is_not(None), o.c.created_at < end)).all()
+        refunds = conn.execute(
+            select(o.c.customer_id, t.refunds.c.created_at, t.refunds.c.merchandise)
+            .join(o, o.c.id == t.refunds.c.order_id)
+            .where(o.c.customer_id.is_not(None), t.refunds.c.created_at < end)).all()
+        tk = t.tickets
+        tickets = conn.execute(
+            select(tk.c.customer_id, tk.c.created_at, tk.c.first_public_reply_at, tk.c.solved_at, tk.c.status,
+                   tk.c.complaint)
+            .where(tk.c.customer_id.is_not(None), tk.c.created_at.is_not(None), tk.c.created_at < end)).all()
+        rt = t.ratings
+        ratings = conn.execute(
+            select(rt.c.customer_id, rt.c.created_at, rt.c.value)
+            .where(and_(rt.c.customer_id.is_not(None), rt.c.value.is_not(None), rt.c.created_at < end))).all()
+
+    # The category of an order is that of its largest line.
+    best: dict[int, tuple[float, str]] = {}
+    for ln in lines:
+        amount = float(ln.price or 0) * (ln.quantity or 0)
+        if ln.product_type and (ln.order_id not in best or amount > best[ln.order_id][0]):
+            best[ln.order_id] = (amount, ln.product_type)
+
+    currencies = Counter(r.currency for r in rows)
+    notes = []
+    if len(currencies) > 1:
+        notes.append("orders in several shop currencies (" + ", ".join(sorted(currencies)) +
+                     "): values are added as they are, without conversion")
+    day_of = [(r.created_at.date() - date(1970, 1, 1)).days for r in rows]
+    orders = Orders.build(
+        customer=[who(r.customer_id) for r in rows],
+        day=day_of,
+        amount=[max(float(r.subtotal) - float(r.refunded or 0), 0.0) for r in rows],
+        discounted=[bool(r.total_discounts and r.total_discounts > 0) or bool(r.discount_codes) for r in rows],
+        fulfil_days=[np.nan if r.fulfilled_at is None else (r.fulfilled_at - r.created_at).total_seconds() / 86400
+                     for r in rows],
+        category=[best.get(i, (0, ""))[1] for i in order_ids],
+    )
+    closed = {"solved", "closed"}
+    return History(
+        as_of=day,
+        orders=orders,
+        tickets=Tickets.build(
+            customer=[who(r.customer_id) for r in tickets],
+            created=[_secs(r.created_at) for r in tickets],
+            first_reply=[_secs(r.first_public_reply_at) for r in tickets],
+            # A ticket marked solved without a timestamp still counts as solved (at creation, conservatively).
+            solved=[_secs(r.solved_at) if r.solved_at is not None
+                    else (_secs(r.created_at) if (r.status or "").lower() in closed else np.nan) for r in tickets],
+            complaint=[bool(r.complaint) for r in tickets],
+        ),
+        ratings=Ratings.build([who(r.customer_id) for r in ratings], [_secs(r.created_at) for r in ratings],
+                              [float(r.value) for r in ratings]),
+        refunds=Refunds.build([who(r.customer_id) for r in refunds], [_secs(r.created_at) for r in refunds],
+                              [float(r.merchandise) for r in refunds]),
+        currency=currencies.most_common(1)[0][0] if currencies else None,
+        notes=notes,
+    )

@@ -1,0 +1,102 @@
+"""The Retention object: settings, storage, plugin manager and clients in one place."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+from . import config as config_mod
+from .plugins import collect, make_plugin_manager
+
+log = logging.getLogger("retention_plugin")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Retention:
+    """What every command, the receiver and the worker share.
+
+    Built from a config file with :meth:`from_config`, or from a mapping with
+    :meth:`from_dict` (tests and the demo). ``clock`` is injectable so tests
+    can move time without sleeping.
+    """
+
+    def __init__(self, settings: config_mod.Settings, *, extra_plugins=(), entry_points=True,
+                 clock: Callable[[], datetime] = utcnow):
+        self.settings = settings
+        self.clock = clock
+        self.pm = make_plugin_manager(
+            disabled=settings.section("plugins").get("disabled", []),
+            dirs=settings.plugin_dirs(),
+            entry_points=entry_points,
+            extra=extra_plugins,
+        )
+        sections = dict(collect(self.pm, "register_config_sections"))
+        config_mod.apply_plugin_sections(settings, sections)
+
+    @classmethod
+    def from_config(cls, path=None, **kw) -> "Retention":
+        p = config_mod.resolve_path(path)
+        raw = config_mod.read_raw(p)
+        return cls(config_mod.load_core(raw, p.resolve()), **kw)
+
+    @classmethod
+    def from_dict(cls, raw: dict, *, path: Path | None = None, **kw) -> "Retention":
+        return cls(config_mod.from_dict(raw, path), **kw)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @cached_property
+    def engine(self):
+        from .storage.db import make_engine
+
+        return make_engine(self.settings.database_url, pool_size=self.settings.section("database")["pool_size"])
+
+    @property
+    def dry_run(self) -> bool:
+        return self.settings.section("actions")["dry_run"]
+
+    @cached_property
+    def message_kinds(self) -> dict[str, str]:
+        return dict(collect(self.pm, "register_message_kinds"))
+
+    @cached_property
+    def channels(self) -> dict:
+        from .messaging.channels import LogChannel, channels_from_pm
+
+        channels = channels_from_pm(self.pm)  # rejects two channels claiming one name
+        if self.dry_run and "email" in channels:
+            # Dry-run sends no mail: the message is rendered and recorded (provider id "log:<key>").
+            # The zendesk and shopify channels only enqueue actions, which dry-run records anyway.
+            channels["email"] = LogChannel()
+        return channels
+
+    @cached_property
+    def tasks(self) -> list[tuple]:
+        return collect(self.pm, "register_tasks")
+
+    def shopify_client(self):
+        from .platforms.shopify.client import ShopifyClient
+
+        s = self.settings.section("shopify")
+        if not s:
+            raise RuntimeError("no [shopify] section in the configuration")
+        return ShopifyClient(s["shop"], s.get("access_token") or "", s["api_version"])
+
+    def zendesk_client(self):
+        from .platforms.zendesk.client import ZendeskClient
+
+        s = self.settings.section("zendesk")
+        if not s:
+            raise RuntimeError("no [zendesk] section in the configuration")
+        return ZendeskClient(s["subdomain"], s.get("email") or "", s.get("api_token") or "")
+
+    def dispose(self):
+        if "engine" in self.__dict__:
+            self.engine.dispose()

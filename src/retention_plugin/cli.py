@@ -1,0 +1,452 @@
+"""The ``retention`` command. Plugins add their own commands through ``register_commands``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+from sqlalchemy import func, select
+
+from . import __version__
+from .config import ConfigError
+from .plugins import PluginLoadError, make_plugin_manager, plugin_info
+from .storage import tables as t
+
+
+class ConfigProblem(click.ClickException):
+    """A configuration error: exit status 2, like any other usage error."""
+
+    exit_code = 2
+
+    def show(self, file=None):
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+class LazyApp:
+    """``ctx.obj``: builds the Retention object on first use, so ``--help`` needs no config."""
+
+    def __init__(self, config_path):
+        self.config_path = config_path
+        self._app = None
+
+    @property
+    def app(self):
+        if self._app is None:
+            from .app import Retention
+
+            try:
+                self._app = Retention.from_config(self.config_path)
+            except (ConfigError, PluginLoadError) as e:
+                raise ConfigProblem(str(e)) from None
+            level = self._app.settings.section("logging").get("level", "INFO")
+            logging.basicConfig(level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return self._app
+
+    def __getattr__(self, name):
+        return getattr(self.app, name)
+
+
+pass_app = click.make_pass_decorator(LazyApp)
+
+
+def echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def require_schema(app) -> None:
+    from .storage.db import SchemaOutdated, check_schema
+
+    try:
+        check_schema(app.engine)
+    except SchemaOutdated as e:
+        raise click.ClickException(str(e)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="RETENTION_CONFIG",
+              help="Configuration file (default: $RETENTION_CONFIG, then ./retention.toml).")
+@click.version_option(__version__, prog_name="retention")
+@click.pass_context
+def cli(ctx, config_path):
+    """retention-plugin: loyalty, offers, reminders, recalls, service recovery and
+    lost-customer analysis for Shopify and Zendesk stores."""
+    ctx.obj = LazyApp(config_path)
+
+
+# --- config and plugins --------------------------------------------------------------
+
+
+@cli.group("config")
+def config_group():
+    """Inspect the configuration."""
+
+
+@config_group.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
+@pass_app
+def config_check(app, as_json):
+    """Validate the configuration and print it with secrets masked."""
+    settings = app.settings
+    masked = settings.masked()
+    if as_json:
+        echo_json({"path": str(settings.path), "settings": masked})
+        return
+    click.echo(f"{settings.path}: OK")
+    for section, values in masked.items():
+        if not values:
+            continue
+        click.echo(f"[{section}]")
+        for k, v in values.items():
+            click.echo(f"  {k} = {json.dumps(v, default=str)}")
+    platforms = [p for p in ("shopify", "zendesk") if settings.has(p)]
+    click.echo(f"platforms: {', '.join(platforms) or 'none'}; dry_run: {app.dry_run}")
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def plugins_cmd(app, as_json):
+    """List plugins, where each came from, and the hooks it implements."""
+    info = plugin_info(app.pm)
+    if as_json:
+        echo_json(info)
+        return
+    for p in info:
+        click.echo(f"{p['name']}  ({p['source']})")
+        click.echo(f"    hooks: {', '.join(p['hooks']) or '-'}")
+
+
+# --- database ------------------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group():
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@pass_app
+def db_upgrade(app):
+    """Create or migrate the schema to this version."""
+    from .storage.db import current_revision, head_revision, upgrade
+
+    before = current_revision(app.engine)
+    upgrade(app.engine)
+    click.echo(f"schema: {before or 'empty'} -> {head_revision()}")
+
+
+@db_group.command("status")
+@pass_app
+def db_status(app):
+    """Show the schema revision and whether it is current."""
+    from .storage.db import current_revision, head_revision
+
+    cur, head = current_revision(app.engine), head_revision()
+    click.echo(f"database: {app.engine.url.render_as_string(hide_password=True)}")
+    click.echo(f"revision: {cur or 'empty'} (code needs {head}) {'OK' if cur == head else 'OUTDATED'}")
+    if cur != head:
+        sys.exit(1)
+
+
+# --- serve and work --------------------------------------------------------------------------
+
+
+@cli.command("serve")
+@click.option("--host", default=None, help="Address to bind (default from [server]).")
+@click.option("--port", type=int, default=None, help="Port (default from [server]).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="gunicorn worker processes.")
+@click.option("--threads", type=click.IntRange(1, 64), default=1, help="Threads per worker.")
+@pass_app
+def serve(app, host, port, workers, threads):
+    """Run the webhook receiver under gunicorn."""
+    from .server import run_gunicorn
+
+    require_schema(app)
+    s = app.settings.section("server")
+    run_gunicorn(str(app.settings.path), host or s["host"], port or s["port"], workers or s["workers"], threads)
+
+
+@cli.command("worker")
+@click.option("--burst", is_flag=True, help="Process until nothing is due, then exit.")
+@pass_app
+def worker_cmd(app, burst):
+    """Process deliveries, outbound actions, messages and periodic tasks."""
+    from .worker import Worker
+
+    require_schema(app)
+    totals = Worker(app.app).run(burst=burst)
+    if burst:
+        click.echo(f"processed {totals.processed}, ignored {totals.ignored}, retried {totals.retried}, "
+                   f"dead {totals.dead}; actions {totals.actions or {}}; messages {totals.messages or {}}")
+
+
+# --- events ----------------------------------------------------------------------------------------
+
+
+@cli.group("events")
+def events_group():
+    """Received webhook deliveries."""
+
+
+def _event_json(row, *, body=False) -> dict:
+    d = {"id": row["id"], "platform": row["platform"], "shop": row["shop"], "topic": row["topic"],
+         "delivery_id": row["delivery_id"], "status": row["status"], "attempts": row["attempts"],
+         "received_at": row["received_at"].isoformat(), "next_attempt_at": row["next_attempt_at"].isoformat(),
+         "processed_at": row["processed_at"].isoformat() if row["processed_at"] else None,
+         "last_error": row["last_error"]}
+    if body:
+        raw = bytes(row["body"])
+        try:
+            d["body"] = json.loads(raw)
+        except ValueError:
+            d["body"] = raw.decode("utf-8", "replace")
+        d["headers"] = row["headers"]
+    return d
+
+
+STATUSES = click.Choice(["pending", "processing", "done", "dead", "ignored"])
+
+
+@events_group.command("list")
+@click.option("--status", type=STATUSES)
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def events_list(app, status, limit, as_json):
+    """List deliveries, newest first."""
+    cols = [c for c in t.inbox.c if c.name != "body"]
+    q = select(*cols).order_by(t.inbox.c.id.desc()).limit(limit)
+    if status:
+        q = q.where(t.inbox.c.status == status)
+    with app.engine.connect() as conn:
+        rows = [_event_json(r) for r in conn.execute(q).mappings()]
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        err = f"  {r['last_error'][:80]}" if r["last_error"] else ""
+        click.echo(f"{r['id']:>8}  {r['received_at'][:19]}  {r['platform']:<8} {r['topic']:<28} "
+                   f"{r['status']:<10} x{r['attempts']}{err}")
+
+
+@events_group.command("show")
+@click.argument("event_id", type=int)
+@pass_app
+def events_show(app, event_id):
+    """Show one delivery with its body."""
+    with app.engine.connect() as conn:
+        row = conn.execute(select(t.inbox).where(t.inbox.c.id == event_id)).mappings().first()
+    if row is None:
+        raise click.BadParameter(f"no delivery with id {event_id}", param_hint="ID")
+    echo_json(_event_json(row, body=True))
+
+
+@events_group.command("replay")
+@click.argument("event_ids", type=int, nargs=-1)
+@click.option("--status", type=click.Choice(["dead", "ignored", "done"]), help="Replay every delivery in this state.")
+@pass_app
+def events_replay(app, event_ids, status):
+    """Queue deliveries again (safe: effects are idempotent)."""
+    from .worker import replay
+
+    if not event_ids and not status:
+        raise click.UsageError("give delivery IDs or --status")
+    n = replay(app.app, ids=list(event_ids) or None, status=status)
+    if event_ids and n == 0:
+        raise click.BadParameter("no such delivery (or it is being processed right now)", param_hint="ID")
+    click.echo(f"queued {n} deliver{'y' if n == 1 else 'ies'} again")
+
+
+# --- actions ---------------------------------------------------------------------------------------
+
+
+@cli.group("actions")
+def actions_group():
+    """Outbound calls to Shopify and Zendesk."""
+
+
+def _action_json(r) -> dict:
+    return {"id": r["id"], "platform": r["platform"], "kind": r["kind"], "key": r["key"], "status": r["status"],
+            "attempts": r["attempts"], "request": r["request"], "result": r["result"], "last_error": r["last_error"],
+            "created_at": r["created_at"].isoformat(), "updated_at": r["updated_at"].isoformat()}
+
+
+@actions_group.command("list")
+@click.option("--status", type=click.Choice(["pending", "running", "done", "failed", "dry_run"]))
+@click.option("--kind")
+@click.option("--limit", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def actions_list(app, status, kind, limit, as_json):
+    """List actions, newest first, with the request each makes."""
+    q = select(t.actions).order_by(t.actions.c.id.desc()).limit(limit)
+    if status:
+        q = q.where(t.actions.c.status == status)
+    if kind:
+        q = q.where(t.actions.c.kind == kind)
+    with app.engine.connect() as conn:
+        rows = [_action_json(r) for r in conn.execute(q).mappings()]
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['id']:>8}  {r['platform']:<8} {r['kind']:<28} {r['status']:<8} x{r['attempts']}  {r['key']}")
+
+
+@actions_group.command("retry")
+@click.argument("action_ids", type=int, nargs=-1)
+@click.option("--status", type=click.Choice(["failed"]))
+@pass_app
+def actions_retry(app, action_ids, status):
+    """Queue failed actions again."""
+    from .actions import retry
+
+    if not action_ids and not status:
+        raise click.UsageError("give action IDs or --status failed")
+    click.echo(f"queued {retry(app.app, ids=list(action_ids) or None, status=status)} action(s) again")
+
+
+# --- customers and privacy ---------------------------------------------------------------------
+
+
+def resolve_customer_arg(app, ref) -> dict:
+    from .privacy import find_customer
+
+    with app.engine.connect() as conn:
+        c = find_customer(conn, ref)
+    if c is None:
+        raise click.BadParameter(f"no customer matches {ref!r} (try an email, a Shopify id or an internal id)",
+                                 param_hint="CUSTOMER")
+    return c
+
+
+@cli.group("customers")
+def customers_group():
+    """Who the customers are and what happened to them."""
+
+
+@customers_group.command("show")
+@click.argument("customer")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def customers_show(app, customer, as_json):
+    """Identity links, orders, tickets, ratings and what each feature knows."""
+    from .customers import customer_profile
+
+    c = resolve_customer_arg(app, customer)
+    profile = customer_profile(app.app, c["id"])
+    if as_json:
+        echo_json(profile)
+        return
+    ident = profile["customer"]
+    click.echo(f"customer {ident['id']}: {ident.get('email') or '(no email)'}  "
+               f"shopify={ident.get('shopify_id')} zendesk={ident.get('zendesk_user_id')}")
+    click.echo(f"orders: {len(profile['orders'])}, lifetime spend: {profile['lifetime_spend']}")
+    for o in profile["orders"][:10]:
+        click.echo(f"  {o['name'] or o['shopify_id']}  {o['created_at'][:10]}  {o['total']} {o['currency']}  "
+                   f"{o['financial_status'] or ''} {'cancelled' if o['cancelled_at'] else ''}")
+    click.echo(f"tickets: {len(profile['tickets'])}, ratings: {len(profile['ratings'])}")
+    for name, facts in profile["features"].items():
+        click.echo(f"{name}: {json.dumps(facts, default=str)}")
+
+
+@cli.group("privacy")
+def privacy_group():
+    """Export or erase a customer's personal data."""
+
+
+@privacy_group.command("export")
+@click.argument("customer")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout.")
+@pass_app
+def privacy_export(app, customer, out):
+    """Everything stored about a customer, as JSON."""
+    from .context import HookContext
+    from .privacy import collect_export
+
+    c = resolve_customer_arg(app, customer)
+    with app.engine.begin() as conn:
+        ctx = HookContext(app.app, conn, now=app.now(), source="cli")
+        data = collect_export(ctx, c["id"])
+        conn.execute(t.privacy_requests.insert().values(kind="manual_export", customer_id=c["id"],
+                                                        export=data, created_at=ctx.now))
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text)
+
+
+@privacy_group.command("erase")
+@click.argument("customer")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def privacy_erase(app, customer, yes):
+    """Erase a customer's personal data (ledgers and totals are kept)."""
+    from .context import HookContext
+    from .privacy import erase_customer
+
+    c = resolve_customer_arg(app, customer)
+    if not yes:
+        click.confirm(f"Erase personal data of customer {c['id']} ({c.get('email')})?", abort=True)
+    with app.engine.begin() as conn:
+        result = erase_customer(HookContext(app.app, conn, now=app.now(), source="cli"), c)
+    click.echo(f"erased customer {result['customer_id']}; {result['inbox_rows_scrubbed']} stored webhook bodies scrubbed")
+
+
+# --- demo -------------------------------------------------------------------------------------------
+
+
+@cli.command("demo")
+@click.option("--keep", is_flag=True, help="Keep the temporary directory and print its path.")
+def demo_cmd(keep):
+    """Run the whole product on a throwaway SQLite database, in dry-run, with signed sample webhooks."""
+    from .demo import run_demo
+
+    run_demo(keep=keep)
+
+
+# --- assembly ------------------------------------------------------------------------------------
+
+
+def _plugin_manager_for_commands(argv):
+    """Plugins may add commands, so load them before click parses; a bad config is reported later."""
+    path = None
+    for i, a in enumerate(argv):
+        if a == "--config" and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif a.startswith("--config="):
+            path = a.split("=", 1)[1]
+    from . import config as cfg
+
+    try:
+        settings = cfg.load_core(cfg.read_raw(cfg.resolve_path(path)), cfg.resolve_path(path).resolve())
+        return make_plugin_manager(disabled=settings.section("plugins")["disabled"], dirs=settings.plugin_dirs())
+    except (ConfigError, PluginLoadError, OSError):
+        return make_plugin_manager()
+
+
+_registered = False
+
+
+def register_plugin_commands(argv=None) -> None:
+    global _registered
+    if _registered:
+        return
+    pm = _plugin_manager_for_commands(sys.argv[1:] if argv is None else argv)
+    pm.hook.register_commands(cli=cli)
+    _registered = True
+
+
+def main(argv=None):
+    register_plugin_commands(argv)
+    cli.main(args=argv, prog_name="retention")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,264 @@
+"""Configuration: one TOML file, ``${VAR}`` substitution, marshmallow validation.
+
+Loading is two-phase because plugins may bring their own sections: the core
+sections (including ``[plugins]``, which says which plugins load) are
+validated first; then every plugin's ``register_config_sections`` schemas
+validate their sections, and any section nobody claims is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+DEFAULT_PATH = "retention.toml"
+ENV_VAR = "RETENTION_CONFIG"
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who wrote the file."""
+
+    def __init__(self, path: str | os.PathLike | None, key: str | None, message: str):
+        self.path = str(path) if path else "<config>"
+        self.key = key
+        self.message = message
+        where = f"{self.path}: {key}: " if key else f"{self.path}: "
+        super().__init__(where + message)
+
+
+# --- schemas -------------------------------------------------------------------
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class DatabaseSchema(Strict):
+    url = fields.String(load_default="sqlite:///retention.db")
+    pool_size = fields.Integer(load_default=5, validate=validate.Range(min=1))
+
+
+class ServerSchema(Strict):
+    host = fields.String(load_default="127.0.0.1")
+    port = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
+    workers = fields.Integer(load_default=2, validate=validate.Range(min=1))
+    max_body_bytes = fields.Integer(load_default=2 * 1024 * 1024, validate=validate.Range(min=1024))
+
+
+class ShopifySchema(Strict):
+    shop = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$",
+                                                                error="expected a domain like example.myshopify.com"))
+    access_token = fields.String(load_default=None)
+    api_version = fields.String(load_default="2026-07", validate=validate.Regexp(r"^\d{4}-\d{2}$|^unstable$",
+                                                                                error="expected YYYY-MM"))
+    webhook_secrets = fields.List(fields.String(validate=validate.Length(min=1)), required=True,
+                                  validate=validate.Length(min=1, error="at least one secret is required"))
+
+
+class ZendeskSchema(Strict):
+    subdomain = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]*$",
+                                                                     error="expected the subdomain only, e.g. example"))
+    email = fields.Email(load_default=None)
+    api_token = fields.String(load_default=None)
+    webhook_secret = fields.String(required=True, validate=validate.Length(min=1))
+    max_clock_skew_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
+
+
+class ActionsSchema(Strict):
+    dry_run = fields.Boolean(load_default=True)
+    max_attempts = fields.Integer(load_default=8, validate=validate.Range(min=1))
+    batch_size = fields.Integer(load_default=20, validate=validate.Range(min=1))
+
+
+class WorkerSchema(Strict):
+    batch_size = fields.Integer(load_default=50, validate=validate.Range(min=1))
+    lease_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
+    max_attempts = fields.Integer(load_default=8, validate=validate.Range(min=1))
+    backoff_base_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0))
+    backoff_max_seconds = fields.Float(load_default=3600.0, validate=validate.Range(min=0))
+    poll_seconds = fields.Float(load_default=1.0, validate=validate.Range(min=0.01))
+
+
+class PluginsSchema(Strict):
+    dirs = fields.List(fields.String(), load_default=list)
+    disabled = fields.List(fields.String(), load_default=list)
+
+
+class LoggingSchema(Strict):
+    level = fields.String(load_default="INFO", validate=validate.OneOf(
+        ["DEBUG", "INFO", "WARNING", "ERROR"]))
+
+
+CORE_SECTIONS: dict[str, Schema] = {
+    "database": DatabaseSchema(),
+    "server": ServerSchema(),
+    "shopify": ShopifySchema(),
+    "zendesk": ZendeskSchema(),
+    "actions": ActionsSchema(),
+    "worker": WorkerSchema(),
+    "plugins": PluginsSchema(),
+    "logging": LoggingSchema(),
+}
+OPTIONAL_SECTIONS = {"shopify", "zendesk"}  # absent means the platform is not used
+
+SECRET_KEYS = {"access_token", "api_token", "webhook_secret", "webhook_secrets", "password", "secret", "signing_secret"}
+
+
+# --- settings ------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    path: Path | None
+    data: dict[str, Any]
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A validated section; an absent optional section is ``{}``."""
+        return self.data.get(name) or {}
+
+    def has(self, name: str) -> bool:
+        return bool(self.data.get(name))
+
+    @property
+    def database_url(self) -> str:
+        url = self.data["database"]["url"]
+        # Relative SQLite paths are relative to the config file, not the cwd,
+        # so `retention serve` and `retention worker` agree wherever they start.
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://" and ":memory:" not in url:
+            return prefix + str((self.base_dir / url[len(prefix):]).resolve())
+        return url
+
+    def plugin_dirs(self) -> list[Path]:
+        return [(self.base_dir / d).resolve() for d in self.data["plugins"]["dirs"]]
+
+    def masked(self) -> dict[str, Any]:
+        """The settings with every secret replaced, for printing."""
+        return _mask(self.data)
+
+
+def _mask(value, key=None):
+    if isinstance(value, Mapping):
+        return {k: _mask(v, k) for k, v in value.items()}
+    if key and (key in SECRET_KEYS or key.endswith(("secret", "secrets", "_token", "password"))) and value:
+        if isinstance(value, list):
+            return ["********" for _ in value]
+        return "********"
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    if key == "url" and isinstance(value, str):
+        return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1********@", value)
+    return value
+
+
+def substitute_env(value, env: Mapping[str, str], path: str = ""):
+    """Replace ``${VAR}`` in every string; an unset variable is an error naming it."""
+    if isinstance(value, dict):
+        return {k: substitute_env(v, env, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute_env(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        def repl(m):
+            name = m.group(1)
+            if name not in env:
+                raise ConfigError(None, path, f"environment variable {name} is not set")
+            return env[name]
+        return _VAR.sub(repl, value)
+    return value
+
+
+def _flatten(messages, prefix: str) -> list[tuple[str, str]]:
+    out = []
+    if isinstance(messages, dict):
+        for k, v in messages.items():
+            key = prefix if k == "_schema" else f"{prefix}.{k}"
+            out.extend(_flatten(v, key))
+    elif isinstance(messages, list):
+        for m in messages:
+            out.extend(_flatten(m, prefix))
+    else:
+        text = str(messages)
+        if text == "Unknown field.":
+            text = "unknown key"
+        out.append((prefix, text))
+    return out
+
+
+def validate_section(path, name: str, schema: Schema, raw_section) -> dict[str, Any]:
+    if not isinstance(raw_section, dict):
+        raise ConfigError(path, f"[{name}]", f"expected a table, got {type(raw_section).__name__}")
+    try:
+        return schema.load(raw_section)
+    except ValidationError as e:
+        problems = _flatten(e.messages, f"[{name}]")
+        key, msg = problems[0]
+        key = re.sub(r"^\[(\w+)\]\.", r"[\1].", key)
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise ConfigError(path, key, msg + more) from None
+
+
+def resolve_path(path: str | os.PathLike | None) -> Path | None:
+    """Where the config lives: the argument, then $RETENTION_CONFIG, then ./retention.toml."""
+    if path:
+        return Path(path)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    return Path(DEFAULT_PATH)
+
+
+def read_raw(path: Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, None, "file not found (pass --config PATH or set RETENTION_CONFIG)") from None
+    except OSError as e:
+        raise ConfigError(path, None, f"cannot read: {e.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, None, f"not valid TOML: {e}") from None
+    try:
+        return substitute_env(raw, os.environ if env is None else env)
+    except ConfigError as e:
+        raise ConfigError(path, e.key, e.message) from None
+
+
+def load_core(raw: dict[str, Any], path: Path | None) -> Settings:
+    data: dict[str, Any] = {}
+    for name, schema in CORE_SECTIONS.items():
+        if name in raw:
+            data[name] = validate_section(path, name, schema, raw[name])
+        elif name not in OPTIONAL_SECTIONS:
+            data[name] = schema.load({})
+    return Settings(path=path, data=data, raw=raw)
+
+
+def apply_plugin_sections(settings: Settings, sections: Mapping[str, Schema]) -> None:
+    """Validate the sections plugins registered; reject sections nobody claims."""
+    raw = settings.raw
+    for name, schema in sections.items():
+        settings.data[name] = validate_section(settings.path, name, schema, raw.get(name, {}))
+    known = set(CORE_SECTIONS) | set(sections)
+    for name in raw:
+        if name not in known:
+            raise ConfigError(settings.path, f"[{name}]", "unknown section (no plugin reads it; "
+                              f"known: {', '.join(sorted(known))})")
+
+
+def from_dict(raw: dict[str, Any], path: Path | None = None) -> Settings:
+    """Core settings from an in-memory mapping (tests, the demo)."""
+    return load_core(substitute_env(raw, os.environ), path)

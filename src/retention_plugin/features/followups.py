@@ -1,0 +1,422 @@
+"""Follow-ups: a while after fulfilment, a message that reassures and asks for a one-click rating.
+
+The built-in plugin ``followups`` (``[plugins] disabled = ["followups"]``),
+configured under ``[followups]`` (docs/offers-and-followups.md).
+
+- ``order_fulfilled`` schedules one ``follow_up`` message per order (key
+  ``followups:order:<id>``), due ``days_after_fulfillment`` after the first
+  fulfilment, carrying signed rating links (``/r/rate?t=<token>&a=<answer>``,
+  see :mod:`retention_plugin.links`): good/bad and 1-5. ``order_cancelled``
+  withdraws it if not sent yet.
+- An answer (the web route calls :func:`handle_rating_link`; the CLI
+  ``retention followups rate TOKEN ANSWER``; code :func:`record_rating_answer`)
+  is a ``ratings`` row, source ``followup``, ``source_id`` the Shopify order
+  id, ``value`` normalised (good 1, bad 0, n of 5 -> (n-1)/4). **The last
+  answer wins**: a customer who clicked the wrong button clicks the right one.
+  Every new or changed answer fires ``satisfaction_rated``; the same answer
+  again changes nothing.
+- A bad answer (``bad``, 1 or 2) opens one Zendesk ticket per order
+  (``ticket_create``, key ``followups:ticket:order:<id>``) for a person to
+  handle, requested by the customer, with an internal note.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, Mapping
+from urllib.parse import urlencode
+
+import click
+from marshmallow import RAISE, Schema, fields, validate
+from sqlalchemy import select, update
+
+from retention_plugin import events as ev
+from retention_plugin import hookimpl, links
+from retention_plugin.context import HookContext
+from retention_plugin.records import order_row
+from retention_plugin.storage import tables as t
+from retention_plugin.storage.db import for_update, insert_ignore
+
+from .offers import load_customer, order_name, record_suppressed
+
+PLUGIN = "followups"
+SOURCE = "followup"
+PURPOSE = "rate"
+#: The route the lead mounts in web.py; handled by :func:`handle_rating_link`.
+RATING_PATH = "/r/rate"
+ANSWERS = ("good", "bad", "1", "2", "3", "4", "5")
+log = logging.getLogger("retention_plugin.features.followups")
+
+_URL = validate.Regexp(r"^https?://\S+$", error="expected an http(s) URL")
+
+
+# --- configuration -------------------------------------------------------------------
+
+
+class FollowupsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    #: The message is due this long after the order's first fulfilment.
+    days_after_fulfillment = fields.Float(load_default=7.0, validate=validate.Range(min=0))
+    #: A follow-up that would already be this many days overdue (an old order imported or replayed) is skipped.
+    stale_after_days = fields.Float(load_default=14.0, validate=validate.Range(min=0))
+    #: Rating links work this long after the message is due.
+    link_valid_days = fields.Integer(load_default=60, strict=True, validate=validate.Range(min=1, max=3650))
+    #: A bad answer (bad, 1 or 2) opens a Zendesk ticket (once per order).
+    ticket_on_bad = fields.Boolean(load_default=True)
+    ticket_tags = fields.List(fields.String(validate=validate.Regexp(
+        r"^\S+$", error="tags are single words")), load_default=lambda: ["retention", "followup", "bad_rating"])
+    #: The link opens a page with a Confirm button (and a comment box); only the button records the answer.
+    #: Turn on when mail scanners that open every link (Safe Links, ...) record answers nobody gave.
+    confirm_clicks = fields.Boolean(load_default=False)
+    #: Passed to the template as support_url / help_url (how to reach support; how to get the most from it).
+    support_url = fields.String(load_default=None, validate=_URL)
+    help_url = fields.String(load_default=None, validate=_URL)
+
+
+@hookimpl
+def register_config_sections(register):
+    register(PLUGIN, FollowupsSchema())
+
+
+def settings_of(settings) -> dict:
+    s = settings.section(PLUGIN)
+    return s if s else FollowupsSchema().load({})
+
+
+# --- scheduling ------------------------------------------------------------------------------
+
+
+def message_key(order_id: int) -> str:
+    return f"followups:order:{order_id}"
+
+
+def ticket_key(order_id: int) -> str:
+    return f"followups:ticket:order:{order_id}"
+
+
+def rating_links(settings, order_id: int, customer_id: int, expires_at) -> dict:
+    """Template variables with the signed rating links (one token, an ``a=`` per answer)."""
+    base = links.make_url(settings, RATING_PATH, PURPOSE, {"o": int(order_id), "c": int(customer_id)}, expires_at)
+    return {
+        "rating_url": base,  # a page offering every answer
+        "rating_url_good": f"{base}&a=good",
+        "rating_url_bad": f"{base}&a=bad",
+        "rating_urls": {str(n): f"{base}&a={n}" for n in range(1, 6)},
+        "rating_expires_at": expires_at.isoformat(),
+    }
+
+
+@hookimpl
+def order_fulfilled(event, ctx):
+    order_id = event.order.shopify_id if event.order is not None else (
+        event.fulfillment.order_id if event.fulfillment is not None else None)
+    if order_id is not None:
+        schedule_follow_up(ctx, order_id)
+
+
+def schedule_follow_up(ctx, order_id: int) -> int | None:
+    """Schedule the order's follow-up once; returns the message id (None when the order gets none)."""
+    s = settings_of(ctx.settings)
+    row = order_row(ctx.conn, order_id)
+    if (row is None or row["customer_id"] is None or row["test"] or row["cancelled_at"] is not None
+            or row["fulfilled_at"] is None):
+        return None
+    key = message_key(order_id)
+    existing = ctx.conn.execute(select(t.messages.c.id).where(t.messages.c.key == key)).scalar()
+    if existing is not None:
+        return existing
+    customer = load_customer(ctx.conn, row["customer_id"])
+    if customer is None:
+        return None
+    due = row["fulfilled_at"] + timedelta(days=s["days_after_fulfillment"])
+    if due < ctx.now - timedelta(days=s["stale_after_days"]):
+        log.info("order %s: follow-up would be %s overdue; skipped", order_id, ctx.now - due)
+        return None
+    due = max(due, ctx.now)
+    data: dict[str, Any] = {
+        "order_name": order_name(row), "support_url": s["support_url"], "help_url": s["help_url"],
+        "product_titles": _titles(ctx.conn, row["id"]),
+    }
+    problem = links.configured(ctx.settings)
+    if problem:
+        # Without signed links the message cannot ask for a rating: record why, visibly.
+        log.error("order %s: no follow-up: %s", order_id, problem)
+        return record_suppressed(ctx, key=key, customer_id=customer["id"], kind="follow_up", data=data,
+                                 reason=f"not sent: {problem}", locale=row["locale"])
+    data.update(rating_links(ctx.settings, order_id, customer["id"], due + timedelta(days=s["link_valid_days"])))
+    return ctx.schedule_message(key=key, customer_id=customer["id"], kind="follow_up", due_at=due,
+                                locale=row["locale"], data=data)
+
+
+def _titles(conn, internal_order_id: int) -> list[str]:
+    ol = t.order_lines
+    rows = conn.execute(select(ol.c.title).where(ol.c.order_id == internal_order_id).order_by(ol.c.id)).all()
+    return [r[0] for r in rows if r[0]][:5]
+
+
+@hookimpl
+def order_cancelled(event, ctx):
+    from retention_plugin.messaging.outbox import cancel_message
+
+    cancel_message(ctx.conn, message_key(event.order.shopify_id), "the order was cancelled")
+
+
+# --- answers -------------------------------------------------------------------------------
+
+
+class RatingError(ValueError):
+    """An answer that cannot be recorded; the message is fit for the person who clicked."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def parse_answer(answer: Any) -> tuple[str, Decimal, bool]:
+    """``(score, value 0..1, bad)``: good 1, bad 0; 1-5 -> (n-1)/4, bad at 2 or less."""
+    a = str(answer).strip().lower() if answer is not None else ""
+    if a not in ANSWERS:
+        raise RatingError(f"unknown answer {str(answer)[:20]!r}: expected good, bad or 1-5")
+    if a == "good":
+        return a, Decimal(1), False
+    if a == "bad":
+        return a, Decimal(0), True
+    n = int(a)
+    return a, Decimal(n - 1) / 4, n <= 2
+
+
+@dataclass
+class RatingResult:
+    order_id: int
+    customer_id: int | None
+    score: str
+    value: Decimal
+    bad: bool
+    status: str  # recorded / changed / unchanged
+    ticket: str | None  # enqueued / exists / skipped: <why> / None (not bad)
+
+
+def record_rating_answer(app, token: str, answer: str, *, comment: str | None = None) -> RatingResult:
+    """Check the token, store the answer (last one wins), fire ``satisfaction_rated``, open a ticket if bad.
+
+    :raises links.LinkError: the token is not genuine, expired, or not a rating link.
+    :raises RatingError: the answer is unknown, or the order is no longer stored.
+    """
+    now = app.now()
+    payload = links.verify_with_settings(app.settings, PURPOSE, token, now)
+    score, value, bad = parse_answer(answer)
+    try:
+        order_id = int(payload["o"])
+        token_customer = int(payload["c"])
+    except (KeyError, TypeError, ValueError):
+        raise RatingError("the link is not a rating link") from None
+    comment = (comment or "").strip()[:5000] or None
+    with app.engine.begin() as conn:
+        ctx = HookContext(app, conn, now=now, source="link")
+        return _record(ctx, order_id, token_customer, score, value, bad, comment)
+
+
+def _record(ctx, order_id: int, token_customer: int, score: str, value: Decimal, bad: bool,
+            comment: str | None) -> RatingResult:
+    conn, now = ctx.conn, ctx.now
+    order = order_row(conn, order_id)
+    if order is None:
+        raise RatingError("we no longer have this order on record", status=404)
+    customer = load_customer(conn, order["customer_id"] or token_customer)
+    cid = customer["id"] if customer else None
+    r = t.ratings
+    where = (r.c.source == SOURCE, r.c.source_id == str(order_id))
+    values = {"score": score, "value": value, "customer_id": cid, "order_id": order["id"], "created_at": now}
+    if comment is not None:
+        values["comment"] = comment
+    status = "recorded"
+    if insert_ignore(conn, r, {"source": SOURCE, "source_id": str(order_id), **values}, ["source", "source_id"]) is None:
+        old = conn.execute(for_update(select(r).where(*where), conn)).mappings().one()
+        if old["score"] == score and (comment is None or comment == old["comment"]):
+            status = "unchanged"
+        else:
+            conn.execute(update(r).where(*where).values(**values))
+            status = "changed"
+    ticket = None
+    if bad:
+        ticket = _open_ticket(ctx, order, customer, score, comment)
+    if status != "unchanged":
+        rating = ev.Rating(source=SOURCE, source_id=str(order_id), score=score, value=float(value),
+                           comment=comment, created_at=now, order_id=order_id,
+                           customer=ev.CustomerInfo(shopify_id=customer.get("shopify_id"),
+                                                    email=customer.get("email")) if customer else None)
+        shop = ctx.settings.section("shopify").get("shop", "") if ctx.settings.has("shopify") else ""
+        ctx.hook.satisfaction_rated(event=ev.SatisfactionRated(rating=rating, platform=SOURCE, shop=shop,
+                                                               occurred_at=now), ctx=ctx)
+    return RatingResult(order_id=order_id, customer_id=cid, score=score, value=value, bad=bad, status=status,
+                        ticket=ticket)
+
+
+def _open_ticket(ctx, order: Mapping, customer: Mapping | None, score: str, comment: str | None) -> str:
+    s = settings_of(ctx.settings)
+    key = ticket_key(order["shopify_id"])
+    if ctx.conn.execute(select(t.actions.c.id).where(t.actions.c.key == key)).scalar() is not None:
+        return "exists"
+    if not s["ticket_on_bad"]:
+        return "skipped: [followups] ticket_on_bad = false"
+    if not ctx.settings.has("zendesk"):
+        return "skipped: no [zendesk] section"
+    if customer is None or customer.get("redacted_at") is not None or not customer.get("email"):
+        return "skipped: no email address for the customer"
+    from retention_plugin.platforms.zendesk.requests import ticket_create
+
+    name = " ".join(p for p in (customer.get("first_name"), customer.get("last_name")) if p) or None
+    oname = order_name(order)
+    answer = {"bad": "bad"}.get(score, f"{score} of 5")
+    lines = [f"The customer rated order {oname} as {answer} in the follow-up message "
+             f"({ctx.now.strftime('%Y-%m-%d %H:%M')} UTC).",
+             f"Comment: {comment}" if comment else "No comment was given.",
+             "Please get in touch and put it right."]
+    if ctx.settings.has("shopify"):
+        lines.append(f"Order: https://{ctx.settings.section('shopify')['shop']}/admin/orders/{order['shopify_id']}")
+    request = ticket_create(customer["email"], name, f"Unhappy with order {oname}", "\n\n".join(lines),
+                            tags=s["ticket_tags"], external_id=f"retention-followup-{order['shopify_id']}",
+                            public=False, idempotency_key=key)
+    ctx.enqueue_action("zendesk", "ticket_create", key, request)
+    return "enqueued"
+
+
+# --- the web page ------------------------------------------------------------------------------
+
+
+def _first(mapping: Mapping | None, name: str) -> str | None:
+    if not mapping:
+        return None
+    v = mapping.get(name)
+    if isinstance(v, (list, tuple)):
+        v = v[0] if v else None
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    return v if isinstance(v, str) else None
+
+
+def _page(app, title: str, paragraphs: list[str], *, body_html: str = "") -> str:
+    shop = ""
+    try:
+        shop = app.settings.section("messages").get("shop_name") or ""
+    except Exception:  # the page must render whatever the configuration
+        shop = ""
+    paras = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+    heading = html.escape(title)
+    footer = f"<p><small>{html.escape(shop)}</small></p>" if shop else ""
+    return ("<!doctype html><html><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            "<meta name=\"robots\" content=\"noindex\">"
+            f"<title>{heading}</title></head>"
+            "<body style=\"font-family:sans-serif;max-width:36em;margin:3em auto;padding:0 1em;line-height:1.5\">"
+            f"<h1 style=\"font-size:1.4em\">{heading}</h1>{paras}{body_html}{footer}</body></html>")
+
+
+def _choices(token: str) -> str:
+    def link(a, label):
+        return f'<a href="?{html.escape(urlencode({"t": token, "a": a}), quote=True)}">{html.escape(label)}</a>'
+
+    stars = " ".join(link(str(n), str(n)) for n in range(1, 6))
+    return f"<p>{link('good', 'Good')} &middot; {link('bad', 'Not good')}</p><p>Or from 1 to 5: {stars}</p>"
+
+
+def _confirm_form(token: str, answer: str) -> str:
+    esc = lambda v: html.escape(v, quote=True)  # noqa: E731
+    return ('<form method="post">'
+            f'<input type="hidden" name="t" value="{esc(token)}"><input type="hidden" name="a" value="{esc(answer)}">'
+            '<p><label>Anything you would like to add? (optional)<br>'
+            '<textarea name="comment" rows="4" cols="40" maxlength="5000"></textarea></label></p>'
+            '<p><button type="submit">Send my answer</button></p></form>')
+
+
+def _label(score: str) -> str:
+    return {"good": "Good", "bad": "Not good"}.get(score, f"{score} of 5")
+
+
+def handle_rating_link(app, query: Mapping, *, method: str = "GET", form: Mapping | None = None) -> tuple[int, str]:
+    """The ``/r/rate`` page, independent of the web framework: ``(status code, HTML)``.
+
+    :param query: the query string as a dict (values may be lists, as ``parse_qs`` gives them).
+    :param method: ``GET`` (a click in the message) or ``POST`` (the confirm form).
+    :param form: the POST form fields (``t``, ``a``, ``comment``).
+
+    A bad or expired token, or an unknown answer, is a 400 with a page saying
+    so; nothing here raises for bad input.
+    """
+    method = (method or "GET").upper()
+    if method not in ("GET", "HEAD", "POST"):
+        return 405, _page(app, "Not allowed", ["This page only answers links and its own form."])
+    token = _first(form, "t") or _first(query, "t")
+    answer = _first(form, "a") or _first(query, "a")
+    comment = _first(form, "comment") if method == "POST" else None
+    try:
+        links.verify_with_settings(app.settings, PURPOSE, token, app.now())
+    except links.LinkExpired:
+        return 400, _page(app, "This link has expired",
+                          ["Thank you for wanting to tell us how it went. This rating link is too old to use now; "
+                           "just reply to our email instead and we will read it."])
+    except links.LinkError as e:
+        if e.reason == "not_configured":
+            log.error("rating link used, but %s", e.message)
+        return 400, _page(app, "This link is not valid",
+                          [f"We could not read this rating link: {e.message}.",
+                           "Please use the link exactly as it is in our email, or simply reply to the email."])
+    if not answer:
+        return 200, _page(app, "How did we do?", ["One click is enough:"], body_html=_choices(token))
+    try:
+        score, _, _ = parse_answer(answer)
+    except RatingError as e:
+        return 400, _page(app, "Unknown answer", [e.message + "."], body_html=_choices(token))
+    if method in ("GET", "HEAD") and settings_of(app.settings)["confirm_clicks"]:
+        return 200, _page(app, "Please confirm your answer", [f"Your answer: {_label(score)}."],
+                          body_html=_confirm_form(token, score))
+    if method == "HEAD":
+        return 200, ""
+    try:
+        result = record_rating_answer(app, token, score, comment=comment)
+    except RatingError as e:
+        return e.status, _page(app, "We could not record your answer", [e.message + "."])
+    except links.LinkError as e:  # expired between the two checks
+        return 400, _page(app, "This link is not valid", [e.message + "."])
+    if result.bad:
+        return 200, _page(app, "Thank you for telling us", [
+            f"Your answer: {_label(score)}. We are sorry it was not what you expected.",
+            "Someone from our team will look into it and get in touch with you."])
+    return 200, _page(app, "Thank you!", [f"Your answer: {_label(score)}. We are glad you took the time to tell us."])
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(followups_group)
+
+
+@click.group("followups")
+def followups_group():
+    """Follow-up messages and their rating answers."""
+
+
+@followups_group.command("rate")
+@click.argument("token")
+@click.argument("answer", type=click.Choice(ANSWERS, case_sensitive=False))
+@click.option("--comment", help="What the customer said, if anything.")
+@click.pass_obj
+def rate_cmd(app, token, answer, comment):
+    """Record a rating answer from a link's token (the t= value), e.g. one a customer sent back by mail."""
+    try:
+        result = record_rating_answer(app.app, token, answer, comment=comment)
+    except links.LinkError as e:
+        raise click.BadParameter(e.message, param_hint="TOKEN") from None
+    except RatingError as e:
+        raise click.ClickException(e.message) from None
+    click.echo(f"order {result.order_id}: {result.score} ({result.value}) {result.status}"
+               + (f"; ticket {result.ticket}" if result.ticket else ""))

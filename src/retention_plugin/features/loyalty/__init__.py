@@ -1,0 +1,72 @@
+"""Loyalty: a points ledger, tiers with better prices for regulars, punch cards, rewards as Shopify codes.
+
+The built-in plugin ``loyalty`` (``[plugins] disabled = ["loyalty"]`` switches
+it off), configured under ``[loyalty]`` (see docs/loyalty.md). It reacts to
+``order_paid``, ``refund_created`` and ``order_cancelled``; implements the
+default earning rule as ``points_for_order`` with ``trylast=True``, so any
+plugin returning an int overrides it; calls ``loyalty_changed`` after every
+balance or tier change; tells ``customers show`` (and service recovery, which
+reads ``perks``) where a customer stands through ``customer_facts``; and runs
+a daily task (tier re-evaluation, expiry and its warnings, automatic rewards
+for points that matured) and a tier-pricing task.
+"""
+
+from __future__ import annotations
+
+from retention_plugin import hookimpl
+
+from . import engine
+from .ledger import builtin_points
+from .settings import LoyaltySchema
+
+#: How often the tier discounts are reconciled with Shopify (cheap when nothing changed).
+PRICING_EVERY_SECONDS = 600
+DAILY = 24 * 3600
+
+
+@hookimpl
+def register_config_sections(register):
+    register(engine.SECTION, LoyaltySchema())
+
+
+@hookimpl
+def register_commands(cli):
+    from .commands import loyalty
+
+    cli.add_command(loyalty)
+
+
+@hookimpl
+def register_tasks(register):
+    from .pricing import sync
+
+    register("loyalty.daily", engine.daily, DAILY)
+    register("loyalty.tier_pricing", sync, PRICING_EVERY_SECONDS)
+
+
+@hookimpl
+def order_paid(event, ctx):
+    engine.on_order_event(ctx, event.order.shopify_id, event.order, paid=True)
+
+
+@hookimpl
+def refund_created(event, ctx):
+    engine.on_order_event(ctx, event.refund.order_id, paid=False)
+
+
+@hookimpl
+def order_cancelled(event, ctx):
+    engine.on_order_event(ctx, event.order.shopify_id, paid=False)
+
+
+@hookimpl(trylast=True)
+def points_for_order(order, customer, rule, ctx):
+    """The built-in rule: ``floor(points_per_currency_unit x tier multiplier x basis)``."""
+    return builtin_points(order, rule)
+
+
+@hookimpl
+def customer_facts(customer_id, ctx):
+    if ctx is None or getattr(ctx, "conn", None) is None:
+        return None  # asked outside a transaction: nothing to look up
+    return engine.facts(ctx, customer_id)

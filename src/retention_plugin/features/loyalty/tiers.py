@@ -1,0 +1,151 @@
+"""Tiers: who is gold, evaluated from spend or points earned in a rolling window.
+
+Tiers are listed lowest first in ``[[loyalty.tiers]]``; a customer holds the
+last (highest) one whose threshold they meet: ``min_spend`` (net merchandise
+spend in shop money: paid, not cancelled, minus refunds, by ``paid_at``) or
+``min_points`` (points earned from orders, net of reversals, by the ledger
+entry's time), each within the tier's ``window_days``. Evaluated after every
+order event of the customer and by the daily task, so customers are promoted
+and demoted without anyone looking.
+
+A change is stored in ``customer_tiers`` and told to Shopify through the
+actions outbox: the tag ``<tag_prefix><tier>`` added and the old one removed
+(``tagsAdd`` / ``tagsRemove``), and the metafields ``<namespace>.points`` and
+``<namespace>.tier`` set (``metafieldsSet``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select, update
+
+from ...storage import tables as t
+from .ledger import EARN, REVERSE, stamp
+
+CT = t.customer_tiers
+O = t.orders
+L = t.ledger
+
+
+def tier_config(settings: dict, name: str | None) -> dict | None:
+    if name is None:
+        return None
+    for tier in settings["tiers"]:
+        if tier["name"] == name:
+            return tier
+    return None  # a tier removed from the configuration since it was given
+
+
+def tier_row(conn, customer_id: int):
+    return conn.execute(select(CT).where(CT.c.customer_id == customer_id)).mappings().first()
+
+
+def current_tier(conn, customer_id: int) -> str | None:
+    row = tier_row(conn, customer_id)
+    return row["tier"] if row else None
+
+
+def perks(settings: dict, tier: str | None) -> dict:
+    cfg = tier_config(settings, tier)
+    return dict(cfg["perks"]) if cfg else {}
+
+
+def evaluate(conn, settings: dict, now: datetime, customer_ids=None) -> dict[int, str | None]:
+    """The tier each customer qualifies for now; ``customer_ids=None`` means everyone with activity."""
+    tiers = settings["tiers"]
+    if not tiers:
+        return {}
+    ids = list(customer_ids) if customer_ids is not None else None
+    spend: dict[int, dict[int, Decimal]] = {}
+    points: dict[int, dict[int, int]] = {}
+    for w in sorted({tr["window_days"] for tr in tiers if tr["min_spend"] is not None}):
+        q = select(O.c.customer_id, func.sum(O.c.subtotal - O.c.refunded)).where(
+            O.c.customer_id.is_not(None), O.c.paid_at.is_not(None), O.c.cancelled_at.is_(None),
+            O.c.paid_at >= now - timedelta(days=w)).group_by(O.c.customer_id)
+        if not settings["include_test_orders"]:
+            q = q.where(O.c.test.is_(False))
+        if ids is not None:
+            q = q.where(O.c.customer_id.in_(ids))
+        spend[w] = {cid: Decimal(v or 0) for cid, v in conn.execute(q)}
+    for w in sorted({tr["window_days"] for tr in tiers if tr["min_points"] is not None}):
+        q = select(L.c.customer_id, func.sum(L.c.points)).where(
+            L.c.kind.in_((EARN, REVERSE)), L.c.created_at >= now - timedelta(days=w)).group_by(L.c.customer_id)
+        if ids is not None:
+            q = q.where(L.c.customer_id.in_(ids))
+        points[w] = {cid: int(v or 0) for cid, v in conn.execute(q)}
+    if ids is None:
+        found: set[int] = set()
+        for d in list(spend.values()) + list(points.values()):
+            found.update(d)
+        found.update(cid for (cid,) in conn.execute(select(CT.c.customer_id).where(CT.c.tier.is_not(None))))
+        ids = sorted(found)
+    result = {}
+    for cid in ids:
+        best = None
+        for tr in tiers:
+            w = tr["window_days"]
+            if tr["min_spend"] is not None:
+                ok = spend[w].get(cid, Decimal(0)) >= tr["min_spend"]
+            else:
+                ok = points[w].get(cid, 0) >= tr["min_points"]
+            if ok:
+                best = tr["name"]
+        result[cid] = best
+    return result
+
+
+def store_tier(conn, customer_id: int, tier: str | None, now: datetime) -> tuple[str | None, bool]:
+    """Record the evaluation; returns ``(previous tier, changed)``."""
+    row = tier_row(conn, customer_id)
+    if row is None:
+        if tier is None:
+            return None, False
+        conn.execute(CT.insert().values(customer_id=customer_id, tier=tier, since=now, evaluated_at=now))
+        return None, True
+    if row["tier"] == tier:
+        conn.execute(update(CT).where(CT.c.customer_id == customer_id).values(evaluated_at=now))
+        return tier, False
+    conn.execute(update(CT).where(CT.c.customer_id == customer_id).values(tier=tier, since=now, evaluated_at=now))
+    return row["tier"], True
+
+
+def customer_gid(customer: dict | None) -> str | None:
+    if not customer or customer.get("shopify_id") is None:
+        return None
+    return f"gid://shopify/Customer/{customer['shopify_id']}"
+
+
+def tag_for(settings: dict, tier: str) -> str:
+    return f"{settings['tag_prefix']}{tier}"
+
+
+def metafields_request(settings: dict, gid: str, points: int, tier: str | None) -> dict:
+    from ...platforms.shopify.mutations import metafields_set
+
+    ns = settings["metafield_namespace"]
+    return metafields_set(gid, [
+        {"namespace": ns, "key": "points", "type": "number_integer", "value": str(int(points))},
+        {"namespace": ns, "key": "tier", "type": "single_line_text_field", "value": tier or "none"},
+    ])
+
+
+def announce_tier_change(ctx, settings: dict, customer: dict, previous: str | None, tier: str | None,
+                         points: int) -> None:
+    """Tell Shopify: swap the tier tags, set the metafields. Once per change (the key has its time)."""
+    gid = customer_gid(customer)
+    if gid is None:
+        return  # a customer we know only from Zendesk: nothing to tag in Shopify
+    from ...platforms.shopify.mutations import tags_add, tags_remove
+
+    cid, when = customer["id"], stamp(ctx.now)
+    if previous is not None:
+        ctx.enqueue_action("shopify", "tags_remove", f"loyalty:tier:{cid}:-{previous}:{when}",
+                           tags_remove(gid, [tag_for(settings, previous)]))
+    if tier is not None:
+        ctx.enqueue_action("shopify", "tags_add", f"loyalty:tier:{cid}:+{tier}:{when}",
+                           tags_add(gid, [tag_for(settings, tier)]))
+    if settings["metafields"] != "off":
+        ctx.enqueue_action("shopify", "metafields_set", f"loyalty:metafields:{cid}:tier:{when}",
+                           metafields_request(settings, gid, points, tier))

@@ -1,0 +1,456 @@
+"""Thank-you offers: a thank-you message after every paid order, and on chosen occasions a voucher.
+
+The built-in plugin ``offers`` (``[plugins] disabled = ["offers"]`` switches
+it off), configured under ``[offers]`` (docs/offers-and-followups.md).
+
+On ``order_paid``:
+
+1. a ``thank_you`` message (transactional), key ``offers:thank_you:order:<id>``;
+2. the *occasion* is the first ``[[offers.occasions]]`` entry the order
+   matches (``first_order``, ``nth_order``, ``order_above``), or ``"order"``
+   when none does; ``choose_offer(order, customer, occasion, ctx)`` decides
+   the voucher (the built-in, ``trylast``, returns the matched entry's offer,
+   and ``False`` for ``"order"``), so a plugin can change, veto or add offers;
+3. a chosen voucher is given only to a customer with marketing consent
+   ``subscribed`` and a Shopify id (the code is limited to them). Otherwise
+   no code is made and the decision is recorded: a ``voucher`` message row
+   with status ``suppressed`` and the reason (``retention messages list``),
+   and in ``plugin_state`` (``offers``/``order:<id>``);
+4. a voucher is a ``rewards`` row (feature ``offers``), a
+   ``discountCodeBasicCreate`` action (single use, that customer only) and a
+   ``voucher`` message (marketing), under keys derived from the order id, in
+   the delivery's transaction. The code's text is a digest of its key, so a
+   retried create sends the same code. Three deliveries of the same
+   ``orders/paid`` make one voucher and one thank-you.
+
+The voucher ends ``valid_days`` after the order; when the analysis knows the
+customer's expected next purchase (``customer_scores.next_purchase_at``) and
+``expire_after_expected_days`` is set, it ends that many days after it
+instead, bounded by ``min_valid_days`` and ``max_valid_days``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Mapping
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import and_, func, or_, select, update
+
+from retention_plugin import hookimpl
+from retention_plugin import events as ev
+from retention_plugin.records import order_row
+from retention_plugin.storage import tables as t
+from retention_plugin.storage.db import insert_ignore
+
+PLUGIN = "offers"
+OCCASIONS = ("first_order", "nth_order", "order_above")
+#: The occasion ``choose_offer`` gets when no configured occasion matches the order.
+EVERY_ORDER = "order"
+log = logging.getLogger("retention_plugin.features.offers")
+
+R = t.rewards
+
+
+# --- configuration -------------------------------------------------------------------
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+_CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="expected an ISO 4217 code like EUR")
+
+
+class OccasionSchema(_Strict):
+    """One ``[[offers.occasions]]`` entry: when an order earns a voucher, and which."""
+
+    occasion = fields.String(required=True, validate=validate.OneOf(OCCASIONS))
+    #: nth_order: the customer's n-th paid order (counting this one).
+    n = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=2))
+    #: nth_order: every n-th order (n, 2n, 3n, ...) instead of only the n-th.
+    every = fields.Boolean(load_default=False)
+    #: order_above: the order's subtotal (after discounts, before shipping and tax) is at least this.
+    min_subtotal = fields.Decimal(load_default=None, validate=validate.Range(min=0))
+    #: order_above: only orders in this currency (default: any; the subtotal is in shop money).
+    #: amount offers: the currency of ``amount`` (default: the order's, i.e. the shop currency).
+    currency = fields.String(load_default=None, validate=_CURRENCY)
+    percent = fields.Decimal(load_default=None, validate=validate.Range(min=0, max=100, min_inclusive=False))
+    amount = fields.Decimal(load_default=None, validate=validate.Range(min=0, min_inclusive=False))
+    valid_days = fields.Integer(load_default=30, strict=True, validate=validate.Range(min=1, max=3650))
+
+    @validates_schema
+    def _check(self, data, **_):
+        if (data.get("percent") is None) == (data.get("amount") is None):
+            raise ValidationError("give exactly one of percent or amount", "percent")
+        occ = data["occasion"]
+        if occ == "nth_order" and data.get("n") is None:
+            raise ValidationError("required for occasion = \"nth_order\"", "n")
+        if occ != "nth_order":
+            for k in ("n", "every"):
+                if data.get(k):
+                    raise ValidationError("only used with occasion = \"nth_order\"", k)
+        if occ == "order_above" and data.get("min_subtotal") is None:
+            raise ValidationError("required for occasion = \"order_above\"", "min_subtotal")
+        if occ != "order_above" and data.get("min_subtotal") is not None:
+            raise ValidationError("only used with occasion = \"order_above\"", "min_subtotal")
+
+
+class OffersSchema(_Strict):
+    #: Send a thank-you message (transactional) after every paid order.
+    thank_you = fields.Boolean(load_default=True)
+    thank_you_delay_minutes = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    #: Link to the order in the thank-you; placeholders {order_id} {order_name} {order_number}.
+    order_url = fields.String(load_default=None, validate=validate.Regexp(r"^https?://\S+$",
+                                                                          error="expected an http(s) URL"))
+    #: When the voucher message is due after the order (time for the code to be created in Shopify).
+    voucher_delay_minutes = fields.Integer(load_default=60, strict=True, validate=validate.Range(min=0))
+    #: An orders/paid older than this (a replayed dead letter, an import) gets neither message nor voucher.
+    #: The age is taken from the payload's updated_at (about when it was paid), else processed_at/created_at.
+    max_order_age_days = fields.Float(load_default=7.0, validate=validate.Range(min=0, min_inclusive=False))
+    #: Voucher codes are PREFIX-XXXXXXXXXXXX.
+    code_prefix = fields.String(load_default="THANKS", validate=validate.Regexp(
+        r"^[A-Z0-9]{1,20}$", error="expected 1-20 capital letters or digits"))
+    #: Discount title in the Shopify admin (the order name is appended).
+    title = fields.String(load_default="Thank-you offer", validate=validate.Length(min=1, max=200))
+    #: With a known expected next purchase: the voucher ends this many days after it.
+    expire_after_expected_days = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=0))
+    #: Bounds for the expected-purchase-based end.
+    min_valid_days = fields.Integer(load_default=7, strict=True, validate=validate.Range(min=1))
+    max_valid_days = fields.Integer(load_default=90, strict=True, validate=validate.Range(min=1))
+    occasions = fields.List(fields.Nested(OccasionSchema), load_default=list)
+
+    @validates_schema
+    def _bounds(self, data, **_):
+        if data["min_valid_days"] > data["max_valid_days"]:
+            raise ValidationError("must not be greater than max_valid_days", "min_valid_days")
+        url = data.get("order_url")
+        if url:
+            try:
+                url.format(order_id="", order_name="", order_number="")
+            except (KeyError, IndexError, ValueError) as e:
+                raise ValidationError(f"unknown placeholder {e} (known: {{order_id}} {{order_name}} "
+                                      "{order_number})", "order_url") from None
+
+
+@hookimpl
+def register_config_sections(register):
+    register(PLUGIN, OffersSchema())
+
+
+def settings_of(ctx) -> dict:
+    s = ctx.section(PLUGIN)
+    return s if s else OffersSchema().load({})
+
+
+# --- discount codes (shared with the late-delivery apology) ----------------------------------
+
+
+def code_for(prefix: str, key: str) -> str:
+    """Discount code text derived from an idempotency key: same key, same code."""
+    digest = base64.b32encode(hashlib.sha256(key.encode()).digest()).decode().rstrip("=")
+    return f"{prefix}-{digest[:12]}"
+
+
+def customer_gid(customer: Mapping) -> str | None:
+    sid = customer.get("shopify_id") if customer else None
+    return f"gid://shopify/Customer/{sid}" if sid else None
+
+
+def money_text(amount: Decimal) -> str:
+    return str(Decimal(amount).quantize(Decimal("0.01")))
+
+
+def percent_text(percent: Decimal) -> str:
+    return format(Decimal(percent).normalize(), "f")
+
+
+def issue_discount(ctx, *, key: str, action_key: str, feature: str, customer: Mapping,
+                   percent: Decimal | None = None, amount: Decimal | None = None, currency: str | None = None,
+                   ends_at: datetime, title: str, prefix: str, source_ref: str | None) -> dict:
+    """A single-use code limited to ``customer``: a ``rewards`` row and the Shopify action, once per ``key``.
+
+    Returns the rewards row (the existing one when ``key`` was used before).
+    The caller checks that the customer has a Shopify id.
+    """
+    existing = ctx.conn.execute(select(R).where(R.c.key == key)).mappings().first()
+    if existing is not None:
+        return dict(existing)
+    from retention_plugin.platforms.shopify.mutations import discount_code_basic_create
+
+    gid = customer_gid(customer)
+    if gid is None:
+        raise ValueError(f"customer {customer.get('id')} has no Shopify id: a code cannot be limited to them")
+    code = code_for(prefix, key)
+    now = ctx.now
+    insert_ignore(ctx.conn, R, {
+        "key": key, "customer_id": customer["id"], "feature": feature,
+        "kind": "percent" if percent is not None else "amount", "code": code, "percent": percent,
+        "amount": amount, "currency": currency if amount is not None else None, "status": "issued",
+        "source_ref": source_ref, "created_at": now, "expires_at": ends_at,
+    }, ["key"])
+    request = discount_code_basic_create(
+        code, title, percent=percent, amount=money_text(amount) if amount is not None else None,
+        currency=currency if amount is not None else None, customer_gid=gid, starts_at=now, ends_at=ends_at,
+        usage_limit=1, applies_once_per_customer=True)
+    ctx.enqueue_action("shopify", "discount_code_basic_create", action_key, request)
+    return dict(ctx.conn.execute(select(R).where(R.c.key == key)).mappings().one())
+
+
+def offer_data(reward: Mapping) -> dict:
+    """The offer variables templates share: code, discount_percent, discount_amount, currency, expires_at."""
+    return {
+        "code": reward["code"],
+        "discount_percent": percent_text(reward["percent"]) if reward["percent"] is not None else None,
+        "discount_amount": money_text(reward["amount"]) if reward["amount"] is not None else None,
+        "currency": reward["currency"],
+        "expires_at": reward["expires_at"].isoformat() if reward["expires_at"] else None,
+    }
+
+
+def record_suppressed(ctx, *, key: str, customer_id: int, kind: str, data: Mapping, reason: str,
+                      locale: str | None = None) -> int:
+    """A message row that is never sent, stored ``suppressed`` with ``reason``, so an admin sees why."""
+    mid = ctx.schedule_message(key=key, customer_id=customer_id, kind=kind, due_at=ctx.now, data=dict(data),
+                               locale=locale)
+    ctx.conn.execute(update(t.messages).where(t.messages.c.id == mid, t.messages.c.status == "scheduled")
+                     .values(status="suppressed", reason=reason))
+    return mid
+
+
+def load_customer(conn, customer_id) -> dict | None:
+    """The customer row, following merges to the surviving record."""
+    from retention_plugin.messaging.outbox import load_customer as _load
+
+    return _load(conn, customer_id)
+
+
+# --- occasions ---------------------------------------------------------------------------
+
+
+def order_position(conn, order: Mapping) -> tuple[int, int]:
+    """(this order's number among the customer's paid, kept, non-test orders; how many there are)."""
+    o = t.orders
+    mine = and_(o.c.customer_id == order["customer_id"], o.c.paid_at.is_not(None), o.c.cancelled_at.is_(None),
+                o.c.test.is_(False))
+    earlier = or_(o.c.created_at < order["created_at"],
+                  and_(o.c.created_at == order["created_at"], o.c.id <= order["id"]))
+    position = conn.execute(select(func.count()).select_from(o).where(mine, earlier)).scalar() or 0
+    total = conn.execute(select(func.count()).select_from(o).where(mine)).scalar() or 0
+    return position, total
+
+
+def rule_matches(rule: Mapping, order: Mapping, position: int, total: int) -> bool:
+    occ = rule["occasion"]
+    if occ == "first_order":
+        # Only when no other order exists at all: an older order arriving late is not a "first" too.
+        return position == 1 and total == 1
+    if occ == "nth_order":
+        return position > 0 and (position % rule["n"] == 0 if rule["every"] else position == rule["n"])
+    if occ == "order_above":
+        if rule["currency"] and rule["currency"] != order["currency"]:
+            return False
+        return Decimal(order["subtotal"]) >= rule["min_subtotal"]
+    return False
+
+
+def matching_rule(ctx, order: Mapping, occasion: str | None = None) -> dict | None:
+    """The first configured occasion the order matches (only entries of ``occasion`` when given)."""
+    rules = [r for r in settings_of(ctx)["occasions"] if occasion is None or r["occasion"] == occasion]
+    if not rules or order["customer_id"] is None:
+        return None
+    position, total = order_position(ctx.conn, order)
+    return next((r for r in rules if rule_matches(r, order, position, total)), None)
+
+
+# --- the decision hook --------------------------------------------------------------------
+
+
+@hookimpl(trylast=True)
+def choose_offer(order, customer, occasion, ctx):
+    """The built-in: the offer of the first ``[[offers.occasions]]`` entry of this occasion the order matches."""
+    if occasion not in OCCASIONS:
+        return False
+    row = order_row(ctx.conn, order.shopify_id)
+    rule = matching_rule(ctx, row, occasion) if row is not None else None
+    if rule is None:
+        return False
+    if rule["percent"] is not None:
+        return {"percent": rule["percent"], "valid_days": rule["valid_days"]}
+    return {"amount": ev.Money(rule["amount"], rule["currency"] or order.currency), "valid_days": rule["valid_days"]}
+
+
+class OfferInvalid(ValueError):
+    pass
+
+
+def normalise_offer(offer: Any, shop_currency: str) -> dict:
+    """``{"percent": Decimal}`` or ``{"amount": Decimal, "currency": str}``, plus ``valid_days``; raises OfferInvalid."""
+    if not isinstance(offer, Mapping):
+        raise OfferInvalid(f"expected a dict, False or None, got {type(offer).__name__}")
+    percent, amount = offer.get("percent"), offer.get("amount")
+    if (percent is None) == (amount is None):
+        raise OfferInvalid("give exactly one of percent or amount")
+    valid_days = offer.get("valid_days", 30)
+    if isinstance(valid_days, bool) or not isinstance(valid_days, int) or not 1 <= valid_days <= 3650:
+        raise OfferInvalid(f"valid_days must be an int in 1..3650, got {valid_days!r}")
+    if percent is not None:
+        if isinstance(percent, (bool, float)) or not isinstance(percent, (Decimal, int, str)):
+            raise OfferInvalid(f"percent must be a Decimal, got {percent!r}")
+        p = Decimal(str(percent))
+        if not (0 < p <= 100):
+            raise OfferInvalid(f"percent must be in (0, 100], got {p}")
+        return {"percent": p, "amount": None, "currency": None, "valid_days": valid_days}
+    if not isinstance(amount, ev.Money):
+        raise OfferInvalid(f"amount must be events.Money (Decimal + currency), got {amount!r}")
+    if amount.amount <= 0:
+        raise OfferInvalid("amount must be positive")
+    if amount.currency != shop_currency:
+        raise OfferInvalid(f"amount is in {amount.currency}, but codes apply in the shop currency {shop_currency}")
+    return {"percent": None, "amount": amount.amount, "currency": amount.currency, "valid_days": valid_days}
+
+
+def voucher_end(ctx, customer_id: int, valid_days: int, s: Mapping) -> datetime:
+    now = ctx.now
+    end = now + timedelta(days=valid_days)
+    if s["expire_after_expected_days"] is not None:
+        cs = t.customer_scores
+        nxt = ctx.conn.execute(select(cs.c.next_purchase_at).where(cs.c.customer_id == customer_id)).scalar()
+        if nxt is not None:
+            end = nxt + timedelta(days=s["expire_after_expected_days"])
+            end = min(max(end, now + timedelta(days=s["min_valid_days"])), now + timedelta(days=s["max_valid_days"]))
+    return end
+
+
+# --- reactions ---------------------------------------------------------------------------
+
+
+def _keys(order_id: int) -> dict:
+    return {"thank_you": f"offers:thank_you:order:{order_id}", "voucher": f"offers:voucher:order:{order_id}",
+            "discount": f"offers:discount:order:{order_id}", "state": f"order:{order_id}"}
+
+
+def order_name(row: Mapping) -> str:
+    return row.get("name") or f"#{row['shopify_id']}"
+
+
+@hookimpl
+def order_paid(event, ctx):
+    on_order_paid(ctx, event.order)
+
+
+def on_order_paid(ctx, order: ev.Order) -> None:
+    s = settings_of(ctx)
+    if order.source != "webhook":
+        return  # history brought in by an importer is not a purchase happening now
+    paid_about = order.updated_at or order.processed_at or order.created_at
+    if paid_about is not None and ctx.now - paid_about > timedelta(days=s["max_order_age_days"]):
+        log.info("order %s: paid about %s, older than [offers] max_order_age_days; no thank-you or voucher",
+                 order.shopify_id, paid_about.isoformat())
+        return
+    row = order_row(ctx.conn, order.shopify_id)
+    if row is None or row["customer_id"] is None or row["test"] or row["cancelled_at"] is not None:
+        return
+    row = dict(row)
+    customer = load_customer(ctx.conn, row["customer_id"])
+    if customer is None:
+        return
+    keys = _keys(order.shopify_id)
+    if s["thank_you"]:
+        url = None
+        if s["order_url"]:
+            name = order_name(row)
+            url = s["order_url"].format(order_id=order.shopify_id, order_name=name, order_number=name.lstrip("#"))
+        ctx.schedule_message(key=keys["thank_you"], customer_id=customer["id"], kind="thank_you",
+                             due_at=ctx.now + timedelta(minutes=s["thank_you_delay_minutes"]),
+                             locale=row["locale"], data={
+                                 "order_name": order_name(row), "order_total": str(order.total.amount),
+                                 "currency": order.total.currency, "order_url": url})
+    decide_voucher(ctx, order, row, customer, s)
+
+
+def decide_voucher(ctx, order: ev.Order, row: Mapping, customer: Mapping, s: Mapping) -> dict | None:
+    """Issue the order's voucher, or record why not; returns the decision (None: nothing to decide)."""
+    keys = _keys(order.shopify_id)
+    done = ctx.state_get(PLUGIN, keys["state"])
+    if done is not None:  # a replay: the first decision stands, whatever changed since
+        return done
+    rule = matching_rule(ctx, row)
+    occasion = rule["occasion"] if rule else EVERY_ORDER
+    offer = ctx.hook.choose_offer(order=order, customer=customer, occasion=occasion, ctx=ctx)
+    base = {"occasion": occasion, "decided_at": ctx.now.isoformat(), "order_name": order_name(row)}
+    if offer is None or offer is False:
+        if rule is None:
+            return None  # an ordinary order nobody wanted to reward: nothing worth recording
+        return _decline(ctx, keys, base, "choose_offer returned no offer")
+    try:
+        o = normalise_offer(offer, order.currency)
+    except OfferInvalid as e:
+        log.error("order %s: choose_offer returned an invalid offer: %s", order.shopify_id, e)
+        return _decline(ctx, keys, base, f"invalid offer from choose_offer: {e}")
+    base["offer"] = {"percent": percent_text(o["percent"]) if o["percent"] is not None else None,
+                     "amount": money_text(o["amount"]) if o["amount"] is not None else None,
+                     "currency": o["currency"], "valid_days": o["valid_days"]}
+    reason = None
+    consent = customer.get("marketing_consent")
+    if customer.get("redacted_at") is not None:
+        reason = "the customer's personal data was erased"
+    elif consent != "subscribed":
+        reason = f"no marketing consent ({consent or 'none recorded'})"
+    elif customer_gid(customer) is None:
+        reason = "the customer has no Shopify id to limit the code to"
+    if reason is not None:
+        record_suppressed(ctx, key=keys["voucher"], customer_id=customer["id"], kind="voucher",
+                          locale=row["locale"], reason=f"no offer made: {reason}",
+                          data={"order_name": order_name(row), "occasion": occasion, "offer": base["offer"]})
+        return _decline(ctx, keys, base, reason)
+    ends = voucher_end(ctx, customer["id"], o["valid_days"], s)
+    reward = issue_discount(ctx, key=keys["voucher"], action_key=keys["discount"], feature=PLUGIN,
+                            customer=customer, percent=o["percent"], amount=o["amount"], currency=o["currency"],
+                            ends_at=ends, title=f"{s['title']} {order_name(row)}", prefix=s["code_prefix"],
+                            source_ref=f"order:{order.shopify_id}")
+    data = offer_data(reward)
+    data.update(order_name=order_name(row), minimum_amount=None)
+    ctx.schedule_message(key=keys["voucher"], customer_id=customer["id"], kind="voucher", locale=row["locale"],
+                         due_at=ctx.now + timedelta(minutes=s["voucher_delay_minutes"]), data=data)
+    decision = dict(base, decision="issued", code=reward["code"], expires_at=data["expires_at"])
+    ctx.state_set(PLUGIN, keys["state"], decision)
+    return decision
+
+
+def _decline(ctx, keys, base, reason: str) -> dict:
+    decision = dict(base, decision="declined", reason=reason)
+    ctx.state_set(PLUGIN, keys["state"], decision)
+    return decision
+
+
+@hookimpl
+def order_cancelled(event, ctx):
+    """Withdraw the thank-you and voucher not yet sent; the voucher's reward is marked cancelled."""
+    from retention_plugin.messaging.outbox import cancel_message
+
+    keys = _keys(event.order.shopify_id)
+    cancel_message(ctx.conn, keys["thank_you"], "the order was cancelled")
+    if cancel_message(ctx.conn, keys["voucher"], "the order was cancelled"):
+        # The code exists in Shopify (single use, that customer only) but the customer never got it.
+        ctx.conn.execute(update(R).where(R.c.key == keys["voucher"], R.c.status == "issued")
+                         .values(status="cancelled"))
+
+
+@hookimpl
+def customer_facts(customer_id, ctx):
+    rows = ctx.conn.execute(select(R.c.code, R.c.percent, R.c.amount, R.c.currency, R.c.status, R.c.source_ref,
+                                   R.c.expires_at).where(R.c.customer_id == customer_id, R.c.feature == PLUGIN)
+                            .order_by(R.c.id.desc()).limit(10)).mappings().all()
+    if not rows:
+        return None
+    return {PLUGIN: {"vouchers": [
+        {"code": r["code"], "status": r["status"], "order": r["source_ref"],
+         "discount": (f"{percent_text(r['percent'])}%" if r["percent"] is not None
+                      else f"{money_text(r['amount'])} {r['currency']}"),
+         "expires_at": r["expires_at"].isoformat() if r["expires_at"] else None} for r in rows]}}

@@ -1,0 +1,597 @@
+"""Replenishment and service reminders, and the auto-replenishment offer.
+
+A rule in ``[[reminders.rules]]`` matches order lines by SKU, product id,
+product type or tag and says when the customer will need the product again:
+a fixed ``interval_days``, or ``learn = true`` for the median interval between
+repeat purchases of that SKU across all customers (with ``fallback_days``
+until there is enough history). When an order is paid, every matching line
+schedules one reminder message at
+
+    order time + interval x quantity factor
+
+(the factor is the quantity bought, unless the rule says otherwise). A newer
+order of the same SKU by the same customer cancels the pending reminder and
+schedules one from the new order; an older order arriving late changes
+nothing. Reminders are ``reminder`` messages (marketing) with a one-click
+reorder link; rules with ``service = true`` send ``service_reminder``
+(transactional).
+
+A customer who has bought the same SKU at least three times at regular
+intervals is a subscription prospect: the ``replenishment_candidate`` hook is
+called once per customer and SKU, and unless an implementation returns
+``False`` a single ``replenishment_offer`` message (marketing) is scheduled.
+
+Everything is keyed (``reminder:<rule>:<customer>:<sku>:<order>``,
+``replenishment_offer:<customer>:<sku>``), so a replayed delivery changes
+nothing. See docs/reminders-and-recalls.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import Any, Iterable, Mapping
+from urllib.parse import quote
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from retention_plugin import hookimpl
+from retention_plugin.storage import tables as t
+from retention_plugin.storage.db import insert_ignore
+
+PLUGIN = "reminders"
+OFFER_KIND = "replenishment_offer"
+log = logging.getLogger("retention_plugin.features.reminders")
+
+_URL = validate.Regexp(r"^https?://\S+$", error="expected an http(s) URL")
+
+
+# --- configuration -------------------------------------------------------------------
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class RuleSchema(_Strict):
+    #: Part of every reminder's key: keep it stable once reminders exist.
+    name = fields.String(required=True, validate=validate.Regexp(
+        r"^[a-z0-9][a-z0-9_-]{0,63}$", error="expected lower-case letters, digits, _ or - (at most 64)"))
+    skus = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+    product_ids = fields.List(fields.Integer(strict=True), load_default=list)
+    product_types = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+    tags = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+    interval_days = fields.Float(load_default=None, validate=validate.Range(min=0, min_inclusive=False))
+    learn = fields.Boolean(load_default=False)
+    fallback_days = fields.Float(load_default=None, validate=validate.Range(min=0, min_inclusive=False))
+    min_pairs = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    scale_by_quantity = fields.Boolean(load_default=None)
+    max_quantity_factor = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    service = fields.Boolean(load_default=False)
+    service_name = fields.String(load_default=None)
+    booking_url = fields.String(load_default=None, validate=_URL)
+    product_url = fields.String(load_default=None, validate=_URL)
+    kind = fields.String(load_default=None, validate=validate.Length(min=1, max=32))
+
+    @validates_schema
+    def _check(self, data, **_):
+        if not any(data.get(k) for k in ("skus", "product_ids", "product_types", "tags")):
+            raise ValidationError("a rule needs at least one of skus, product_ids, product_types, tags", "skus")
+        if data.get("learn"):
+            if data.get("interval_days") is not None:
+                raise ValidationError("give interval_days or learn = true, not both "
+                                      "(with learn, fallback_days applies until there is enough history)",
+                                      "interval_days")
+        else:
+            if data.get("interval_days") is None:
+                raise ValidationError("required unless learn = true", "interval_days")
+            if data.get("fallback_days") is not None:
+                raise ValidationError("only used with learn = true", "fallback_days")
+            if data.get("min_pairs") is not None:
+                raise ValidationError("only used with learn = true", "min_pairs")
+
+
+class OfferSchema(_Strict):
+    enabled = fields.Boolean(load_default=True)
+    min_purchases = fields.Integer(load_default=3, validate=validate.Range(min=3))
+    tolerance = fields.Float(load_default=0.25, validate=validate.Range(min=0, max=1))
+    min_interval_days = fields.Float(load_default=7.0, validate=validate.Range(min=0))
+    delay_days = fields.Float(load_default=1.0, validate=validate.Range(min=0))
+    url = fields.String(load_default=None, validate=_URL)
+
+    @validates_schema
+    def _placeholders(self, data, **_):
+        url = data.get("url")
+        if url:
+            try:
+                url.format(**dict.fromkeys(OFFER_URL_PLACEHOLDERS, ""))
+            except (KeyError, IndexError, ValueError) as e:
+                raise ValidationError(f"unknown placeholder {e} (known: "
+                                      f"{', '.join('{%s}' % p for p in OFFER_URL_PLACEHOLDERS)})", "url") from None
+
+
+OFFER_URL_PLACEHOLDERS = ("sku", "variant_id", "product_id", "interval_days", "quantity", "customer_id")
+
+
+class RemindersSchema(_Strict):
+    store_url = fields.String(load_default=None, validate=_URL)
+    learn_min_pairs = fields.Integer(load_default=5, validate=validate.Range(min=1))
+    learn_max_gap_days = fields.Float(load_default=400.0, validate=validate.Range(min=1))
+    rules = fields.List(fields.Nested(RuleSchema), load_default=list)
+    offer = fields.Nested(OfferSchema, load_default=lambda: OfferSchema().load({}))
+
+    @validates_schema
+    def _unique(self, data, **_):
+        seen = set()
+        for i, rule in enumerate(data.get("rules") or []):
+            if rule["name"] in seen:
+                raise ValidationError({i: {"name": [f"rule name {rule['name']!r} is used twice"]}}, "rules")
+            seen.add(rule["name"])
+
+
+# --- registries --------------------------------------------------------------------------
+
+
+@hookimpl
+def register_config_sections(register):
+    register(PLUGIN, RemindersSchema())
+
+
+@hookimpl
+def register_message_kinds(register):
+    register(OFFER_KIND, "marketing")
+
+
+@hookimpl
+def register_tasks(register):
+    register("reminders.sync", sync_statuses, 300)
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+
+def _settings(ctx) -> dict:
+    s = ctx.section(PLUGIN)
+    return s if s else RemindersSchema().load({})
+
+
+def order_time(order: Mapping) -> datetime:
+    """When the customer bought: ``processed_at``, else ``created_at``."""
+    return order.get("processed_at") or order["created_at"]
+
+
+def store_url(ctx) -> str | None:
+    url = _settings(ctx).get("store_url")
+    if url:
+        return url.rstrip("/")
+    shop = ctx.section("shopify").get("shop") if ctx.settings.has("shopify") else None
+    return f"https://{shop}" if shop else None
+
+
+def reorder_url(store: str, *, variant_id: int | None, quantity: int, product_url: str | None = None,
+                sku: str | None = None, title: str | None = None) -> str:
+    """The Shopify cart permalink ``{store}/cart/{variant}:{qty}``; without a variant, the product page.
+
+    Order lines carry no product handle, so the "product page" is the rule's
+    ``product_url`` when set, else the store's search for the SKU (or title).
+    """
+    if variant_id:
+        return f"{store}/cart/{int(variant_id)}:{max(1, int(quantity))}"
+    if product_url:
+        return product_url
+    return f"{store}/search?q={quote(sku or title or '', safe='')}"
+
+
+def _claim(conn, key: str, value, now: datetime) -> bool:
+    """Insert a plugin_state row unless it exists; True only for the transaction that inserted it."""
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    stmt = (dialect.insert(t.plugin_state).values(plugin=PLUGIN, key=key, value=value, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["plugin", "key"]).returning(t.plugin_state.c.key))
+    return conn.execute(stmt).first() is not None  # (rowcount is -1 here on psycopg)
+
+
+def rule_matches(rule: Mapping, line: Mapping) -> bool:
+    if line.get("sku") and line["sku"] in rule["skus"]:
+        return True
+    if line.get("product_id") is not None and line["product_id"] in rule["product_ids"]:
+        return True
+    if line.get("product_type") and line["product_type"].lower() in {p.lower() for p in rule["product_types"]}:
+        return True
+    tags = {x.lower() for x in (line.get("tags") or [])}
+    return bool(tags & {x.lower() for x in rule["tags"]})
+
+
+def first_rule(rules: Iterable[Mapping], line: Mapping) -> Mapping | None:
+    """Rules are tried in the order written; the first that matches a line wins."""
+    for rule in rules:
+        if rule_matches(rule, line):
+            return rule
+    return None
+
+
+def _item(line: Mapping) -> str:
+    """What the reminder is about: the SKU, else the variant or product id."""
+    if line.get("sku"):
+        return line["sku"]
+    if line.get("variant_id"):
+        return f"variant:{line['variant_id']}"
+    return f"product:{line.get('product_id')}"
+
+
+# --- learned intervals -----------------------------------------------------------------------
+
+
+def purchase_history(conn, sku: str, customer_id: int | None = None) -> dict[int, list[tuple[date, int]]]:
+    """``{customer_id: [(day, quantity), ...]}``: one entry per distinct purchase day, oldest first.
+
+    Counts paid-or-imported orders that were not cancelled and are not test
+    orders; quantity is what was kept (ordered minus refunded).
+    """
+    o, ol = t.orders, t.order_lines
+    q = (select(o.c.customer_id, o.c.processed_at, o.c.created_at, ol.c.quantity, ol.c.refunded_quantity)
+         .select_from(ol.join(o, ol.c.order_id == o.c.id))
+         .where(ol.c.sku == sku, o.c.customer_id.is_not(None), o.c.cancelled_at.is_(None), o.c.test.is_(False)))
+    if customer_id is not None:
+        q = q.where(o.c.customer_id == customer_id)
+    days: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    for r in conn.execute(q):
+        kept = r.quantity - (r.refunded_quantity or 0)
+        if kept <= 0:
+            continue
+        day = (r.processed_at or r.created_at).date()
+        days[r.customer_id][day] += kept
+    return {cid: sorted(d.items()) for cid, d in days.items()}
+
+
+def gaps(purchases: list[tuple[date, int]], *, per_unit: bool, max_gap_days: float) -> list[float]:
+    """Days between consecutive purchase days; per unit bought at the earlier one when ``per_unit``.
+
+    A gap longer than ``max_gap_days`` is a lapse, not a usage interval, and is left out.
+    """
+    out = []
+    for (d1, q1), (d2, _) in zip(purchases, purchases[1:]):
+        gap = (d2 - d1).days
+        if gap <= 0 or gap > max_gap_days:
+            continue
+        out.append(gap / q1 if per_unit else float(gap))
+    return out
+
+
+def learn_interval(conn, sku: str, *, per_unit: bool, max_gap_days: float) -> tuple[float | None, int]:
+    """The median repeat interval of ``sku`` across customers, and how many repeat pairs it rests on."""
+    all_gaps: list[float] = []
+    for purchases in purchase_history(conn, sku).values():
+        all_gaps.extend(gaps(purchases, per_unit=per_unit, max_gap_days=max_gap_days))
+    if not all_gaps:
+        return None, 0
+    return float(statistics.median(all_gaps)), len(all_gaps)
+
+
+def learned_interval(ctx, sku: str, *, per_unit: bool) -> tuple[float | None, int]:
+    """:func:`learn_interval`, computed at most once a day per SKU (cached in ``plugin_state``)."""
+    s = _settings(ctx)
+    key = f"learned:{'unit' if per_unit else 'order'}:{sku}"[:255]
+    today = ctx.now.date().isoformat()
+    cached = ctx.state_get(PLUGIN, key)
+    if isinstance(cached, dict) and cached.get("day") == today:
+        return cached.get("days"), int(cached.get("pairs") or 0)
+    days, pairs = learn_interval(ctx.conn, sku, per_unit=per_unit, max_gap_days=s["learn_max_gap_days"])
+    ctx.state_set(PLUGIN, key, {"day": today, "days": days, "pairs": pairs})
+    return days, pairs
+
+
+def rule_interval(ctx, rule: Mapping, sku: str | None, *, per_unit: bool) -> tuple[float | None, str]:
+    """The interval in days a rule gives for a SKU and where it came from (``fixed``/``learned``/``fallback``)."""
+    if not rule["learn"]:
+        return rule["interval_days"], "fixed"
+    min_pairs = rule["min_pairs"] or _settings(ctx)["learn_min_pairs"]
+    if sku:
+        days, pairs = learned_interval(ctx, sku, per_unit=per_unit)
+        if days is not None and pairs >= min_pairs:
+            return days, "learned"
+    return rule["fallback_days"], "fallback"
+
+
+# --- scheduling ----------------------------------------------------------------------------------
+
+
+def _order(conn, order_id: int) -> dict | None:
+    row = conn.execute(select(t.orders).where(t.orders.c.id == order_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def _lines(conn, order_id: int) -> list[dict]:
+    ol = t.order_lines
+    return [dict(r) for r in conn.execute(select(ol).where(ol.c.order_id == order_id).order_by(ol.c.id)).mappings()]
+
+
+def _message_status(conn, message_id) -> str | None:
+    if message_id is None:
+        return None
+    return conn.execute(select(t.messages.c.status).where(t.messages.c.id == message_id)).scalar()
+
+
+def schedule_for_order(ctx, order_id: int) -> list[str]:
+    """Schedule (or supersede) the reminders one stored order calls for; returns the keys scheduled.
+
+    Works from the stored order, so a webhook, an import or a command can call it.
+    """
+    from retention_plugin.messaging.outbox import cancel_message
+
+    conn = ctx.conn
+    s = _settings(ctx)
+    if not s["rules"]:
+        return []
+    order = _order(conn, order_id)
+    if order is None or order["customer_id"] is None or order["cancelled_at"] is not None or order["test"]:
+        return []
+    store = store_url(ctx)
+    bought_at = order_time(order)
+    groups: dict[tuple[str, str], dict] = {}
+    for line in _lines(conn, order_id):
+        qty = line["quantity"] - (line["refunded_quantity"] or 0)
+        if qty <= 0:
+            continue
+        rule = first_rule(s["rules"], line)
+        if rule is None:
+            continue
+        g = groups.setdefault((rule["name"], _item(line)), {"rule": rule, "line": line, "quantity": 0})
+        g["quantity"] += qty
+
+    r, o = t.reminders, t.orders
+    scheduled = []
+    for (rule_name, item), g in groups.items():
+        rule, line, qty = g["rule"], g["line"], g["quantity"]
+        cid = order["customer_id"]
+        # Newest order wins: if a reminder exists from a later order, this (late) order changes nothing.
+        others = conn.execute(
+            select(r.c.id, r.c.key, r.c.status, r.c.message_id, r.c.order_id, o.c.processed_at, o.c.created_at)
+            .select_from(r.join(o, r.c.order_id == o.c.id, isouter=True))
+            .where(r.c.rule == rule_name, r.c.customer_id == cid, r.c.sku == item, r.c.order_id != order_id)
+        ).mappings().all()
+        if any(x["created_at"] is not None and (order_time(x), x["order_id"]) > (bought_at, order_id) for x in others):
+            continue
+        for x in others:
+            if x["status"] != "scheduled":
+                continue
+            cancel_message(conn, x["key"], f"reordered in order {order['name'] or order_id}")
+            status = _message_status(conn, x["message_id"]) or "cancelled"
+            conn.execute(update(r).where(r.c.id == x["id"]).values(
+                status="cancelled" if status in ("scheduled", "deferred") else status))
+
+        service = rule["service"]
+        per_unit = rule["scale_by_quantity"] if rule["scale_by_quantity"] is not None else not service
+        interval, source = rule_interval(ctx, rule, line["sku"], per_unit=per_unit)
+        if interval is None:
+            log.info("reminder rule %s: no interval for %s yet (learning, no fallback_days)", rule_name, item)
+            continue
+        factor = 1
+        if per_unit:
+            factor = qty if rule["max_quantity_factor"] is None else min(qty, rule["max_quantity_factor"])
+        due_at = bought_at + timedelta(days=interval * factor)
+        if due_at <= ctx.now:
+            log.info("reminder rule %s for %s: due %s has passed (an old order); not scheduled",
+                     rule_name, item, due_at.isoformat())
+            continue
+        if store is None:
+            log.warning("reminders: no [reminders].store_url and no [shopify].shop; cannot build a reorder link")
+            continue
+        link = reorder_url(store, variant_id=line["variant_id"], quantity=qty, product_url=rule["product_url"],
+                           sku=line["sku"], title=line["title"])
+        title = line["title"] or line["sku"] or item
+        data: dict[str, Any] = {"product_title": title, "reorder_url": link, "last_ordered_at": bought_at,
+                                "sku": line["sku"], "quantity": qty, "rule": rule_name,
+                                "interval_days": round(interval * factor, 1), "interval_source": source}
+        if service:
+            kind, message_class = "service_reminder", "transactional"
+            data.update(service_name=rule["service_name"] or rule_name, due_date=due_at.date().isoformat(),
+                        booking_url=rule["booking_url"])
+        else:
+            kind, message_class = "reminder", "marketing"
+        if rule["kind"]:
+            kind = rule["kind"]
+            message_class = ctx.app.message_kinds.get(kind) or message_class
+        key = f"reminder:{rule_name}:{cid}:{item}:{order_id}"[:255]
+        mid = ctx.schedule_message(key=key, customer_id=cid, kind=kind, due_at=due_at, data=data,
+                                   message_class=message_class, locale=order["locale"])
+        insert_ignore(conn, r, {"key": key, "customer_id": cid, "rule": rule_name, "sku": item,
+                                "order_id": order_id, "due_at": due_at, "status": "scheduled",
+                                "message_id": mid, "created_at": ctx.now}, ["key"])
+        scheduled.append(key)
+    return scheduled
+
+
+def cancel_for_order(ctx, order_id: int, reason: str) -> int:
+    """Withdraw the pending reminders an order scheduled (it was cancelled); returns how many."""
+    from retention_plugin.messaging.outbox import cancel_message
+
+    r = t.reminders
+    n = 0
+    for x in ctx.conn.execute(select(r.c.id, r.c.key).where(r.c.order_id == order_id, r.c.status == "scheduled")):
+        cancel_message(ctx.conn, x.key, reason)
+        ctx.conn.execute(update(r).where(r.c.id == x.id).values(status="cancelled"))
+        n += 1
+    return n
+
+
+# --- subscription prospects --------------------------------------------------------------------
+
+
+def regular_interval(purchases: list[tuple[date, int]], offer: Mapping) -> float | None:
+    """The median gap when the purchases are regular enough for an offer, else None.
+
+    Regular: at least ``min_purchases`` purchase days, the median gap at least
+    ``min_interval_days``, and every gap within ``tolerance`` (a fraction) of the median.
+    """
+    if len(purchases) < offer["min_purchases"]:
+        return None
+    g = [(b[0] - a[0]).days for a, b in zip(purchases, purchases[1:])]
+    med = float(statistics.median(g))
+    if med <= 0 or med < offer["min_interval_days"]:
+        return None
+    if any(abs(x - med) > offer["tolerance"] * med for x in g):
+        return None
+    return med
+
+
+def check_candidates(ctx, order_id: int) -> list[str]:
+    """Call ``replenishment_candidate`` (once per customer and SKU) for regular buyers in this order."""
+    s = _settings(ctx)
+    offer = s["offer"]
+    conn = ctx.conn
+    order = _order(conn, order_id)
+    if order is None or order["customer_id"] is None or order["cancelled_at"] is not None or order["test"]:
+        return []
+    cid = order["customer_id"]
+    found = []
+    lines = {ln["sku"]: ln for ln in _lines(conn, order_id) if ln["sku"]}
+    for sku, line in lines.items():
+        purchases = purchase_history(conn, sku, customer_id=cid).get(cid, [])
+        med = regular_interval(purchases, offer)
+        if med is None:
+            continue
+        interval_days = max(1, round(med))
+        if not _claim(conn, f"candidate:{cid}:{sku}"[:255],
+                      {"interval_days": interval_days, "purchases": len(purchases), "order_id": order_id},
+                      ctx.now):
+            continue  # this customer and SKU had their one offer already
+        results = ctx.hook.replenishment_candidate(customer_id=cid, sku=sku, interval_days=interval_days, ctx=ctx)
+        found.append(sku)
+        if not offer["enabled"] or any(res is False for res in results):
+            continue
+        store = store_url(ctx)
+        qty = max(1, line["quantity"])
+        link = reorder_url(store, variant_id=line["variant_id"], quantity=qty, sku=sku,
+                           title=line["title"]) if store else None
+        url = offer["url"].format(sku=quote(sku, safe=""), variant_id=line["variant_id"] or "",
+                                  product_id=line["product_id"] or "", interval_days=interval_days,
+                                  quantity=qty, customer_id=cid) if offer["url"] else link
+        ctx.schedule_message(
+            key=f"{OFFER_KIND}:{cid}:{sku}"[:255], customer_id=cid, kind=OFFER_KIND, message_class="marketing",
+            due_at=ctx.now + timedelta(days=offer["delay_days"]), locale=order["locale"],
+            data={"product_title": line["title"] or sku, "sku": sku, "interval_days": interval_days,
+                  "purchases": len(purchases), "subscribe_url": url, "reorder_url": link})
+    return found
+
+
+# --- reactions ------------------------------------------------------------------------------------
+
+
+def _stored_order_id(ctx, event_order) -> int | None:
+    from retention_plugin.records import order_row
+
+    if event_order is None or event_order.shopify_id is None:
+        return None
+    row = order_row(ctx.conn, event_order.shopify_id)
+    return row["id"] if row else None
+
+
+@hookimpl
+def order_paid(event, ctx):
+    oid = _stored_order_id(ctx, event.order)
+    if oid is None:
+        return
+    schedule_for_order(ctx, oid)
+    check_candidates(ctx, oid)
+
+
+@hookimpl
+def order_cancelled(event, ctx):
+    oid = _stored_order_id(ctx, event.order)
+    if oid is not None:
+        cancel_for_order(ctx, oid, "order cancelled")
+
+
+@hookimpl
+def customer_facts(customer_id, ctx):
+    r = t.reminders
+    rows = ctx.conn.execute(select(r.c.rule, r.c.sku, r.c.due_at, r.c.status).where(
+        r.c.customer_id == customer_id).order_by(r.c.due_at.desc()).limit(20)).mappings().all()
+    if not rows:
+        return None
+    return {PLUGIN: [{"rule": x["rule"], "sku": x["sku"], "due_at": x["due_at"].isoformat(),
+                      "status": x["status"]} for x in rows]}
+
+
+# --- keeping reminder rows in step with their messages ----------------------------------------------
+
+
+def sync_statuses(ctx) -> int:
+    """Copy the fate of each scheduled reminder's message (sent, suppressed, failed, cancelled) onto it."""
+    r, m = t.reminders, t.messages
+    n = 0
+    for status in ("sent", "suppressed", "failed", "cancelled"):
+        done = select(m.c.id).where(m.c.status == status)
+        n += ctx.conn.execute(update(r).where(r.c.status == "scheduled", r.c.message_id.in_(done))
+                              .values(status=status)).rowcount or 0
+    return n
+
+
+# --- commands ----------------------------------------------------------------------------------------
+
+
+@hookimpl
+def register_commands(cli):
+    import click
+
+    from retention_plugin.cli import echo_json, pass_app, resolve_customer_arg
+
+    @cli.group("reminders")
+    def reminders_group():
+        """Replenishment and service reminders."""
+
+    @reminders_group.command("list")
+    @click.option("--customer", help="Only this customer (email, Shopify id or internal id).")
+    @click.option("--status", type=click.Choice(["scheduled", "cancelled", "sent", "suppressed", "failed"]))
+    @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+    @click.option("--json", "as_json", is_flag=True)
+    @pass_app
+    def reminders_list(app, customer, status, limit, as_json):
+        """List reminders, soonest due first."""
+        from retention_plugin.context import HookContext
+
+        r = t.reminders
+        q = select(r).order_by(r.c.due_at, r.c.id).limit(limit)
+        if customer:
+            q = q.where(r.c.customer_id == resolve_customer_arg(app, customer)["id"])
+        if status:
+            q = q.where(r.c.status == status)
+        with app.engine.begin() as conn:
+            sync_statuses(HookContext(app.app, conn, now=app.now(), source="cli"))
+            rows = [{"id": x["id"], "key": x["key"], "customer_id": x["customer_id"], "rule": x["rule"],
+                     "sku": x["sku"], "order_id": x["order_id"], "due_at": x["due_at"].isoformat(),
+                     "status": x["status"], "message_id": x["message_id"]} for x in conn.execute(q).mappings()]
+        if as_json:
+            echo_json(rows)
+            return
+        for x in rows:
+            click.echo(f"{x['id']:>7}  {x['due_at'][:16]}  {x['status']:<10} customer {x['customer_id']:<7} "
+                       f"{x['rule']}  {x['sku']}")
+
+    @reminders_group.command("interval")
+    @click.argument("sku")
+    @click.option("--json", "as_json", is_flag=True)
+    @pass_app
+    def reminders_interval(app, sku, as_json):
+        """The repeat interval learned for SKU from order history (what learn = true uses)."""
+        s = app.settings.section(PLUGIN) or RemindersSchema().load({})
+        with app.engine.connect() as conn:
+            per_order, pairs = learn_interval(conn, sku, per_unit=False, max_gap_days=s["learn_max_gap_days"])
+            per_unit, _ = learn_interval(conn, sku, per_unit=True, max_gap_days=s["learn_max_gap_days"])
+        out = {"sku": sku, "pairs": pairs, "median_days_per_order": per_order,
+               "median_days_per_unit": per_unit, "min_pairs": s["learn_min_pairs"],
+               "enough_history": pairs >= s["learn_min_pairs"]}
+        if as_json:
+            echo_json(out)
+            return
+        if not pairs:
+            click.echo(f"{sku}: no repeat purchases in the stored history")
+            return
+        click.echo(f"{sku}: median {per_order:.1f} days between orders, {per_unit:.1f} days per unit, "
+                   f"from {pairs} repeat pair(s) ({'enough' if out['enough_history'] else 'not enough'}: "
+                   f"learn_min_pairs = {s['learn_min_pairs']})")

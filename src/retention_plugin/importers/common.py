@@ -1,0 +1,854 @@
+"""What every history importer shares: value parsing, the report, progress, and the batch order writer.
+
+Imported orders are plain rows in ``orders`` / ``order_lines`` with
+``source = "import"`` and a stable ``import_key``; the same input imported
+twice finds its keys stored and writes nothing. Importers never call feature
+hooks (no points, no thank-you mails for last year's orders): features that
+want history read the tables.
+
+:class:`OrderWriter` is the fast path for large files. It writes the same
+rows :func:`retention_plugin.records.record_order` would write for a new
+order (customer linked by normalised email, Decimal money, aware UTC,
+``line_key = "pos:<n>"``), but a chunk of orders at a time: one transaction
+per chunk, ``executemany`` inserts, customers resolved through an in-memory
+cache. Orders whose key (or Shopify id) is already stored are skipped, never
+updated: webhooks keep stored orders current.
+"""
+
+from __future__ import annotations
+
+import decimal
+import gc
+import io
+import multiprocessing
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from decimal import Decimal
+from typing import Any, Callable, Iterator
+
+from sqlalchemy import func, select
+
+from .. import events as ev
+from ..records import normalise_email, resolve_customer
+from ..storage import tables as t
+from ..storage.db import is_sqlite
+
+UTC = timezone.utc
+ZERO = Decimal("0")
+
+#: Financial states in which :func:`records.record_order` considers an order paid.
+PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded", "partially_paid"})
+
+#: How many rejected rows a command prints before it only counts them.
+MAX_SHOWN_REJECTS = 100
+
+
+class RowError(ValueError):
+    """One value of one input row is unusable; ``str()`` names the column."""
+
+    def __init__(self, column: str, message: str):
+        self.column = column
+        self.message = message
+        super().__init__(f"{column}: {message}")
+
+
+# --- values ------------------------------------------------------------------------------
+
+
+def text_or_none(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def parse_money(value: str, column: str, *, required: bool = True) -> Decimal:
+    """A non-negative finite amount such as ``53.91``; empty is 0 unless required."""
+    s = value.strip()
+    if not s:
+        if required:
+            raise RowError(column, "missing")
+        return ZERO
+    try:
+        amount = Decimal(s)
+    except decimal.InvalidOperation:
+        raise RowError(column, f"{value!r} is not an amount") from None
+    if not amount.is_finite():
+        raise RowError(column, f"{value!r} is not an amount")
+    if amount < 0:
+        raise RowError(column, f"{value!r} is negative")
+    return amount
+
+
+def parse_quantity(value: str, column: str) -> int:
+    s = value.strip()
+    if not s.isdigit():
+        if not s:
+            raise RowError(column, "missing")
+        raise RowError(column, f"{value!r} is not a whole number")
+    return int(s)
+
+
+def parse_currency(value: str, column: str) -> str:
+    s = value.strip().upper()
+    if len(s) != 3 or not s.isalpha() or not s.isascii():
+        if not s:
+            raise RowError(column, "missing")
+        raise RowError(column, f"{value!r} is not an ISO 4217 currency code")
+    return s
+
+
+_OFFSETS: dict[str, tzinfo] = {}
+
+
+def _offset(text: str, column: str, original: str) -> tzinfo:
+    tz = _OFFSETS.get(text)
+    if tz is None:
+        sign = text[0]
+        digits = text[1:].replace(":", "")
+        if sign not in "+-" or len(digits) != 4 or not digits.isdigit():
+            raise RowError(column, f"{original!r} is not a date and time")
+        minutes = int(digits[:2]) * 60 + int(digits[2:])
+        if minutes >= 24 * 60:
+            raise RowError(column, f"{original!r} has an impossible UTC offset")
+        tz = timezone(timedelta(minutes=-minutes if sign == "-" else minutes))
+        _OFFSETS[text] = tz
+    return tz
+
+
+_last_time: list = [None, None]  # the last Shopify-format text parsed and its result
+
+
+def parse_time(value: str, column: str, *, default_tz: tzinfo | None = None) -> datetime:
+    """An aware UTC datetime from Shopify's ``2024-01-15 10:23:45 -0500`` or ISO 8601.
+
+    A time without an offset is refused unless ``default_tz`` says which zone
+    it is in: guessing would shift it silently.
+    """
+    if value == _last_time[0]:  # "Paid at" is often "Created at" again
+        return _last_time[1]
+    s = value.strip()
+    if not s:
+        raise RowError(column, "missing")
+    # Shopify's export format, fast: 'YYYY-MM-DD HH:MM:SS +HHMM'
+    if len(s) == 25 and s[10] == " " and s[19] == " " and s[4] == "-" and s[7] == "-":
+        tz = _offset(s[20:], column, value)
+        try:
+            dt = datetime.fromisoformat(s[:19]).replace(tzinfo=tz).astimezone(UTC)
+        except ValueError:
+            raise RowError(column, f"{value!r} is not a date and time") from None
+        _last_time[0], _last_time[1] = value, dt
+        return dt
+    text = s
+    if len(s) > 6 and s[-6] == " " and s[-5] in "+-":  # '2024-01-15T10:23:45 +0500'
+        text = s[:-6] + s[-5:]
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise RowError(column, f"{value!r} is not a date and time (expected e.g. 2024-01-15 10:23:45 -0500)") from None
+    if dt.tzinfo is None:
+        if default_tz is None:
+            raise RowError(column, f"{value!r} has no UTC offset")
+        dt = dt.replace(tzinfo=default_tz)
+    return dt.astimezone(UTC)
+
+
+def parse_date_or_time(value: str, column: str, *, tz: tzinfo, fmt: str | None = None) -> datetime:
+    """A purchase date: ``fmt`` (strptime) if given, else ISO date, ``YYYYMMDD`` or a date and time.
+
+    Dates and naive times are in ``tz``; a date means its midnight there.
+    """
+    s = value.strip()
+    if not s:
+        raise RowError(column, "missing")
+    if fmt:
+        try:
+            dt = datetime.strptime(s, fmt)
+        except ValueError:
+            raise RowError(column, f"{value!r} does not match the date format {fmt!r}") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=tz)
+        return dt.astimezone(UTC)
+    try:
+        if len(s) == 10 and s[4] == "-" and s[7] == "-":
+            d = date.fromisoformat(s)
+            return datetime.combine(d, time(0), tzinfo=tz).astimezone(UTC)
+        if len(s) == 8 and s.isdigit():
+            d = date(int(s[:4]), int(s[4:6]), int(s[6:]))
+            return datetime.combine(d, time(0), tzinfo=tz).astimezone(UTC)
+    except ValueError:
+        raise RowError(column, f"{value!r} is not a date") from None
+    return parse_time(s, column, default_tz=tz)
+
+
+def check_length(value: str | None, column: str, limit: int) -> str | None:
+    if value is not None and len(value) > limit:
+        raise RowError(column, f"longer than {limit} characters")
+    return value
+
+
+def split_name(name: str | None) -> tuple[str | None, str | None]:
+    """``"Ona Petraitė"`` -> (``Ona``, ``Petraitė``); one word is a first name."""
+    if not name:
+        return None, None
+    parts = name.strip().split(None, 1)
+    if not parts:
+        return None, None
+    return parts[0], (parts[1] if len(parts) > 1 else None)
+
+
+# --- the report --------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    """What an import did. Rejects are ``(line, reason)``; ``line`` may be None for API records."""
+
+    kind: str = "orders"
+    imported: int = 0
+    lines: int = 0
+    updated: int = 0
+    skipped: int = 0
+    rejected_rows: int = 0
+    rejects: list[tuple[int | None, str]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def reject(self, line: int | None, reason: str, rows: int = 1) -> None:
+        self.rejected_rows += rows
+        self.rejects.append((line, reason))
+
+    def reject_messages(self) -> list[str]:
+        """One message per reject, in line order."""
+        out = []
+        for line, reason in sorted(self.rejects, key=lambda r: (r[0] is None, r[0] or 0)):
+            out.append(f"line {line}: {reason}" if line is not None else reason)
+        return out
+
+    def summary(self) -> str:
+        if self.kind == "orders":
+            text = f"imported {self.imported} orders ({self.lines} lines)"
+            if self.updated:
+                text += f", updated {self.updated}"
+            return text + f", skipped {self.skipped} already imported, rejected {self.rejected_rows} rows"
+        return (f"imported {self.imported} {self.kind}, updated {self.updated}, skipped {self.skipped}, "
+                f"rejected {self.rejected_rows} records")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "imported": self.imported, "lines": self.lines, "updated": self.updated,
+                "skipped": self.skipped, "rejected_rows": self.rejected_rows,
+                "rejects": self.reject_messages(), **self.extra}
+
+
+# --- reading files with progress --------------------------------------------------------------
+
+
+class CountingReader(io.RawIOBase):
+    """Wraps a binary file and counts the bytes read, for a progress bar sized by file size."""
+
+    def __init__(self, raw, on_read: Callable[[int], None] | None = None):
+        self._raw = raw
+        self._on_read = on_read
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._raw.readinto(buffer)
+        if n:
+            self.count += n
+            if self._on_read is not None:
+                self._on_read(n)
+        return n or 0
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def open_text(path, on_read: Callable[[int], None] | None = None, encoding: str = "utf-8-sig"):
+    """Open a CSV for csv.reader: universal newlines off (csv handles them), BOM stripped."""
+    raw = open(path, "rb")  # noqa: SIM115 - closed with the wrapper
+    counting = CountingReader(raw, on_read)
+    buffered = io.BufferedReader(counting, buffer_size=1 << 20)
+    return io.TextIOWrapper(buffered, encoding=encoding, newline="")
+
+
+class NullBar:
+    """Stands in for click's progress bar when there is nothing to show."""
+
+    def update(self, n: int, current_item=None) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# --- the batch order writer --------------------------------------------------------------
+
+
+#: An order line is a plain tuple (the hot path makes a million of them):
+#: ``(sku, title, quantity, price, total_discount, vendor, product_id, variant_id, product_type)``.
+ImportLine = tuple
+
+
+def make_line(sku: str | None, title: str | None, quantity: int, price: Decimal, total_discount: Decimal = ZERO,
+              vendor: str | None = None, product_id: int | None = None, variant_id: int | None = None,
+              product_type: str | None = None) -> ImportLine:
+    return (sku, title, quantity, price, total_discount, vendor, product_id, variant_id, product_type)
+
+
+@dataclass(slots=True)
+class ImportOrder:
+    """One order as a file describes it, ready for :class:`OrderWriter`."""
+
+    import_key: str
+    created_at: datetime
+    currency: str
+    subtotal: Decimal
+    total: Decimal
+    first_line: int = 0
+    last_line: int = 0
+    rows: int = 1
+    shopify_id: int | None = None
+    name: str | None = None
+    email: str | None = None  # normalised
+    customer: ev.CustomerInfo | None = None
+    total_discounts: Decimal = ZERO
+    total_tax: Decimal = ZERO
+    shipping: Decimal = ZERO
+    refunded: Decimal = ZERO
+    financial_status: str | None = None
+    fulfillment_status: str | None = None
+    processed_at: datetime | None = None
+    paid_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    fulfilled_at: datetime | None = None
+    tags: list[str] = field(default_factory=list)
+    discount_codes: list[str] = field(default_factory=list)
+    lines: list[ImportLine] = field(default_factory=list)
+
+    def customer_key(self) -> tuple[str, str] | None:
+        """How the writer finds the customer: by email, else by external id."""
+        info = self.customer
+        mail = self.email or (normalise_email(info.email) if info else None)
+        if mail:
+            return ("email", mail)
+        if info is not None and info.external_id:
+            return ("external_id", info.external_id)
+        return None
+
+
+ORDER_COLUMNS = (
+    "id", "shopify_id", "name", "customer_id", "email", "currency", "presentment_currency", "subtotal", "total",
+    "total_discounts", "total_tax", "shipping", "presentment_subtotal", "refunded", "financial_status",
+    "fulfillment_status", "created_at", "processed_at", "paid_at", "cancelled_at", "fulfilled_at",
+    "source_updated_at", "locale", "tags", "discount_codes", "test", "source", "import_key",
+)
+LINE_COLUMNS = (
+    "order_id", "line_key", "sku", "product_id", "variant_id", "title", "product_type", "vendor", "tags",
+    "quantity", "price", "total_discount", "refunded_quantity",
+)
+CUSTOMER_COLUMNS = (
+    "id", "shopify_id", "zendesk_user_id", "external_id", "email", "tags", "source_updated_at", "created_at",
+    "updated_at", "first_name", "last_name", "phone", "locale", "country", "province", "marketing_consent",
+)
+_CUSTOMER_FILL = ("first_name", "last_name", "phone", "locale", "country", "province", "marketing_consent")
+_IN_CHUNK = 500  # bound parameters per IN (...) list
+SQLITE_CACHE_KIB = 128 * 1024  # page cache of the importing connection
+SQLITE_CHECKPOINT_PAGES = 16384  # WAL pages (64 MB at 4 KiB) between checkpoints of the importing connection
+
+
+class _Inserter:
+    """``executemany`` of plain tuples.
+
+    On SQLite the values go through the columns' own SQLAlchemy bind
+    processors and straight to the driver (SQLAlchemy's per-row parameter
+    handling costs more than the insert itself there); elsewhere through
+    SQLAlchemy Core, which handles every dialect's types.
+    """
+
+    def __init__(self, conn, table, columns: tuple[str, ...]):
+        self.table = table
+        self.columns = columns
+        self.sqlite = is_sqlite(conn)
+        dialect = self.dialect = conn.dialect
+        if self.sqlite:
+            prep = dialect.identifier_preparer
+            self.sql = (f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) "
+                        f"VALUES ({', '.join('?' for _ in columns)})")
+            self.procs = []
+            for i, name in enumerate(columns):
+                proc = self.processor(name)
+                if proc is not None:
+                    self.procs.append((i, proc))
+
+    def processor(self, column: str):
+        """What turns a column's Python value into what the SQLite driver stores (None: nothing to do)."""
+        col_type = self.table.c[column].type
+        proc = col_type.bind_processor(self.dialect)
+        if proc is None:
+            return None
+        if isinstance(col_type, t.UTCDateTime):
+            return _fast_utc(proc)
+        if _accepts_list(proc):
+            return _memo_empty(proc)
+        return proc
+
+    def insert_raw(self, conn, rows: list[tuple]) -> None:
+        """SQLite only: rows already converted with :meth:`processor`."""
+        if rows:
+            conn.exec_driver_sql(self.sql, rows)
+
+    def insert(self, conn, rows: list) -> None:
+        if not rows:
+            return
+        if self.sqlite:
+            procs = self.procs
+            out = []
+            for row in rows:
+                row = list(row)
+                for i, proc in procs:
+                    v = row[i]
+                    if v is not None:
+                        row[i] = proc(v)
+                out.append(tuple(row))
+            conn.exec_driver_sql(self.sql, out)
+        else:
+            cols = self.columns
+            conn.execute(self.table.insert(), [dict(zip(cols, row)) for row in rows])
+
+
+def _fast_utc(proc):
+    """Aware datetimes as SQLite stores them, in one step instead of three.
+
+    Checked against SQLAlchemy's own processor (plus the driver's adapter for
+    a datetime it hands on) at start-up; any difference and that one is used.
+    """
+
+    last = [None, None]  # the same datetime object often comes twice in a row (created/paid, customers' now)
+
+    def fast(value):
+        if value is last[0]:
+            return last[1]
+        text = (value if value.tzinfo is UTC else value.astimezone(UTC)).replace(tzinfo=None).isoformat(" ")
+        last[0], last[1] = value, text
+        return text
+
+    for sample in (datetime(2024, 1, 15, 15, 23, 45, tzinfo=UTC),
+                   datetime(2024, 7, 1, 1, 2, 3, 456789, tzinfo=timezone(timedelta(hours=-5)))):
+        expected = proc(sample)
+        if isinstance(expected, datetime):
+            expected = expected.isoformat(" ")  # what sqlite3 does with a datetime parameter
+        if expected != fast(sample):
+            return proc
+    return fast
+
+
+def _memo_empty(proc):
+    """JSON processors: an empty list is by far the most common value; convert it once."""
+    empty = proc([])
+
+    def process(value, _proc=proc, _empty=empty):
+        if type(value) is list and not value:
+            return _empty
+        return _proc(value)
+
+    return process
+
+
+def _accepts_list(proc) -> bool:
+    try:
+        return isinstance(proc([]), str)
+    except Exception:  # not a JSON column
+        return False
+
+
+class CustomerCache:
+    """Normalised email (or external id) -> customer id, for one import run.
+
+    A key seen for the first time is looked up in the database: an existing
+    customer goes through :func:`records.resolve_customer` (which fills what
+    it did not know and merges duplicates, exactly as for a webhook); a new
+    one is inserted in bulk with what the file says about it (first
+    non-empty value wins, and files list the newest orders first).
+    """
+
+    def __init__(self):
+        self.ids: dict[tuple[str, str], int] = {}
+
+    def resolve(self, conn, wanted: dict[tuple[str, str], ev.CustomerInfo], now: datetime) -> None:
+        missing = [k for k in wanted if k not in self.ids]
+        if not missing:
+            return
+        c = t.customers
+        found: set[tuple[str, str]] = set()
+        for kind in ("email", "external_id"):
+            values = [v for k, v in missing if k == kind]
+            found.update((kind, v) for v in stored_values(conn, c.c[kind], values, unless=c.c.merged_into))
+        for key in found:
+            self.ids[key] = resolve_customer(conn, wanted[key], now)
+        new = [k for k in missing if k not in found]
+        if not new:
+            return
+        inserter = _Inserter(conn, c, CUSTOMER_COLUMNS)
+        rows = []
+        if inserter.sqlite:
+            # BEGIN IMMEDIATE holds SQLite's only write lock: the ids after max(id) are ours.
+            next_id = (conn.execute(select(func.max(c.c.id))).scalar() or 0) + 1
+        for key in new:
+            info = wanted[key]
+            values = (None if not inserter.sqlite else next_id, info.shopify_id, info.zendesk_user_id,
+                      info.external_id, key[1] if key[0] == "email" else normalise_email(info.email),
+                      list(info.tags or []), info.updated_at, now, now,
+                      *(getattr(info, f) for f in _CUSTOMER_FILL))
+            if inserter.sqlite:
+                self.ids[key] = next_id
+                next_id += 1
+            rows.append(values)
+        if inserter.sqlite:
+            inserter.insert(conn, rows)
+        else:
+            cols = CUSTOMER_COLUMNS[1:]
+            result = conn.execute(c.insert().returning(c.c.id, sort_by_parameter_order=True),
+                                  [dict(zip(cols, r[1:])) for r in rows])
+            for key, (cid,) in zip(new, result.all()):
+                self.ids[key] = cid
+
+
+def merge_info(into: ev.CustomerInfo, other: ev.CustomerInfo | None) -> None:
+    """Fill what ``into`` does not know from ``other`` (the first non-empty value wins)."""
+    if other is None:
+        return
+    for f in _CUSTOMER_FILL + ("external_id", "email"):
+        if getattr(into, f) is None and getattr(other, f) is not None:
+            setattr(into, f, getattr(other, f))
+
+
+class OrderWriter:
+    """Writes :class:`ImportOrder` s in chunks, one transaction per chunk.
+
+    Call :meth:`close` (or use it as a context manager) to write the rest.
+    """
+
+    def __init__(self, engine, now: datetime, report: ImportReport, *, chunk_size: int = 5000):
+        self.engine = engine
+        self.now = now
+        self.report = report
+        self.chunk_size = chunk_size
+        self.customers = CustomerCache()
+        self._chunk: list[ImportOrder] = []
+
+    def add(self, order: ImportOrder) -> None:
+        self._chunk.append(order)
+        if len(self._chunk) >= self.chunk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        chunk, self._chunk = self._chunk, []
+        if chunk:
+            self._write(chunk)
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        return False
+
+    # --- the writer's side -----------------------------------------------------------------
+
+    def _write(self, chunk: list[ImportOrder]) -> None:
+        with self.engine.begin() as conn:
+            if is_sqlite(conn):
+                # The default 2 MB page cache thrashes on the indexes of a large table
+                # (a setting of this connection only).
+                conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+                # Fewer, larger WAL checkpoints: hot index pages are copied back once, not per chunk.
+                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
+            todo = self._not_stored(conn, chunk)
+            wanted: dict[tuple[str, str], ev.CustomerInfo] = {}
+            for order in todo:
+                key = order.customer_key()
+                if key is None:
+                    continue
+                info = wanted.get(key)
+                if info is None:
+                    info = order.customer or ev.CustomerInfo()
+                    if key[0] == "email" and info.email is None:
+                        info.email = key[1]
+                    wanted[key] = info
+                else:
+                    merge_info(info, order.customer)
+            self.customers.resolve(conn, wanted, self.now)
+            self._insert(conn, todo)
+        self.report.skipped += len(chunk) - len(todo)
+        self.report.imported += len(todo)
+        self.report.lines += sum(len(o.lines) for o in todo)
+
+    def _not_stored(self, conn, chunk: list[ImportOrder]) -> list[ImportOrder]:
+        o = t.orders
+        stored_keys = set(stored_values(conn, o.c.import_key, [x.import_key for x in chunk]))
+        stored_ids = set(stored_values(conn, o.c.shopify_id, [x.shopify_id for x in chunk
+                                                               if x.shopify_id is not None]))
+        return [x for x in chunk if x.import_key not in stored_keys
+                and (x.shopify_id is None or x.shopify_id not in stored_ids)]
+
+
+    def _insert(self, conn, todo: list[ImportOrder]) -> None:
+        if not todo:
+            return
+        o = t.orders
+        orders_in = _Inserter(conn, o, ORDER_COLUMNS)
+        lines_in = _Inserter(conn, t.order_lines, LINE_COLUMNS)
+        cache = self.customers.ids
+        if orders_in.sqlite:
+            ids = self._insert_orders_sqlite(conn, orders_in, todo)
+        else:
+            rows = []
+            for order in todo:
+                key = order.customer_key()
+                rows.append((order.shopify_id, order.name, cache.get(key) if key else None, order.email,
+                             order.currency, None, order.subtotal, order.total, order.total_discounts,
+                             order.total_tax, order.shipping, None, order.refunded, order.financial_status,
+                             order.fulfillment_status, order.created_at, order.processed_at, _paid_at(order),
+                             order.cancelled_at, order.fulfilled_at, None, None, list(order.tags),
+                             list(order.discount_codes), False, "import", order.import_key))
+            cols = ORDER_COLUMNS[1:]
+            result = conn.execute(o.insert().returning(o.c.id, sort_by_parameter_order=True),
+                                  [dict(zip(cols, row)) for row in rows])
+            ids = [r[0] for r in result.all()]
+        line_rows = []
+        append = line_rows.append
+        if lines_in.sqlite:
+            # The hot path: a million lines. Values already as the driver takes them.
+            money, empty = lines_in.processor("price") or float, lines_in.processor("tags")([])
+            for oid, order in zip(ids, todo):
+                for pos, (sku, title, qty, price, disc, vendor, pid, vid, ptype) in enumerate(order.lines):
+                    append((oid, f"pos:{pos}", sku, pid, vid, title, ptype, vendor, empty, qty, money(price),
+                            money(disc), 0))
+            lines_in.insert_raw(conn, line_rows)
+        else:
+            for oid, order in zip(ids, todo):
+                for pos, (sku, title, qty, price, disc, vendor, pid, vid, ptype) in enumerate(order.lines):
+                    append((oid, f"pos:{pos}", sku, pid, vid, title, ptype, vendor, [], qty, price, disc, 0))
+            lines_in.insert(conn, line_rows)
+
+    def _insert_orders_sqlite(self, conn, inserter: _Inserter, todo: list[ImportOrder]) -> list[int]:
+        """Orders as the SQLite driver takes them; returns their ids."""
+        o = t.orders
+        cache = self.customers.ids
+        money = inserter.processor("subtotal") or (lambda v: v)
+        when = inserter.processor("created_at") or (lambda v: v)
+        as_json = inserter.processor("tags") or (lambda v: v)
+        false = (inserter.processor("test") or (lambda v: v))(False)
+        # BEGIN IMMEDIATE holds SQLite's only write lock: the ids after max(id) are ours.
+        next_id = (conn.execute(select(func.max(o.c.id))).scalar() or 0) + 1
+        rows = []
+        append = rows.append
+        for i, order in enumerate(todo):
+            key = order.customer_key()
+            paid_at = _paid_at(order)
+            append((next_id + i, order.shopify_id, order.name, cache.get(key) if key else None, order.email,
+                    order.currency, None, money(order.subtotal), money(order.total),
+                    money(order.total_discounts), money(order.total_tax), money(order.shipping), None,
+                    money(order.refunded), order.financial_status, order.fulfillment_status,
+                    when(order.created_at),
+                    None if order.processed_at is None else when(order.processed_at),
+                    None if paid_at is None else when(paid_at),
+                    None if order.cancelled_at is None else when(order.cancelled_at),
+                    None if order.fulfilled_at is None else when(order.fulfilled_at),
+                    None, None, as_json(order.tags), as_json(order.discount_codes), false, "import",
+                    order.import_key))
+        inserter.insert_raw(conn, rows)
+        return [next_id + i for i in range(len(todo))]
+
+
+def _paid_at(order: ImportOrder) -> datetime | None:
+    """As :func:`records.record_order`: paid states without a payment time count from processing/creation."""
+    if order.paid_at is None and order.financial_status in PAID_STATUSES:
+        return order.processed_at or order.created_at
+    return order.paid_at
+
+
+def stored_values(conn, column, values: list, *, unless=None) -> list:
+    """Which of ``values`` the column holds (an indexed lookup, a few hundred at a time).
+
+    :param unless: a column of the same table that must be NULL in the rows counted.
+    """
+    found = []
+    if not values:
+        return found
+    if is_sqlite(conn):
+        # Plain SQL: SQLAlchemy's expanding IN costs more than the lookup itself here.
+        q = conn.dialect.identifier_preparer.quote
+        head = (f"SELECT DISTINCT {q(column.name)} FROM {q(column.table.name)} "
+                f"WHERE {f'{q(unless.name)} IS NULL AND ' if unless is not None else ''}{q(column.name)} IN ")
+        for i in range(0, len(values), _IN_CHUNK):
+            part = tuple(values[i:i + _IN_CHUNK])
+            found.extend(r[0] for r in conn.exec_driver_sql(head + f"({','.join('?' * len(part))})", part))
+        return found
+    for i in range(0, len(values), _IN_CHUNK):
+        q = select(column).where(column.in_(values[i:i + _IN_CHUNK])).distinct()
+        if unless is not None:
+            q = q.where(unless.is_(None))
+        found.extend(r[0] for r in conn.execute(q))
+    return found
+
+
+# --- running a parser, in a second process for big files ------------------------------------------
+
+#: By default, files at least this big are parsed in a second process while this one writes,
+#: on machines with at least PARALLEL_MIN_CPUS processors (below that the second process only
+#: competes for the same CPU: on a busy 2-vCPU machine it measured no faster).
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+PARALLEL_MIN_CPUS = 4
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+Parser = Callable[..., Iterator[ImportOrder]]
+
+
+def import_orders(parse: Parser, parse_kwargs: dict, engine, now: datetime, *, strict: bool = False,
+                  parallel: bool | None = None, chunk_size: int = 5000,
+                  on_read: Callable[[int], None] | None = None,
+                  on_restart: Callable[[], None] | None = None) -> ImportReport:
+    """Run ``parse(**parse_kwargs, report=, on_read=)`` and write what it yields.
+
+    :param strict: read everything first and write nothing if any row is rejected
+        (``report.extra["written"]`` says whether anything was written).
+    :param parallel: parse in a second process; ``None`` decides by file size and CPUs.
+    :param on_read: progress callback with the bytes read so far (per call, the increment).
+    :param on_restart: called between the strict check and the import, to reset progress.
+    """
+    with paused_gc():
+        return _import_orders(parse, parse_kwargs, engine, now, strict=strict, parallel=parallel,
+                              chunk_size=chunk_size, on_read=on_read, on_restart=on_restart)
+
+
+@contextmanager
+def paused_gc():
+    """No cyclic garbage collection while importing.
+
+    The import makes millions of short-lived objects and keeps a few hundred
+    thousand (customers, keys seen); every full collection would walk them
+    all again. Nothing here makes reference cycles that matter; one
+    collection runs at the end.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+            gc.collect()
+
+
+def _import_orders(parse, parse_kwargs, engine, now, *, strict, parallel, chunk_size, on_read, on_restart):
+    report = ImportReport()
+    if strict:
+        for _ in parse(**parse_kwargs, report=report, on_read=on_read):
+            pass
+        if report.rejected_rows:
+            report.extra["written"] = False
+            return report
+        report = ImportReport()
+        if on_restart is not None:
+            on_restart()
+    if parallel is None:
+        path = parse_kwargs.get("path")
+        try:
+            size = os.path.getsize(path) if path is not None else 0
+        except OSError:
+            size = 0
+        parallel = size >= PARALLEL_MIN_BYTES and _cpus() >= PARALLEL_MIN_CPUS
+    with OrderWriter(engine, now, report, chunk_size=chunk_size) as writer:
+        if parallel:
+            _import_parallel(parse, parse_kwargs, writer, report, on_read, chunk_size)
+        else:
+            for order in parse(**parse_kwargs, report=report, on_read=on_read):
+                writer.add(order)
+    report.extra["written"] = True
+    return report
+
+
+def _import_parallel(parse, parse_kwargs, writer, report, on_read, chunk_size) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue(maxsize=4)
+    child = ctx.Process(target=_parse_child, args=(parse, parse_kwargs, q, chunk_size),
+                        name="retention-import-parser", daemon=True)
+    child.start()
+    try:
+        while True:
+            try:
+                kind, payload, read, rejects, rejected_rows = q.get(timeout=5)
+            except Exception:  # queue.Empty: is the child still there?
+                if not child.is_alive():
+                    raise RuntimeError(f"the parser process died (exit code {child.exitcode})") from None
+                continue
+            report.rejects.extend(rejects)
+            report.rejected_rows += rejected_rows
+            if read and on_read is not None:
+                on_read(read)
+            if kind == "orders":
+                for order in payload:
+                    writer.add(order)
+            elif kind == "done":
+                return
+            else:  # "error": (exception class name, message)
+                name, message = payload
+                from .shopify_csv import ImportFileError
+
+                raise ImportFileError(message) if name == "ImportFileError" else RuntimeError(
+                    f"parsing failed: {name}: {message}")
+    finally:
+        if child.is_alive():
+            child.terminate()
+        child.join()
+
+
+def _parse_child(parse, parse_kwargs, q, chunk_size) -> None:
+    gc.disable()  # see paused_gc
+    report = ImportReport()
+    state = {"read": 0, "rejects": 0, "rows": 0}
+
+    def on_read(n):
+        state["read"] += n
+
+    def send(kind, payload):
+        new_rejects = report.rejects[state["rejects"]:]
+        state["rejects"] = len(report.rejects)
+        rows = report.rejected_rows - state["rows"]
+        state["rows"] = report.rejected_rows
+        read, state["read"] = state["read"], 0
+        q.put((kind, payload, read, new_rejects, rows))
+
+    try:
+        batch = []
+        for order in parse(**parse_kwargs, report=report, on_read=on_read):
+            batch.append(order)
+            if len(batch) >= chunk_size:
+                send("orders", batch)
+                batch = []
+        if batch:
+            send("orders", batch)
+        send("done", None)
+    except BaseException as e:  # reported to the parent, which raises
+        send("error", (type(e).__name__, str(e)))

@@ -1,0 +1,321 @@
+"""Message channels: email over SMTP, Zendesk, Shopify, and a log for dry runs.
+
+A channel has one method, ``send(message, customer, rendered, ctx) -> str``,
+returning the provider's id for what it sent, or raising :class:`ChannelError`
+saying whether trying again later may help. ``ctx`` gives ``settings`` and
+``enqueue_action(platform, kind, key, request) -> int``.
+
+Email is sent at once. Zendesk and Shopify never call out from here: they put
+an action in the outbox (the ``actions`` table), in the same transaction that
+marks the message sent, and the action runner performs it with retries. So a
+message is never "sent" without its action, nor the action queued twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from datetime import datetime, timezone
+from typing import Any, Mapping, Protocol, runtime_checkable
+from urllib.parse import quote
+
+from .kinds import MARKETING
+from .settings import section
+from .templates import Rendered
+
+log = logging.getLogger(__name__)
+
+
+class ChannelError(Exception):
+    """A send failed. ``transient``: the same send may work later (retried with backoff)."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+
+
+@runtime_checkable
+class Channel(Protocol):
+    def send(self, message: Mapping, customer: Mapping, rendered: Rendered, ctx: Any) -> str:
+        """Send ``rendered`` to ``customer``; return the provider's id. Raise ChannelError on failure."""
+
+
+def _settings(ctx):
+    return getattr(ctx, "settings", None)
+
+
+# --- unsubscribing -------------------------------------------------------------------
+
+
+def unsubscribe_token(secret: str, customer_id) -> str:
+    """The ``{token}`` in unsubscribe links: the unsubscribe endpoint recomputes it to check a request."""
+    return hmac.new(secret.encode(), f"unsubscribe:{customer_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def unsubscribe_links(email_cfg: Mapping, customer: Mapping, message: Mapping) -> tuple[str | None, str | None]:
+    """The one-click URL and the mailto for a marketing message (either may be None)."""
+    url = None
+    if email_cfg.get("unsubscribe_url"):
+        secret = email_cfg.get("unsubscribe_secret")
+        url = email_cfg["unsubscribe_url"].format(
+            customer_id=quote(str(customer.get("id", "")), safe=""),
+            email=quote(customer.get("email") or "", safe=""),
+            message_key=quote(str(message.get("key", "")), safe=""),
+            token=unsubscribe_token(secret, customer.get("id")) if secret else "",
+        )
+    mailto = None
+    if email_cfg.get("unsubscribe_mailto"):
+        mailto = f"mailto:{email_cfg['unsubscribe_mailto']}?subject=unsubscribe"
+    return url, mailto
+
+
+# --- email ---------------------------------------------------------------------------
+
+
+def message_id(key: str, from_address: str) -> str:
+    """The same message key always gives the same Message-ID, so a retried send is recognisable."""
+    domain = from_address.rsplit("@", 1)[-1] if "@" in from_address else "retention.invalid"
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}.retention@{domain}>"
+
+
+class EmailChannel:
+    """Email over SMTP: STARTTLS, implicit TLS or (for a local relay) none; text and HTML parts.
+
+    Marketing mail carries ``List-Unsubscribe`` and, with an https URL,
+    ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058).
+
+    :param config: a loaded ``[email]`` section; None reads ``ctx.settings`` at send time.
+    :param ssl_context: for a private CA in tests or on premises; default: the system's.
+    """
+
+    name = "email"
+
+    def __init__(self, config: Mapping | None = None, *, ssl_context: ssl.SSLContext | None = None):
+        self.config = config
+        self.ssl_context = ssl_context
+
+    def __repr__(self) -> str:  # never the password
+        host = (self.config or {}).get("host")
+        return f"EmailChannel(host={host!r})"
+
+    def _config(self, ctx) -> dict:
+        return dict(self.config) if self.config is not None else section(_settings(ctx), "email")
+
+    def build(self, message: Mapping, customer: Mapping, rendered: Rendered, cfg: Mapping,
+              now: datetime | None = None) -> EmailMessage:
+        if not cfg.get("from_address"):
+            raise ChannelError("[email].from_address is not set", transient=True)
+        to = (customer.get("email") or "").strip()
+        if not to or "@" not in to:
+            raise ChannelError("the customer has no email address")
+        msg = EmailMessage()
+        msg["Subject"] = rendered.subject
+        msg["From"] = formataddr((cfg.get("from_name") or "", cfg["from_address"]))
+        name = " ".join(p for p in (customer.get("first_name"), customer.get("last_name")) if p)
+        msg["To"] = formataddr((name, to))
+        if cfg.get("reply_to"):
+            msg["Reply-To"] = cfg["reply_to"]
+        msg["Date"] = format_datetime(now or datetime.now(timezone.utc))
+        msg["Message-ID"] = message_id(str(message["key"]), cfg["from_address"])
+        if message.get("message_class") == MARKETING:
+            url, mailto = unsubscribe_links(cfg, customer, message)
+            if not (url or mailto):
+                raise ChannelError("marketing mail needs [email].unsubscribe_url or unsubscribe_mailto "
+                                   "for its List-Unsubscribe header", transient=True)
+            msg["List-Unsubscribe"] = ", ".join(f"<{u}>" for u in (url, mailto) if u)
+            if url and url.startswith("https://"):
+                msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        msg.set_content(rendered.text)
+        msg.add_alternative(rendered.html, subtype="html")
+        if rendered.locale:  # after the content: set_content() clears Content-* headers
+            msg["Content-Language"] = rendered.locale
+        return msg
+
+    def _connect(self, cfg: Mapping) -> smtplib.SMTP:
+        security = cfg.get("security", "starttls")
+        port = cfg.get("port") or {"tls": 465, "starttls": 587, "none": 25}[security]
+        timeout = cfg.get("timeout_seconds", 30.0)
+        context = self.ssl_context or ssl.create_default_context()
+        if security == "tls":
+            smtp = smtplib.SMTP_SSL(cfg["host"], port, timeout=timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(cfg["host"], port, timeout=timeout)
+        try:
+            if security == "starttls":
+                smtp.ehlo()
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if cfg.get("username"):
+                smtp.login(cfg["username"], cfg["password"] or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def send(self, message: Mapping, customer: Mapping, rendered: Rendered, ctx: Any) -> str:
+        cfg = self._config(ctx)
+        msg = self.build(message, customer, rendered, cfg, getattr(ctx, "now", None))
+        try:
+            smtp = self._connect(cfg)
+            try:
+                smtp.send_message(msg)
+            finally:
+                try:
+                    smtp.quit()
+                except (smtplib.SMTPException, OSError):
+                    smtp.close()
+        except smtplib.SMTPRecipientsRefused as e:
+            code, text = next(iter(e.recipients.values()))
+            raise ChannelError(f"recipient refused: {code} {_text(text)}", transient=400 <= code < 500) from None
+        except smtplib.SMTPAuthenticationError as e:
+            # Our configuration, not this message: retried, so fixing the password in time loses nothing.
+            raise ChannelError(f"SMTP login to {cfg['host']} failed: {e.smtp_code} {_text(e.smtp_error)}",
+                               transient=True) from None
+        except smtplib.SMTPNotSupportedError as e:
+            raise ChannelError(f"SMTP server {cfg['host']}: {e} (check [email].security)", transient=True) from None
+        except smtplib.SMTPResponseException as e:
+            raise ChannelError(f"SMTP error {e.smtp_code}: {_text(e.smtp_error)}",
+                               transient=not 500 <= e.smtp_code < 600) from None
+        except (smtplib.SMTPException, ssl.SSLError, socket.timeout, OSError) as e:
+            raise ChannelError(f"SMTP connection to {cfg['host']}:{cfg.get('port') or 'default port'} "
+                               f"failed: {type(e).__name__}: {e}", transient=True) from None
+        log.info("sent message %s (%s) by email, Message-ID %s", message.get("key"), message.get("kind"),
+                 msg["Message-ID"])
+        return msg["Message-ID"]
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+# --- log (dry run) -------------------------------------------------------------------
+
+
+class LogChannel:
+    """Sends nothing: logs what would have gone out. For dry runs and staging."""
+
+    name = "log"
+
+    def __init__(self, logger: logging.Logger | None = None):
+        self.log = logger or log
+
+    def send(self, message: Mapping, customer: Mapping, rendered: Rendered, ctx: Any) -> str:
+        self.log.info("dry run: message %s (%s, %s) to customer %s in %s: %s", message.get("key"),
+                      message.get("kind"), message.get("message_class"), customer.get("id"), rendered.locale,
+                      rendered.subject)
+        return f"log:{message.get('key')}"
+
+
+# --- through the outbox ----------------------------------------------------------------
+
+
+def _enqueue(ctx, platform: str, kind: str, key: str, request: dict) -> str:
+    enqueue = getattr(ctx, "enqueue_action", None)
+    if enqueue is None:
+        raise ChannelError(f"the {platform} channel needs ctx.enqueue_action", transient=True)
+    return f"action:{enqueue(platform, kind, key, request)}"
+
+
+class ZendeskChannel:
+    """A public comment on the customer's ticket, or a proactive ticket with the customer as requester.
+
+    The comment is written by the API user (an agent); Zendesk's triggers email it
+    to the requester. ``data.zendesk_ticket_id`` selects the existing ticket.
+    """
+
+    name = "zendesk"
+
+    def request(self, message: Mapping, customer: Mapping, rendered: Rendered) -> tuple[str, dict]:
+        data = message.get("data") or {}
+        comment = {"body": rendered.text, "public": True}
+        tags = ["retention", f"retention_{message.get('kind')}"]
+        ticket_id = data.get("zendesk_ticket_id")
+        if ticket_id:
+            return "ticket_comment", {"method": "PUT", "path": f"/api/v2/tickets/{int(ticket_id)}.json",
+                                      "json": {"ticket": {"comment": comment, "additional_tags": tags}}}
+        if customer.get("zendesk_user_id"):
+            who: dict = {"requester_id": int(customer["zendesk_user_id"])}
+        elif customer.get("email"):
+            name = " ".join(p for p in (customer.get("first_name"), customer.get("last_name")) if p)
+            who = {"requester": {"email": customer["email"], "name": name or customer["email"],
+                                 **({"locale": rendered.locale} if rendered.locale else {})}}
+        else:
+            raise ChannelError("the customer has neither a Zendesk user id nor an email address")
+        ticket = {"subject": rendered.subject, "comment": comment, **who, "status": "pending", "tags": tags,
+                  "external_id": f"retention-message:{message.get('key')}"}
+        return "ticket_create", {"method": "POST", "path": "/api/v2/tickets.json", "json": {"ticket": ticket}}
+
+    def send(self, message: Mapping, customer: Mapping, rendered: Rendered, ctx: Any) -> str:
+        kind, request = self.request(message, customer, rendered)
+        return _enqueue(ctx, "zendesk", kind, f"message:{message.get('key')}:zendesk", request)
+
+
+TAGS_ADD = """mutation tagsAdd($id: ID!, $tags: [String!]!) {
+  tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } }
+}"""
+
+METAFIELDS_SET = """mutation metafieldsSet($metafields: [MetafieldsSetInput!]!) {
+  metafieldsSet(metafields: $metafields) { metafields { id namespace key } userErrors { field message code } }
+}"""
+
+
+class ShopifyChannel:
+    """Hands the message to Shopify Flow or Shopify Email: a customer tag or a customer metafield.
+
+    ``tag`` adds ``retention:<kind>``; ``metafield`` sets ``retention.<kind>``
+    (JSON: key, subject, locale, data) for a Flow that reads the details.
+
+    :param mode: ``tag`` or ``metafield``; None reads ``[messages] shopify_mode``.
+    """
+
+    name = "shopify"
+
+    def __init__(self, mode: str | None = None):
+        self.mode = mode
+
+    def request(self, message: Mapping, customer: Mapping, rendered: Rendered, mode: str) -> tuple[str, dict]:
+        if not customer.get("shopify_id"):
+            raise ChannelError("the customer has no Shopify id")
+        gid = f"gid://shopify/Customer/{int(customer['shopify_id'])}"
+        kind = message.get("kind")
+        if mode == "metafield":
+            value = {"key": message.get("key"), "subject": rendered.subject, "locale": rendered.locale,
+                     "data": message.get("data") or {}}
+            return "customer_metafield_set", {"query": METAFIELDS_SET, "variables": {"metafields": [
+                {"ownerId": gid, "namespace": "retention", "key": kind, "type": "json",
+                 "value": json.dumps(value, default=str, ensure_ascii=False)}]}}
+        return "customer_tags_add", {"query": TAGS_ADD, "variables": {"id": gid, "tags": [f"retention:{kind}"]}}
+
+    def send(self, message: Mapping, customer: Mapping, rendered: Rendered, ctx: Any) -> str:
+        mode = self.mode or section(_settings(ctx), "messages")["shopify_mode"]
+        kind, request = self.request(message, customer, rendered, mode)
+        return _enqueue(ctx, "shopify", kind, f"message:{message.get('key')}:shopify", request)
+
+
+def builtin_channels() -> dict[str, Channel]:
+    return {"email": EmailChannel(), "zendesk": ZendeskChannel(), "shopify": ShopifyChannel(), "log": LogChannel()}
+
+
+def channels_from_pm(pm) -> dict[str, Channel]:
+    """Every channel the plugins offer (``register_channels``); a name offered twice is an error."""
+    found: dict[str, Channel] = {}
+
+    def register(name: str, channel) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"channel name must be a non-empty string, got {name!r}")
+        if not callable(getattr(channel, "send", None)):
+            raise ValueError(f"channel {name!r} has no send(message, customer, rendered, ctx) method")
+        if name in found:
+            raise ValueError(f"channel {name!r} registered twice")
+        found[name] = channel
+
+    pm.hook.register_channels(register=register)
+    return found

@@ -1,0 +1,115 @@
+"""Engines and dialect specifics: the one place that knows SQLite from PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class SchemaOutdated(Exception):
+    pass
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _sqlite_setup(engine)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    # pysqlite's own transaction handling defers BEGIN and would upgrade a
+    # read lock to a write lock mid-transaction, which fails with "database is
+    # locked" without honouring the busy timeout. Taking the write lock at
+    # BEGIN (IMMEDIATE) makes writers queue politely instead.
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_sqlite(conn_or_engine) -> bool:
+    return conn_or_engine.dialect.name == "sqlite"
+
+
+def insert_ignore(conn: Connection, table, values: dict, conflict: list[str]):
+    """INSERT … ON CONFLICT DO NOTHING; returns the new primary key or None."""
+    dialect = sqlite if is_sqlite(conn) else postgresql
+    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    if "id" in table.c:
+        stmt = stmt.returning(table.c.id)
+        row = conn.execute(stmt).first()
+        return row[0] if row else None
+    conn.execute(stmt)
+    return None
+
+
+def upsert(conn: Connection, table, values: dict, conflict: list[str], update: dict):
+    dialect = sqlite if is_sqlite(conn) else postgresql
+    stmt = dialect.insert(table).values(**values)
+    stmt = stmt.on_conflict_do_update(index_elements=conflict, set_=update)
+    conn.execute(stmt)
+
+
+def for_update(select_stmt, conn: Connection, *, skip_locked: bool = False):
+    """Row locks where the engine has them; SQLite's BEGIN IMMEDIATE already serialises writers."""
+    if is_sqlite(conn):
+        return select_stmt
+    return select_stmt.with_for_update(skip_locked=skip_locked)
+
+
+# --- migrations ------------------------------------------------------------------
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if engine is not None:
+        cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to run against a database whose schema is not the code's."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        state = "empty (no tables yet)" if current is None else f"at revision {current}"
+        raise SchemaOutdated(
+            f"the database schema is {state}, this version needs {head}: run `retention db upgrade`")

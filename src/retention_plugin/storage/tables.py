@@ -1,0 +1,516 @@
+"""Every table, as SQLAlchemy Core. Alembic migrations in ``migrations/`` create them.
+
+Conventions that hold across the schema:
+
+- Times are ``UTCDateTime``: aware UTC in Python on both SQLite and PostgreSQL.
+- Money is ``Numeric(18, 4)`` beside a 3-letter currency column.
+- Every row a feature writes as a consequence of an event carries a ``key``
+  with a unique constraint: the idempotency key that makes a replay a no-op.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=naming_convention)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores aware datetimes as UTC; always returns aware UTC.
+
+    SQLite has no time zone type, and a naive datetime slipping in would
+    compare wrongly against aware ones, so naive input is rejected.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: retention-plugin stores aware UTC only")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQL paths on SQLite
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def Money(name: str, **kw) -> Column:
+    return Column(name, Numeric(18, 4), **kw)
+
+
+def Currency(name: str = "currency", **kw) -> Column:
+    return Column(name, String(3), **kw)
+
+
+Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PKs only
+
+
+def pk() -> Column:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def created() -> Column:
+    return Column("created_at", UTCDateTime, nullable=False)
+
+
+# --- the spine ---------------------------------------------------------------
+
+inbox = Table(
+    "inbox",
+    metadata,
+    pk(),
+    Column("platform", String(16), nullable=False),
+    Column("shop", String(255), nullable=False),
+    Column("delivery_id", String(255), nullable=False),
+    Column("topic", String(128), nullable=False),
+    Column("event_id", String(255)),  # Shopify X-Shopify-Event-Id: same event, several deliveries
+    Column("headers", JSON, nullable=False, default=dict),  # non-secret headers only
+    Column("body", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("claimed_by", String(128)),
+    Column("last_error", Text),
+    Column("processed_at", UTCDateTime),
+    UniqueConstraint("platform", "shop", "delivery_id"),
+    Index("ix_inbox_due", "status", "next_attempt_at"),
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    pk(),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("platform", String(16), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("result", JSON),
+    Column("last_error", Text),
+    Column("inbox_id", Id),
+    created(),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_actions_due", "status", "next_attempt_at"),
+)
+
+# One row per attempt, so an admin can see what failed and why (as Saleor does).
+action_attempts = Table(
+    "action_attempts",
+    metadata,
+    pk(),
+    Column("action_id", Id, ForeignKey("actions.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),  # done / retry / failed / dry_run
+    Column("http_status", Integer),
+    Column("response", Text),
+    Column("error", Text),
+)
+
+# Periodic tasks: last run per task, so several workers run each at most once a period.
+task_runs = Table(
+    "task_runs",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("last_started_at", UTCDateTime),
+    Column("last_finished_at", UTCDateTime),
+    Column("lease_until", UTCDateTime),
+    Column("last_error", Text),
+)
+
+# --- who the customer is -----------------------------------------------------
+
+customers = Table(
+    "customers",
+    metadata,
+    pk(),
+    Column("shopify_id", BigInteger, unique=True),
+    Column("email", String(320), index=True),  # normalised: stripped, lower case
+    Column("zendesk_user_id", BigInteger, unique=True),
+    Column("external_id", String(255), index=True),
+    Column("first_name", String(255)),
+    Column("last_name", String(255)),
+    Column("phone", String(64)),
+    Column("locale", String(35)),
+    Column("country", String(2)),
+    Column("province", String(16)),
+    Column("timezone", String(64)),
+    Column("marketing_consent", String(32)),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("source_updated_at", UTCDateTime),  # newest platform updated_at applied
+    Column("merged_into", Id, ForeignKey("customers.id")),
+    Column("redacted_at", UTCDateTime),
+    created(),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    pk(),
+    Column("shopify_id", BigInteger, unique=True),
+    Column("name", String(64)),
+    Column("customer_id", Id, ForeignKey("customers.id"), index=True),
+    Column("email", String(320)),
+    Currency(nullable=False),
+    Column("presentment_currency", String(3)),
+    Money("subtotal", nullable=False),  # after discounts, before shipping and tax, shop money
+    Money("total", nullable=False),
+    Money("total_discounts", nullable=False, default=0),
+    Money("total_tax", nullable=False, default=0),
+    Money("shipping", nullable=False, default=0),
+    Money("presentment_subtotal"),
+    Money("refunded", nullable=False, default=0),
+    Column("financial_status", String(32)),
+    Column("fulfillment_status", String(32)),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("processed_at", UTCDateTime),
+    Column("paid_at", UTCDateTime),
+    Column("cancelled_at", UTCDateTime),
+    Column("fulfilled_at", UTCDateTime),
+    Column("source_updated_at", UTCDateTime),
+    Column("locale", String(35)),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("discount_codes", JSON, nullable=False, default=list),
+    Column("test", Boolean, nullable=False, default=False),
+    Column("source", String(16), nullable=False, default="webhook"),
+    Column("import_key", String(255), unique=True),  # e.g. csv:<file digest>:<order name>
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    pk(),
+    Column("order_id", Id, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("line_key", String(64), nullable=False),  # Shopify line id, or position for imports
+    Column("sku", String(255), index=True),
+    Column("product_id", BigInteger, index=True),
+    Column("variant_id", BigInteger),
+    Column("title", String(512)),
+    Column("product_type", String(255)),
+    Column("vendor", String(255)),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("quantity", Integer, nullable=False),
+    Money("price", nullable=False),
+    Money("total_discount", nullable=False, default=0),
+    Column("refunded_quantity", Integer, nullable=False, default=0),
+    UniqueConstraint("order_id", "line_key"),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    pk(),
+    Column("shopify_id", BigInteger, unique=True),
+    Column("order_id", Id, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True),
+    Money("merchandise", nullable=False),
+    Currency(nullable=False),
+    Column("lines", JSON, nullable=False, default=list),
+    Column("note", Text),
+    created(),
+)
+
+fulfillments = Table(
+    "fulfillments",
+    metadata,
+    pk(),
+    Column("shopify_id", BigInteger, unique=True),
+    Column("order_id", Id, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("status", String(32)),
+    created(),
+    Column("source_updated_at", UTCDateTime),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    pk(),
+    Column("zendesk_id", BigInteger, nullable=False, unique=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), index=True),
+    Column("requester_email", String(320)),
+    Column("subject", Text),
+    Column("description", Text),
+    Column("status", String(16)),
+    Column("priority", String(16)),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("group_id", BigInteger),
+    Column("form_id", BigInteger),
+    Column("custom_fields", JSON, nullable=False, default=dict),
+    Column("via", String(64)),
+    Column("created_at", UTCDateTime),
+    Column("source_updated_at", UTCDateTime),
+    Column("first_public_reply_at", UTCDateTime),
+    Column("solved_at", UTCDateTime),
+    Column("complaint", Boolean, nullable=False, default=False),
+    Column("complaint_severity", String(16)),
+    Column("complaint_reason", Text),
+    Column("escalated_at", UTCDateTime),
+)
+
+ratings = Table(
+    "ratings",
+    metadata,
+    pk(),
+    Column("source", String(16), nullable=False),
+    Column("source_id", String(255), nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id"), index=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id")),
+    Column("order_id", Id, ForeignKey("orders.id")),
+    Column("score", String(16), nullable=False),
+    Column("value", Numeric(6, 4)),  # 0 = worst, 1 = best
+    Column("comment", Text),
+    created(),
+    UniqueConstraint("source", "source_id"),
+)
+
+privacy_requests = Table(
+    "privacy_requests",
+    metadata,
+    pk(),
+    Column("kind", String(32), nullable=False),  # data_request / redact / shop_redact / manual_*
+    Column("customer_id", Id),
+    Column("shopify_customer_id", BigInteger),
+    Column("export", JSON),
+    Column("inbox_id", Id),
+    created(),
+)
+
+# --- what features keep --------------------------------------------------------
+
+ledger = Table(
+    "ledger",
+    metadata,
+    pk(),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # earn / reverse / spend / adjust / expire
+    Column("points", Integer, nullable=False),
+    Column("available_at", UTCDateTime, nullable=False),  # pending until then
+    Column("order_id", Id, ForeignKey("orders.id")),
+    Column("rate", Numeric(18, 6)),  # points per currency unit when earned
+    Money("basis"),
+    Column("currency", String(3)),
+    Column("reason", Text),
+    Column("actor", String(255)),
+    created(),
+)
+
+customer_tiers = Table(
+    "customer_tiers",
+    metadata,
+    Column("customer_id", Id, ForeignKey("customers.id"), primary_key=True),
+    Column("tier", String(64)),
+    Column("since", UTCDateTime, nullable=False),
+    Column("evaluated_at", UTCDateTime, nullable=False),
+)
+
+punches = Table(
+    "punches",
+    metadata,
+    pk(),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("card", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),  # negative for refunds and redemptions
+    Column("order_id", Id, ForeignKey("orders.id")),
+    created(),
+)
+
+rewards = Table(
+    "rewards",
+    metadata,
+    pk(),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("feature", String(32), nullable=False),  # loyalty / punch / offers / recovery / winback
+    Column("kind", String(32), nullable=False),  # percent / amount / free_item / store_credit
+    Column("code", String(64), unique=True),
+    Column("percent", Numeric(7, 4)),
+    Money("amount"),
+    Column("currency", String(3)),
+    Column("points", Integer),
+    Column("status", String(16), nullable=False, default="issued"),
+    Column("source_ref", String(255)),  # order / ticket / recall the reward came from
+    created(),
+    Column("expires_at", UTCDateTime),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    pk(),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), index=True),
+    Column("kind", String(32), nullable=False),
+    Column("message_class", String(16), nullable=False),  # transactional / marketing
+    Column("channel", String(32), nullable=False),
+    Column("template", String(128)),
+    Column("locale", String(35)),
+    Column("data", JSON, nullable=False, default=dict),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("send_at", UTCDateTime, nullable=False),  # due_at moved by the contact policy
+    Column("status", String(16), nullable=False, default="scheduled"),
+    Column("reason", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_until", UTCDateTime),
+    Column("provider_id", String(255)),
+    Column("sent_at", UTCDateTime),
+    Column("rendered", JSON),  # what was sent, for the record; erased on redact
+    created(),
+    Index("ix_messages_due", "status", "send_at"),
+)
+
+reminders = Table(
+    "reminders",
+    metadata,
+    pk(),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("rule", String(64), nullable=False),
+    Column("sku", String(255)),
+    Column("order_id", Id, ForeignKey("orders.id")),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # scheduled / cancelled / sent
+    Column("message_id", Id, ForeignKey("messages.id")),
+    created(),
+)
+
+recalls = Table(
+    "recalls",
+    metadata,
+    pk(),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("sku", String(255)),
+    Column("product_id", BigInteger),
+    Column("ordered_from", UTCDateTime),
+    Column("ordered_to", UTCDateTime),
+    Column("severity", String(16), nullable=False),
+    Column("title", Text),
+    Column("status", String(16), nullable=False, default="open"),
+    created(),
+)
+
+recall_cases = Table(
+    "recall_cases",
+    metadata,
+    pk(),
+    Column("recall_id", Id, ForeignKey("recalls.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("order_id", Id, ForeignKey("orders.id")),
+    Column("status", String(16), nullable=False),  # affected / notified / acknowledged / resolved
+    Column("message_id", Id, ForeignKey("messages.id")),
+    Column("zendesk_ticket_id", BigInteger),
+    Column("notified_at", UTCDateTime),
+    Column("acknowledged_at", UTCDateTime),
+    Column("resolved_at", UTCDateTime),
+    created(),
+    UniqueConstraint("recall_id", "customer_id"),
+)
+
+recoveries = Table(
+    "recoveries",
+    metadata,
+    pk(),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id")),
+    Column("customer_id", Id, ForeignKey("customers.id"), index=True),
+    Column("trigger", String(32), nullable=False),  # complaint_solved / bad_rating
+    Column("severity", String(16)),
+    Column("decision", String(16), nullable=False),  # offered / declined
+    Column("reason", Text),
+    Money("amount"),
+    Column("currency", String(3)),
+    Column("reward_id", Id, ForeignKey("rewards.id")),
+    # Did the customer order again within [recovery] outcome_days? pending / repeat / no_repeat
+    Column("outcome", String(16)),
+    Column("outcome_order_id", Id, ForeignKey("orders.id")),
+    Column("outcome_at", UTCDateTime),
+    created(),
+)
+
+winback = Table(
+    "winback",
+    metadata,
+    pk(),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("group", String(16), nullable=False),  # offer / holdout
+    Column("segment", String(16), nullable=False),  # at_risk / lost
+    Column("message_id", Id, ForeignKey("messages.id")),
+    created(),
+)
+
+customer_scores = Table(
+    "customer_scores",
+    metadata,
+    Column("customer_id", Id, ForeignKey("customers.id"), primary_key=True),
+    Column("segment", String(16), nullable=False),
+    Column("p_alive", Numeric(8, 6)),
+    Column("expected_purchases", Numeric(12, 6)),
+    Column("next_purchase_at", UTCDateTime),
+    Column("scored_at", UTCDateTime, nullable=False),
+)
+
+analysis_runs = Table(
+    "analysis_runs",
+    metadata,
+    pk(),
+    Column("kind", String(32), nullable=False),
+    Column("as_of", UTCDateTime, nullable=False),
+    Column("params", JSON, nullable=False, default=dict),
+    Column("summary", JSON, nullable=False, default=dict),
+    created(),
+)
+
+# Anything else a plugin needs to remember, so third-party plugins need no migrations of their own.
+plugin_state = Table(
+    "plugin_state",
+    metadata,
+    Column("plugin", String(128), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", JSON),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

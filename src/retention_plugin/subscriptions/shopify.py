@@ -1,0 +1,123 @@
+"""``retention shopify subscribe``: the webhook subscriptions retention-plugin needs, created once.
+
+Lists the app's subscriptions (``webhookSubscriptions``, every page) and
+creates ``webhookSubscriptionCreate`` only for the (topic, callback URL)
+pairs that are missing, so running it twice creates nothing the second time.
+
+The three mandatory compliance topics (``customers/data_request``,
+``customers/redact``, ``shop/redact``) cannot be subscribed through the API:
+they are set in the app's configuration (``shopify.app.toml``, or the app's
+settings in the Partner / Dev Dashboard).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..platforms.shopify import mutations
+
+#: The topics the product reacts to (``WebhookSubscriptionTopic`` enum names).
+TOPICS: tuple[str, ...] = (
+    "ORDERS_CREATE",
+    "ORDERS_UPDATED",
+    "ORDERS_PAID",
+    "ORDERS_CANCELLED",
+    "ORDERS_FULFILLED",
+    "FULFILLMENTS_CREATE",
+    "FULFILLMENTS_UPDATE",
+    "REFUNDS_CREATE",
+    "CUSTOMERS_CREATE",
+    "CUSTOMERS_UPDATE",
+    "CUSTOMERS_DELETE",
+    "APP_UNINSTALLED",
+)
+
+#: Configured in the app, not through the API.
+COMPLIANCE_TOPICS: tuple[str, ...] = ("customers/data_request", "customers/redact", "shop/redact")
+
+RECEIVER_PATH = "/webhooks/shopify"
+
+
+def topic_name(enum: str) -> str:
+    """``ORDERS_PAID`` -> ``orders/paid`` (the ``X-Shopify-Topic`` spelling)."""
+    head, _, rest = enum.lower().partition("_")
+    return f"{head}/{rest}"
+
+
+def callback_url(url: str, path: str = RECEIVER_PATH) -> str:
+    """Check an https URL; a bare origin (no path) gets the receiver's path.
+
+    :raises ValueError: not an absolute https URL.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme != "https" or not parts.netloc:
+        raise ValueError(f"expected an https:// URL, got {url!r}")
+    if parts.path in ("", "/"):
+        parts = parts._replace(path=path)
+    return urlunsplit(parts)
+
+
+def graphql_url(shop: str, api_version: str) -> str:
+    return f"https://{shop}/admin/api/{api_version}/graphql.json"
+
+
+@dataclass
+class SubscribeResult:
+    callback_url: str
+    existing: list[dict[str, Any]] = field(default_factory=list)  # every subscription found
+    created: list[dict[str, Any]] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)  # topics already subscribed to this URL
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"callback_url": self.callback_url, "existing": self.existing, "created": self.created,
+                "already_subscribed": self.already, "compliance_topics": list(COMPLIANCE_TOPICS)}
+
+
+def list_subscriptions(client, page_size: int = 100) -> list[dict[str, Any]]:
+    """Every webhook subscription of the app on this shop (all pages)."""
+    out: list[dict[str, Any]] = []
+    after = None
+    while True:
+        data = client.perform(mutations.webhook_subscriptions_list(first=page_size, after=after))
+        conn = data.get("webhookSubscriptions") or {}
+        out.extend(n for n in conn.get("nodes") or [] if isinstance(n, dict))
+        info = conn.get("pageInfo") or {}
+        if not info.get("hasNextPage") or not info.get("endCursor"):
+            return out
+        after = info["endCursor"]
+
+
+def _same_url(a: str | None, b: str) -> bool:
+    return bool(a) and a.rstrip("/") == b.rstrip("/")
+
+
+def subscribe(client, url: str, topics: tuple[str, ...] = TOPICS) -> SubscribeResult:
+    """Create the missing subscriptions of ``topics`` to ``url``."""
+    result = SubscribeResult(callback_url=url)
+    result.existing = list_subscriptions(client)
+    have = {s.get("topic") for s in result.existing if _same_url(s.get("uri") or s.get("callbackUrl"), url)}
+    for topic in topics:
+        if topic in have:
+            result.already.append(topic)
+            continue
+        payload = client.perform(mutations.webhook_subscription_create(topic, url))
+        result.created.append(payload.get("webhookSubscription") or {"topic": topic, "uri": url})
+    return result
+
+
+def planned_requests(url: str, topics: tuple[str, ...] = TOPICS) -> list[dict[str, Any]]:
+    """What :func:`subscribe` sends: the list query, then a create per topic not yet subscribed."""
+    return [mutations.webhook_subscriptions_list(first=100),
+            *(mutations.webhook_subscription_create(t, url) for t in topics)]
+
+
+def compliance_guidance(url: str) -> str:
+    topics = ", ".join(COMPLIANCE_TOPICS)
+    return (f"The compliance topics ({topics}) cannot be subscribed through the API. Set them in the app's "
+            f"configuration, e.g. in shopify.app.toml:\n"
+            f"  [[webhooks.subscriptions]]\n"
+            f"  compliance_topics = [\"customers/data_request\", \"customers/redact\", \"shop/redact\"]\n"
+            f"  uri = \"{url}\"\n"
+            f"then `shopify app deploy` (or set the URLs in the app's settings in the Partner/Dev Dashboard).")

@@ -1,0 +1,246 @@
+"""The worker: claim deliveries, turn them into events, let plugins react, commit once.
+
+One delivery is one transaction: the core records, every hook's writes and
+the delivery's ``done`` status commit together. A worker killed anywhere
+leaves its claimed rows ``processing`` with a lease; when the lease runs out
+another worker (or the same one restarted) claims them again, and because
+every effect carries an idempotency key the replay changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import and_, or_, select, update
+
+from . import records
+from .context import HookContext
+from .platforms.errors import PayloadError, UnsupportedTopic
+from .storage import tables as t
+from .storage.db import for_update
+
+log = logging.getLogger("retention_plugin.worker")
+
+
+@dataclass
+class Counts:
+    processed: int = 0
+    ignored: int = 0
+    retried: int = 0
+    dead: int = 0
+    actions: dict = field(default_factory=dict)
+    messages: dict = field(default_factory=dict)
+    tasks: int = 0
+
+    def add_actions(self, d: dict):
+        for k, v in d.items():
+            self.actions[k] = self.actions.get(k, 0) + v
+
+    def add_messages(self, d: dict):
+        for k, v in d.items():
+            self.messages[k] = self.messages.get(k, 0) + v
+
+
+def parse_delivery(row) -> list:
+    """Payload bytes to domain events, by platform."""
+    payload = json.loads(row["body"])
+    if row["platform"] == "shopify":
+        from .platforms.shopify.payloads import parse_shopify
+
+        return parse_shopify(row["topic"], payload, shop=row["shop"])
+    if row["platform"] == "zendesk":
+        from .platforms.zendesk.payloads import parse_zendesk
+
+        return parse_zendesk(payload)
+    raise UnsupportedTopic(f"unknown platform {row['platform']!r}")
+
+
+#: Events whose hook the privacy code calls itself, at the point where plugins
+#: must contribute (the export) or erase (before the request is recorded done).
+SELF_DISPATCHED = {"customer_data_request", "customer_redact"}
+
+
+def dispatch(app, ctx: HookContext, event) -> None:
+    """Record the event in the core tables, then call the hook named after it."""
+    records.record(event, ctx)
+    if event.name not in SELF_DISPATCHED:
+        getattr(app.pm.hook, event.name)(event=event, ctx=ctx)
+
+
+class Worker:
+    def __init__(self, app, *, name: str | None = None):
+        self.app = app
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        w = app.settings.section("worker")
+        self.batch_size = w["batch_size"]
+        self.lease = timedelta(seconds=w["lease_seconds"])
+        self.max_attempts = w["max_attempts"]
+        self.backoff_base = w["backoff_base_seconds"]
+        self.backoff_max = w["backoff_max_seconds"]
+        self.poll = w["poll_seconds"]
+        self.stopping = False
+
+    # --- inbox -------------------------------------------------------------------
+
+    def claim(self, limit: int | None = None) -> list[dict]:
+        """Take due deliveries: pending ones whose time has come, and expired leases."""
+        now = self.app.now()
+        inbox = t.inbox
+        due = or_(
+            and_(inbox.c.status == "pending", inbox.c.next_attempt_at <= now),
+            and_(inbox.c.status == "processing", inbox.c.lease_until < now),
+        )
+        with self.app.engine.begin() as conn:
+            ids_q = select(inbox.c.id).where(due).order_by(inbox.c.id).limit(limit or self.batch_size)
+            ids = [r[0] for r in conn.execute(for_update(ids_q, conn, skip_locked=True))]
+            if not ids:
+                return []
+            conn.execute(update(inbox).where(inbox.c.id.in_(ids)).values(
+                status="processing", claimed_by=self.name, lease_until=now + self.lease,
+                attempts=inbox.c.attempts + 1))
+            rows = conn.execute(select(inbox).where(inbox.c.id.in_(ids)).order_by(inbox.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def process(self, row: dict) -> str:
+        """Handle one claimed delivery; returns its new status."""
+        inbox = t.inbox
+        try:
+            events = parse_delivery(row)
+        except UnsupportedTopic as e:
+            return self._finish(row, "ignored", str(e))
+        except (PayloadError, ValueError) as e:
+            # A payload we cannot read will not improve with retries: dead letter now, with the reason.
+            return self._finish(row, "dead", f"bad payload: {e}")
+        try:
+            with self.app.engine.begin() as conn:
+                now = self.app.now()
+                # Renewing our own lease takes the row lock on PostgreSQL, so a second
+                # worker that reclaimed an expired lease waits here and then finds it done.
+                mine = conn.execute(update(inbox).where(
+                    inbox.c.id == row["id"], inbox.c.claimed_by == self.name,
+                    inbox.c.status == "processing").values(lease_until=now + self.lease))
+                if mine.rowcount != 1:
+                    log.info("delivery %s is no longer ours; skipping", row["id"])
+                    return "lost"
+                ctx = HookContext(self.app, conn, now=now, inbox_id=row["id"])
+                for event in events:
+                    dispatch(self.app, ctx, event)
+                conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
+                    status="done", processed_at=now, lease_until=None, last_error=None))
+            return "done"
+        except Exception as e:  # a plugin's bug must not stop the queue: retry, then dead-letter
+            log.warning("delivery %s (%s %s) failed on attempt %s: %s", row["id"], row["platform"],
+                        row["topic"], row["attempts"], e)
+            return self._retry_or_bury(row, e)
+
+    def _finish(self, row, status: str, error: str | None) -> str:
+        with self.app.engine.begin() as conn:
+            conn.execute(update(t.inbox).where(t.inbox.c.id == row["id"], t.inbox.c.claimed_by == self.name)
+                         .values(status=status, processed_at=self.app.now(), lease_until=None, last_error=error))
+        return status
+
+    def backoff(self, attempts: int) -> float:
+        # Full jitter: spreads retries of a burst of failures instead of synchronising them.
+        ceiling = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempts - 1)))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _retry_or_bury(self, row, exc: Exception) -> str:
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:4000]
+        if row["attempts"] >= self.max_attempts:
+            return self._finish(row, "dead", f"after {row['attempts']} attempts: {error}")
+        when = self.app.now() + timedelta(seconds=self.backoff(row["attempts"]))
+        with self.app.engine.begin() as conn:
+            conn.execute(update(t.inbox).where(t.inbox.c.id == row["id"], t.inbox.c.claimed_by == self.name)
+                         .values(status="pending", next_attempt_at=when, lease_until=None, last_error=error))
+        return "retry"
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def run_once(self) -> Counts:
+        """One pass: a batch of deliveries, due tasks, due actions, due messages."""
+        from . import actions, tasks
+
+        counts = Counts()
+        for row in self.claim():
+            status = self.process(row)
+            if status == "done":
+                counts.processed += 1
+            elif status == "ignored":
+                counts.ignored += 1
+            elif status == "retry":
+                counts.retried += 1
+            elif status == "dead":
+                counts.dead += 1
+            # On SIGTERM the claimed batch is still finished: its rows are ours until the
+            # lease runs out, and leaving them would delay them by a whole lease.
+        counts.tasks = tasks.run_due(self.app)
+        counts.add_actions(actions.run_due(self.app))
+        counts.add_messages(self.send_messages())
+        return counts
+
+    def send_messages(self) -> dict:
+        from .messaging.outbox import send_due
+
+        now = self.app.now()
+        return send_due(self.app.engine, now=now, channels=self.app.channels, pm=self.app.pm,
+                        settings=self.app.settings,
+                        ctx_factory=lambda conn: HookContext(self.app, conn, now=now, source="messages"))
+
+    def busy(self, counts: Counts) -> bool:
+        return bool(counts.processed or counts.ignored or counts.retried or counts.dead
+                    or sum(counts.actions.values()) or counts.messages.get("sent", 0)
+                    or counts.messages.get("failed", 0) or counts.messages.get("suppressed", 0))
+
+    def run(self, *, burst: bool = False) -> Counts:
+        """Loop until SIGTERM/SIGINT (finishing the batch in hand) or, with burst, until idle."""
+        total = Counts()
+        self._install_signals()
+        while not self.stopping:
+            c = self.run_once()
+            total.processed += c.processed
+            total.ignored += c.ignored
+            total.retried += c.retried
+            total.dead += c.dead
+            total.tasks += c.tasks
+            total.add_actions(c.actions)
+            total.add_messages(c.messages)
+            if not self.busy(c):
+                if burst:
+                    break
+                time.sleep(self.poll)
+        return total
+
+    def _install_signals(self):
+        def stop(signum, frame):
+            log.info("signal %s: finishing the current batch, then stopping", signum)
+            self.stopping = True
+
+        try:
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+        except ValueError:  # not the main thread (embedded use): the caller stops us
+            pass
+
+
+def replay(app, *, ids=None, status: str | None = None) -> int:
+    """Put deliveries back in the queue; the idempotency keys make a replay safe."""
+    conds = []
+    if ids:
+        conds.append(t.inbox.c.id.in_(ids))
+    if status:
+        conds.append(t.inbox.c.status == status)
+    if not conds:
+        raise ValueError("replay needs ids or a status")
+    with app.engine.begin() as conn:
+        res = conn.execute(update(t.inbox).where(and_(*conds), t.inbox.c.status != "processing").values(
+            status="pending", attempts=0, next_attempt_at=app.now(), lease_until=None, claimed_by=None))
+        return res.rowcount

@@ -1,0 +1,165 @@
+"""Shopify GraphQL request builders: documented 2026-07 input shapes, plain-JSON variables."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from retention_plugin.platforms.shopify import mutations as m
+
+UTC = timezone.utc
+START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+CUSTOMER = "gid://shopify/Customer/115310627314723954"
+
+
+def test_discount_percent_for_one_customer():
+    request = m.discount_code_basic_create(
+        "THANKS-7F3A9C", "Thank you, Ann", percent=Decimal("15"), customer_gid=CUSTOMER,
+        starts_at=START, ends_at=START + timedelta(days=30),
+    )
+    assert set(request) == {"query", "variables"}
+    json.dumps(request)  # storable as-is in actions.request
+    assert "discountCodeBasicCreate(basicCodeDiscount: $basicCodeDiscount)" in request["query"]
+    assert "userErrors { field code message extraInfo }" in request["query"]
+    d = request["variables"]["basicCodeDiscount"]
+    assert d == {
+        "title": "Thank you, Ann",
+        "code": "THANKS-7F3A9C",
+        "startsAt": "2026-03-02T12:00:00Z",
+        "endsAt": "2026-04-01T12:00:00Z",
+        "context": {"customers": {"add": [CUSTOMER]}},  # 2026-07: context replaced customerSelection
+        "customerGets": {"value": {"percentage": 0.15}, "items": {"all": True}},
+        "appliesOncePerCustomer": True,
+        "usageLimit": 1,
+    }
+    assert "customerSelection" not in json.dumps(request)
+
+
+def test_discount_amount_on_products_for_everyone():
+    request = m.discount_code_basic_create(
+        "RECALL-1", "Recall credit", amount=Decimal("12.50"), currency="EUR", customer_gid=None,
+        starts_at=START.astimezone(timezone(timedelta(hours=2))), ends_at=None, usage_limit=None,
+        applies_once_per_customer=False, product_gids=["gid://shopify/Product/788032119674292922"],
+    )
+    d = request["variables"]["basicCodeDiscount"]
+    assert d["customerGets"] == {
+        "value": {"discountAmount": {"amount": "12.50", "appliesOnEachItem": False}},
+        "items": {"products": {"productsToAdd": ["gid://shopify/Product/788032119674292922"]}},
+    }
+    assert d["context"] == {"all": "ALL"}
+    assert d["startsAt"] == "2026-03-02T12:00:00Z" and d["endsAt"] is None
+    assert "usageLimit" not in d and d["appliesOncePerCustomer"] is False
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},  # neither percent nor amount
+        {"percent": 10, "amount": Decimal("5"), "currency": "USD"},
+        {"percent": 0},
+        {"percent": 150},
+        {"amount": 5.0, "currency": "USD"},  # float money refused
+        {"amount": Decimal("5")},  # no currency
+        {"amount": Decimal("-1"), "currency": "USD"},
+        {"percent": 10, "starts_at": datetime(2026, 3, 2)},  # naive
+        {"percent": 10, "customer_gid": "115310627314723954"},  # not a GID
+        {"percent": 10, "customer_gid": "gid://shopify/Order/1"},  # wrong kind
+        {"percent": 10, "usage_limit": 0},
+    ],
+)
+def test_discount_input_errors(kwargs):
+    args = {"customer_gid": CUSTOMER, "starts_at": START, "ends_at": None}
+    args.update(kwargs)
+    with pytest.raises(ValueError):
+        m.discount_code_basic_create("CODE", "Title", **args)
+
+
+def test_discount_code_must_not_have_spaces():
+    with pytest.raises(ValueError):
+        m.discount_code_basic_create("TWO WORDS", "t", percent=10, customer_gid=CUSTOMER, starts_at=START,
+                                     ends_at=None)
+
+
+def test_tags():
+    add = m.tags_add(CUSTOMER, ["vip", " loyalty-gold "])
+    assert add["variables"] == {"id": CUSTOMER, "tags": ["vip", "loyalty-gold"]}
+    assert m.root_field(add["query"]) == "tagsAdd"
+    remove = m.tags_remove("gid://shopify/Order/1", ["vip"])
+    assert m.root_field(remove["query"]) == "tagsRemove"
+    for bad in ([], "vip", ["ok", ""]):
+        with pytest.raises(ValueError):
+            m.tags_add(CUSTOMER, bad)
+
+
+def test_metafields_set():
+    request = m.metafields_set(CUSTOMER, [
+        {"namespace": "retention", "key": "points", "type": "number_integer", "value": 120},
+        {"namespace": "retention", "key": "tier", "type": "single_line_text_field", "value": "gold"},
+        {"namespace": "retention", "key": "balance", "type": "number_decimal", "value": Decimal("12.50")},
+    ])
+    assert request["variables"]["metafields"] == [
+        {"ownerId": CUSTOMER, "namespace": "retention", "key": "points", "type": "number_integer", "value": "120"},
+        {"ownerId": CUSTOMER, "namespace": "retention", "key": "tier", "type": "single_line_text_field",
+         "value": "gold"},
+        {"ownerId": CUSTOMER, "namespace": "retention", "key": "balance", "type": "number_decimal",
+         "value": "12.50"},
+    ]
+    with pytest.raises(ValueError):
+        m.metafields_set(CUSTOMER, [{"namespace": "n", "key": "k", "type": "t"}])
+    with pytest.raises(ValueError):
+        m.metafields_set(CUSTOMER, [{"namespace": "n", "key": f"k{i}", "type": "t", "value": "v"}
+                                    for i in range(26)])
+    with pytest.raises(ValueError):
+        m.metafields_set(CUSTOMER, [{"namespace": "n", "key": "k", "type": "number_decimal", "value": 1.5}])
+
+
+def test_store_credit():
+    request = m.store_credit_account_credit(CUSTOMER, Decimal("10.00"), "usd", expires_at=START)
+    assert request["variables"] == {
+        "id": CUSTOMER,
+        "creditInput": {"creditAmount": {"amount": "10.00", "currencyCode": "USD"},
+                        "expiresAt": "2026-03-02T12:00:00Z"},
+    }
+    assert m.root_field(request["query"]) == "storeCreditAccountCredit"
+    assert "storeCreditAccountCredit" in m.NON_IDEMPOTENT_MUTATIONS
+    for amount in (0, Decimal("-5"), 9.99):
+        with pytest.raises(ValueError):
+            m.store_credit_account_credit(CUSTOMER, amount, "USD")
+
+
+def test_webhook_subscriptions():
+    request = m.webhook_subscription_create("orders/paid", "https://retention.example.com/webhooks/shopify")
+    assert request["variables"] == {
+        "topic": "ORDERS_PAID",
+        "webhookSubscription": {"uri": "https://retention.example.com/webhooks/shopify", "format": "JSON"},
+    }
+    assert m.webhook_subscription_create("APP_UNINSTALLED", "https://x.example")["variables"]["topic"] \
+        == "APP_UNINSTALLED"
+    assert m.topic_enum("customers/data_request") == "CUSTOMERS_DATA_REQUEST"
+    with pytest.raises(ValueError):
+        m.webhook_subscription_create("orders/paid", "http://insecure.example")
+    listing = m.webhook_subscriptions_list()
+    assert listing["variables"] == {"first": 100, "after": None}
+    assert not m.is_mutation(listing["query"]) and m.root_field(listing["query"]) == "webhookSubscriptions"
+
+
+def test_bulk_operations():
+    run = m.bulk_operation_run_query("{ orders { edges { node { id } } } }")
+    assert m.is_mutation(run["query"]) and m.root_field(run["query"]) == "bulkOperationRunQuery"
+    assert run["variables"] == {"query": "{ orders { edges { node { id } } } }"}
+    current = m.current_bulk_operation()
+    assert "currentBulkOperation(type: QUERY)" in current["query"]
+    one = m.bulk_operation("gid://shopify/BulkOperation/720918")
+    assert one["variables"] == {"id": "gid://shopify/BulkOperation/720918"}
+    with pytest.raises(ValueError):
+        m.bulk_operation_run_query("  ")
+
+
+def test_root_field_and_is_mutation():
+    assert m.root_field("mutation x($a: ID!) { tagsAdd(id: $a) { node { id } } }") == "tagsAdd"
+    assert m.root_field("{ shop { name } }") == "shop"
+    assert m.is_mutation("# comment\n  mutation { a }")
+    assert not m.is_mutation("query { a }")

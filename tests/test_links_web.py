@@ -1,0 +1,72 @@
+"""Pages customers open from messages, over real HTTP through gunicorn: unsubscribe, recall acknowledgment."""
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from conftest import base_config
+from server_util import running_server, write_config
+from retention_plugin.features.recalls import sign_ack
+from retention_plugin.messaging.channels import unsubscribe_token
+from retention_plugin.storage import tables as t
+from retention_plugin.storage.db import make_engine
+
+UNSUB = "unsubscribe-secret-for-tests"
+RECALL = "recall-signing-secret-for-tests-0123456789"
+
+
+@pytest.fixture(scope="module")
+def site(module_db_url, tmp_path_factory):
+    d = tmp_path_factory.mktemp("links")
+    cfg = base_config(module_db_url, email={"unsubscribe_secret": UNSUB,
+                                            "unsubscribe_url": "https://x.example/r/unsubscribe?c={customer_id}&t={token}"},
+                      recalls={"signing_secret": RECALL, "public_url": "https://x.example"})
+    engine = make_engine(module_db_url)
+    with engine.begin() as conn:
+        for table in reversed(t.metadata.sorted_tables):
+            if table is not t.inbox:
+                conn.execute(table.delete())
+        now = __import__("datetime").datetime.now(__import__("datetime").timezone.utc)
+        cid = conn.execute(t.customers.insert().values(
+            shopify_id=123456, email="u@example.com", marketing_consent="subscribed", tags=[],
+            created_at=now, updated_at=now)).inserted_primary_key[0]
+    with running_server(write_config(d / "retention.toml", cfg)) as base:
+        yield base, engine, cid
+    engine.dispose()
+
+
+def test_unsubscribe_get_asks_and_post_records(site):
+    base, engine, cid = site
+    url = f"{base}/r/unsubscribe?c={cid}&t={unsubscribe_token(UNSUB, cid)}"
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200 and "<form" in r.text
+    with engine.connect() as conn:
+        assert conn.execute(select(t.customers.c.marketing_consent).where(t.customers.c.id == cid)).scalar() == "subscribed"
+    # RFC 8058 one-click: POST with List-Unsubscribe=One-Click
+    r = requests.post(url, data={"List-Unsubscribe": "One-Click"}, timeout=10)
+    assert r.status_code == 200 and "no more marketing" in r.text
+    with engine.connect() as conn:
+        assert conn.execute(select(t.customers.c.marketing_consent).where(
+            t.customers.c.id == cid)).scalar() == "unsubscribed"
+        action = conn.execute(select(t.actions).where(t.actions.c.kind ==
+                                                      "customer_email_marketing_consent_update")).mappings().one()
+    assert action["request"]["variables"]["input"] == {
+        "customerId": "gid://shopify/Customer/123456", "emailMarketingConsent": {"marketingState": "UNSUBSCRIBED"}}
+
+
+@pytest.mark.parametrize("query", ["", "?c=1", "?c=1&t=deadbeef", "?c=abc&t=x", "?t=" + "x" * 5000],
+                         ids=["none", "no-token", "wrong-token", "bad-id", "huge"])
+def test_unsubscribe_with_a_bad_token_is_400(site, query):
+    base, _, _ = site
+    for method in ("GET", "POST"):
+        r = requests.request(method, f"{base}/r/unsubscribe{query}", timeout=10)
+        assert 400 <= r.status_code < 500  # 400 from us; 414 from gunicorn for an absurd URL
+
+
+def test_recall_ack_route_is_mounted_and_rejects_forgeries(site):
+    base, _, cid = site
+    assert requests.get(f"{base}/r/ack?t=forged", timeout=10).status_code == 400
+    good = sign_ack(RECALL, 999, cid)
+    r = requests.get(f"{base}/r/ack?t={good}", timeout=10)
+    assert r.status_code == 404  # a well-signed link to a recall that does not exist
+    assert requests.put(f"{base}/r/ack?t={good}", timeout=10).status_code == 405
