@@ -268,7 +268,7 @@ def test_hook_register_tasks(make_app, clock):
 
 def test_hook_customer_facts(make_app):
     from retention_plugin.customers import customer_profile
-    from retention_plugin.privacy import find_customer
+    from retention_plugin.customers import find_customer
 
     class P:
         @hookimpl

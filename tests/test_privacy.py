@@ -124,3 +124,18 @@ def test_manual_export_and_erase_commands(app, tmp_path, monkeypatch):
     assert EMAIL not in after and PHONE not in after
     r = runner.invoke(cli_mod.cli, ["privacy", "erase", "nobody@example.com", "--yes"])
     assert r.exit_code == 2 and "no customer matches" in r.output
+
+
+def test_a_redact_finds_the_person_by_shopify_id_never_by_an_equal_internal_id(app):
+    """Shopify ids and our row ids are different number spaces; a collision must not erase a bystander."""
+    seed(app)
+    with app.engine.connect() as conn:
+        bystander = conn.execute(select(t.customers.c.id).where(t.customers.c.email == "other@example.com")).scalar()
+    # A redact for an unknown Shopify customer whose id equals the bystander's internal id.
+    deliver_shopify(app, "customers/redact", {"shop_id": 1, "shop_domain": "retention-test.myshopify.com",
+                                              "customer": {"id": bystander, "email": "nobody@example.com"},
+                                              "orders_to_redact": []})
+    run_worker(app)
+    with app.engine.connect() as conn:
+        emails = set(conn.execute(select(t.customers.c.email)).scalars())
+    assert {"other@example.com", EMAIL} <= emails

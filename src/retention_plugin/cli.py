@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 import click
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from . import __version__
 from .config import ConfigError
@@ -314,12 +313,12 @@ def actions_retry(app, action_ids, status):
 
 
 def resolve_customer_arg(app, ref) -> dict:
-    from .privacy import find_customer
+    from .customers import find_customer
 
     with app.engine.connect() as conn:
         c = find_customer(conn, ref)
     if c is None:
-        raise click.BadParameter(f"no customer matches {ref!r} (try an email, a Shopify id or an internal id)",
+        raise click.BadParameter(f"no customer matches {ref!r} (try an email, a Shopify id, an internal id, or id:/shopify:/zendesk:/email: before it)",
                                  param_hint="CUSTOMER")
     return c
 

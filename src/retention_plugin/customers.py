@@ -18,6 +18,73 @@ def _plain(row: dict) -> dict:
     return {k: (str(v) if isinstance(v, Decimal) else _iso(v)) for k, v in row.items()}
 
 
+def follow_merges(conn, customer_id) -> dict | None:
+    """The customer row, following ``merged_into`` to the surviving record."""
+    c = t.customers
+    seen = set()
+    while customer_id is not None and customer_id not in seen:
+        seen.add(customer_id)
+        row = conn.execute(select(c).where(c.c.id == customer_id)).mappings().first()
+        if row is None:
+            return None
+        if row["merged_into"] is None:
+            return dict(row)
+        customer_id = row["merged_into"]
+    return None
+
+
+def _first_id(conn, where) -> int | None:
+    c = t.customers
+    row = conn.execute(select(c.c.id).where(where).order_by(c.c.merged_into.is_not(None), c.c.id)).first()
+    return row[0] if row else None
+
+
+def customer_for(conn, *, shopify_id: int | None = None, email: str | None = None) -> dict | None:
+    """The person a platform names: by Shopify customer id, else by email. Never by internal id,
+    so a Shopify id that happens to equal some row's internal id cannot pick the wrong person."""
+    c = t.customers
+    if shopify_id is not None:
+        found = follow_merges(conn, _first_id(conn, c.c.shopify_id == int(shopify_id)))
+        if found:
+            return found
+    if email and email.strip():
+        return follow_merges(conn, _first_id(conn, c.c.email == email.strip().lower()))
+    return None
+
+
+def find_customer(conn, ref) -> dict | None:
+    """A customer as an admin names one on the command line.
+
+    ``id:N``, ``shopify:N``, ``zendesk:N`` and ``email:ADDRESS`` say which is
+    meant; a Shopify GID or anything with ``@`` needs no prefix. A bare number
+    is tried as the internal id, then as a Shopify id, then as a Zendesk user id.
+    """
+    c = t.customers
+    ref = str(ref if ref is not None else "").strip()
+    if not ref:
+        return None
+    kind, _, value = ref.partition(":")
+    if ref.startswith("gid://shopify/Customer/"):
+        kind, value = "shopify", ref.rsplit("/", 1)[-1]
+    elif kind not in ("id", "shopify", "zendesk", "email"):
+        kind, value = ("email" if "@" in ref else "number"), ref
+    value = value.strip()
+    if kind == "email":
+        return customer_for(conn, email=value)
+    if not value.isdigit():
+        return None
+    n = int(value)
+    if kind in ("id", "number"):
+        found = follow_merges(conn, n)
+        if found or kind == "id":
+            return found
+    if kind in ("shopify", "number"):
+        found = customer_for(conn, shopify_id=n)
+        if found or kind == "shopify":
+            return found
+    return follow_merges(conn, _first_id(conn, c.c.zendesk_user_id == n))
+
+
 def lifetime_spend(conn, customer_id: int) -> dict[str, Decimal]:
     """Net spend per currency: paid, not cancelled, minus refunds."""
     o = t.orders

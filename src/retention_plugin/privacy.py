@@ -16,6 +16,7 @@ from decimal import Decimal
 from sqlalchemy import delete, or_, select, update
 
 from . import events as ev
+from .customers import customer_for
 from .storage import tables as t
 
 REDACTED = "[redacted]"
@@ -37,26 +38,6 @@ def _json_default(v):
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
     return str(v)
-
-
-def find_customer(conn, ref) -> dict | None:
-    """A customer by internal id, Shopify id, Zendesk user id or email."""
-    c = t.customers
-    ref = str(ref).strip()
-    conds = [c.c.email == ref.lower()]
-    if ref.isdigit():
-        n = int(ref)
-        conds += [c.c.id == n, c.c.shopify_id == n, c.c.zendesk_user_id == n]
-    if ref.startswith("gid://shopify/Customer/"):
-        conds.append(c.c.shopify_id == int(ref.rsplit("/", 1)[1]))
-    rows = conn.execute(select(c).where(or_(*conds)).order_by(c.c.id)).mappings().all()
-    if not rows:
-        return None
-    # Prefer an exact internal id, then follow merges to the surviving row.
-    row = next((r for r in rows if ref.isdigit() and r["id"] == int(ref)), rows[0])
-    while row["merged_into"] is not None:
-        row = conn.execute(select(c).where(c.c.id == row["merged_into"])).mappings().first()
-    return dict(row)
 
 
 def collect_export(ctx, customer_id: int) -> dict:
@@ -84,9 +65,7 @@ def collect_export(ctx, customer_id: int) -> dict:
 
 
 def export_for_request(ctx, event: ev.CustomerDataRequest) -> None:
-    c = find_customer(ctx.conn, event.customer.shopify_id) if event.customer.shopify_id else None
-    if c is None and event.customer.email:
-        c = find_customer(ctx.conn, event.customer.email)
+    c = customer_for(ctx.conn, shopify_id=event.customer.shopify_id, email=event.customer.email)
     export = collect_export(ctx, c["id"]) if c else {"customer": None, "note": "no data stored for this customer"}
     for extra in ctx.pm.hook.customer_data_request(event=event, ctx=ctx):
         if extra:
@@ -191,11 +170,7 @@ def erase_customer(ctx, customer: dict, extra: ev.CustomerInfo | None = None,
 
 def redact_for_request(ctx, event: ev.CustomerRedact) -> None:
     info = event.customer
-    customer = None
-    if info.shopify_id is not None:
-        customer = find_customer(ctx.conn, info.shopify_id)
-    if customer is None and info.email:
-        customer = find_customer(ctx.conn, info.email)
+    customer = customer_for(ctx.conn, shopify_id=info.shopify_id, email=info.email)
     if customer is None:
         # Nothing stored under this person; still scrub the request and any raw bodies naming them.
         needles = _needles({}, info)

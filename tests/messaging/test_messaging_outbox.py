@@ -15,7 +15,8 @@ from retention_plugin import hookimpl
 from retention_plugin.events import Money
 from retention_plugin.messaging import outbox
 from retention_plugin.messaging.channels import ChannelError, EmailChannel, LogChannel, ZendeskChannel
-from retention_plugin.messaging.outbox import (cancel_message, explain, find_customer, schedule_message, send_due)
+from retention_plugin.customers import find_customer
+from retention_plugin.messaging.outbox import cancel_message, explain, schedule_message, send_due
 from retention_plugin.storage import tables
 
 VILNIUS = ZoneInfo("Europe/Vilnius")

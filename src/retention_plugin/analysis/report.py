@@ -181,7 +181,7 @@ def _html(s: dict, img: dict) -> str:
     good = ls.get("beats_baseline") and ls.get("on_evidence")
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Lost customers as of {_e(s['as_of'])}"
              f"</title><style>{CSS}</style></head><body>",
-             f"<h1>Lost customers: who left, why, what it cost</h1>",
+             "<h1>Lost customers: who left, why, what it cost</h1>",
              f"<p class='muted'>Data up to {_e(s['as_of'])}; {s['customers']:,} customers; generated {_e(s['generated_at'])}."
              f" Every figure below describes associations in this store's history; none of them proves a cause.</p>"]
     for note in s["notes"]:

@@ -29,7 +29,8 @@ from sqlalchemy import String, cast, exists, literal, not_, or_, select
 from retention_plugin import hookimpl
 from retention_plugin.storage import tables as t
 
-from .offers import customer_gid, issue_discount, load_customer, offer_data, order_name
+from ..discounts import customer_gid
+from .offers import issue_discount, load_customer, offer_data, order_name
 
 PLUGIN = "delays"
 TASK = "delays.apologise"

@@ -31,8 +31,6 @@ instead, bounded by ``min_valid_days`` and ``max_valid_days``.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -43,6 +41,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from retention_plugin import hookimpl
 from retention_plugin import events as ev
+from retention_plugin.discounts import code_for, customer_gid, money_text  # noqa: F401 (re-exported)
 from retention_plugin.records import order_row
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import insert_ignore
@@ -149,21 +148,6 @@ def settings_of(ctx) -> dict:
 
 
 # --- discount codes (shared with the late-delivery apology) ----------------------------------
-
-
-def code_for(prefix: str, key: str) -> str:
-    """Discount code text derived from an idempotency key: same key, same code."""
-    digest = base64.b32encode(hashlib.sha256(key.encode()).digest()).decode().rstrip("=")
-    return f"{prefix}-{digest[:12]}"
-
-
-def customer_gid(customer: Mapping) -> str | None:
-    sid = customer.get("shopify_id") if customer else None
-    return f"gid://shopify/Customer/{sid}" if sid else None
-
-
-def money_text(amount: Decimal) -> str:
-    return str(Decimal(amount).quantize(Decimal("0.01")))
 
 
 def percent_text(percent: Decimal) -> str:

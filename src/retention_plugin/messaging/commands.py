@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 import click
 
 from .kinds import BUILTIN_KINDS, CLASSES, MARKETING, KindRegistry
-from .outbox import STATUSES, dumps, explain, find_customer, list_messages, renderer_for, retry_message
+from ..customers import find_customer
+from .outbox import STATUSES, dumps, explain, list_messages, renderer_for, retry_message
 from .templates import RenderError
 
 

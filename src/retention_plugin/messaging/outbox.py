@@ -142,35 +142,6 @@ def load_customer(conn: Connection, customer_id, *, lock: bool = False) -> dict 
     return None
 
 
-def find_customer(conn: Connection, ref: str) -> dict | None:
-    """A customer by internal id, Shopify id (or gid) or email.
-
-    A bare number is tried as the internal id first, then as a Shopify id;
-    ``id:N``, ``shopify:N`` and ``email:ADDRESS`` say which is meant.
-    """
-    ref = (ref or "").strip()
-    if not ref:
-        return None
-    kind, _, value = ref.partition(":")
-    if ref.startswith("gid://shopify/Customer/"):
-        kind, value = "shopify", ref.rsplit("/", 1)[-1]
-    elif kind not in ("id", "shopify", "email"):
-        kind, value = ("email" if "@" in ref else "number"), ref
-    if kind == "email":
-        row = conn.execute(select(c.c.id).where(c.c.email == value.strip().lower())
-                           .order_by(c.c.merged_into.is_not(None), c.c.id)).first()
-        return load_customer(conn, row[0]) if row else None
-    if not value.isdigit():
-        return None
-    n = int(value)
-    if kind in ("id", "number"):
-        found = load_customer(conn, n)
-        if found or kind == "id":
-            return found
-    row = conn.execute(select(c.c.id).where(c.c.shopify_id == n)).first()
-    return load_customer(conn, row[0]) if row else None
-
-
 def recent_marketing(conn: Connection, customer_id, until: datetime, *, exclude_id=None,
                      span: timedelta = WINDOW) -> list[datetime]:
     """When this customer's marketing messages went out, any channel, in ``span`` before ``until``."""

@@ -25,7 +25,7 @@ from ...storage import tables as t
 from ...storage.db import insert_ignore
 from .ledger import LoyaltyOp
 from .rewards import issue
-from .tiers import customer_gid
+from ...discounts import customer_gid
 
 P = t.punches
 OL = t.order_lines

@@ -11,8 +11,6 @@ makes a second code.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -22,29 +20,12 @@ from ...storage import tables as t
 from ...storage.db import insert_ignore
 from .ledger import LoyaltyError, LoyaltyOp
 from .settings import reward_name
-from .tiers import customer_gid
+from ...discounts import code_for, customer_gid, money_text, shop_currency  # noqa: F401 (re-exported)
 
 R = t.rewards
 
 #: Automatic rewards one event may issue at most (a large adjustment could buy many).
 MAX_AUTOMATIC_PER_EVENT = 20
-
-
-def code_for(prefix: str, key: str) -> str:
-    """Discount code text derived from an idempotency key: same key, same code."""
-    digest = base64.b32encode(hashlib.sha256(key.encode()).digest()).decode().rstrip("=")
-    return f"{prefix}-{digest[:12]}"
-
-
-def shop_currency(conn, settings: dict) -> str | None:
-    if settings.get("currency"):
-        return settings["currency"]
-    row = conn.execute(select(t.orders.c.currency).order_by(t.orders.c.id.desc()).limit(1)).first()
-    return row[0] if row else None
-
-
-def money_text(amount: Decimal) -> str:
-    return str(amount.quantize(Decimal("0.01")))
 
 
 def issue(op: LoyaltyOp, *, key_base: str, feature: str, points: int | None, amount: Decimal | None = None,

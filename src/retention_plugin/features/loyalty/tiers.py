@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select, update
 
+from ...discounts import customer_gid
 from ...storage import tables as t
 from .ledger import EARN, REVERSE, stamp
 
@@ -109,12 +110,6 @@ def store_tier(conn, customer_id: int, tier: str | None, now: datetime) -> tuple
         return tier, False
     conn.execute(update(CT).where(CT.c.customer_id == customer_id).values(tier=tier, since=now, evaluated_at=now))
     return row["tier"], True
-
-
-def customer_gid(customer: dict | None) -> str | None:
-    if not customer or customer.get("shopify_id") is None:
-        return None
-    return f"gid://shopify/Customer/{customer['shopify_id']}"
 
 
 def tag_for(settings: dict, tier: str) -> str:

@@ -199,13 +199,11 @@ def customer_data_request(event, ctx):
     """The customer's recovery cases, for the data export (tickets and rewards are exported by the core)."""
     from sqlalchemy import select
 
-    from ...privacy import find_customer
+    from ...customers import customer_for
     from ...storage import tables as t
 
     info = event.customer
-    c = find_customer(ctx.conn, info.shopify_id) if info.shopify_id else None
-    if c is None and info.email:
-        c = find_customer(ctx.conn, info.email)
+    c = customer_for(ctx.conn, shopify_id=info.shopify_id, email=info.email)
     if c is None:
         return None
     r = t.recoveries

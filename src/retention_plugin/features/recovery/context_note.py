@@ -18,19 +18,12 @@ from babel.numbers import format_currency
 from sqlalchemy import func, select
 
 from ...customers import lifetime_spend
+from ...discounts import shop_currency
 from ...storage import tables as t
 from .settings import PRIORITIES
 
 PRIORITY_RANK = {p: i for i, p in enumerate(PRIORITIES)}
 OPEN_STATUSES_EXCLUDED = ("solved", "closed")
-
-
-def shop_currency(conn, settings: dict) -> str | None:
-    """``[recovery] currency``, else the currency of the most recent order."""
-    if settings.get("currency"):
-        return settings["currency"]
-    row = conn.execute(select(t.orders.c.currency).order_by(t.orders.c.id.desc()).limit(1)).first()
-    return row[0] if row else None
 
 
 def money_text(amount: Decimal | None, currency: str | None) -> str:
@@ -39,12 +32,6 @@ def money_text(amount: Decimal | None, currency: str | None) -> str:
     if not currency:
         return f"{amount:.2f}"
     return format_currency(amount, currency, locale="en")
-
-
-def customer_gid(customer: dict | None) -> str | None:
-    if not customer or customer.get("shopify_id") is None:
-        return None
-    return f"gid://shopify/Customer/{customer['shopify_id']}"
 
 
 def customer_facts(ctx, customer_id: int) -> dict:

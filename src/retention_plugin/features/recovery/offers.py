@@ -15,8 +15,6 @@ too (with the reason), so the report can compare what happened next.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +26,8 @@ from ...platforms.shopify.mutations import discount_code_basic_create, store_cre
 from ...platforms.zendesk.requests import ticket_comment
 from ...storage import tables as t
 from ...storage.db import insert_ignore
-from .context_note import customer_facts, customer_gid, money_text, shop_currency
+from ...discounts import code_for, customer_gid, shop_currency  # noqa: F401 (re-exported)
+from .context_note import customer_facts, money_text
 from .policy import Decline, check_budget, lock_budget, normalise_offer, propose, record_spent
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -42,12 +41,6 @@ def ticket_case_key(zendesk_id: int) -> str:
 
 def rating_case_key(source: str, source_id: str) -> str:
     return f"recovery:rating:{source}:{source_id}"
-
-
-def code_for(prefix: str, key: str) -> str:
-    """Discount code text derived from the case key: a retried create sends the same code."""
-    digest = base64.b32encode(hashlib.sha256(key.encode()).digest()).decode().rstrip("=")
-    return f"{prefix}-{digest[:12]}"
 
 
 def case_row(conn, key: str) -> dict | None:

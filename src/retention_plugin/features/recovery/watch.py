@@ -22,7 +22,8 @@ from sqlalchemy import or_, select, update
 from ...customers import lifetime_spend
 from ...platforms.zendesk.requests import ticket_update
 from ...storage import tables as t
-from .context_note import PRIORITY_RANK, customer_facts, shop_currency
+from ...discounts import shop_currency
+from .context_note import PRIORITY_RANK, customer_facts
 from .settings import PRIORITIES, settings_of
 
 WATCH_EVERY = 15 * 60
