@@ -139,8 +139,10 @@ def test_a_customer_without_marketing_consent_gets_no_offer_and_the_reason_is_re
             t.plugin_state.c.plugin == "offers", t.plugin_state.c.key == "order:5002")).scalar()
     assert state["decision"] == "declined" and state["occasion"] == "first_order"
     assert state["reason"] == "no marketing consent (unsubscribed)"
-    # The thank-you is transactional: it still goes.
-    assert channel.kinds() == ["thank_you"]
+    # The thank-you needs no consent, but it is a courtesy this customer explicitly declined.
+    assert channel.kinds() == []
+    thanks = next(m for m in _messages(app) if m["kind"] == "thank_you")
+    assert thanks["status"] == "suppressed" and "unsubscribed" in thanks["reason"]
 
     # A replay changes nothing, even once consent is given: the decision stands.
     _paid(app, 5002, consent="subscribed", webhook_id="again")

@@ -56,7 +56,17 @@ def test_thank_you_mail_arrives_with_text_and_html_and_no_unsubscribe_when_trans
     html = got.get_body(("html",)).get_content()
     assert "Thank you for your order #1001" in text and "€12.50" in text
     assert "<html" in html and "€12.50" in html
-    assert "List-Unsubscribe" not in got
+    assert "List-Unsubscribe" not in got  # the outbox did not mark it (list_unsubscribe) as declinable
+
+
+def test_courtesy_mail_carries_the_header_when_configured_and_goes_out_without_it(smtp_server):
+    msg = {"key": "thanks:1001", "kind": "thank_you", "message_class": "transactional", "list_unsubscribe": True}
+    EmailChannel(email_cfg(smtp_server)).send(msg, CUSTOMER, render("thank_you"), None)
+    assert received(smtp_server)["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    bare = {k: v for k, v in email_cfg(smtp_server).items() if not k.startswith("unsubscribe")}
+    EmailChannel(bare).send({**msg, "key": "thanks:1002"}, CUSTOMER, render("thank_you"), None)
+    last = email.message_from_bytes(smtp_server.inbox.envelopes[-1].content, policy=email.policy.default)
+    assert len(smtp_server.inbox.envelopes) == 2 and "List-Unsubscribe" not in last
 
 
 @pytest.mark.parametrize("kind", ["voucher", "thank_you"])

@@ -163,6 +163,23 @@ def test_unsubscribed_customer_gets_no_offer_and_the_reason_is_recorded(engine, 
     assert [m["key"] for m, _, _ in ch.sent] == ["d:1"]
 
 
+def test_an_unsubscribe_stops_courtesy_mail_but_never_a_notice_they_need(engine, add_customer, settings):
+    ch = Recording()
+    unsubscribed = add_customer(marketing_consent="unsubscribed")
+    never_asked = add_customer(marketing_consent="not_subscribed")
+    for cid in (unsubscribed, never_asked):
+        for kind in ("thank_you", "recall", "delay_apology"):
+            schedule(engine, f"{kind}:{cid}", cid, kind, TUESDAY_10)
+    send_due(engine, now=TUESDAY_10, channels={"email": ch}, settings=settings)
+    assert row(engine, f"thank_you:{unsubscribed}")["status"] == "suppressed"
+    assert "unsubscribed" in row(engine, f"thank_you:{unsubscribed}")["reason"]
+    sent = {m["key"] for m, _, _ in ch.sent}
+    assert sent == {f"recall:{unsubscribed}", f"delay_apology:{unsubscribed}",
+                    f"thank_you:{never_asked}", f"recall:{never_asked}", f"delay_apology:{never_asked}"}
+    # Only the courtesy kind offers the way out in its mail.
+    assert {m["key"] for m, _, _ in ch.sent if m.get("list_unsubscribe")} == {f"thank_you:{never_asked}"}
+
+
 def test_thank_you_reaches_a_real_smtp_server(engine, add_customer, settings, smtp_server):
     cid = add_customer(email="ona@example.com", locale="lt")
     cfg = dict(settings)
@@ -174,7 +191,9 @@ def test_thank_you_reaches_a_real_smtp_server(engine, add_customer, settings, sm
     mails = {m["Subject"]: m for m in (email.message_from_bytes(e.content, policy=email.policy.default)
                                        for e in smtp_server.inbox.envelopes)}
     thanks = mails["Ačiū už Jūsų užsakymą #1001"]
-    assert "List-Unsubscribe" not in thanks
+    # A thank-you is transactional (no consent needed) but a courtesy the customer may decline.
+    assert thanks["List-Unsubscribe"].strip().startswith(f"<https://shop.example/unsubscribe?c={cid}&t=")
+    assert thanks["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "12,50" in thanks.get_body(("plain",)).get_content()
     assert thanks.get_body(("html",)).get_content().startswith("<!DOCTYPE html>")
     voucher = next(m for s, m in mails.items() if s.startswith("Dėkojame"))

@@ -89,7 +89,8 @@ def message_id(key: str, from_address: str) -> str:
 class EmailChannel:
     """Email over SMTP: STARTTLS, implicit TLS or (for a local relay) none; text and HTML parts.
 
-    Marketing mail carries ``List-Unsubscribe`` and, with an https URL,
+    Marketing mail (and a courtesy kind's: the outbox sets ``list_unsubscribe``
+    on the message) carries ``List-Unsubscribe`` and, with an https URL,
     ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058).
 
     :param config: a loaded ``[email]`` section; None reads ``ctx.settings`` at send time.
@@ -125,12 +126,15 @@ class EmailChannel:
             msg["Reply-To"] = cfg["reply_to"]
         msg["Date"] = format_datetime(now or datetime.now(timezone.utc))
         msg["Message-ID"] = message_id(str(message["key"]), cfg["from_address"])
-        if message.get("message_class") == MARKETING:
+        marketing = message.get("message_class") == MARKETING
+        if marketing or message.get("list_unsubscribe"):
             url, mailto = unsubscribe_links(cfg, customer, message)
-            if not (url or mailto):
+            # Marketing may not go out without a way to stop it; a courtesy mail goes out regardless.
+            if marketing and not (url or mailto):
                 raise ChannelError("marketing mail needs [email].unsubscribe_url or unsubscribe_mailto "
                                    "for its List-Unsubscribe header", transient=True)
-            msg["List-Unsubscribe"] = ", ".join(f"<{u}>" for u in (url, mailto) if u)
+            if url or mailto:
+                msg["List-Unsubscribe"] = ", ".join(f"<{u}>" for u in (url, mailto) if u)
             if url and url.startswith("https://"):
                 msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         msg.set_content(rendered.text)

@@ -11,9 +11,10 @@ from datetime import datetime, timezone
 
 import click
 
-from .kinds import BUILTIN_KINDS, CLASSES, MARKETING, KindRegistry
 from ..customers import find_customer
+from .kinds import BUILTIN_KINDS, CLASSES, KindRegistry
 from .outbox import STATUSES, dumps, explain, list_messages, renderer_for, retry_message
+from .policy import PolicySettings
 from .templates import RenderError
 
 
@@ -118,8 +119,8 @@ def preview_cmd(kind, locale, data_file, part):
     else:
         raise click.BadParameter(f"{kind!r} has no sample data; pass --data", param_hint="--kind")
     kinds = KindRegistry.from_pm(app.pm)
-    marketing = kind in kinds and kinds.class_of(kind) == MARKETING
-    unsubscribe = "https://example.invalid/unsubscribe" if marketing else None
+    offers = kind in kinds and PolicySettings.from_settings(app.settings).offers_unsubscribe(kinds.class_of(kind), kind)
+    unsubscribe = "https://example.invalid/unsubscribe" if offers else None
     try:
         r = renderer_for(app.settings).render(kind, locale, data, unsubscribe_url=unsubscribe)
     except RenderError as e:

@@ -137,6 +137,11 @@ BUILTIN_KINDS: dict[str, MessageKind] = {
     )
 }
 
+#: Transactional kinds a customer may decline (``[contact_policy] courtesy_kinds``): a thank-you
+#: from this plugin is a courtesy on top of the store's own order confirmation, so its mail offers
+#: List-Unsubscribe and an explicit unsubscribe stops it; a recall or a service notice never does.
+COURTESY_KINDS = ("thank_you",)
+
 #: Kinds that are safety notices: with ``[contact_policy] safety_ignores_quiet_hours`` they go out at once.
 SAFETY_KINDS = ("recall",)
 

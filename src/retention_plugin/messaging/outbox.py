@@ -313,7 +313,9 @@ def _attempt(conn, mid, lease, now, *, channels, cfg, email_cfg, policy, tz_hook
     if channel is None:
         _finish(conn, mid, FAILED, f"unknown channel {name!r} (registered: {', '.join(sorted(channels)) or 'none'})")
         return "failed"
-    unsubscribe = unsubscribe_links(email_cfg, customer, msg)[0] if marketing else None
+    offers_unsubscribe = policy.offers_unsubscribe(msg["message_class"], msg["kind"])
+    unsubscribe = unsubscribe_links(email_cfg, customer, msg)[0] if offers_unsubscribe else None
+    msg["list_unsubscribe"] = offers_unsubscribe  # the email channel adds the header by this
     try:
         rendered = renderer.render(msg["kind"], msg["locale"] or customer.get("locale"), msg["data"] or {},
                                    customer=customer, tz=ZoneInfo(d.timezone or "UTC"),

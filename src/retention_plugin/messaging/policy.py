@@ -5,7 +5,9 @@ plugin manager), so the worker, ``retention messages explain`` and the tests
 all ask it the same question the same way. The order of the checks:
 
 1. erased customer: suppress;
-2. marketing without ``subscribed`` consent: suppress;
+2. marketing without ``subscribed`` consent: suppress; a *courtesy* kind
+   (transactional, listed in ``courtesy_kinds``) after an explicit
+   ``unsubscribed``: suppress;
 3. the customer's local time (hook, stored zone, address, default): outside the
    allowed hours, on a rest day or on a public holiday, move to the start of the
    allowed hours on the next working day (safety notices listed in
@@ -26,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from .kinds import MARKETING, SAFETY_KINDS, check_class
+from .kinds import COURTESY_KINDS, MARKETING, SAFETY_KINDS, check_class
 from .settings import WEEKDAYS, section
 from .timezones import country_zone, valid_zone
 
@@ -48,6 +50,11 @@ class PolicySettings:
     country_rest_days: Mapping[str, frozenset[int]] = field(default_factory=dict)
     safety_ignores_quiet_hours: bool = True
     safety_kinds: frozenset[str] = frozenset(SAFETY_KINDS)
+    courtesy_kinds: frozenset[str] = frozenset(COURTESY_KINDS)
+
+    def offers_unsubscribe(self, message_class: str, kind: str) -> bool:
+        """Whether mail of this class and kind carries List-Unsubscribe."""
+        return message_class == MARKETING or kind in self.courtesy_kinds
 
     @classmethod
     def from_section(cls, data: Mapping[str, Any]) -> "PolicySettings":
@@ -66,6 +73,7 @@ class PolicySettings:
                                for cc, days in data["country_rest_days"].items()},
             safety_ignores_quiet_hours=data["safety_ignores_quiet_hours"],
             safety_kinds=frozenset(data["safety_kinds"]),
+            courtesy_kinds=frozenset(data["courtesy_kinds"]),
         )
 
     @classmethod
@@ -223,6 +231,8 @@ def decide(*, message_class: str, kind: str, customer: Mapping, due_at: datetime
         consent = customer.get("marketing_consent")
         if consent != "subscribed":
             return Decision(SUPPRESS, None, f"no marketing consent ({consent or 'none recorded'})")
+    elif kind in settings.courtesy_kinds and customer.get("marketing_consent") == "unsubscribed":
+        return Decision(SUPPRESS, None, f"the customer unsubscribed; {kind} is a courtesy message they may decline")
 
     zone, zone_source = resolve_timezone(customer, settings, timezone_hook)
     country = (customer.get("country") or "").upper() or None

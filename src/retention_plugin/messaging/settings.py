@@ -48,6 +48,9 @@ class ContactPolicySchema(_Strict):
                                     load_default=dict)
     safety_ignores_quiet_hours = fields.Boolean(load_default=True)
     safety_kinds = fields.List(fields.String(), load_default=lambda: ["recall"])
+    #: Transactional kinds a customer may still decline: their mail carries List-Unsubscribe, and
+    #: after an explicit unsubscribe they are suppressed too (no consent is needed before that).
+    courtesy_kinds = fields.List(fields.String(), load_default=lambda: ["thank_you"])
 
     @validates("allowed_hours")
     def _hours(self, value, **_):
