@@ -176,6 +176,7 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--no-ceilings", action="store_true", help="measure only the receiver (for A/B runs)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -189,8 +190,8 @@ def main():
 
     # Ceilings: the same gunicorn with an empty WSGI callable, and with the receiver's Falcon stack
     # and an empty responder (the same server answering 200 from an empty handler).
-    for label, module in (("gunicorn, bare WSGI 200", "empty_app:app"),
-                          ("gunicorn+Falcon, empty handler", "empty_falcon:app")):
+    ceilings = (("gunicorn, bare WSGI 200", "empty_app:app"), ("gunicorn+Falcon, empty handler", "empty_falcon:app"))
+    for label, module in ceilings[:0] if args.no_ceilings else ceilings:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(HERE), "-w", str(args.workers), "--threads",
@@ -240,11 +241,11 @@ def main():
           f"{args.threads} thread(s); wrk 2 threads, 32 connections, {args.seconds} s; open loop at {args.rate}/s")
     print(f"{'server':<32} {'req/s':>8} {'% ceil':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
           f"{'@rate p50':>9} {'@rate p99':>9} {'fail':>5}")
-    top = rows[1][1]["rps"]  # % of the same server answering from an empty handler
+    top = rows[1][1]["rps"] if not args.no_ceilings else float("nan")  # % of the same server's empty handler
     for name, s, f in rows:
         print(f"{name:<32} {s['rps']:>8.0f} {100 * s['rps'] / top:>6.0f}% {s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} "
               f"{s['errors']:>6} | {f['p50_ms']:>9.1f} {f['p99_ms']:>9.1f} {f['failures']:>5}")
-    for name, s, f in rows[2:]:
+    for name, s, f in rows[0 if args.no_ceilings else 2:]:
         print(f"{name}: {s['stored']} deliveries stored for {s['requests'] + f['requests']} requests answered 200")
 
 
