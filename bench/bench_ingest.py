@@ -11,10 +11,14 @@ and measures:
   generator sends on schedule and measures from the scheduled moment, so a
   stalled server cannot hide its queueing (no coordinated omission).
 
-The ceiling is the same gunicorn configuration serving bench/empty_app.py,
-which reads the body and answers 200. Prints one table.
+The ceiling is the same gunicorn configuration (workers, threads) serving
+bench/empty_falcon.py: the receiver's Falcon stack with a responder that reads
+the body and answers 200 ("% ceil"). bench/empty_app.py, a bare WSGI callable,
+shows what Falcon itself costs. Each configuration is measured --repeat times
+in rotation and reported by its median round. Prints one table.
 
-    python bench/bench_ingest.py [--seconds 20] [--rate 300] [--workers 2] [--backends sqlite,postgresql]
+    python bench/bench_ingest.py [--seconds 10] [--repeat 3] [--rate 300] [--workers 2]
+                                 [--threads N] [--backends sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import requests
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
-from conftest import PG_ADMIN_URL, SHOP, base_config, shopify_headers  # noqa: E402
+from conftest import PG_ADMIN_URL, base_config, shopify_headers  # noqa: E402
 from payloads import order  # noqa: E402
 from server_util import free_port, write_config  # noqa: E402
 
@@ -169,84 +173,126 @@ def database(backend, tmp):
     return admin.url.set(database=name).render_as_string(hide_password=False), drop
 
 
+def default_threads(backend: str) -> int:
+    """What `retention serve` picks when [server] threads is unset."""
+    return 1 if backend == "sqlite" else 4
+
+
+def measure_ceiling(module, threads, args, body, headers, env):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(HERE), "-w", str(args.workers), "--threads",
+           str(threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning", module]
+    proc = start(cmd, env, base)
+    try:
+        return wrk_run(base, body, headers, args.seconds), open_loop(base, body, headers, args.rate, args.seconds)
+    finally:
+        stop(proc)
+
+
+def measure_receiver(backend, threads, args, body, headers, env):
+    from sqlalchemy import func, select
+
+    from retention_plugin.storage import tables as t
+    from retention_plugin.storage.db import make_engine, upgrade
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    url, drop = database(backend, tmp)
+    try:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        cfg = base_config(url, server={"workers": args.workers}, logging={"level": "WARNING"})
+        path = write_config(tmp / "retention.toml", cfg)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        serve = [sys.executable, "-m", "retention_plugin", "--config", str(path), "serve", "--host",
+                 "127.0.0.1", "--port", str(port), "--workers", str(args.workers), "--threads", str(threads)]
+        proc = start(serve, env, base)
+        try:
+            sustained = wrk_run(base, body, headers, args.seconds)
+            fixed = open_loop(base, body, headers, args.rate, args.seconds)
+        finally:
+            stop(proc)
+        engine = make_engine(url)
+        with engine.connect() as c:
+            sustained["stored"] = c.execute(select(func.count()).select_from(t.inbox)).scalar()
+        engine.dispose()
+        return sustained, fixed
+    finally:
+        drop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def median_run(runs):
+    """The run with the median throughput (its latencies come with it), and the spread."""
+    ordered = sorted(runs, key=lambda r: r[0]["rps"])
+    return ordered[len(ordered) // 2], (ordered[0][0]["rps"], ordered[-1][0]["rps"])
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=int, default=20)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=10, help="each wrk run and each open-loop run")
     ap.add_argument("--rate", type=int, default=300)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads per worker; default: what `retention serve` picks (1 on SQLite, 4 on PostgreSQL)")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds; each row reports its median round")
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--no-ceilings", action="store_true", help="measure only the receiver (for A/B runs)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
-    from retention_plugin.storage.db import make_engine, upgrade
 
     body = json.dumps(order(820982911946154508)).encode()
     headers = shopify_headers(body, "orders/paid")
-    rows = []
     env = {**os.environ}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    backends = args.backends.split(",")
+    threads_of = {b: args.threads or default_threads(b) for b in backends}
 
-    # Ceilings: the same gunicorn with an empty WSGI callable, and with the receiver's Falcon stack
-    # and an empty responder (the same server answering 200 from an empty handler).
-    ceilings = (("gunicorn, bare WSGI 200", "empty_app:app"), ("gunicorn+Falcon, empty handler", "empty_falcon:app"))
-    for label, module in ceilings[:0] if args.no_ceilings else ceilings:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(HERE), "-w", str(args.workers), "--threads",
-               str(args.threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning", module]
-        proc = start(cmd, env, base)
-        try:
-            ceiling = wrk_run(base, body, headers, args.seconds)
-            ceiling_ol = open_loop(base, body, headers, args.rate, min(args.seconds, 20))
-        finally:
-            stop(proc)
-        rows.append((label, ceiling, ceiling_ol))
+    # Ceilings, for each thread count a receiver runs with: the same gunicorn with an empty WSGI
+    # callable, and with the receiver's Falcon stack and an empty responder (the same server
+    # answering 200 from an empty handler: the ceiling the ratio is taken against).
+    plan = []
+    if not args.no_ceilings:
+        for threads in sorted(set(threads_of.values())):
+            plan.append((f"bare WSGI 200, {threads} thr", "ceiling", "empty_app:app", threads))
+            plan.append((f"Falcon empty handler, {threads} thr", "ceiling", "empty_falcon:app", threads))
+    for b in backends:
+        plan.append((f"retention serve, {b}, {threads_of[b]} thr", "receiver", b, threads_of[b]))
 
-    for backend in args.backends.split(","):
-        tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-        url, drop = database(backend, tmp)
-        try:
-            engine = make_engine(url)
-            upgrade(engine)
-            engine.dispose()
-            cfg = base_config(url, server={"workers": args.workers}, logging={"level": "WARNING"})
-            path = write_config(tmp / "retention.toml", cfg)
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            serve = [sys.executable, "-m", "retention_plugin", "--config", str(path), "serve", "--host",
-                     "127.0.0.1", "--port", str(port), "--workers", str(args.workers), "--threads", str(args.threads)]
-            proc = start(serve, env, base)
-            try:
-                sustained = wrk_run(base, body, headers, args.seconds)
-                fixed = open_loop(base, body, headers, args.rate, min(args.seconds, 20))
-            finally:
-                stop(proc)
-            engine = make_engine(url)
-            from sqlalchemy import func, select
+    # Rounds rotate through every configuration, so drift in the machine's speed hits all alike.
+    runs = {name: [] for name, *_ in plan}
+    for _ in range(args.repeat):
+        for name, what, target, threads in plan:
+            fn = measure_ceiling if what == "ceiling" else measure_receiver
+            runs[name].append(fn(target, threads, args, body, headers, env))
 
-            from retention_plugin.storage import tables as t
-
-            with engine.connect() as c:
-                stored = c.execute(select(func.count()).select_from(t.inbox)).scalar()
-            engine.dispose()
-            sustained["stored"] = stored
-            rows.append((f"retention serve, {backend}", sustained, fixed))
-        finally:
-            drop()
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    print(f"\nsigned orders/paid body of {len(body)} bytes; gunicorn {args.workers} sync workers x "
-          f"{args.threads} thread(s); wrk 2 threads, 32 connections, {args.seconds} s; open loop at {args.rate}/s")
-    print(f"{'server':<32} {'req/s':>8} {'% ceil':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
+    print(f"\nsigned orders/paid body of {len(body)} bytes; gunicorn {args.workers} workers; wrk 2 threads, "
+          f"32 connections, {args.seconds} s; open loop at {args.rate}/s for {args.seconds} s; "
+          f"median of {args.repeat} rounds (min-max req/s in brackets)")
+    print(f"{'server':<36} {'req/s':>6} {'(min-max)':>13} {'% ceil':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
           f"{'@rate p50':>9} {'@rate p99':>9} {'fail':>5}")
-    top = rows[1][1]["rps"] if not args.no_ceilings else float("nan")  # % of the same server's empty handler
-    for name, s, f in rows:
-        print(f"{name:<32} {s['rps']:>8.0f} {100 * s['rps'] / top:>6.0f}% {s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} "
-              f"{s['errors']:>6} | {f['p50_ms']:>9.1f} {f['p99_ms']:>9.1f} {f['failures']:>5}")
-    for name, s, f in rows[0 if args.no_ceilings else 2:]:
-        print(f"{name}: {s['stored']} deliveries stored for {s['requests'] + f['requests']} requests answered 200")
+    ceiling_rps = {threads: median_run(runs[name])[0][0]["rps"]
+                   for name, what, target, threads in plan if target == "empty_falcon:app"}
+    for name, what, target, threads in plan:
+        (s, f), (lo, hi) = median_run(runs[name])
+        top = ceiling_rps.get(threads, float("nan"))
+        print(f"{name:<36} {s['rps']:>6.0f} {f'({lo:.0f}-{hi:.0f})':>13} {100 * s['rps'] / top:>6.0f}% "
+              f"{s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} {s['errors']:>6} | {f['p50_ms']:>9.1f} {f['p99_ms']:>9.1f} "
+              f"{f['failures']:>5}")
+    if ceiling_rps:
+        best = max(ceiling_rps.values())
+        for name, what, target, threads in plan:
+            if what == "receiver":
+                rps = median_run(runs[name])[0][0]["rps"]
+                print(f"{name}: {100 * rps / best:.0f}% of the fastest empty-handler ceiling ({best:.0f} req/s)")
+    for name, what, target, threads in plan:
+        if what == "receiver":
+            for s, f in runs[name]:
+                print(f"{name}: {s['stored']} deliveries stored for {s['requests'] + f['requests']} requests "
+                      f"answered 200 (wrk counts no request still in flight when it stops)")
 
 
 if __name__ == "__main__":

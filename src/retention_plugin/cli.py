@@ -158,7 +158,8 @@ def db_status(app):
 @click.option("--host", default=None, help="Address to bind (default from [server]).")
 @click.option("--port", type=int, default=None, help="Port (default from [server]).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="gunicorn worker processes.")
-@click.option("--threads", type=click.IntRange(1, 64), default=1, help="Threads per worker.")
+@click.option("--threads", type=click.IntRange(1, 64), default=None,
+              help="Threads per worker (default from [server]; else 1 on SQLite, 4 on PostgreSQL).")
 @pass_app
 def serve(app, host, port, workers, threads):
     """Run the webhook receiver under gunicorn."""
@@ -166,6 +167,7 @@ def serve(app, host, port, workers, threads):
 
     require_schema(app)
     s = app.settings.section("server")
+    threads = threads or s["threads"] or (1 if app.engine.dialect.name == "sqlite" else 4)
     run_gunicorn(str(app.settings.path), host or s["host"], port or s["port"], workers or s["workers"], threads)
 
 

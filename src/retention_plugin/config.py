@@ -51,6 +51,9 @@ class ServerSchema(Strict):
     host = fields.String(load_default="127.0.0.1")
     port = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
     workers = fields.Integer(load_default=2, validate=validate.Range(min=1))
+    #: Threads per worker; unset: 1 on SQLite (one writer at a time anyway), 4 on PostgreSQL
+    #: (threads waiting on a commit let others' commits share its WAL flush).
+    threads = fields.Integer(load_default=None, validate=validate.Range(min=1, max=64))
     max_body_bytes = fields.Integer(load_default=2 * 1024 * 1024, validate=validate.Range(min=1024))
 
 
