@@ -24,6 +24,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -333,7 +334,8 @@ def describe(app) -> dict:
     click.secho("\nwhat the features did (dry-run: nothing left this machine)", bold=True)
     click.echo(f"loyalty points: {out['loyalty_points'] or 'none'}; tiers: {out['tiers'] or 'none'}")
     for r in out["rewards"]:
-        value = f"{r['percent']}%" if r["percent"] is not None else f"{r['amount']} {r['currency']}"
+        value = (f"{r['percent'].normalize():f}%" if r["percent"] is not None
+                 else f"{r['amount'].quantize(Decimal('0.01'))} {r['currency']}")
         click.echo(f"reward ({r['feature']}): {r['kind']} {value} code {r['code']}")
     for m in out["messages"]:
         reason = f" ({m['reason']})" if m["reason"] else ""
@@ -343,5 +345,6 @@ def describe(app) -> dict:
     for r in out["reminders"]:
         click.echo(f"reminder {r['rule']} for {r['sku']}: {r['status']}")
     for r in out["recoveries"]:
-        click.echo(f"service recovery after {r['trigger']}: {r['decision']} {r['amount'] or ''} {r['reason'] or ''}")
+        amount = r["amount"].quantize(Decimal("0.01")) if r["amount"] is not None else ""
+        click.echo(f"service recovery after {r['trigger']}: {r['decision']} {amount} ({r['reason'] or ''})")
     return out
