@@ -6,7 +6,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from conftest import base_config
 from payloads import order

@@ -1,6 +1,5 @@
 """Acceptance for the spine: concurrent duplicated deliveries, and a worker killed mid-batch."""
 
-import os
 import random
 import signal
 import subprocess
@@ -9,7 +8,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
 from sqlalchemy import func, select
 

@@ -3,7 +3,7 @@
 import json
 
 from click.testing import CliRunner
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from payloads import order, refund
 from retention_plugin.storage import tables as t

@@ -2,8 +2,7 @@
 
 from datetime import timedelta
 
-import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from payloads import order, refund
 from retention_plugin import hookimpl

@@ -45,15 +45,6 @@ def builtin_name(module: str) -> str:
     return parts[-2] if parts[-1] == "plugin" else parts[-1]
 
 
-def _available_builtins() -> list[str]:
-    """Built-ins whose module exists; features land one by one, the spine must not wait for them."""
-    present = []
-    for mod in DEFAULT_PLUGINS:
-        if importlib.util.find_spec(mod) is not None:
-            present.append(mod)
-    return present
-
-
 def make_plugin_manager(
     *,
     disabled: Iterable[str] = (),
@@ -73,7 +64,7 @@ def make_plugin_manager(
     seen: set[str] = set()
     sources: dict[str, str] = {}
 
-    for mod in _available_builtins():
+    for mod in DEFAULT_PLUGINS:
         name = builtin_name(mod)
         seen.add(name)
         if name in disabled:

@@ -1,7 +1,7 @@
 """Early warning (daily scoring in the worker) and the built-in win-back plugin."""
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
