@@ -8,6 +8,7 @@ is a usage error naming the option or column (exit status 2), never a traceback.
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 import numpy as np
@@ -216,7 +217,7 @@ def report_cmd(ctx, out_dir, as_of, horizon_days, at_risk_from, lost_from, slow_
     settings = ScoreSettings(horizon_days=horizon_days,
                              segments=SegmentSettings(at_risk_from=at_risk_from, lost_from=lost_from))
     with click.progressbar(length=len(REPORT_STEPS), label="Analysing", show_pos=True,
-                           item_show_func=lambda s: s, file=click.get_text_stream("stderr")) as bar:
+                           item_show_func=lambda s: s, file=sys.stderr) as bar:
         def progress(label):
             bar.update(1, label)
         try:
