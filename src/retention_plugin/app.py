@@ -89,13 +89,14 @@ class Retention:
             raise RuntimeError("no [shopify] section in the configuration")
         return ShopifyClient(s["shop"], s.get("access_token") or "", s["api_version"])
 
-    def zendesk_client(self):
+    def zendesk_client(self, **options):
+        """A Zendesk API client from ``[zendesk]``; ``options`` go to the client (timeout, attempts)."""
         from .platforms.zendesk.client import ZendeskClient
 
         s = self.settings.section("zendesk")
         if not s:
             raise RuntimeError("no [zendesk] section in the configuration")
-        return ZendeskClient(s["subdomain"], s.get("email") or "", s.get("api_token") or "")
+        return ZendeskClient(s["subdomain"], s.get("email") or "", s.get("api_token") or "", **options)
 
     def dispose(self):
         if "engine" in self.__dict__:

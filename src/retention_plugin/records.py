@@ -9,6 +9,7 @@ whichever delivery brings them.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from decimal import Decimal
 
@@ -17,6 +18,8 @@ from sqlalchemy import delete, or_, select, update
 from . import events as ev
 from .storage import tables as t
 from .storage.db import insert_ignore
+
+log = logging.getLogger("retention_plugin.records")
 
 
 class NotYet(Exception):
@@ -332,6 +335,49 @@ def record_rating(conn, rating: ev.Rating, now: datetime, ticket: ev.Ticket | No
 # --- the dispatcher ------------------------------------------------------------------
 
 
+def fill_requester(ctx, requester: ev.CustomerInfo | None) -> None:
+    """Ask Zendesk who a requester is when the webhook named them only by id.
+
+    Event-subscribed webhooks carry ``requester_id`` and nothing else about
+    the person, so the ticket could not meet the Shopify customer with the same
+    email. When nobody with a known email is stored under that Zendesk id,
+    one ``GET /api/v2/users/{id}`` fills in email and external id. It is a
+    read, but still a call out: never in dry-run, never without API
+    credentials; and it is best effort — on any failure the ticket is linked by
+    Zendesk id alone and a later delivery (a shipped trigger body carries the
+    email) merges the two.
+    """
+    if requester is None or requester.zendesk_user_id is None or requester.email:
+        return
+    settings = ctx.settings
+    zd = settings.section("zendesk")
+    if not zd or not zd.get("api_token") or not zd.get("email") or settings.section("actions").get("dry_run", True):
+        return
+    c = t.customers
+    known = ctx.conn.execute(select(c.c.id).where(c.c.zendesk_user_id == requester.zendesk_user_id,
+                                                  c.c.email.is_not(None))).first()
+    if known:
+        return
+    import requests
+
+    from .platforms.errors import PlatformError
+
+    try:
+        # Short: this runs inside the delivery's transaction.
+        client = ctx.app.zendesk_client(timeout=5, max_attempts=2, max_retry_after=5, backoff_base=0.5)
+        user = client.request("GET", f"users/{requester.zendesk_user_id}.json").get("user") or {}
+    except (PlatformError, requests.RequestException, ValueError) as e:
+        log.warning("could not look up Zendesk user %s: %s", requester.zendesk_user_id, type(e).__name__)
+        return
+    if user.get("email"):
+        requester.email = user["email"]
+    if user.get("external_id") and not requester.external_id:
+        requester.external_id = str(user["external_id"])
+    if user.get("name") and not (requester.first_name or requester.last_name):
+        first, _, last = str(user["name"]).partition(" ")
+        requester.first_name, requester.last_name = first or None, last or None
+
+
 def record(event: ev.Event, ctx) -> None:
     """Bring the core tables up to date with one event (called before the event's hook)."""
     conn, now = ctx.conn, ctx.now
@@ -347,8 +393,10 @@ def record(event: ev.Event, ctx) -> None:
     elif isinstance(event, (ev.CustomerUpdated, ev.CustomerDeleted)):
         resolve_customer(conn, event.customer, now)
     elif isinstance(event, (ev.TicketCreated, ev.TicketUpdated, ev.TicketSolved)):
+        fill_requester(ctx, event.ticket.requester)
         record_ticket(conn, event.ticket, now)
     elif isinstance(event, ev.CommentAdded):
+        fill_requester(ctx, event.ticket.requester)
         record_comment(conn, event, now)
     elif isinstance(event, ev.SatisfactionRated):
         record_rating(conn, event.rating, now, event.ticket)
