@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from .context import HookContext
 from .storage import tables as t
+from .storage.db import for_update
 
 
 def _iso(v):
@@ -18,13 +19,18 @@ def _plain(row: dict) -> dict:
     return {k: (str(v) if isinstance(v, Decimal) else _iso(v)) for k, v in row.items()}
 
 
-def follow_merges(conn, customer_id) -> dict | None:
-    """The customer row, following ``merged_into`` to the surviving record."""
+def follow_merges(conn, customer_id, *, lock: bool = False) -> dict | None:
+    """The customer row, following ``merged_into`` to the surviving record.
+
+    :param lock: ``SELECT ... FOR UPDATE`` each row read (PostgreSQL), e.g. while
+        the contact policy spends a slot of the customer's frequency cap.
+    """
     c = t.customers
     seen = set()
     while customer_id is not None and customer_id not in seen:
         seen.add(customer_id)
-        row = conn.execute(select(c).where(c.c.id == customer_id)).mappings().first()
+        q = select(c).where(c.c.id == customer_id)
+        row = conn.execute(for_update(q, conn) if lock else q).mappings().first()
         if row is None:
             return None
         if row["merged_into"] is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from .storage import tables as t
@@ -45,8 +46,9 @@ class FastInserter:
         self.sql = (f"INSERT INTO inbox ({', '.join(self.COLUMNS)}) VALUES ({', '.join([ph] * len(self.COLUMNS))}) "
                     "ON CONFLICT (platform, shop, delivery_id) DO NOTHING RETURNING id")
 
-    def _writer_lock(self):
-        """SQLite: one receiver writes at a time, queued by the kernel.
+    @contextmanager
+    def _turn(self):
+        """SQLite: one receiver writes at a time, queued by the kernel (PostgreSQL: no turns).
 
         SQLite lets one writer in; the others wait in its busy handler, which
         sleeps 1, 2, 5, 10 ms... between tries. Under load most of a receiver's
@@ -54,10 +56,17 @@ class FastInserter:
         file beside the database hands the turn over the moment it is free.
         Each thread opens its own descriptor: flock excludes per open file.
         """
+        if self.dialect != "sqlite":
+            yield
+            return
         fd = getattr(self.local, "lock_fd", None)
         if fd is None:
             fd = self.local.lock_fd = os.open(f"{self.url.database}-receiver.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        return fd
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _connect(self):
         if self.dialect == "sqlite":
@@ -93,14 +102,8 @@ class FastInserter:
         params = self._params(platform, shop, delivery_id[:255], topic[:128], event_id[:255] if event_id else None,
                               headers or {}, body, now)
         try:
-            if self.dialect == "sqlite":
-                fd = self._writer_lock()
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                try:
-                    return conn.execute(self.sql, params).fetchone() is not None
-                finally:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-            return conn.execute(self.sql, params).fetchone() is not None
+            with self._turn():
+                return conn.execute(self.sql, params).fetchone() is not None
         except Exception:
             # A broken connection must not poison every later request: reconnect next time.
             self.local.conn = None

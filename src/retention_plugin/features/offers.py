@@ -41,6 +41,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from retention_plugin import hookimpl
 from retention_plugin import events as ev
+from retention_plugin.customers import follow_merges as load_customer  # noqa: F401 (delays uses it)
 from retention_plugin.discounts import code_for, customer_gid, money_text  # noqa: F401 (re-exported)
 from retention_plugin.records import order_row
 from retention_plugin.storage import tables as t
@@ -205,13 +206,6 @@ def record_suppressed(ctx, *, key: str, customer_id: int, kind: str, data: Mappi
     ctx.conn.execute(update(t.messages).where(t.messages.c.id == mid, t.messages.c.status == "scheduled")
                      .values(status="suppressed", reason=reason))
     return mid
-
-
-def load_customer(conn, customer_id) -> dict | None:
-    """The customer row, following merges to the surviving record."""
-    from retention_plugin.messaging.outbox import load_customer as _load
-
-    return _load(conn, customer_id)
 
 
 # --- occasions ---------------------------------------------------------------------------

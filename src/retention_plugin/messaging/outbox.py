@@ -36,6 +36,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from ..context import HookContext
+from ..customers import follow_merges as load_customer  # noqa: F401 (features import it from here)
 from ..storage import tables as t
 from ..storage.db import for_update, insert_ignore
 from .channels import Channel, ChannelError, unsubscribe_links
@@ -125,21 +126,6 @@ def retry_message(conn: Connection, message_id: int, now: datetime) -> bool:
 
 
 # --- customers ----------------------------------------------------------------------------
-
-
-def load_customer(conn: Connection, customer_id, *, lock: bool = False) -> dict | None:
-    """The customer row, following ``merged_into`` to the surviving record."""
-    seen = set()
-    while customer_id is not None and customer_id not in seen:
-        seen.add(customer_id)
-        q = select(c).where(c.c.id == customer_id)
-        row = conn.execute(for_update(q, conn) if lock else q).mappings().first()
-        if row is None:
-            return None
-        if row["merged_into"] is None:
-            return dict(row)
-        customer_id = row["merged_into"]
-    return None
 
 
 def recent_marketing(conn: Connection, customer_id, until: datetime, *, exclude_id=None,
