@@ -92,11 +92,28 @@ def test_shopify_rejections(server, mutate, status, reason):
 
 def test_signed_garbage_is_400_not_stored(server):
     base, engine = server
-    for body in (b"not json at all", b"[1, 2, 3]", b"\xff\xfe\x00garbage"):
+    deep_array = b"[" * 60_000  # the standard parser gives up with RecursionError, not ValueError
+    deep_object = b'{"a":' * 10_000 + b"1" + b"}" * 10_000
+    for body in (b"not json at all", b"[1, 2, 3]", b"\xff\xfe\x00garbage", deep_array, deep_object):
         wid = str(uuid.uuid4())
         r = post_shopify(base, body, shopify_headers(body, "orders/paid", wid))
-        assert r.status_code == 400, body
+        assert r.status_code == 400, body[:40]
+        assert r.json()["error"] == "bad_json"
         assert stored(engine, wid) == 0
+
+
+def test_json_the_worker_reads_is_never_refused(server):
+    # The receiver's fast parser is stricter than the worker's in corners; a signed
+    # delivery it cannot read must still be stored, not refused (Shopify would retry
+    # and in the end drop the subscription).
+    base, engine = server
+    for body in (b'{"id": 1, "note": "\\ud83d broken emoji"}', b'{"id": 2, "ratio": NaN}',
+                 json.dumps({"id": 3, "note": "caf\u00e9"}).encode("utf-16")):
+        json.loads(body)  # the standard library takes each of these
+        wid = str(uuid.uuid4())
+        r = post_shopify(base, body, shopify_headers(body, "orders/paid", wid))
+        assert r.status_code == 200, (body, r.text)
+        assert stored(engine, wid) == 1
 
 
 def test_body_over_limit_is_413(server):

@@ -18,6 +18,7 @@ import os
 from datetime import timezone
 
 import falcon
+import orjson
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -38,9 +39,40 @@ except ImportError:  # PostgreSQL support is an extra
         pass
 
 # Shopify sends X-Shopify-* and, on newer deliveries, the same names without
-# the X- prefix; header lookup is case-insensitive, so two spellings suffice.
+# the X- prefix. The WSGI environ keys are computed once: this runs eight
+# times per delivery on the receiver's hot path.
+_SHOPIFY_ENV_KEYS: dict[str, tuple[str, str]] = {}
+
+
 def _header(req: falcon.Request, name: str) -> str | None:
-    return req.get_header("X-Shopify-" + name) or req.get_header("Shopify-" + name)
+    keys = _SHOPIFY_ENV_KEYS.get(name)
+    if keys is None:
+        suffix = name.upper().replace("-", "_")
+        keys = _SHOPIFY_ENV_KEYS[name] = ("HTTP_X_SHOPIFY_" + suffix, "HTTP_SHOPIFY_" + suffix)
+    env = req.env
+    return env.get(keys[0]) or env.get(keys[1])
+
+
+# The two answers a sender gets for a stored delivery, serialized once.
+_STORED = json.dumps({"ok": True, "duplicate": False}).encode()
+_DUPLICATE = json.dumps({"ok": True, "duplicate": True}).encode()
+
+
+def _check_json(body: bytes) -> None:
+    """400 unless the body is a JSON object; what it says is the worker's business.
+
+    orjson validates a delivery several times faster than the standard
+    library, which made this check a fifth of the receiver's CPU. It is
+    stricter in corners (NaN, lone surrogate escapes), and a signed delivery
+    refused with a 400 is retried and then unsubscribed by Shopify, so what
+    it refuses is judged again by the parser the worker uses.
+    """
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = Receiver._json(body)
+    if not isinstance(payload, dict):
+        raise Rejected(falcon.HTTP_400, "bad_json", "body must be a JSON object")
 
 
 class Rejected(Exception):
@@ -56,6 +88,9 @@ class Receiver:
         self.shopify = s.section("shopify")
         self.zendesk = s.section("zendesk")
         self.inserter = FastInserter(retention.engine)
+        # Counter children bound once (labels() is a locked dict lookup per call).
+        self.received = {p: metrics.RECEIVED.labels(p) for p in ("shopify", "zendesk")}
+        self.duplicate = {p: metrics.DUPLICATE.labels(p) for p in ("shopify", "zendesk")}
 
     # --- shared steps ----------------------------------------------------------
 
@@ -76,6 +111,8 @@ class Receiver:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise Rejected(falcon.HTTP_400, "bad_json", "body is not valid JSON") from None
+        except RecursionError:
+            raise Rejected(falcon.HTTP_400, "bad_json", "body nests too deeply") from None
         if not isinstance(payload, dict):
             raise Rejected(falcon.HTTP_400, "bad_json", "body must be a JSON object")
         return payload
@@ -101,11 +138,12 @@ class Receiver:
             resp.set_header("Retry-After", "30")
             resp.media = {"error": "unavailable", "detail": "storage unavailable, retry later"}
             return
-        metrics.RECEIVED.labels(platform).inc()
+        self.received[platform].inc()
         if not stored:
-            metrics.DUPLICATE.labels(platform).inc()
+            self.duplicate[platform].inc()
         resp.status = falcon.HTTP_200
-        resp.media = {"ok": True, "duplicate": not stored}
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = _STORED if stored else _DUPLICATE
 
     # --- Shopify -----------------------------------------------------------------
 
@@ -129,12 +167,13 @@ class Receiver:
         for name, value in (("X-Shopify-Topic", topic), ("X-Shopify-Webhook-Id", webhook_id)):
             if not value:
                 raise Rejected(falcon.HTTP_400, "missing_header", f"{name} header is missing")
-        self._json(body)
+        _check_json(body)
+        event_id = _header(req, "Event-Id")
         headers = {k: v for k, v in {
             "topic": topic, "api_version": _header(req, "Api-Version"),
-            "triggered_at": _header(req, "Triggered-At"), "event_id": _header(req, "Event-Id"),
+            "triggered_at": _header(req, "Triggered-At"), "event_id": event_id,
         }.items() if v}
-        return self._store("shopify", shop.lower(), webhook_id, topic, _header(req, "Event-Id"), headers, body)
+        return self._store("shopify", shop.lower(), webhook_id, topic, event_id, headers, body)
 
     # --- Zendesk -------------------------------------------------------------------
 
