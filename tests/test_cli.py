@@ -152,3 +152,14 @@ def test_serve_threads_come_from_the_option_the_config_or_the_engine(db_url, tmp
     bad = write_config(tmp_path / "bad.toml", base_config(db_url, server={"threads": 0}))
     r = run(bad, "serve")
     assert r.exit_code == 2 and "threads" in r.output
+
+
+def test_events_show_prints_a_body_too_deep_to_parse_as_text(app, config):
+    from retention_plugin.inbox import store_delivery
+
+    deep = b'{"a":' * 1010 + b"1" + b"}" * 1010
+    row_id = store_delivery(app.engine, platform="shopify", shop="example.myshopify.com", delivery_id="deep",
+                            topic="orders/paid", body=deep, now=app.now())
+    r = run(config, "events", "show", str(row_id))
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["body"] == deep.decode()

@@ -139,3 +139,21 @@ def test_a_redact_finds_the_person_by_shopify_id_never_by_an_equal_internal_id(a
     with app.engine.connect() as conn:
         emails = set(conn.execute(select(t.customers.c.email)).scalars())
     assert {"other@example.com", EMAIL} <= emails
+
+
+def test_a_stored_body_too_deep_to_parse_is_still_scrubbed(app):
+    from retention_plugin.inbox import store_delivery
+
+    seed(app)
+    # Stored as received (the receiver's parser reads up to 1,024 levels), dead-lettered by the worker.
+    deep = b'{"note": "' + EMAIL.encode() + b'", "a":' + b'{"a":' * 1010 + b"1" + b"}" * 1011
+    store_delivery(app.engine, platform="shopify", shop="retention-test.myshopify.com", delivery_id="deep",
+                   topic="orders/paid", body=deep, now=app.now())
+    deliver_shopify(app, "customers/redact", {"shop_id": 1, "shop_domain": "retention-test.myshopify.com",
+                                              "customer": {"id": 6101, "email": EMAIL, "phone": PHONE},
+                                              "orders_to_redact": [4101, 4102]})
+    run_worker(app)
+    with app.engine.connect() as conn:
+        body = bytes(conn.execute(select(t.inbox.c.body).where(t.inbox.c.delivery_id == "deep")).scalar())
+        assert conn.execute(select(t.privacy_requests.c.kind)).scalars().all() == ["redact"]
+    assert EMAIL.encode() not in body and body.startswith(b'{"note": "')

@@ -101,6 +101,20 @@ def test_bad_payload_is_dead_lettered_with_reason_and_unknown_topic_ignored(make
     assert ignored["status"] == "ignored"
 
 
+def test_a_body_nested_past_pythons_limit_is_dead_lettered_not_a_crash(make_app):
+    from retention_plugin.inbox import store_delivery
+
+    app = make_app()
+    deep = b'{"a":' * 1010 + b"1" + b"}" * 1010  # the receiver's parser takes it (limit 1,024 levels)
+    store_delivery(app.engine, platform="shopify", shop="example.myshopify.com", delivery_id="deep",
+                   topic="orders/paid", body=deep, now=app.now())
+    deliver_shopify(app, "orders/paid", order(444))
+    run_worker(app)
+    deep_row, fine = inbox_rows(app)
+    assert deep_row["status"] == "dead" and "nests too deeply" in deep_row["last_error"]
+    assert fine["status"] == "done"
+
+
 def test_expired_lease_is_reclaimed_and_effects_happen_once(make_app, clock):
     app = make_app(extra_plugins=[Counter()], worker={"lease_seconds": 60})
     deliver_shopify(app, "orders/paid", order(444))

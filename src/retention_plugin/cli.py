@@ -203,7 +203,7 @@ def _event_json(row, *, body=False) -> dict:
         raw = bytes(row["body"])
         try:
             d["body"] = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # stored as received; show the text it is
             d["body"] = raw.decode("utf-8", "replace")
         d["headers"] = row["headers"]
     return d

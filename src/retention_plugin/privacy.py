@@ -122,7 +122,7 @@ def _scrub_inbox(conn, needles: list[str], related_order_ids: set[int], also_id:
         try:
             payload = json.loads(body)
             new = json.dumps(scrub(payload, needles, pii_keys=True)).encode()
-        except ValueError:
+        except (ValueError, RecursionError):  # unreadable as JSON: blank the matches in the raw text
             new = pattern.sub(REDACTED.encode(), body) if pattern else body
         conn.execute(update(t.inbox).where(t.inbox.c.id == row.id).values(body=new))
         changed += 1

@@ -120,6 +120,9 @@ class Worker:
         except (PayloadError, ValueError) as e:
             # A payload we cannot read will not improve with retries: dead letter now, with the reason.
             return self._finish(row, "dead", f"bad payload: {e}")
+        except RecursionError:
+            # The receiver's parser takes nesting up to 1,024 levels; Python's stops short of that.
+            return self._finish(row, "dead", "bad payload: JSON nests too deeply to read")
         try:
             with self.app.engine.begin() as conn:
                 now = self.app.now()
