@@ -160,7 +160,7 @@ class FastInserter:
             self.wake.clear()
             try:
                 if conn is None:
-                    conn = sqlite3.connect(self.url.database, timeout=30, isolation_level=None)
+                    conn = self._connect()
                 self.checkpoint(conn)
             except (sqlite3.Error, OSError) as e:
                 # The deliveries are stored either way; a later round (or any other
