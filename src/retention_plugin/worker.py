@@ -24,7 +24,7 @@ from sqlalchemy import and_, or_, select, update
 
 from . import records
 from .context import HookContext
-from .platforms.errors import PayloadError, UnsupportedTopic
+from .platforms.errors import DeadLetter, PayloadError, UnsupportedTopic
 from .storage import tables as t
 from .storage.db import for_update
 
@@ -140,6 +140,8 @@ class Worker:
                 conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
                     status="done", processed_at=now, lease_until=None, last_error=None))
             return "done"
+        except DeadLetter as e:
+            return self._finish(row, "dead", str(e))
         except Exception as e:  # a plugin's bug must not stop the queue: retry, then dead-letter
             log.warning("delivery %s (%s %s) failed on attempt %s: %s", row["id"], row["platform"],
                         row["topic"], row["attempts"], e)

@@ -47,6 +47,15 @@ class UnsupportedTopic(PlatformError):
         super().__init__(f"unsupported {where}topic {topic!r}")
 
 
+class DeadLetter(PlatformError):
+    """A delivery that must not be retried: the worker dead-letters it at once with this reason.
+
+    Raised by the parser or by a hook (inside the delivery's transaction, which
+    then rolls back) when retrying cannot change the outcome, e.g. a destructive
+    request held until an admin confirms it.
+    """
+
+
 # --- API calls ---------------------------------------------------------------
 
 
