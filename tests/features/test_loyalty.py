@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from test_loyalty_support import actions, bal, cli, customer_id, expected_points, ledger, rows
 from payloads import order, refund
+from platforms.helpers import shopify_request_errors
 from retention_plugin import hookimpl
 from retention_plugin.storage import tables as t
 from retention_plugin.testing import deliver_shopify, run_worker
@@ -99,12 +100,21 @@ def test_a_punch_card_fills_on_exactly_the_tenth_unit_across_orders(make_app):
     card = _card(app)
     assert card["punches"] == 0 and card["filled"] == 1
     [reward] = _codes(app, "punch")
-    assert reward["amount"] == Decimal("10.00") and reward["kind"] == "free_item"
-    [create] = [a for a in actions(app, "discount_code_basic_create")]
-    d = create["request"]["variables"]["basicCodeDiscount"]
-    assert d["code"] == reward["code"] and d["usageLimit"] == 1
+    # The 11th unit free, not its price in money: 100 % off one unit of what the card counts.
+    assert reward["kind"] == "free_item" and reward["amount"] is None and reward["percent"] == Decimal("100")
+    assert actions(app, "discount_code_basic_create") == []
+    [create] = actions(app, "discount_code_bxgy_create")
+    assert shopify_request_errors(create["request"]) == []
+    d = create["request"]["variables"]["bxgyCodeDiscount"]
+    assert d["code"] == reward["code"] and d["usageLimit"] == 1 and d["usesPerOrderLimit"] == 1
     assert d["context"] == {"customers": {"add": ["gid://shopify/Customer/1001"]}}
-    assert d["customerGets"]["items"] == {"products": {"productsToAdd": ["gid://shopify/Product/7001"]}}
+    # Counted by SKU, so the free unit is that variant (a SKU names one variant), never the dearest item.
+    items = {"products": {"productVariantsToAdd": ["gid://shopify/ProductVariant/8001"]}}
+    assert d["customerGets"] == {"items": items, "value": {"discountOnQuantity": {
+        "quantity": "1", "effect": {"percentage": 1.0}}}}
+    assert d["combinesWith"] == {"orderDiscounts": True, "productDiscounts": False, "shippingDiscounts": True}
+    [notice] = [m for m in rows(app, t.messages) if m["kind"] == "reward"]
+    assert notice["data"]["code"] == reward["code"] and notice["data"]["discount_amount"] is None
 
     # A refund of counted units takes their punches back; a replay takes nothing more.
     deliver_shopify(app, "refunds/create", refund(9803, 803, 8031, 2, "20.00"))

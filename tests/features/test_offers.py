@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -17,6 +18,7 @@ from payloads import order
 from retention_plugin import events as ev
 from retention_plugin import hookimpl
 from retention_plugin.config import ConfigError
+from retention_plugin.context import HookContext
 from retention_plugin.features import offers
 from retention_plugin.messaging.templates import Renderer
 from retention_plugin.storage import tables as t
@@ -289,6 +291,115 @@ def test_voucher_expires_shortly_after_the_expected_next_purchase(make, clock, d
     [a] = _discount_actions(app)
     assert a["request"]["variables"]["basicCodeDiscount"]["endsAt"] == (
         clock.now + timedelta(days=expected_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _seed_history(app, n=300, seed=11):
+    """Customers buying at their own pace over two years, some stopping: enough for the models to fit."""
+    rng = np.random.default_rng(seed)
+    start = app.now() - timedelta(days=730)
+    customers, orders = [], []
+    for i in range(n):
+        cid = 1000 + i
+        customers.append({"id": cid, "shopify_id": 700000 + cid, "email": f"c{cid}@example.com", "tags": [],
+                          "marketing_consent": "subscribed", "country": "LT", "locale": "en",
+                          "created_at": start, "updated_at": start})
+        day, rate = float(rng.integers(0, 300)), rng.gamma(2.0, 1 / 60)
+        stop = day + rng.exponential(500)
+        while day < min(stop, 725):
+            orders.append({"customer_id": cid, "currency": "USD", "subtotal": Decimal("40.00"),
+                           "total": Decimal("40.00"), "created_at": start + timedelta(days=day),
+                           "paid_at": start + timedelta(days=day), "shopify_id": 50_000_000 + len(orders),
+                           "source": "import", "tags": [], "discount_codes": [], "test": False,
+                           "total_discounts": 0, "total_tax": 0, "shipping": 0, "refunded": 0})
+            day += rng.exponential(1 / rate)
+    with app.engine.begin() as conn:
+        conn.execute(t.customers.insert(), customers)
+        conn.execute(t.orders.insert(), orders)
+
+
+def test_the_daily_scoring_predicts_each_next_purchase_and_the_voucher_ends_after_it(make, clock):
+    from retention_plugin.analysis.scoring import ScoreSettings, score_customers
+    from retention_plugin.analysis.store import load_store_history
+    from retention_plugin.analysis.summary import summarize
+    from retention_plugin.features.winback import early_warning_task
+
+    app = make(occasions=[{"occasion": "order_above", "min_subtotal": 0, "percent": 10, "valid_days": 30}],
+               expire_after_expected_days=7, min_valid_days=1, max_valid_days=365,
+               next_purchase_min_days=2, next_purchase_max_days=300)
+    _seed_history(app)
+    scored_at = clock.now
+    with app.engine.connect() as conn:  # the daily task, as the worker runs it
+        early_warning_task(HookContext(app, conn, now=scored_at, source="task"))
+        conn.commit()
+    with app.engine.connect() as conn:
+        scores = {r["customer_id"]: dict(r) for r in conn.execute(select(t.customer_scores)).mappings()}
+    assert len(scores) == 300 and all(r["next_purchase_at"] is not None for r in scores.values())
+
+    # The prediction is the fitted model's expected wait, 1 / E[purchase rate | active], within the bounds.
+    history = load_store_history(app.engine, scored_at)
+    fitted = score_customers(history, ScoreSettings())
+    model = fitted.choice["value_model"]
+    params = fitted.models[model]["params"]
+    o = history.orders
+    summary = summarize(o.customer, o.day, o.amount, calibration_end=history.as_of, time_unit="weeks")
+    waits = {}
+    for cid, x, big_t in zip(summary.customer_ids.tolist(), summary.x.tolist(), summary.T.tolist()):
+        days = (params["alpha"] + big_t) / (params["r"] + x) * summary.unit_days
+        waits[int(cid)] = min(max(days, 2.0), 300.0)
+    for cid, row in scores.items():
+        assert abs((row["next_purchase_at"] - row["scored_at"]).total_seconds() / 86400 - waits[cid]) < 1e-3
+    assert len({round(w, 3) for w in waits.values()}) > 50  # a prediction per customer, not one default
+    assert any(w == 300.0 for w in waits.values()) and any(w < 100 for w in waits.values())
+
+    # A day later one of them orders: the voucher ends 7 days after the predicted next purchase,
+    # the predicted wait counted from this order.
+    cid = next(c for c, w in sorted(waits.items()) if 20 < w < 200)
+    clock.advance(days=1)
+    _paid(app, 6950, customer_id=700000 + cid, email=f"c{cid}@example.com")
+    [v] = [v for v in _vouchers(app) if v["source_ref"] == "order:6950"]
+    wait = scores[cid]["next_purchase_at"] - scores[cid]["scored_at"]
+    assert v["expires_at"] == clock.now + wait + timedelta(days=7)
+    assert v["expires_at"] != clock.now + timedelta(days=30)
+
+
+def test_codes_combine_as_configured_so_rewards_stack_on_the_tier_discount(make_app, channel, clock):
+    from platforms.helpers import shopify_request_errors
+
+    app = make_app(
+        extra_plugins=[channel], messages=MESSAGES, links=LINKS,
+        offers={"occasions": [FIRST], "combines_with": {"voucher": ["shipping"]}},
+        loyalty={"rewards": [{"points": 50, "amount": "5.00"}],
+                 "punch_cards": [{"name": "ink", "size": 1, "match": {"product_ids": [7001]}}],
+                 "tiers": [{"name": "gold", "min_spend": "10.00", "discount_percent": 5,
+                            "segment_id": "gid://shopify/Segment/42"}]})
+    _paid(app, 6960, subtotal="60.00")
+    made = {a["kind"]: a["request"] for a in _rows(app, t.actions) if a["kind"].startswith("discount_")}
+    assert set(made) == {"discount_code_basic_create", "discount_code_bxgy_create",
+                         "discount_automatic_basic_create"}
+    for request in made.values():
+        assert shopify_request_errors(request) == []
+    voucher, reward = [a["request"]["variables"]["basicCodeDiscount"] for a in _rows(app, t.actions)
+                       if a["kind"] == "discount_code_basic_create"]
+    punch = made["discount_code_bxgy_create"]["variables"]["bxgyCodeDiscount"]
+    tier = made["discount_automatic_basic_create"]["variables"]["automaticBasicDiscount"]
+    assert voucher["code"].startswith("THANKS-") and reward["code"].startswith("LOYAL-")
+    # Configured: the voucher combines with free shipping only.
+    assert voucher["combinesWith"] == {"orderDiscounts": False, "productDiscounts": False, "shippingDiscounts": True}
+    # Defaults: a points reward (an order discount) and the tier discount (all items: an order discount)
+    # each allow the other, so the reward applies on top of the tier price; the free unit (a product
+    # discount) is allowed by the tier discount too.
+    assert reward["combinesWith"] == {"orderDiscounts": True, "productDiscounts": False, "shippingDiscounts": True}
+    assert punch["combinesWith"] == {"orderDiscounts": True, "productDiscounts": False, "shippingDiscounts": True}
+    assert tier["combinesWith"] == {"orderDiscounts": True, "productDiscounts": True, "shippingDiscounts": True}
+
+
+def test_combines_with_names_known_kinds_and_classes(make):
+    with pytest.raises(ConfigError, match=r"\[offers\]\.combines_with"):
+        make(combines_with={"vouchers": ["order"]})
+    with pytest.raises(ConfigError, match=r"\[offers\]\.combines_with"):
+        make(combines_with={"voucher": ["orders"]})
+    with pytest.raises(ConfigError, match=r"next_purchase_min_days"):
+        make(next_purchase_min_days=30, next_purchase_max_days=10)
 
 
 def test_without_a_score_the_voucher_keeps_its_valid_days(make, clock):

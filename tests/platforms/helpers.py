@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -42,3 +44,27 @@ class SleepRecorder:
 
     def __call__(self, seconds: float) -> None:
         self.calls.append(seconds)
+
+
+@functools.lru_cache(maxsize=None)
+def _admin_schema(version: str):
+    from graphql import build_client_schema
+
+    path = shared_file("shopify-admin-schema", f"admin_{version}.json.gz")
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    # Shopify's schema trips graphql-core's own schema checks; the documents are what is checked here.
+    return build_client_schema(data["data"], assume_valid=True)
+
+
+def shopify_request_errors(request: dict, version: str = "2026-07") -> list[str]:
+    """What is wrong with a ``{"query", "variables"}`` request for Shopify's Admin API ``version`` (``[]``: valid)."""
+    from graphql import parse, validate
+    from graphql.execution.values import get_variable_values
+
+    schema = _admin_schema(version)
+    doc = parse(request["query"])
+    errors = [e.message for e in validate(schema, doc)]
+    if errors:
+        return errors
+    values = get_variable_values(schema, doc.definitions[0].variable_definitions or [], request["variables"])
+    return [e.message for e in values] if isinstance(values, list) else []

@@ -56,7 +56,7 @@ DISCOUNT_CREATED = {"discountCodeBasicCreate": {
 
 def discount_request():
     return m.discount_code_basic_create("THANKS-1", "Thanks", percent=10, customer_gid=CUSTOMER,
-                                        starts_at=START, ends_at=None)
+                                        starts_at=START, ends_at=None, combines_with=["order"])
 
 
 def test_request_shape(client, rsps):

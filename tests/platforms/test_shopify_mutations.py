@@ -10,6 +10,8 @@ import pytest
 
 from retention_plugin.platforms.shopify import mutations as m
 
+from .helpers import shopify_request_errors
+
 UTC = timezone.utc
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 CUSTOMER = "gid://shopify/Customer/115310627314723954"
@@ -18,7 +20,7 @@ CUSTOMER = "gid://shopify/Customer/115310627314723954"
 def test_discount_percent_for_one_customer():
     request = m.discount_code_basic_create(
         "THANKS-7F3A9C", "Thank you, Ann", percent=Decimal("15"), customer_gid=CUSTOMER,
-        starts_at=START, ends_at=START + timedelta(days=30),
+        starts_at=START, ends_at=START + timedelta(days=30), combines_with=["order", "shipping"],
     )
     assert set(request) == {"query", "variables"}
     json.dumps(request)  # storable as-is in actions.request
@@ -34,8 +36,10 @@ def test_discount_percent_for_one_customer():
         "customerGets": {"value": {"percentage": 0.15}, "items": {"all": True}},
         "appliesOncePerCustomer": True,
         "usageLimit": 1,
+        "combinesWith": {"orderDiscounts": True, "productDiscounts": False, "shippingDiscounts": True},
     }
     assert "customerSelection" not in json.dumps(request)
+    assert shopify_request_errors(request) == [] and shopify_request_errors(request, "2026-10") == []
 
 
 def test_discount_amount_on_products_for_everyone():
@@ -43,6 +47,7 @@ def test_discount_amount_on_products_for_everyone():
         "RECALL-1", "Recall credit", amount=Decimal("12.50"), currency="EUR", customer_gid=None,
         starts_at=START.astimezone(timezone(timedelta(hours=2))), ends_at=None, usage_limit=None,
         applies_once_per_customer=False, product_gids=["gid://shopify/Product/788032119674292922"],
+        combines_with=[],
     )
     d = request["variables"]["basicCodeDiscount"]
     assert d["customerGets"] == {
@@ -52,6 +57,9 @@ def test_discount_amount_on_products_for_everyone():
     assert d["context"] == {"all": "ALL"}
     assert d["startsAt"] == "2026-03-02T12:00:00Z" and d["endsAt"] is None
     assert "usageLimit" not in d and d["appliesOncePerCustomer"] is False
+    # Shopify's default is "combines with nothing": it is stated all the same, never left implicit.
+    assert d["combinesWith"] == {"orderDiscounts": False, "productDiscounts": False, "shippingDiscounts": False}
+    assert shopify_request_errors(request) == []
 
 
 @pytest.mark.parametrize(
@@ -68,10 +76,12 @@ def test_discount_amount_on_products_for_everyone():
         {"percent": 10, "customer_gid": "115310627314723954"},  # not a GID
         {"percent": 10, "customer_gid": "gid://shopify/Order/1"},  # wrong kind
         {"percent": 10, "usage_limit": 0},
+        {"percent": 10, "combines_with": ["orders"]},  # not a discount class
+        {"percent": 10, "combines_with": "order"},  # a string, not a list
     ],
 )
 def test_discount_input_errors(kwargs):
-    args = {"customer_gid": CUSTOMER, "starts_at": START, "ends_at": None}
+    args = {"customer_gid": CUSTOMER, "starts_at": START, "ends_at": None, "combines_with": ["order"]}
     args.update(kwargs)
     with pytest.raises(ValueError):
         m.discount_code_basic_create("CODE", "Title", **args)
@@ -80,7 +90,64 @@ def test_discount_input_errors(kwargs):
 def test_discount_code_must_not_have_spaces():
     with pytest.raises(ValueError):
         m.discount_code_basic_create("TWO WORDS", "t", percent=10, customer_gid=CUSTOMER, starts_at=START,
-                                     ends_at=None)
+                                     ends_at=None, combines_with=[])
+
+
+def test_every_discount_states_what_it_combines_with():
+    # Without combinesWith Shopify combines a code with nothing: not with the tier discount either.
+    with pytest.raises(TypeError, match="combines_with"):
+        m.discount_code_basic_create("C", "t", percent=10, customer_gid=CUSTOMER, starts_at=START, ends_at=None)
+    with pytest.raises(TypeError, match="combines_with"):
+        m.discount_code_free_units("C", "t", product_gids=["gid://shopify/Product/1"], customer_gid=CUSTOMER,
+                                   starts_at=START, ends_at=None)
+    assert m.combines_with_input(["product"]) == {
+        "orderDiscounts": False, "productDiscounts": True, "shippingDiscounts": False}
+
+
+def test_one_unit_free_is_a_buy_x_get_y_code_for_one_customer():
+    request = m.discount_code_free_units(
+        "LOYAL-ABC", "Punch card: one free cartridge", product_gids=["gid://shopify/Product/7001"],
+        variant_gids=["gid://shopify/ProductVariant/8001"], customer_gid=CUSTOMER, starts_at=START,
+        ends_at=START + timedelta(days=90), combines_with=["order", "shipping"])
+    assert m.root_field(request["query"]) == "discountCodeBxgyCreate"
+    d = request["variables"]["bxgyCodeDiscount"]
+    items = {"products": {"productsToAdd": ["gid://shopify/Product/7001"],
+                          "productVariantsToAdd": ["gid://shopify/ProductVariant/8001"]}}
+    assert d["customerGets"] == {"items": items, "value": {"discountOnQuantity": {
+        "quantity": "1", "effect": {"percentage": 1.0}}}}
+    assert d["customerBuys"] == {"items": items, "value": {"amount": "0.01"}}
+    assert d["context"] == {"customers": {"add": [CUSTOMER]}}
+    assert (d["usesPerOrderLimit"], d["usageLimit"], d["appliesOncePerCustomer"]) == (1, 1, True)
+    assert d["combinesWith"] == {"orderDiscounts": True, "productDiscounts": False, "shippingDiscounts": True}
+    assert shopify_request_errors(request) == [] and shopify_request_errors(request, "2026-10") == []
+    json.dumps(request)
+    for bad in ({"product_gids": []}, {"quantity": 0}, {"product_gids": ["gid://shopify/Collection/1"]},
+                {"buys_amount": Decimal("0")}):
+        args = {"product_gids": ["gid://shopify/Product/7001"], "customer_gid": CUSTOMER, "starts_at": START,
+                "ends_at": None, "combines_with": []}
+        args.update(bad)
+        with pytest.raises(ValueError):
+            m.discount_code_free_units("C", "t", **args)
+
+
+def test_the_builders_requests_are_valid_for_the_pinned_and_newest_admin_api():
+    from retention_plugin.features.loyalty import pricing
+    from retention_plugin.features.loyalty.tiers import metafields_request
+
+    requests = [
+        metafields_request({"metafield_namespace": "retention"}, CUSTOMER, 322, "gold"),
+        pricing.discount_automatic_basic_create("Gold members: 5% off", Decimal("5"), "gid://shopify/Segment/42",
+                                                START, ["order", "product", "shipping"]),
+        pricing.segment_create("Retention tier: Gold", "customer_tags CONTAINS 'retention-tier-gold'"),
+        pricing.discount_automatic_deactivate("gid://shopify/DiscountAutomaticNode/9"),
+        m.tags_add(CUSTOMER, ["retention-tier-gold"]),
+        m.tags_remove(CUSTOMER, ["retention-tier-silver"]),
+    ]
+    for request in requests:
+        assert shopify_request_errors(request) == [], request["query"]
+        assert shopify_request_errors(request, "2026-10") == [], request["query"]
+    combines = requests[1]["variables"]["automaticBasicDiscount"]["combinesWith"]
+    assert combines == {"orderDiscounts": True, "productDiscounts": True, "shippingDiscounts": True}
 
 
 def test_tags():

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from sqlalchemy import delete, insert, select
@@ -86,9 +86,11 @@ def early_warning(engine, as_of=None, settings: ScoreSettings = ScoreSettings(),
         found = crossings(previous, current, report_unknown=bool(previous) or first_run_reports)
         conn.execute(delete(cs))
         rows = [{"customer_id": cid, "segment": seg, "p_alive": Decimal(f"{pa:.6f}"),
-                 "expected_purchases": Decimal(f"{min(ep, 999999):.6f}"), "scored_at": now}
-                for cid, seg, pa, ep in zip(ids, c["state"].tolist(), c["p_alive"].tolist(),
-                                            c["expected_purchases_horizon"].tolist())]
+                 "expected_purchases": Decimal(f"{min(ep, 999999):.6f}"), "scored_at": now,
+                 "next_purchase_at": now + timedelta(days=nd)}
+                for cid, seg, pa, ep, nd in zip(ids, c["state"].tolist(), c["p_alive"].tolist(),
+                                                c["expected_purchases_horizon"].tolist(),
+                                                c["next_purchase_days"].tolist())]
         for start in range(0, len(rows), 1000):
             conn.execute(insert(cs), rows[start:start + 1000])
     score_of = dict(zip(ids, c["lost_score"].tolist()))

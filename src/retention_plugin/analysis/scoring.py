@@ -37,6 +37,9 @@ class ScoreSettings:
     value_months: int = 12
     annual_discount_rate: float = 0.10
     segments: SegmentSettings = field(default_factory=SegmentSettings)
+    #: Bounds of ``next_purchase_days`` ([offers] next_purchase_min_days / _max_days).
+    next_purchase_min_days: float = 1.0
+    next_purchase_max_days: float = 365.0
 
 
 @dataclass
@@ -145,6 +148,10 @@ def score_customers(history: History, st: ScoreSettings = ScoreSettings(), *, ch
         spend[s.x > 0] = np.where(s.monetary[s.x > 0] > 0, s.monetary[s.x > 0], per_purchase.mean())
 
     p_alive = vm.p_alive(s.x, s.t_x, s.T)
+    # The expected wait for the next purchase of a customer still active: one over their
+    # posterior purchase rate (memoryless, so counted from as_of), bounded as configured.
+    next_purchase_days = np.clip(unit / vm.rate_if_alive(s.x, s.T), st.next_purchase_min_days,
+                                 st.next_purchase_max_days)
     year = 365.25 / unit
     yearly_if_active = vm.rate_if_alive(s.x, s.T) * year * spend
     value = discounted_value(vm, spend, s, months=st.value_months, annual_rate=st.annual_discount_rate)
@@ -159,6 +166,7 @@ def score_customers(history: History, st: ScoreSettings = ScoreSettings(), *, ch
         "expected_spend": spend, "predicted_value": value,
         "yearly_revenue_if_active": yearly_if_active, "yearly_revenue_at_stake": at_stake,
         "lifecycle": lifecycle(s.x + 1, st.segments), "state": seg_state,
+        "next_purchase_days": next_purchase_days,
     }
     fitted = {k: m.to_dict() for k, m in models.items()}
     if gg is not None:

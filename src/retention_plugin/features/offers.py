@@ -23,10 +23,15 @@ On ``order_paid``:
    retried create sends the same code. Three deliveries of the same
    ``orders/paid`` make one voucher and one thank-you.
 
-The voucher ends ``valid_days`` after the order; when the analysis knows the
-customer's expected next purchase (``customer_scores.next_purchase_at``) and
-``expire_after_expected_days`` is set, it ends that many days after it
+The voucher ends ``valid_days`` after the order; when the daily scoring
+predicted the customer's next purchase (``customer_scores.next_purchase_at``)
+and ``expire_after_expected_days`` is set, it ends that many days after it
 instead, bounded by ``min_valid_days`` and ``max_valid_days``.
+
+``[offers] combines_with`` says, per kind of code, which of Shopify's discount
+classes it combines with; every feature that creates a discount asks
+:func:`combines_with` (loyalty and recovery too), and the request builders
+refuse to make a discount without it.
 """
 
 from __future__ import annotations
@@ -49,6 +54,20 @@ from retention_plugin.storage.db import insert_ignore
 
 PLUGIN = "offers"
 OCCASIONS = ("first_order", "nth_order", "order_above")
+#: What each kind of discount the plugins create may be combined with (Shopify's discount classes).
+#: Every code here applies to all items or to named products; the tier discount is an automatic
+#: discount on all items, i.e. an *order* discount, so a code stacks on it only when both list "order".
+COMBINES_WITH_DEFAULTS = {
+    "voucher": ("order", "shipping"),
+    "delay_apology": ("order", "shipping"),
+    "win_back": ("order", "shipping"),
+    "recovery": ("order", "shipping"),
+    "loyalty_reward": ("order", "shipping"),
+    "punch_card": ("order", "shipping"),
+    "tier_discount": ("order", "product", "shipping"),
+}
+#: The kind of the codes ``issue_discount`` makes, by the feature that asks.
+FEATURE_KIND = {"offers": "voucher", "delays": "delay_apology", "winback": "win_back"}
 #: The occasion ``choose_offer`` gets when no configured occasion matches the order.
 EVERY_ORDER = "order"
 log = logging.getLogger("retention_plugin.features.offers")
@@ -124,9 +143,19 @@ class OffersSchema(_Strict):
     min_valid_days = fields.Integer(load_default=7, strict=True, validate=validate.Range(min=1))
     max_valid_days = fields.Integer(load_default=90, strict=True, validate=validate.Range(min=1))
     occasions = fields.List(fields.Nested(OccasionSchema), load_default=list)
+    #: Per kind of code, the discount classes it combines with; kinds not given keep their default.
+    combines_with = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(tuple(COMBINES_WITH_DEFAULTS))),
+        values=fields.List(fields.String(validate=validate.OneOf(("order", "product", "shipping")))),
+        load_default=dict)
+    #: Bounds of the daily scoring's predicted next purchase (customer_scores.next_purchase_at), in days.
+    next_purchase_min_days = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=0))
+    next_purchase_max_days = fields.Integer(load_default=365, strict=True, validate=validate.Range(min=1))
 
     @validates_schema
     def _bounds(self, data, **_):
+        if data["next_purchase_min_days"] > data["next_purchase_max_days"]:
+            raise ValidationError("must not be greater than next_purchase_max_days", "next_purchase_min_days")
         if data["min_valid_days"] > data["max_valid_days"]:
             raise ValidationError("must not be greater than max_valid_days", "min_valid_days")
         url = data.get("order_url")
@@ -146,6 +175,18 @@ def register_config_sections(register):
 def settings_of(ctx) -> dict:
     s = ctx.section(PLUGIN)
     return s if s else OffersSchema().load({})
+
+
+def combines_with(ctx, kind: str) -> list[str]:
+    """The discount classes codes of ``kind`` combine with: ``[offers] combines_with``, else the default.
+
+    Read by every feature that creates a discount (loyalty and recovery too); with the
+    ``offers`` plugin switched off its section does not exist and the defaults apply.
+    """
+    if kind not in COMBINES_WITH_DEFAULTS:
+        raise ValueError(f"unknown discount kind {kind!r}")
+    chosen = ((ctx.section(PLUGIN) or {}).get("combines_with") or {}).get(kind)
+    return list(COMBINES_WITH_DEFAULTS[kind] if chosen is None else chosen)
 
 
 # --- discount codes (shared with the late-delivery apology) ----------------------------------
@@ -182,7 +223,8 @@ def issue_discount(ctx, *, key: str, action_key: str, feature: str, customer: Ma
     request = discount_code_basic_create(
         code, title, percent=percent, amount=money_text(amount) if amount is not None else None,
         currency=currency if amount is not None else None, customer_gid=gid, starts_at=now, ends_at=ends_at,
-        usage_limit=1, applies_once_per_customer=True)
+        usage_limit=1, applies_once_per_customer=True,
+        combines_with=combines_with(ctx, FEATURE_KIND.get(feature, "voucher")))
     ctx.enqueue_action("shopify", "discount_code_basic_create", action_key, request)
     return dict(ctx.conn.execute(select(R).where(R.c.key == key)).mappings().one())
 
@@ -293,12 +335,27 @@ def normalise_offer(offer: Any, shop_currency: str) -> dict:
     return {"percent": None, "amount": amount.amount, "currency": amount.currency, "valid_days": valid_days}
 
 
+def expected_next_purchase(conn, customer_id: int, now: datetime) -> datetime | None:
+    """When the daily scoring expects this customer's next order, counted from an order placed ``now``.
+
+    The purchase models are memoryless while a customer is active: the wait they
+    predicted at ``scored_at`` (``next_purchase_at - scored_at``) starts again at
+    an order placed since. None when the customer was never scored.
+    """
+    cs = t.customer_scores
+    row = conn.execute(select(cs.c.next_purchase_at, cs.c.scored_at).where(cs.c.customer_id == customer_id)).first()
+    if row is None or row.next_purchase_at is None:
+        return None
+    if row.scored_at is not None and row.scored_at < now:
+        return now + (row.next_purchase_at - row.scored_at)
+    return row.next_purchase_at
+
+
 def voucher_end(ctx, customer_id: int, valid_days: int, s: Mapping) -> datetime:
     now = ctx.now
     end = now + timedelta(days=valid_days)
     if s["expire_after_expected_days"] is not None:
-        cs = t.customer_scores
-        nxt = ctx.conn.execute(select(cs.c.next_purchase_at).where(cs.c.customer_id == customer_id)).scalar()
+        nxt = expected_next_purchase(ctx.conn, customer_id, now)
         if nxt is not None:
             end = nxt + timedelta(days=s["expire_after_expected_days"])
             end = min(max(end, now + timedelta(days=s["min_valid_days"])), now + timedelta(days=s["max_valid_days"]))

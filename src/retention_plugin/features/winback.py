@@ -73,8 +73,8 @@ def early_warning_task(ctx) -> None:
         # Fitting reads through the engine, before this task's transaction writes anything
         # (on SQLite the write lock is taken at the first write, so the fit does not hold it);
         # the scores, the crossings and the offers then commit together on ctx.conn.
-        result = early_warning(ctx.app.engine, ctx.now, first_run_reports=st["first_run_reports"],
-                               store_on=ctx.conn)
+        result = early_warning(ctx.app.engine, ctx.now, _score_settings(ctx),
+                               first_run_reports=st["first_run_reports"], store_on=ctx.conn)
     except ValueError as e:  # too little history to fit anything yet: nothing to warn about
         log.info("early warning skipped: %s", e)
         return
@@ -82,6 +82,17 @@ def early_warning_task(ctx) -> None:
         ctx.hook.customer_at_risk(customer_id=int(customer_id), score=score, ctx=ctx)
     for customer_id, score in result.get("lost", []):
         ctx.hook.customer_lost(customer_id=int(customer_id), score=score, ctx=ctx)
+
+
+def _score_settings(ctx):
+    """The scoring defaults, with the predicted next purchase bounded as ``[offers]`` says."""
+    from retention_plugin.analysis.scoring import ScoreSettings
+
+    offers = ctx.section("offers")
+    if not offers:
+        return ScoreSettings()
+    return ScoreSettings(next_purchase_min_days=offers["next_purchase_min_days"],
+                         next_purchase_max_days=offers["next_purchase_max_days"])
 
 
 @hookimpl

@@ -11,10 +11,12 @@ gets, through the actions outbox:
    ``segment_id``);
 2. once that action is done and its result carries the segment's id,
    ``discountAutomaticBasicCreate`` for ``discount_percent`` off all items,
-   ``context.customerSegments`` = that segment, combinable with order and
-   shipping discounts (so a loyalty reward code still applies);
-3. when the percentage changes or the tier loses its discount, the earlier
-   automatic discount is switched off (``discountAutomaticDeactivate``).
+   ``context.customerSegments`` = that segment, combinable as ``[offers]
+   combines_with`` says for ``tier_discount`` (by default with order, product
+   and shipping discounts, so reward and punch-card codes still apply);
+3. when the percentage or what it combines with changes, or the tier loses
+   its discount, the earlier automatic discount is switched off
+   (``discountAutomaticDeactivate``).
 
 An automatic discount needs no code: the price drops in the cart as soon as a
 tagged customer is logged in. Tier changes move the tag, which moves the
@@ -76,7 +78,10 @@ def segment_create(name: str, query: str) -> dict:
     return {"query": SEGMENT_CREATE, "variables": {"name": name, "query": query}}
 
 
-def discount_automatic_basic_create(title: str, percent: Decimal, segment_gid: str, starts_at) -> dict:
+def discount_automatic_basic_create(title: str, percent: Decimal, segment_gid: str, starts_at,
+                                    combines_with=("order", "product", "shipping")) -> dict:
+    from ...platforms.shopify.mutations import combines_with_input
+
     if not (0 < percent <= 100):
         raise ValueError(f"percent must be in (0, 100], got {percent}")
     return {"query": DISCOUNT_AUTOMATIC_BASIC_CREATE, "variables": {"automaticBasicDiscount": {
@@ -84,7 +89,7 @@ def discount_automatic_basic_create(title: str, percent: Decimal, segment_gid: s
         "startsAt": starts_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "context": {"customerSegments": {"add": [segment_gid]}},
         "customerGets": {"value": {"percentage": float(percent / 100)}, "items": {"all": True}},
-        "combinesWith": {"orderDiscounts": True, "productDiscounts": False, "shippingDiscounts": True},
+        "combinesWith": combines_with_input(combines_with),
     }}}
 
 
@@ -117,13 +122,17 @@ def _result_id(action, *path) -> str | None:
     return node if isinstance(node, str) else None
 
 
-def discount_key(tier: str, percent: Decimal, segment_gid: str) -> str:
-    digest = hashlib.sha256(f"{percent.normalize():f}|{segment_gid}".encode()).hexdigest()[:16]
+def discount_key(tier: str, percent: Decimal, segment_gid: str, combines=()) -> str:
+    # What the discount combines with is part of its identity: changing it makes a new
+    # discount and switches the old one off, as a new percentage does.
+    digest = hashlib.sha256(f"{percent.normalize():f}|{segment_gid}|{','.join(sorted(combines))}"
+                            .encode()).hexdigest()[:16]
     return f"loyalty:tier-discount:{tier}:{digest}"
 
 
 def sync(ctx) -> dict:
     """The ``loyalty.tier_pricing`` task: make Shopify's tier discounts match ``[[loyalty.tiers]]``."""
+    from ..offers import combines_with
     from .engine import settings_of
 
     s = settings_of(ctx)
@@ -145,13 +154,14 @@ def sync(ctx) -> dict:
             gid = _result_id(_action(conn, skey), "segment", "id")
         if gid is None:
             continue  # the segment is not created yet (or in dry_run): next run
-        dkey = discount_key(name, percent, gid)
+        combines = combines_with(ctx, "tier_discount")
+        dkey = discount_key(name, percent, gid, combines)
         wanted.add(dkey)
         existing = _action(conn, dkey)
         if existing is None:
             title = f"{tier['title'] or name.capitalize()} members: {percent.normalize():f}% off"
             ctx.enqueue_action("shopify", "discount_automatic_basic_create", dkey,
-                               discount_automatic_basic_create(title, percent, gid, ctx.now))
+                               discount_automatic_basic_create(title, percent, gid, ctx.now, combines))
             out["discounts"] += 1
         else:
             out["activated"] += _toggle(ctx, existing, active=True)

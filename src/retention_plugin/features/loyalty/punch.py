@@ -13,10 +13,15 @@ card's collections (kept in plugin state by ``retention loyalty sync-products``,
 since order webhooks do not say which collections a product is in). Units the
 customer got free (a line discounted by its whole price, e.g. the reward
 itself) do not count.
+
+A full card gives one unit free: a Buy X get Y code, 100 % off one unit of the
+card's products (``discountOnQuantity``), limited to the customer, single use
+(``free_item = "unit"``, the default).
 """
 
 from __future__ import annotations
 
+import logging
 from decimal import ROUND_FLOOR, Decimal
 
 from sqlalchemy import func, select
@@ -29,6 +34,7 @@ from ...discounts import customer_gid
 
 P = t.punches
 OL = t.order_lines
+log = logging.getLogger("retention_plugin.loyalty")
 
 STATE_PLUGIN = "loyalty"
 
@@ -145,6 +151,10 @@ def fill(op: LoyaltyOp, card: dict) -> list[dict]:
     if customer_gid(op.ctx.customer(op.customer_id)) is None:
         return []  # no Shopify customer to limit a code to (yet): the punches wait
     have = count(op.conn, op.customer_id, name)
+    if have >= size and card["free_item"] == "unit" and not any(free_items(op, card)):
+        log.warning("punch card %s of customer %s is full, but no product is known to give free "
+                    "(orders without product ids?): the punches wait", name, op.customer_id)
+        return []
     prefix = f"loyalty:punch:{name}:fill:{op.customer_id}:"
     n = op.conn.execute(select(func.count()).select_from(P).where(P.c.key.startswith(prefix, autoescape=True))).scalar()
     issued = []
@@ -157,23 +167,58 @@ def fill(op: LoyaltyOp, card: dict) -> list[dict]:
     return issued
 
 
-def _reward(op: LoyaltyOp, card: dict, n: int) -> dict:
-    """One free matching unit: a fixed amount off (the dearest unit paid for) on matching products."""
-    conn = op.conn
-    extra = synced_products(op.ctx, card)
-    lines = conn.execute(select(OL).join(t.orders, t.orders.c.id == OL.c.order_id).where(
+def _matching_lines(op: LoyaltyOp, card: dict, extra: set[int]) -> list:
+    lines = op.conn.execute(select(OL).join(t.orders, t.orders.c.id == OL.c.order_id).where(
         t.orders.c.customer_id == op.customer_id, t.orders.c.cancelled_at.is_(None))).mappings().all()
-    matching = [ln for ln in lines if line_matches(card, ln, extra) and paid_units(ln) > 0]
-    products = sorted({ln["product_id"] for ln in matching if ln["product_id"] is not None}
-                      | set(card["match"]["product_ids"]) | extra)
-    gids = [f"gid://shopify/Product/{p}" for p in products]
-    unit = max((Decimal(ln["price"]) - Decimal(ln["total_discount"] or 0) / ln["quantity"] for ln in matching),
-               default=Decimal(0))
+    return [ln for ln in lines if line_matches(card, ln, extra) and paid_units(ln) > 0]
+
+
+def free_items(op: LoyaltyOp, card: dict, matching=None) -> tuple[list[str], list[str]]:
+    """(product GIDs, variant GIDs) a free unit may be taken from: what the card names and what was bought.
+
+    A line counted by its SKU or variant gives that variant (a SKU is one variant); a line
+    counted by its product, type, vendor, tags or collection gives its whole product.
+    """
+    m = card["match"]
+    extra = synced_products(op.ctx, card)
+    if matching is None:
+        matching = _matching_lines(op, card, extra)
+    products = set(m["product_ids"]) | extra
+    variants = set(m["variant_ids"])
+    for ln in matching:
+        by_product = (ln["product_id"] is not None and (ln["product_id"] in m["product_ids"]
+                                                       or ln["product_id"] in extra)) \
+            or (ln["product_type"] and ln["product_type"] in m["product_types"]) \
+            or (ln["vendor"] and ln["vendor"] in m["vendors"]) or bool(set(ln["tags"] or []) & set(m["tags"]))
+        if by_product and ln["product_id"] is not None:
+            products.add(ln["product_id"])
+        elif ln["variant_id"] is not None:
+            variants.add(ln["variant_id"])
+        elif ln["product_id"] is not None:
+            products.add(ln["product_id"])
+    return ([f"gid://shopify/Product/{p}" for p in sorted(products)],
+            [f"gid://shopify/ProductVariant/{v}" for v in sorted(variants)])
+
+
+def _reward(op: LoyaltyOp, card: dict, n: int) -> dict:
+    """One free matching unit: by default 100 % off one unit (a Buy X get Y code), bound to the customer."""
+    extra = synced_products(op.ctx, card)
+    matching = _matching_lines(op, card, extra)
     title = card["title"] or card["name"]
     valid = card["valid_days"] or op.settings["reward_valid_days"]
     common = dict(key_base=f"punch:{card['name']}:{op.customer_id}:{n}", feature="punch", points=None,
                   valid_days=valid, title=f"Punch card {title}: one free item",
-                  description=f"one free {title}", product_gids=gids, source_ref=f"punch:{card['name']}")
+                  description=f"one free {title}", source_ref=f"punch:{card['name']}")
+    if card["free_item"] == "unit":
+        products, variants = free_items(op, card, matching)
+        return issue(op, free_units=1, product_gids=products, variant_gids=variants, **common)
+    # The older choices, kept for shops that configured them: money off, or every unit of one order free.
+    gids = [f"gid://shopify/Product/{p}" for p in sorted(
+        {ln["product_id"] for ln in matching if ln["product_id"] is not None}
+        | set(card["match"]["product_ids"]) | extra)]
+    common["product_gids"] = gids
+    unit = max((Decimal(ln["price"]) - Decimal(ln["total_discount"] or 0) / ln["quantity"] for ln in matching),
+               default=Decimal(0))
     if card["free_item"] == "percent" and gids:
         return issue(op, percent=Decimal(100), **common)
     if unit <= 0:

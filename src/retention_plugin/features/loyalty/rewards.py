@@ -1,8 +1,9 @@
 """Rewards: points (or a full punch card) turned into a single-use Shopify discount code.
 
 A reward is a ``rewards`` row, a ``spend`` ledger entry (points rewards), a
-``discountCodeBasicCreate`` action limited to the customer (``context.customers``),
-single use, with an end date, and a ``reward`` message, all under keys derived
+``discountCodeBasicCreate`` action (``discountCodeBxgyCreate`` for a free unit)
+limited to the customer (``context.customers``), single use, with an end date,
+combinable as ``[offers] combines_with`` says, and a ``reward`` message, all under keys derived
 from one ``key_base`` and written in one transaction. The code's text is a
 digest of the key: the action runner retrying the create sends the same
 code, and Shopify's "code already taken" counts as done, so a retry never
@@ -30,8 +31,12 @@ MAX_AUTOMATIC_PER_EVENT = 20
 
 def issue(op: LoyaltyOp, *, key_base: str, feature: str, points: int | None, amount: Decimal | None = None,
           percent: Decimal | None = None, valid_days: int, title: str, description: str | None = None,
-          product_gids=None, source_ref: str | None = None, actor: str | None = None) -> dict:
+          product_gids=None, variant_gids=None, free_units: int | None = None, source_ref: str | None = None,
+          actor: str | None = None) -> dict:
     """Issue one reward; returns its row (the existing one when ``key_base`` was used before).
+
+    ``free_units``: that many units of ``product_gids``/``variant_gids`` free (a Buy X get Y
+    code, ``percent`` 100 on the row) instead of an amount or percentage off.
 
     :raises LoyaltyError: not enough points, or no Shopify customer to limit the code to.
     """
@@ -52,19 +57,30 @@ def issue(op: LoyaltyOp, *, key_base: str, feature: str, points: int | None, amo
     code = code_for(s["code_prefix"], key)
     now = ctx.now
     expires = now + timedelta(days=valid_days)
+    if free_units:
+        percent, amount = Decimal(100), None
     kind = "free_item" if feature == "punch" else ("percent" if percent is not None else "amount")
     insert_ignore(conn, R, {
         "key": key, "customer_id": op.customer_id, "feature": feature, "kind": kind, "code": code,
         "percent": percent, "amount": amount, "currency": currency if amount is not None else None,
         "points": points, "status": "issued", "source_ref": source_ref, "created_at": now, "expires_at": expires,
     }, ["key"])
-    from ...platforms.shopify.mutations import discount_code_basic_create
+    from ...platforms.shopify.mutations import discount_code_basic_create, discount_code_free_units
+    from ..offers import combines_with
 
-    request = discount_code_basic_create(
-        code, title, percent=percent, amount=money_text(amount) if amount is not None else None,
-        currency=currency if amount is not None else None, customer_gid=gid, starts_at=now, ends_at=expires,
-        usage_limit=1, applies_once_per_customer=True, product_gids=list(product_gids or []) or None)
-    ctx.enqueue_action("shopify", "discount_code_basic_create", f"loyalty:discount:{key_base}", request)
+    stacks = combines_with(ctx, "punch_card" if feature == "punch" else "loyalty_reward")
+    if free_units:
+        request = discount_code_free_units(
+            code, title, product_gids=list(product_gids or []), variant_gids=list(variant_gids or []),
+            quantity=free_units, customer_gid=gid, starts_at=now, ends_at=expires, combines_with=stacks)
+        ctx.enqueue_action("shopify", "discount_code_bxgy_create", f"loyalty:discount:{key_base}", request)
+    else:
+        request = discount_code_basic_create(
+            code, title, percent=percent, amount=money_text(amount) if amount is not None else None,
+            currency=currency if amount is not None else None, customer_gid=gid, starts_at=now, ends_at=expires,
+            usage_limit=1, applies_once_per_customer=True, product_gids=list(product_gids or []) or None,
+            combines_with=stacks)
+        ctx.enqueue_action("shopify", "discount_code_basic_create", f"loyalty:discount:{key_base}", request)
     ctx.schedule_message(key=f"loyalty:reward-notice:{key_base}", customer_id=op.customer_id, kind="reward",
                          due_at=now, data={
                              "code": code, "reward_description": description,

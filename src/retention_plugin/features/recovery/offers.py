@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 
 from ...customers import lifetime_spend
 from ...platforms.shopify.mutations import discount_code_basic_create, store_credit_account_credit
+from ..offers import combines_with
 from ...platforms.zendesk.requests import ticket_comment
 from ...storage import tables as t
 from ...storage.db import insert_ignore
@@ -191,7 +192,8 @@ def _offer(ctx, settings, *, key, trigger, severity, customer, ticket, zendesk_i
         title = f"Service recovery: {money_text(offer['amount'], offer['currency'])} off ({source_ref})"
         request = discount_code_basic_create(code, title, amount=amount_text, currency=offer["currency"],
                                              customer_gid=gid, starts_at=now, ends_at=expires, usage_limit=1,
-                                             applies_once_per_customer=True)
+                                             applies_once_per_customer=True,
+                                             combines_with=combines_with(ctx, "recovery"))
         ctx.enqueue_action("shopify", "discount_code_basic_create", f"{key}:discount", request)
     else:
         request = store_credit_account_credit(gid, amount_text, offer["currency"], expires_at=expires)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 #: Mutations that must not be repeated after an ambiguous failure (timeout or
 #: 5xx after sending): Shopify offers no idempotency key for them, so a blind
@@ -67,24 +67,30 @@ def _tags(tags: Sequence[str]) -> list[str]:
 
 # --- discounts -------------------------------------------------------------------
 
-DISCOUNT_CODE_BASIC_CREATE = """
-mutation discountCodeBasicCreate($basicCodeDiscount: DiscountCodeBasicInput!) {
-  discountCodeBasicCreate(basicCodeDiscount: $basicCodeDiscount) {
-    codeDiscountNode {
+def _code_discount_create(kind: str) -> str:
+    """The create mutation of a code discount of ``kind`` (``Basic``, ``Bxgy``), answering its code and dates."""
+    arg = f"{kind.lower()}CodeDiscount"
+    return f"""
+mutation discountCode{kind}Create(${arg}: DiscountCode{kind}Input!) {{
+  discountCode{kind}Create({arg}: ${arg}) {{
+    codeDiscountNode {{
       id
-      codeDiscount {
-        ... on DiscountCodeBasic {
+      codeDiscount {{
+        ... on DiscountCode{kind} {{
           title
           startsAt
           endsAt
-          codes(first: 1) { nodes { code } }
-        }
-      }
-    }
-    userErrors { field code message extraInfo }
-  }
-}
+          codes(first: 1) {{ nodes {{ code }} }}
+        }}
+      }}
+    }}
+    userErrors {{ field code message extraInfo }}
+  }}
+}}
 """.strip()
+
+
+DISCOUNT_CODE_BASIC_CREATE = _code_discount_create("Basic")
 
 
 def discount_code_basic_create(
@@ -100,6 +106,7 @@ def discount_code_basic_create(
     usage_limit: int | None = 1,
     applies_once_per_customer: bool = True,
     product_gids: Sequence[str] | None = None,
+    combines_with: Iterable[str],
 ) -> dict[str, Any]:
     """A one-customer discount code (``discountCodeBasicCreate``).
 
@@ -109,6 +116,10 @@ def discount_code_basic_create(
         the shop currency, split across the entitled items.
     :param customer_gid: the only customer who may use it; ``None`` for all.
     :param product_gids: limit to these products; default all items.
+    :param combines_with: the discount classes (``order``, ``product``,
+        ``shipping``) it may be used together with; required, because
+        Shopify's default is none, and a code that silently refuses to stack
+        on a tier discount breaks what the shop promised.
     """
     if (percent is None) == (amount is None):
         raise ValueError("give exactly one of percent or amount")
@@ -148,12 +159,94 @@ def discount_code_basic_create(
         "context": context,
         "customerGets": {"value": value, "items": items},
         "appliesOncePerCustomer": bool(applies_once_per_customer),
+        "combinesWith": combines_with_input(combines_with),
     }
     if usage_limit is not None:
         if usage_limit < 1:
             raise ValueError("usage_limit must be at least 1")
         discount["usageLimit"] = int(usage_limit)
     return {"query": DISCOUNT_CODE_BASIC_CREATE, "variables": {"basicCodeDiscount": discount}}
+
+
+DISCOUNT_CODE_BXGY_CREATE = _code_discount_create("Bxgy")
+
+#: The smallest "customer buys" condition a Buy X get Y discount can have: a purchase of 0.01.
+BXGY_MINIMUM_BUY = Decimal("0.01")
+
+
+def discount_code_free_units(
+    code: str,
+    title: str,
+    *,
+    product_gids: Sequence[str] = (),
+    variant_gids: Sequence[str] = (),
+    quantity: int = 1,
+    customer_gid: str,
+    starts_at: datetime,
+    ends_at: datetime | None,
+    combines_with: Iterable[str],
+    buys_amount: Decimal | str = BXGY_MINIMUM_BUY,
+) -> dict[str, Any]:
+    """``quantity`` units of these products free, once, for one customer (``discountCodeBxgyCreate``).
+
+    A basic code can take a percentage off every matching unit or an amount
+    off the order, but not 100 % off *one* unit; only a Buy X get Y discount
+    counts the units it discounts (``customerGets.value.discountOnQuantity``,
+    which takes no ``percentage``/``discountAmount`` of its own). Buy X get Y
+    needs a "customer buys" condition and cannot name "all items", so the
+    condition is the least one can ask: a purchase of ``buys_amount`` from the
+    same products. ``usesPerOrderLimit`` 1 and ``usageLimit`` 1 keep it to
+    one free unit, once.
+    """
+    if not code or not isinstance(code, str) or any(c.isspace() for c in code):
+        raise ValueError(f"discount code must be non-empty without spaces, got {code!r}")
+    if starts_at is None:
+        raise ValueError("starts_at is required")
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise ValueError(f"quantity must be a positive int, got {quantity!r}")
+    products = [_gid(g, "product_gids", "Product") for g in product_gids]
+    variants = [_gid(g, "variant_gids", "ProductVariant") for g in variant_gids]
+    if not (products or variants):
+        raise ValueError("name the products or variants that are free: Buy X get Y cannot apply to all items")
+    buys = _decimal(buys_amount, "buys_amount")
+    if buys <= 0:
+        raise ValueError("buys_amount must be positive")
+    items: dict[str, Any] = {"products": {}}
+    if products:
+        items["products"]["productsToAdd"] = products
+    if variants:
+        items["products"]["productVariantsToAdd"] = variants
+    discount: dict[str, Any] = {
+        "title": title,
+        "code": code,
+        "startsAt": _time(starts_at, "starts_at"),
+        "endsAt": _time(ends_at, "ends_at"),
+        "context": {"customers": {"add": [_gid(customer_gid, "customer_gid", "Customer")]}},
+        "customerBuys": {"items": items, "value": {"amount": str(buys)}},
+        # UnsignedInt64 travels as a string of digits.
+        "customerGets": {"items": items, "value": {"discountOnQuantity": {
+            "quantity": str(quantity), "effect": {"percentage": 1.0}}}},
+        "usesPerOrderLimit": 1,
+        "usageLimit": 1,
+        "appliesOncePerCustomer": True,
+        "combinesWith": combines_with_input(combines_with),
+    }
+    return {"query": DISCOUNT_CODE_BXGY_CREATE, "variables": {"bxgyCodeDiscount": discount}}
+
+
+#: Shopify's discount classes, as ``[offers] combines_with`` names them.
+DISCOUNT_CLASSES = ("order", "product", "shipping")
+
+
+def combines_with_input(classes: Iterable[str]) -> dict[str, bool]:
+    """``["order", "shipping"]`` -> ``DiscountCombinesWithInput`` with every class stated."""
+    if isinstance(classes, str):
+        raise ValueError("combines_with takes a list of discount classes, not a string")
+    chosen = set(classes)
+    unknown = chosen - set(DISCOUNT_CLASSES)
+    if unknown:
+        raise ValueError(f"unknown discount class(es) {sorted(unknown)}; known: {', '.join(DISCOUNT_CLASSES)}")
+    return {f"{c}Discounts": c in chosen for c in DISCOUNT_CLASSES}
 
 
 # --- tags and metafields ----------------------------------------------------------------
