@@ -73,10 +73,11 @@ def test_punch_cards_by_collection_use_products_read_from_shopify(make_app):
     assert rows(app, t.rewards) == []
     buy(3004, 7001)
     [reward] = rows(app, t.rewards)
-    assert reward["feature"] == "punch" and reward["amount"] == Decimal("9.00")
-    [create] = actions(app, "discount_code_basic_create")
-    products = create["request"]["variables"]["basicCodeDiscount"]["customerGets"]["items"]["products"]
-    assert products["productsToAdd"] == [f"gid://shopify/Product/{p}" for p in (7001, 7002, 7003)]
+    assert reward["feature"] == "punch" and reward["amount"] is None and reward["percent"] == Decimal("100")
+    [create] = actions(app, "discount_code_bxgy_create")
+    gets = create["request"]["variables"]["bxgyCodeDiscount"]["customerGets"]
+    assert gets["items"]["products"] == {"productsToAdd": [f"gid://shopify/Product/{p}" for p in (7001, 7002, 7003)]}
+    assert gets["value"]["discountOnQuantity"]["quantity"] == "1"
 
 
 def test_automatic_rewards_wait_for_pending_points_and_come_with_the_daily_task(make_app, clock):
@@ -133,15 +134,17 @@ def test_tier_changes_of_a_customer_without_shopify_id_send_nothing(make_app, cl
     assert json.loads(cli(app, "show", "g@example.com", "--json").output)["tier"] is None
 
 
-def test_metafields_after_every_balance_change_when_configured(make_app):
-    app = make_app(loyalty={"metafields": "balance_change"})
+def test_metafields_only_on_tier_changes_when_configured(make_app, clock):
+    app = make_app(loyalty={"metafields": "tier_change", "tiers": [{"name": "vip", "min_spend": "15.00"}]})
     deliver_shopify(app, "orders/paid", order(3501, subtotal="12.00"))
     run_worker(app)
+    assert actions(app, "metafields_set") == []  # points changed, the tier did not
+    clock.advance(minutes=11)
     deliver_shopify(app, "orders/paid", order(3502, subtotal="8.00"))
     run_worker(app)
     values = [{m["key"]: m["value"] for m in a["request"]["variables"]["metafields"]}
               for a in actions(app, "metafields_set")]
-    assert values == [{"points": "12", "tier": "none"}, {"points": "20", "tier": "none"}]
+    assert values == [{"points": "20", "tier": "vip"}]
 
 
 def test_expiry_of_a_customer_with_points_but_no_orders_counts_from_the_credit(make_app, clock):

@@ -513,3 +513,25 @@ plugin_state = Table(
     Column("value", JSON),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# Which customers' loyalty metafields in Shopify are behind (features/loyalty/sync.py). A change bumps
+# ``version``; a write records the version it read before the balance, so a change that lands while
+# the write is prepared keeps the customer ``dirty``.
+loyalty_sync = Table(
+    "loyalty_sync",
+    metadata,
+    Column("customer_id", Id, ForeignKey("customers.id"), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("synced_version", Integer, nullable=False),
+    Column("dirty", Boolean, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime),  # not written again before this (the interval, longer after failures)
+    Column("sent", Integer, nullable=False),  # writes enqueued so far; numbers the action keys
+    Column("sent_at", UTCDateTime),
+    Column("failures", Integer, nullable=False),  # consecutive failed writes: the back-off
+    Column("action_key", String(255)),  # the latest write's action
+    Index("ix_loyalty_sync_due", "dirty", "due_at"),
+)
+
+# The metafield sync looks for points that matured since its last run, every minute.
+Index("ix_ledger_available_at", ledger.c.available_at)

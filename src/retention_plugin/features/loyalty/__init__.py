@@ -8,7 +8,8 @@ plugin returning an int overrides it; calls ``loyalty_changed`` after every
 balance or tier change; tells ``customers show`` (and service recovery, which
 reads ``perks``) where a customer stands through ``customer_facts``; and runs
 a daily task (tier re-evaluation, expiry and its warnings, automatic rewards
-for points that matured) and a tier-pricing task.
+for points that matured), a tier-pricing task, and a task that keeps the
+points and tier metafields in Shopify current (:mod:`.sync`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from .settings import LoyaltySchema
 
 #: How often the tier discounts are reconciled with Shopify (cheap when nothing changed).
 PRICING_EVERY_SECONDS = 600
+#: How often marked customers' points and tier are written to Shopify (each at most once per
+#: ``[loyalty] sync_interval_minutes``).
+METAFIELDS_EVERY_SECONDS = 60
 DAILY = 24 * 3600
 
 
@@ -40,8 +44,11 @@ def register_commands(cli):
 def register_tasks(register):
     from .pricing import sync
 
+    from . import sync as metafields
+
     register("loyalty.daily", engine.daily, DAILY)
     register("loyalty.tier_pricing", sync, PRICING_EVERY_SECONDS)
+    register("loyalty.metafields", metafields.run, METAFIELDS_EVERY_SECONDS)
 
 
 @hookimpl

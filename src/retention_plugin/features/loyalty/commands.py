@@ -210,3 +210,20 @@ def sync_products(app, card_name):
             HookContext(app.app, conn, now=app.now(), source="cli").state_set(
                 STATE_PLUGIN, products_state_key(card["name"]), products)
         click.echo(f"punch card {card['name']}: {len(products)} product(s)")
+
+
+@loyalty.command("sync-metafields")
+@pass_app
+def sync_metafields(app):
+    """Write every customer's points and tier to Shopify again (e.g. after an upgrade, or metafields = "off").
+
+    Marks each customer with loyalty history; the worker's task loyalty.metafields
+    writes them over its next runs, at most once per customer per
+    [loyalty] sync_interval_minutes.
+    """
+    from .sync import mark_everyone
+
+    require_schema(app)
+    with app.engine.begin() as conn:
+        n = mark_everyone(conn, app.now())
+    click.echo(f"marked {n} customer(s); the worker writes their metafields")

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from ...storage import tables as t
-from . import punch, rewards, tiers
+from . import punch, rewards, sync, tiers
 from .ledger import ADJUST, EARN, EXPIRE, LoyaltyError, LoyaltyOp, balance, balances, earn_for_order, \
     order_row, reconcile_order
 
@@ -40,15 +40,10 @@ def finish(op: LoyaltyOp, *, evaluate_tier: bool) -> None:
         op.tier = after
     if not (op.changes or changed):
         return
-    if changed or s["metafields"] == "balance_change":
-        customer = ctx.customer(cid)
-        if changed:
-            tiers.announce_tier_change(ctx, s, customer, before, after, op.bal.available)
-        else:
-            gid = tiers.customer_gid(customer)
-            if gid is not None:
-                ctx.enqueue_action("shopify", "metafields_set", f"loyalty:metafields:{cid}:{op.last_entry_id}",
-                                   tiers.metafields_request(s, gid, op.bal.available, after))
+    if op.changes and s["metafields"] == "balance_change":
+        sync.mark(op.conn, cid, op.now)
+    if changed:
+        tiers.announce_tier_change(ctx, s, ctx.customer(cid), before, after)
     if not ctx.hook.loyalty_changed.get_hookimpls():
         return  # nobody listens: spare the balance query
     for notice in op.notices():
@@ -231,7 +226,7 @@ def run_tiers(ctx, s: dict) -> int:
     bals = balances(conn, now, [c for c, _, _ in changed]) if changed else {}
     for cid, before, tier in changed:
         bal = bals.get(cid) or balance(conn, cid, now)
-        tiers.announce_tier_change(ctx, s, ctx.customer(cid), before, tier, bal.available)
+        tiers.announce_tier_change(ctx, s, ctx.customer(cid), before, tier)
         ctx.hook.loyalty_changed(customer_id=cid, change={
             "points": 0, "balance": bal.available, "pending": bal.pending, "lifetime": bal.lifetime,
             "tier": tier, "previous_tier": before, "reason": "tier", "key": None}, ctx=ctx)

@@ -180,7 +180,6 @@ class LoyaltyOp:
         self.customer_id = customer_id
         self.settings = settings
         self.changes: list[Change] = []
-        self.last_entry_id: int | None = None
         self._bal: Balance | None = None
         self._tier: tuple[str | None] | None = None
         lock_customer(ctx.conn, customer_id)
@@ -229,7 +228,6 @@ class LoyaltyOp:
         })
         if new_id is None:
             return False
-        self.last_entry_id = new_id
         now_available = available_at <= self.now
         if self._bal is not None:  # else the first read of ``bal`` includes this entry
             if now_available:

@@ -84,10 +84,10 @@ class PunchCardSchema(_Strict):
     title = fields.String(load_default=None)
     size = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1000))
     match = fields.Nested(PunchMatchSchema, required=True)
-    #: ``unit_price``: a fixed amount off equal to the dearest matching unit the customer
-    #: paid for, once per order, on matching products (one free unit). ``percent``: 100 %
-    #: off matching products, single use (every matching unit of that one order is free).
-    free_item = fields.String(load_default="unit_price", validate=validate.OneOf(["unit_price", "percent"]))
+    #: ``unit``: 100 % off one matching unit (a Buy X get Y code with ``discountOnQuantity``).
+    #: Older choices: ``unit_price``, a fixed amount off equal to the dearest matching unit paid
+    #: for; ``percent``, 100 % off every matching unit of one order.
+    free_item = fields.String(load_default="unit", validate=validate.OneOf(["unit", "unit_price", "percent"]))
     valid_days = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=1))
 
     @validates_schema
@@ -113,7 +113,10 @@ class LoyaltySchema(_Strict):
     code_prefix = fields.String(load_default="LOYAL", validate=validate.Regexp(
         r"^[A-Z0-9][A-Z0-9-]{0,15}$", error="use 1-16 upper-case letters, digits or '-'"))
     tag_prefix = fields.String(load_default="retention-tier-", validate=validate.Length(min=1, max=40))
-    metafields = fields.String(load_default="tier_change", validate=validate.OneOf(METAFIELD_SYNC))
+    #: When Shopify's ``<namespace>.points`` / ``.tier`` metafields are written (features/loyalty/sync.py).
+    metafields = fields.String(load_default="balance_change", validate=validate.OneOf(METAFIELD_SYNC))
+    #: At most one metafield write per customer this often; the last change always goes out.
+    sync_interval_minutes = fields.Integer(load_default=10, strict=True, validate=validate.Range(min=1, max=1440))
     metafield_namespace = fields.String(load_default="retention", validate=validate.Length(min=3, max=255))
     tiers = fields.List(fields.Nested(TierSchema), load_default=list)
     rewards = fields.List(fields.Nested(RewardSchema), load_default=list)

@@ -10,8 +10,8 @@ and demoted without anyone looking.
 
 A change is stored in ``customer_tiers`` and told to Shopify through the
 actions outbox: the tag ``<tag_prefix><tier>`` added and the old one removed
-(``tagsAdd`` / ``tagsRemove``), and the metafields ``<namespace>.points`` and
-``<namespace>.tier`` set (``metafieldsSet``).
+(``tagsAdd`` / ``tagsRemove``); the metafields ``<namespace>.points`` and
+``<namespace>.tier`` follow through :mod:`.sync`.
 """
 
 from __future__ import annotations
@@ -126,13 +126,13 @@ def metafields_request(settings: dict, gid: str, points: int, tier: str | None) 
     ])
 
 
-def announce_tier_change(ctx, settings: dict, customer: dict, previous: str | None, tier: str | None,
-                         points: int) -> None:
-    """Tell Shopify: swap the tier tags, set the metafields. Once per change (the key has its time)."""
+def announce_tier_change(ctx, settings: dict, customer: dict, previous: str | None, tier: str | None) -> None:
+    """Tell Shopify: swap the tier tags (once per change: the key has its time); mark the metafields stale."""
     gid = customer_gid(customer)
     if gid is None:
         return  # a customer we know only from Zendesk: nothing to tag in Shopify
     from ...platforms.shopify.mutations import tags_add, tags_remove
+    from .sync import mark
 
     cid, when = customer["id"], stamp(ctx.now)
     if previous is not None:
@@ -142,5 +142,4 @@ def announce_tier_change(ctx, settings: dict, customer: dict, previous: str | No
         ctx.enqueue_action("shopify", "tags_add", f"loyalty:tier:{cid}:+{tier}:{when}",
                            tags_add(gid, [tag_for(settings, tier)]))
     if settings["metafields"] != "off":
-        ctx.enqueue_action("shopify", "metafields_set", f"loyalty:metafields:{cid}:tier:{when}",
-                           metafields_request(settings, gid, points, tier))
+        mark(ctx.conn, cid, ctx.now)  # the sync task writes points and tier as they are then

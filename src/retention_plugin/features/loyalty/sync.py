@@ -1,0 +1,131 @@
+"""Shopify's view of an account: the ``<namespace>.points`` and ``<namespace>.tier`` customer metafields.
+
+Every change of a customer's balance or tier *marks* them (``loyalty_sync``:
+``version`` + 1, ``dirty``) in the transaction that made it: an earn, a
+reversal, a reward, an adjustment, an expiry, a tier change. Points that
+mature by the clock change ``available`` with no transaction at all; the task
+finds them in the ledger (entries whose ``available_at`` passed since its last
+run) and marks their owners.
+
+The task ``loyalty.metafields`` (every minute) turns marks into writes: one
+``metafieldsSet`` action per customer with the balance and tier *as they are
+when the action is made*, at most once per ``sync_interval_minutes``. Three
+rules keep the value in Shopify the latest one:
+
+- the version is read before the balance, and the mark is cleared only if the
+  version is still that one (``dirty = version != read``): a change that
+  commits while the write is prepared leaves the customer marked;
+- a customer's next write is not made while the previous one is pending or
+  running, so a slow or retried write can never land after a newer one;
+- a write that failed marks the customer again (after a back-off that doubles
+  with each failure in a row), so the value goes out again, current by then.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, or_, select, update
+
+from ...discounts import customer_gid
+from ...storage import tables as t
+from ...storage.db import upsert
+from .ledger import balance
+from .tiers import current_tier, metafields_request
+
+log = logging.getLogger("retention_plugin.loyalty")
+
+S = t.loyalty_sync
+A = t.actions
+L = t.ledger
+
+#: Customers written per run; the rest wait for the next minute.
+BATCH = 500
+#: The back-off after failed writes stops doubling here (2^7 intervals).
+MAX_BACKOFF_STEPS = 7
+WATERMARK = "metafields:matured_until"
+IN_FLIGHT = ("pending", "running")
+
+
+def mark(conn, customer_id: int, now: datetime) -> None:
+    """Note that a customer's balance or tier changed (inside the transaction that changed it)."""
+    upsert(conn, S, {"customer_id": customer_id, "version": 1, "synced_version": 0, "dirty": True,
+                     "changed_at": now, "sent": 0, "failures": 0},
+           ["customer_id"], {"version": S.c.version + 1, "dirty": True, "changed_at": now})
+
+
+def mark_matured(ctx, settings: dict) -> int:
+    """Mark the customers whose pending points became available since the last run."""
+    conn, now = ctx.conn, ctx.now
+    seen = ctx.state_get("loyalty", WATERMARK)
+    # First run: look back over one return window, so points maturing around an upgrade are not missed.
+    since = datetime.fromisoformat(seen) if seen else now - timedelta(days=settings["pending_days"] + 1)
+    ids = [cid for (cid,) in conn.execute(select(L.c.customer_id).where(
+        L.c.available_at > since, L.c.available_at <= now, L.c.available_at > L.c.created_at).distinct())]
+    for cid in ids:
+        mark(conn, cid, now)
+    ctx.state_set("loyalty", WATERMARK, now.isoformat())
+    return len(ids)
+
+
+def mark_everyone(conn, now: datetime) -> int:
+    """Every customer with loyalty history (``retention loyalty sync-metafields``)."""
+    ids = {cid for (cid,) in conn.execute(select(L.c.customer_id).distinct())}
+    ids |= {cid for (cid,) in conn.execute(select(t.customer_tiers.c.customer_id))}
+    for cid in sorted(ids):
+        mark(conn, cid, now)
+    return len(ids)
+
+
+def run(ctx) -> dict:
+    """The ``loyalty.metafields`` task."""
+    from .engine import settings_of
+
+    s = settings_of(ctx)
+    out = {"matured": 0, "written": 0, "skipped": 0, "failed": 0}
+    if s["metafields"] == "off":
+        return out
+    conn, now = ctx.conn, ctx.now
+    if s["metafields"] == "balance_change":
+        out["matured"] = mark_matured(ctx, s)
+    interval = timedelta(minutes=s["sync_interval_minutes"])
+    last = A.alias("last_write")
+    rows = conn.execute(
+        select(S, last.c.status.label("last_status")).outerjoin(last, last.c.key == S.c.action_key)
+        .where(or_(S.c.dirty.is_(True), last.c.status == "failed"),
+               or_(S.c.due_at.is_(None), S.c.due_at <= now),
+               or_(last.c.status.is_(None), last.c.status.notin_(IN_FLIGHT)))
+        .order_by(S.c.changed_at, S.c.customer_id).limit(BATCH)).mappings().all()
+    for row in rows:
+        cid, version = row["customer_id"], row["version"]  # the version is read before the balance
+        failures = row["failures"]
+        if row["last_status"] in ("done", "dry_run"):
+            failures = 0
+        elif row["last_status"] == "failed":
+            failures += 1
+            out["failed"] += 1
+            retry_at = (row["sent_at"] or now) + interval * 2 ** min(failures - 1, MAX_BACKOFF_STEPS)
+            if retry_at > now:
+                # Counted once: the failed write is forgotten, the customer waits marked.
+                conn.execute(update(S).where(S.c.customer_id == cid).values(
+                    dirty=True, failures=failures, due_at=retry_at, action_key=None))
+                continue
+        customer = ctx.customer(cid)
+        gid = customer_gid(customer) if customer and customer.get("redacted_at") is None else None
+        done = {"synced_version": version, "dirty": case((S.c.version != version, True), else_=False)}
+        if gid is None:  # nobody in Shopify to write to (a Zendesk-only or erased customer)
+            conn.execute(update(S).where(S.c.customer_id == cid).values(**done, failures=0, action_key=None))
+            out["skipped"] += 1
+            continue
+        bal = balance(conn, cid, now)
+        n = row["sent"] + 1
+        key = f"loyalty:sync:{cid}:{n}"
+        ctx.enqueue_action("shopify", "metafields_set", key,
+                           metafields_request(s, gid, bal.available, current_tier(conn, cid)))
+        conn.execute(update(S).where(S.c.customer_id == cid).values(
+            **done, sent=n, sent_at=now, due_at=now + interval, failures=failures, action_key=key))
+        out["written"] += 1
+    if out["written"] or out["failed"]:
+        log.info("loyalty metafields: %s", out)
+    return out
