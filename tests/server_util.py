@@ -58,10 +58,10 @@ def running_server(config_path: Path, *, workers: int = 2, threads: int = 1, tim
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited: {proc.stdout.read().decode(errors='replace')}")
             try:
-                if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                if requests.get(base + "/healthz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
-                pass
+            except requests.RequestException:
+                pass  # not listening yet, or too busy to answer: both mean "not yet"
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not become healthy in time")
             time.sleep(0.05)  # readiness poll, not a timing assumption
