@@ -793,6 +793,8 @@ def _app_uninstalled(payload, *, shop, shop_currency, configured_shop):
     return [AppUninstalled(platform=PLATFORM, shop=shop)]
 
 
+#: A new topic adds its handler here and its documented shape to SHAPES
+#: (tests/adversarial/test_adv_topics.py checks that both list the same topics).
 _HANDLERS: dict[str, Callable[..., list[Event]]] = {
     "orders/create": _order_topic(OrderCreated, lambda o: o.created_at),
     "orders/updated": _order_topic(OrderUpdated, lambda o: o.updated_at or o.created_at),
