@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from marshmallow import ValidationError
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from . import records
 from .context import HookContext
-from .platforms.errors import DeadLetter, UnsupportedTopic
+from .platforms.errors import DeadLetter, PlatformError, UnsupportedTopic
 from .storage import tables as t
 from .storage.db import for_update
 
@@ -120,8 +120,6 @@ def dispatch(app, ctx: HookContext, event) -> None:
 
 def _describe(exc: BaseException) -> str:
     """``Type: message`` of an exception (PayloadError's message already names the field)."""
-    from .platforms.errors import PlatformError
-
     if isinstance(exc, PlatformError):
         return str(exc)
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
