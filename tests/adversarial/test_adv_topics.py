@@ -16,7 +16,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from conftest import SHOP, base_config, dumps, shopify_headers, shared_path
+from conftest import SHARED, SHOP, base_config, dumps, shopify_headers
 from payloads import order, refund
 from server_util import running_server, write_config
 from retention_plugin.app import Retention
@@ -28,8 +28,10 @@ from retention_plugin.worker import Worker
 DESTRUCTIVE = ("shop/redact", "customers/redact", "customers/data_request")
 
 
-def fixture(name: str) -> dict:
-    return json.loads(shared_path("fixtures", "shopify", name).read_text())
+def fixture(name: str, fallback: dict) -> dict:
+    """Shopify's own sample from ../shared when it is there, else the same documented shape by hand."""
+    path = SHARED / "fixtures" / "shopify" / name
+    return json.loads(path.read_text()) if path.exists() else fallback
 
 
 def customer_body(customer_id: int, email: str) -> dict:
@@ -48,14 +50,20 @@ def fulfillment_body(fulfillment_id: int, order_id: int) -> dict:
 
 
 def app_uninstalled_body() -> dict:
-    body = fixture("app_uninstalled.json")
+    body = fixture("app_uninstalled.json", {"id": 548380009, "name": "Super Toys", "email": "super@supertoys.com",
+                                            "domain": None, "myshopify_domain": None, "shop_owner": "John Smith",
+                                            "money_format": "${{amount}}", "plan_name": "enterprise",
+                                            "currency": "USD", "primary_locale": "en"})
     body["myshopify_domain"] = SHOP
     return body
 
 
 def bodies() -> dict[str, tuple[str, dict]]:
     """One genuine body of every kind Shopify sends us: name -> (its own topic, body)."""
-    redact = fixture("customers_redact.json")
+    redact = fixture("customers_redact.json", {
+        "shop_id": 954889, "shop_domain": SHOP, "customer": {"id": 191167, "email": "john@example.com",
+                                                             "phone": "555-625-1199"},
+        "orders_to_redact": [299938, 280263, 220458]})
     redact["shop_domain"] = SHOP
     paid = order(4101, customer_id=6101, email="ann@example.com")
     created = order(4102, customer_id=6102, email="ben@example.com", financial_status="pending")
@@ -65,7 +73,8 @@ def bodies() -> dict[str, tuple[str, dict]]:
         "refund": ("refunds/create", refund(5101, 4101, 41011, 1, "10.00")),
         "fulfillment": ("fulfillments/create", fulfillment_body(7101, 4101)),
         "customer": ("customers/update", customer_body(6101, "ann@example.com")),
-        "customer_fixture": ("customers/create", fixture("customers_create.json")),
+        "customer_fixture": ("customers/create",
+                             fixture("customers_create.json", customer_body(6104, "bob@example.com"))),
         "customer_deleted": ("customers/delete", {"id": 6103, "phone": None, "addresses": [], "tax_exemptions": [],
                                                   "email_marketing_consent": None, "sms_marketing_consent": None,
                                                   "admin_graphql_api_id": "gid://shopify/Customer/6103"}),
