@@ -4,6 +4,14 @@ Each action has a unique idempotency key (enforced by the table), so a
 feature may enqueue it as often as deliveries repeat; it is performed once.
 Each attempt is recorded with its outcome and duration, so an admin can see
 what failed and why, and replay it.
+
+Outages are waited out by the schedule, not in process: a client tries a
+call at most twice, at once (a stale pooled connection, a blip), and then
+hands the failure back; the action is attempted again after
+``[actions] backoff_base_seconds`` doubling up to ``backoff_max_seconds``
+(or after the platform's ``Retry-After``, if longer), up to
+``[actions] max_attempts``. So one unreachable platform costs the worker
+loop a connection attempt per due action, not seconds of sleep.
 """
 
 from __future__ import annotations
@@ -40,14 +48,33 @@ def claim(app, limit: int) -> list[dict]:
         return [dict(r) for r in conn.execute(select(a).where(a.c.id.in_(ids)).order_by(a.c.id)).mappings()]
 
 
-def perform(app, action: dict) -> dict:
+#: In-process retries of the runner's clients: one more try at once, and a
+#: wait the platform asks for only when it is this short (seconds). Anything
+#: longer goes back to the schedule.
+IN_PROCESS = {"max_attempts": 2, "backoff_base": 0.0, "max_retry_after": 1.0}
+
+
+class Clients:
+    """The API clients of one pass of the runner, made on first use (one HTTP session each)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.made: dict[str, object] = {}
+
+    def __call__(self, platform: str):
+        if platform not in self.made:
+            if platform == "shopify":
+                self.made[platform] = self.app.shopify_client(**IN_PROCESS)
+            elif platform == "zendesk":
+                self.made[platform] = self.app.zendesk_client(**IN_PROCESS)
+            else:
+                raise ValueError(f"unknown platform {platform!r}")
+        return self.made[platform]
+
+
+def perform(app, action: dict, clients: Clients | None = None) -> dict:
     """Make the call; returns the result to store. Raises on failure."""
-    request = action["request"]
-    if action["platform"] == "shopify":
-        return app.shopify_client().perform(request)
-    if action["platform"] == "zendesk":
-        return app.zendesk_client().perform(request)
-    raise ValueError(f"unknown platform {action['platform']!r}")
+    return (clients or Clients(app))(action["platform"]).perform(action["request"])
 
 
 def _classify(exc: Exception) -> str:
@@ -55,30 +82,46 @@ def _classify(exc: Exception) -> str:
     if isinstance(exc, AlreadyExists):
         return "done"
     if isinstance(exc, TransientError) and exc.ambiguous:
-        # The call may have taken effect (a timeout after sending a store credit):
-        # repeating it blindly could pay twice, so a person decides (`actions retry`).
+        # The call may have taken effect and is not safe to repeat (a timeout after
+        # sending a store credit or a comment): repeating it blindly could do it
+        # twice, so a person decides (`actions retry`). Clients raise this only for
+        # such calls; a failure before sending, or of a call safe to repeat, retries.
         return "failed"
     if isinstance(exc, TransientError) or getattr(exc, "transient", False):
         return "retry"
     return "failed"
 
 
+def backoff(settings: dict, attempts: int, retry_after: float | None = None) -> float:
+    """Seconds until the next attempt after ``attempts`` failed ones.
+
+    Exponential with jitter in [half, full] so a burst of actions that failed
+    together does not come back together; never sooner than the platform's
+    ``Retry-After``.
+    """
+    ceiling = min(settings["backoff_max_seconds"], settings["backoff_base_seconds"] * 2 ** max(0, attempts - 1))
+    wait = ceiling * random.uniform(0.5, 1)
+    return max(wait, retry_after or 0.0)
+
+
 def run_due(app, limit: int | None = None) -> dict:
     settings = app.settings.section("actions")
     counts: dict[str, int] = {}
+    clients = Clients(app)
     for action in claim(app, limit or settings["batch_size"]):
         started = app.now()
         t0 = time.monotonic()
-        result = error = None
+        result = error = retry_after = None
         http_status = None
         if app.dry_run:
             outcome, result = "dry_run", {"dry_run": True}
         else:
             try:
-                result = perform(app, action)
+                result = perform(app, action, clients)
                 outcome = "done"
             except Exception as e:  # every failure is recorded on the action, never lost
                 outcome = _classify(e)
+                retry_after = getattr(e, "retry_after", None)
                 error = f"{type(e).__name__}: {e}"[:4000]
                 http_status = getattr(e, "status", None)
                 if outcome == "done":
@@ -91,7 +134,7 @@ def run_due(app, limit: int | None = None) -> dict:
                 status = "failed"
             else:
                 status = "pending"
-                next_at = app.now() + timedelta(seconds=min(3600, 5 * 2 ** action["attempts"]) * random.uniform(0.5, 1))
+                next_at = app.now() + timedelta(seconds=backoff(settings, action["attempts"], retry_after))
         with app.engine.begin() as conn:
             conn.execute(t.action_attempts.insert().values(
                 action_id=action["id"], started_at=started, duration_ms=duration_ms, outcome=outcome,

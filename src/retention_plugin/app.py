@@ -81,13 +81,15 @@ class Retention:
     def tasks(self) -> list[tuple]:
         return collect(self.pm, "register_tasks")
 
-    def shopify_client(self):
+    def shopify_client(self, **options):
+        """A Shopify Admin API client from ``[shopify]``; ``options`` go to the client (timeout, attempts)."""
         from .platforms.shopify.client import ShopifyClient
 
         s = self.settings.section("shopify")
         if not s:
             raise RuntimeError("no [shopify] section in the configuration")
-        return ShopifyClient(s["shop"], s.get("access_token") or "", s["api_version"])
+        return ShopifyClient(s["shop"], s.get("access_token") or "", s["api_version"],
+                             base_url=s.get("admin_base_url"), **options)
 
     def zendesk_client(self, **options):
         """A Zendesk API client from ``[zendesk]``; ``options`` go to the client (timeout, attempts)."""
@@ -96,7 +98,8 @@ class Retention:
         s = self.settings.section("zendesk")
         if not s:
             raise RuntimeError("no [zendesk] section in the configuration")
-        return ZendeskClient(s["subdomain"], s.get("email") or "", s.get("api_token") or "", **options)
+        return ZendeskClient(s["subdomain"], s.get("email") or "", s.get("api_token") or "",
+                             base_url=s.get("base_url"), **options)
 
     def dispose(self):
         if "engine" in self.__dict__:

@@ -65,6 +65,8 @@ class ShopifySchema(Strict):
                                                                                 error="expected YYYY-MM"))
     webhook_secrets = fields.List(fields.String(validate=validate.Length(min=1)), required=True,
                                   validate=validate.Length(min=1, error="at least one secret is required"))
+    #: Where the Admin API is; unset: https://<shop>. An egress proxy, or a local test double.
+    admin_base_url = fields.String(load_default=None, validate=lambda v: _base_url(v))
 
 
 class ZendeskSchema(Strict):
@@ -74,12 +76,29 @@ class ZendeskSchema(Strict):
     api_token = fields.String(load_default=None)
     webhook_secret = fields.String(required=True, validate=validate.Length(min=1))
     max_clock_skew_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
+    #: Where the API is; unset: https://<subdomain>.zendesk.com. An egress proxy, or a local test double.
+    base_url = fields.String(load_default=None, validate=lambda v: _base_url(v))
 
 
 class ActionsSchema(Strict):
     dry_run = fields.Boolean(load_default=True)
     max_attempts = fields.Integer(load_default=8, validate=validate.Range(min=1))
     batch_size = fields.Integer(load_default=20, validate=validate.Range(min=1))
+    #: Wait before the second attempt; doubles per attempt up to backoff_max_seconds (a Retry-After
+    #: longer than that is still honoured). With the defaults the 8th attempt comes 10.5-21 minutes
+    #: after the first, so an outage shorter than that loses nothing.
+    backoff_base_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0))
+    backoff_max_seconds = fields.Float(load_default=3600.0, validate=validate.Range(min=0))
+
+
+def _base_url(value: str) -> bool:
+    from .platforms.retrying import check_base_url
+
+    try:
+        check_base_url(value)
+    except ValueError as e:
+        raise ValidationError(str(e)) from None
+    return True
 
 
 class WorkerSchema(Strict):

@@ -9,6 +9,7 @@ every effect carries an idempotency key the replay changes nothing twice.
 
 from __future__ import annotations
 
+import decimal
 import json
 import logging
 import os
@@ -20,11 +21,13 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import and_, or_, select, update
+from marshmallow import ValidationError
+from sqlalchemy import and_, select, update
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from . import records
 from .context import HookContext
-from .platforms.errors import DeadLetter, PayloadError, UnsupportedTopic
+from .platforms.errors import DeadLetter, PlatformError, UnsupportedTopic
 from .storage import tables as t
 from .storage.db import for_update
 
@@ -50,18 +53,57 @@ class Counts:
             self.messages[k] = self.messages.get(k, 0) + v
 
 
-def parse_delivery(row) -> list:
-    """Payload bytes to domain events, by platform."""
+def parse_delivery(row, configured_shop: str | None = None) -> list:
+    """Payload bytes to domain events, by platform.
+
+    :param configured_shop: ``[shopify] shop``; privacy requests must name it.
+    """
     payload = json.loads(row["body"])
     if row["platform"] == "shopify":
         from .platforms.shopify.payloads import parse_shopify
 
-        return parse_shopify(row["topic"], payload, shop=row["shop"])
+        return parse_shopify(row["topic"], payload, shop=row["shop"], configured_shop=configured_shop)
     if row["platform"] == "zendesk":
         from .platforms.zendesk.payloads import parse_zendesk
 
         return parse_zendesk(payload)
     raise UnsupportedTopic(f"unknown platform {row['platform']!r}")
+
+
+#: SQLSTATE classes of integrity errors that a retry could get past: a unique
+#: key another worker inserted first (the retry then finds the row), a parent
+#: row not there yet. NOT NULL and CHECK violations are the values themselves.
+_RACE_SQLSTATES = frozenset({"23505", "23503"})
+_RACE_SQLITE = ("UNIQUE constraint failed", "FOREIGN KEY constraint failed")
+
+
+def permanent(exc: BaseException) -> bool:
+    """Whether retrying the delivery cannot change this outcome (so it goes ``dead`` at once).
+
+    Values out of range, data the database refuses, validation failures: the
+    same body meets the same error on every attempt, and spending retries on
+    it only delays the dead letter by hours.
+    """
+    if isinstance(exc, StatementError) and not isinstance(exc, (DataError, IntegrityError)):
+        # SQLAlchemy wraps what went wrong before the statement reached the database.
+        return exc.orig is not None and permanent(exc.orig)
+    if isinstance(exc, DataError):
+        return True
+    if isinstance(exc, IntegrityError):
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate is not None:
+            return sqlstate not in _RACE_SQLSTATES
+        return not any(text in str(exc.orig) for text in _RACE_SQLITE)
+    return isinstance(exc, (ValueError, ValidationError, OverflowError, decimal.DecimalException, RecursionError))
+
+
+def storable_error(text: str, limit: int = 4000) -> str:
+    """Error text every database can store: no NUL, no lone surrogates, bounded length.
+
+    Messages can quote the body that caused them, and the body is anyone's.
+    """
+    text = text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:limit]
 
 
 #: Events whose hook the privacy code calls itself, at the point where plugins
@@ -76,6 +118,13 @@ def dispatch(app, ctx: HookContext, event) -> None:
         getattr(app.pm.hook, event.name)(event=event, ctx=ctx)
 
 
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception (PayloadError's message already names the field)."""
+    if isinstance(exc, PlatformError):
+        return str(exc)
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
 class Worker:
     def __init__(self, app, *, name: str | None = None):
         self.app = app
@@ -88,41 +137,78 @@ class Worker:
         self.backoff_max = w["backoff_max_seconds"]
         self.poll = w["poll_seconds"]
         self.stopping = False
+        self.buried = 0  # rows buried at claim, counted into the next pass's dead
 
     # --- inbox -------------------------------------------------------------------
 
     def claim(self, limit: int | None = None) -> list[dict]:
-        """Take due deliveries: pending ones whose time has come, and expired leases."""
+        """Take due deliveries: pending ones whose time has come, and expired leases.
+
+        A row whose lease expired was left by a worker that died (or stalled)
+        while it held it, and the row itself may be what killed it. Such rows
+        are taken back one at a time, so a killer cannot take the rest of a
+        batch down with it again; and a row already claimed ``max_attempts``
+        times is buried here instead of handed out again, so a body that kills
+        the process every time (no attempt ever gets to record a failure)
+        ends ``dead`` instead of stopping the queue forever.
+        """
         now = self.app.now()
         inbox = t.inbox
-        due = or_(
-            and_(inbox.c.status == "pending", inbox.c.next_attempt_at <= now),
-            and_(inbox.c.status == "processing", inbox.c.lease_until < now),
-        )
+        orphaned = and_(inbox.c.status == "processing", inbox.c.lease_until < now)
+        due = and_(inbox.c.status == "pending", inbox.c.next_attempt_at <= now)
         with self.app.engine.begin() as conn:
-            ids_q = select(inbox.c.id).where(due).order_by(inbox.c.id).limit(limit or self.batch_size)
-            ids = [r[0] for r in conn.execute(for_update(ids_q, conn, skip_locked=True))]
-            if not ids:
-                return []
+            while True:
+                found = conn.execute(for_update(select(inbox.c.id, inbox.c.attempts).where(orphaned)
+                                                .order_by(inbox.c.id).limit(1), conn, skip_locked=True)).all()
+                if not found:
+                    found = conn.execute(for_update(select(inbox.c.id, inbox.c.attempts).where(due).order_by(
+                        inbox.c.id).limit(limit or self.batch_size), conn, skip_locked=True)).all()
+                if not found:
+                    return []
+                spent = [r[0] for r in found if r[1] >= self.max_attempts]
+                ids = [r[0] for r in found if r[1] < self.max_attempts]
+                if spent:
+                    self._bury_spent(conn, spent, now)
+                if ids:
+                    break
             conn.execute(update(inbox).where(inbox.c.id.in_(ids)).values(
                 status="processing", claimed_by=self.name, lease_until=now + self.lease,
                 attempts=inbox.c.attempts + 1))
             rows = conn.execute(select(inbox).where(inbox.c.id.in_(ids)).order_by(inbox.c.id)).mappings().all()
         return [dict(r) for r in rows]
 
+    def _bury_spent(self, conn, ids: list[int], now) -> None:
+        conn.execute(update(t.inbox).where(t.inbox.c.id.in_(ids)).values(
+            status="dead", processed_at=now, lease_until=None, claimed_by=self.name,
+            last_error=f"claimed {self.max_attempts} times without finishing "
+                       "(the worker may have died on it each time); buried at claim"))
+        self.buried += len(ids)
+        log.error("buried deliveries %s: claimed %s times without finishing", ids, self.max_attempts)
+
     def process(self, row: dict) -> str:
-        """Handle one claimed delivery; returns its new status."""
+        """Handle one claimed delivery; returns its new status. Never raises for a bad body."""
+        try:
+            return self._process(row)
+        except Exception as e:
+            # Recording the outcome itself failed (e.g. the database went away). The
+            # row stays ours until the lease runs out and is then claimed again; the
+            # claim count buries it if this keeps happening.
+            log.exception("delivery %s: could not record its outcome: %s", row["id"], e)
+            return "error"
+
+    def _process(self, row: dict) -> str:
         inbox = t.inbox
         try:
-            events = parse_delivery(row)
+            events = parse_delivery(row, self.app.settings.section("shopify").get("shop"))
         except UnsupportedTopic as e:
             return self._finish(row, "ignored", str(e))
-        except (PayloadError, ValueError) as e:
-            # A payload we cannot read will not improve with retries: dead letter now, with the reason.
-            return self._finish(row, "dead", f"bad payload: {e}")
         except RecursionError:
             # The receiver's parser takes nesting up to 1,024 levels; Python's stops short of that.
             return self._finish(row, "dead", "bad payload: JSON nests too deeply to read")
+        except Exception as e:
+            # A payload we cannot read will not improve with retries: dead letter now, with
+            # the reason. Any exception counts: a parser bug must not stop the queue either.
+            return self._finish(row, "dead", f"bad payload: {_describe(e)}")
         try:
             with self.app.engine.begin() as conn:
                 now = self.app.now()
@@ -144,13 +230,16 @@ class Worker:
             return self._finish(row, "dead", str(e))
         except Exception as e:  # a plugin's bug must not stop the queue: retry, then dead-letter
             log.warning("delivery %s (%s %s) failed on attempt %s: %s", row["id"], row["platform"],
-                        row["topic"], row["attempts"], e)
+                        row["topic"], row["attempts"], storable_error(str(e), 500))
+            if permanent(e):
+                return self._finish(row, "dead", f"cannot succeed on retry: {_describe(e)}")
             return self._retry_or_bury(row, e)
 
     def _finish(self, row, status: str, error: str | None) -> str:
         with self.app.engine.begin() as conn:
             conn.execute(update(t.inbox).where(t.inbox.c.id == row["id"], t.inbox.c.claimed_by == self.name)
-                         .values(status=status, processed_at=self.app.now(), lease_until=None, last_error=error))
+                         .values(status=status, processed_at=self.app.now(), lease_until=None,
+                                 last_error=None if error is None else storable_error(error)))
         return status
 
     def backoff(self, attempts: int) -> float:
@@ -159,7 +248,7 @@ class Worker:
         return random.uniform(ceiling / 2, ceiling)
 
     def _retry_or_bury(self, row, exc: Exception) -> str:
-        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:4000]
+        error = storable_error(_describe(exc))
         if row["attempts"] >= self.max_attempts:
             return self._finish(row, "dead", f"after {row['attempts']} attempts: {error}")
         when = self.app.now() + timedelta(seconds=self.backoff(row["attempts"]))
@@ -175,7 +264,10 @@ class Worker:
         from . import actions, tasks
 
         counts = Counts()
-        for row in self.claim():
+        claimed = self.claim()
+        counts.dead += self.buried
+        self.buried = 0
+        for row in claimed:
             status = self.process(row)
             if status == "done":
                 counts.processed += 1

@@ -6,19 +6,31 @@ else propagates at once. When attempts run out the signal becomes a
 :class:`~retention_plugin.platforms.errors.TransientError`, so the action
 runner can reschedule the whole action later.
 
+A client raises RetrySignal only for a request that may be repeated: one
+that never left (:func:`never_sent`), or one the caller declared safe to
+repeat even if it was applied. So the TransientError it turns into is never
+``ambiguous``: the runner may schedule it again. A request that is not safe
+to repeat after it may have been applied fails with ``ambiguous=True``
+straight from the client, without a RetrySignal.
+
 The sleep function is injected so tests record waits instead of sleeping.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from ipaddress import ip_address
 from typing import Callable, TypeVar
+from urllib.parse import urlsplit
 
+import requests
 import tenacity
+from urllib3.exceptions import ConnectTimeoutError
 
 from .errors import TransientError
 
@@ -107,7 +119,6 @@ def call_with_retries(
                     status=signal.status,
                     platform=platform,
                     retry_after=signal.retry_after,
-                    ambiguous=signal.ambiguous,
                 ) from None
             raise
 
@@ -128,8 +139,37 @@ def call_with_retries(
             platform=platform,
             retry_after=last.retry_after,
             attempts=policy.max_attempts,
-            ambiguous=last.ambiguous,
         ) from last
+
+
+#: Low-level errors that can only happen before a request is on the wire:
+#: name resolution, a refused or unreachable connection, a connect timeout
+#: (urllib3's NewConnectionError and NameResolutionError are ConnectTimeoutErrors).
+_BEFORE_SENDING = (ConnectTimeoutError, socket.gaierror, ConnectionRefusedError, requests.ConnectTimeout,
+                   requests.exceptions.SSLError)
+
+
+def never_sent(exc: BaseException) -> bool:
+    """Whether a requests failure happened before the request left this machine.
+
+    requests reports DNS failures and refused connections as the same
+    ``ConnectionError`` as a connection dropped mid-response; the cause chain
+    (``MaxRetryError.reason``, a proxy's original error) says which. Such a
+    failure is never ambiguous: nothing can have been applied.
+    """
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        err = stack.pop()
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, _BEFORE_SENDING):
+            return True
+        linked = [err.__cause__, err.__context__, getattr(err, "reason", None), getattr(err, "original_error", None),
+                  *err.args]
+        stack.extend(e for e in linked if isinstance(e, BaseException))
+    return False
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -152,3 +192,31 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if seconds != seconds:  # NaN
         return None
     return max(0.0, seconds)
+
+
+def check_base_url(url: str) -> str:
+    """A base URL for API calls, without a trailing slash.
+
+    https anywhere; plain http only to this machine (a local test double or
+    an egress proxy beside the worker), so a token never crosses a network
+    unencrypted.
+
+    :raises ValueError: naming what is wrong.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http(s)://host[:port][/path] URL, got {url!r}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"a base URL has no query, fragment or credentials: {url!r}")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ValueError(f"plain http is only allowed to this machine (127.0.0.1, ::1, localhost), got {url!r}")
+    return url.strip().rstrip("/")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False

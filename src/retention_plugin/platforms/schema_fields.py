@@ -15,11 +15,26 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Mapping
 
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
 
 from .errors import PayloadError
 
 _DIGITS = re.compile(r"^\s*\d+\s*$")
+
+#: Ids are stored in BIGINT columns; a larger one could only fail in the database.
+MAX_ID = 2**63 - 1
+
+#: Money is stored as ``Numeric(18, 4)``: fourteen digits before the point.
+MAX_AMOUNT = Decimal(10) ** 14
+
+#: Counts (line quantities) are stored in INTEGER columns.
+MAX_COUNT = 2**31 - 1
+
+#: Timestamps outside these years are refused as a field error. Nothing real
+#: happens before the Unix epoch or after 2200, and datetime arithmetic near
+#: year 1 or 9999 overflows: ``0001-01-01T00:00:00+14:00`` cannot even be
+#: converted to UTC.
+MIN_YEAR, MAX_YEAR = 1970, 2200
 
 
 class Id(fields.Field):
@@ -28,18 +43,25 @@ class Id(fields.Field):
     default_error_messages = {
         "invalid": "Not a valid id (expected an integer or a string of digits).",
         "float": "Id arrived as a float and may have lost digits; send it as an integer or string.",
+        "range": f"Id out of range (0 to {MAX_ID}).",
     }
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool):
             raise self.make_error("invalid")
-        if isinstance(value, int):
-            return value
         if isinstance(value, (float, Decimal)):
             raise self.make_error("float")
-        if isinstance(value, str) and _DIGITS.match(value):
-            return int(value)
-        raise self.make_error("invalid")
+        if isinstance(value, int):
+            number = value
+        elif isinstance(value, str) and _DIGITS.match(value):
+            if len(value.strip()) > 25:  # int() of thousands of digits is slow, then refused anyway
+                raise self.make_error("range")
+            number = int(value)
+        else:
+            raise self.make_error("invalid")
+        if not 0 <= number <= MAX_ID:
+            raise self.make_error("range")
+        return number
 
 
 class OptionalId(Id):
@@ -59,7 +81,10 @@ class Amount(fields.Field):
     binary float's ``19.989999...``.
     """
 
-    default_error_messages = {"invalid": "Not a valid amount."}
+    default_error_messages = {
+        "invalid": "Not a valid amount.",
+        "range": f"Amount out of range (at most {MAX_AMOUNT - 1} in absolute value).",
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool):
@@ -67,7 +92,12 @@ class Amount(fields.Field):
         try:
             if isinstance(value, Decimal):
                 amount = value
-            elif isinstance(value, (int, float)):
+            elif isinstance(value, int):
+                # Compared before str(): a huge int cannot even be turned into text.
+                if abs(value) >= MAX_AMOUNT:
+                    raise self.make_error("range")
+                amount = Decimal(value)
+            elif isinstance(value, float):
                 amount = Decimal(str(value))
             elif isinstance(value, str) and value.strip():
                 amount = Decimal(value.strip())
@@ -77,6 +107,8 @@ class Amount(fields.Field):
             raise self.make_error("invalid") from exc
         if not amount.is_finite():
             raise self.make_error("invalid")
+        if abs(amount) >= MAX_AMOUNT:
+            raise self.make_error("range")
         return amount
 
 
@@ -92,6 +124,7 @@ class UtcDateTime(fields.Field):
     default_error_messages = {
         "invalid": "Not a valid ISO 8601 timestamp.",
         "naive": "Timestamp has no time zone offset.",
+        "range": f"Timestamp outside the years {MIN_YEAR}-{MAX_YEAR}.",
     }
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -105,7 +138,10 @@ class UtcDateTime(fields.Field):
             raise self.make_error("invalid")
         if parsed.tzinfo is None:
             raise self.make_error("naive")
-        return parsed.astimezone(timezone.utc)
+        utc = to_utc_in_range(parsed)
+        if utc is None:
+            raise self.make_error("range")
+        return utc
 
 
 class OptionalUtcDateTime(UtcDateTime):
@@ -117,7 +153,61 @@ class OptionalUtcDateTime(UtcDateTime):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-class BlankableString(fields.String):
+class Text(fields.String):
+    """A string the database can store: no NUL characters, no lone UTF-16 surrogates.
+
+    JSON can spell both (``\\u0000``, ``\\ud800``) and Python decodes them,
+    but PostgreSQL refuses NUL in text and no database can encode a lone
+    surrogate as UTF-8; refused here, the error names the field instead of
+    failing the whole transaction later.
+    """
+
+    default_error_messages = {"unstorable": "Text holds a NUL character or a lone surrogate."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not storable_text(text):
+            raise self.make_error("unstorable")
+        return text
+
+
+class Count(fields.Integer):
+    """A non-negative JSON integer that fits an INTEGER column (quantities)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, validate=validate.Range(min=0, max=MAX_COUNT), **kwargs)
+
+
+class Tags(fields.Field):
+    """Tags as sent: a comma- or space-separated string, or a list of words; None when absent.
+
+    Returned unchanged (each platform splits its own spelling) once every
+    piece of text in it is storable.
+    """
+
+    default_error_messages = {
+        "invalid": "Not valid tags (expected a string or a list of strings).",
+        "unstorable": "Tags hold a NUL character or a lone surrogate.",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            items = [value]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise self.make_error("invalid")
+        for item in items:
+            if item is None:
+                continue
+            if not isinstance(item, str):
+                raise self.make_error("invalid")
+            if not storable_text(item):
+                raise self.make_error("unstorable")
+        return value
+
+
+class BlankableString(Text):
     """A string where empty/whitespace means None (unset placeholders, blank fields)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -127,6 +217,29 @@ class BlankableString(fields.String):
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def to_utc_in_range(parsed: datetime) -> datetime | None:
+    """An aware datetime as UTC, or None when it lies outside MIN_YEAR..MAX_YEAR.
+
+    Checked before converting: near year 1 or 9999 the conversion itself
+    overflows.
+    """
+    if not MIN_YEAR - 1 <= parsed.year <= MAX_YEAR + 1:
+        return None
+    utc = parsed.astimezone(timezone.utc)
+    return utc if MIN_YEAR <= utc.year <= MAX_YEAR else None
+
+
+def storable_text(text: str) -> bool:
+    """True when ``text`` has no NUL and encodes as UTF-8 (no lone surrogates)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_iso_datetime(text: str) -> datetime | None:
@@ -140,6 +253,26 @@ def parse_iso_datetime(text: str) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+def storable_json(value: Any, depth: int = 0) -> bool:
+    """True when ``value`` can be stored in a JSON column of either database.
+
+    PostgreSQL's ``jsonb`` refuses ``\\u0000`` and NaN/Infinity; no database
+    encodes a lone surrogate. Nesting past 64 levels is refused too: nothing
+    we keep is that deep.
+    """
+    if depth > 64:
+        return False
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and storable_text(k) and storable_json(v, depth + 1) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(storable_json(v, depth + 1) for v in value)
+    return value is None or isinstance(value, (bool, int))
 
 
 def normalise_email(value: Any) -> str | None:

@@ -8,11 +8,15 @@ What is retried, and how long we wait:
   seconds from ``extensions.cost.throttleStatus``;
 - timeouts and connection errors.
 
-A 5xx or read timeout after the request was sent is *ambiguous*: the
+A failure before the request left (DNS, a refused connection, a connect
+timeout: :func:`~..retrying.never_sent`) is always safe to repeat, and so is
+a 429 or 503 (the request was refused, not handled). Another 5xx, a read
+timeout or a connection dropped after sending is *ambiguous*: the
 mutation may have run. For mutations Shopify cannot deduplicate
 (:data:`~.mutations.NON_IDEMPOTENT_MUTATIONS`) :meth:`ShopifyClient.perform`
 does not repeat those, and raises :class:`TransientError` with
-``ambiguous=True`` instead.
+``ambiguous=True`` instead; every other request is repeated, in process and
+then by the action runner's schedule.
 
 Never retried: 4xx other than 429 (:class:`PermanentError`), GraphQL errors
 (:class:`PermanentError`), ``userErrors`` (:class:`UserErrors`).
@@ -31,7 +35,7 @@ import requests
 
 from ... import __version__
 from ..errors import AlreadyExists, PermanentError, TransientError, UserErrors, mask_secret
-from ..retrying import RetryPolicy, RetrySignal, call_with_retries, parse_retry_after
+from ..retrying import RetryPolicy, RetrySignal, call_with_retries, check_base_url, never_sent, parse_retry_after
 from .mutations import NON_IDEMPOTENT_MUTATIONS, is_mutation, root_field
 
 PLATFORM = "shopify"
@@ -88,6 +92,8 @@ class ShopifyClient:
     :param timeout: seconds for connect and for read.
     :param max_attempts: attempts per call, first included.
     :param sleep: how to wait between attempts (tests record instead).
+    :param base_url: where the Admin API is, instead of ``https://{shop}``
+        (``[shopify] admin_base_url``: an egress proxy, a local test double).
     """
 
     def __init__(
@@ -102,6 +108,7 @@ class ShopifyClient:
         sleep: Callable[[float], None] = time.sleep,
         max_retry_after: float = 60.0,
         backoff_base: float = 1.0,
+        base_url: str | None = None,
     ):
         shop = (shop or "").strip().lower()
         if not _SHOP.match(shop):
@@ -111,6 +118,7 @@ class ShopifyClient:
         if not _API_VERSION.match(api_version or ""):
             raise ValueError(f"api_version must look like 2026-07, got {api_version!r}")
         self.shop = shop
+        self.base_url = check_base_url(base_url) if base_url else f"https://{shop}"
         self.api_version = api_version
         self._token = access_token
         self.session = session or requests.Session()
@@ -130,7 +138,7 @@ class ShopifyClient:
 
     @property
     def url(self) -> str:
-        return f"https://{self.shop}/admin/api/{self.api_version}/graphql.json"
+        return f"{self.base_url}/admin/api/{self.api_version}/graphql.json"
 
     # --- public API -------------------------------------------------------------------
 
@@ -200,15 +208,23 @@ class ShopifyClient:
                 headers=self._headers(),
                 timeout=self.timeout,
             )
-        except requests.ConnectTimeout as exc:
-            # Never connected: nothing was applied, always safe to repeat.
-            raise RetrySignal(f"connect timeout ({type(exc).__name__})") from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
+            if never_sent(exc):
+                # Never connected: nothing was applied, always safe to repeat.
+                raise RetrySignal(f"{type(exc).__name__} before sending (could not connect)") from exc
             raise self._ambiguous(f"{type(exc).__name__} after sending", None, retry_ambiguous) from exc
         status = response.status_code
         if status == 429:
             raise RetrySignal(
                 "HTTP 429 rate limited",
+                status=status,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if status == 503:
+            # "Unavailable": the request was not handled (RFC 9110 15.6.4; Shopify's response-codes
+            # page), so repeating it cannot apply it twice, even for a non-idempotent mutation.
+            raise RetrySignal(
+                "HTTP 503 unavailable",
                 status=status,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )

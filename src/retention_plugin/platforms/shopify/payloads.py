@@ -23,6 +23,7 @@ Money rules (see docs/platforms.md):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable, Mapping
@@ -54,7 +55,9 @@ from ..errors import PayloadError, UnsupportedTopic
 from ..schema_fields import (
     Amount,
     BlankableString,
+    Count,
     Id,
+    Text,
     UtcDateTime,
     normalise_email,
     payload_error_from,
@@ -86,7 +89,7 @@ def _opt_list(schema):
 
 class MoneySchema(_Schema):
     amount = Amount(required=True)
-    currency_code = fields.String(required=True)
+    currency_code = Text(required=True)
 
 
 class MoneySetSchema(_Schema):
@@ -139,7 +142,7 @@ class LineItemSchema(_Schema):
     product_type = _opt_str()
     product_id = Id(allow_none=True, load_default=None)
     variant_id = Id(allow_none=True, load_default=None)
-    quantity = fields.Integer(strict=True, required=True)
+    quantity = Count(required=True)
     price = _amount()
     price_set = _money_set()
     total_discount = _amount()
@@ -179,7 +182,7 @@ class OrderSchema(_Schema):
     name = _opt_str()
     email = _opt_str()
     contact_email = _opt_str()
-    currency = fields.String(required=True)
+    currency = Text(required=True)
     presentment_currency = _opt_str()
     subtotal_price = _amount()
     subtotal_price_set = _money_set()
@@ -211,7 +214,7 @@ class OrderSchema(_Schema):
 class RefundLineSchema(_Schema):
     id = Id(allow_none=True, load_default=None)
     line_item_id = Id(allow_none=True, load_default=None)
-    quantity = fields.Integer(strict=True, required=True)
+    quantity = Count(required=True)
     subtotal = _amount()
     subtotal_set = _money_set()
     restock_type = _opt_str()
@@ -232,24 +235,27 @@ class PrivacyCustomerSchema(_Schema):
 
 
 class DataRequestSchema(_Schema):
-    id = Id(allow_none=True, load_default=None)
+    id = Id(required=True)
 
 
-class CustomerDataRequestSchema(_Schema):
-    shop_domain = _opt_str()
-    customer = fields.Nested(PrivacyCustomerSchema, required=True)
-    orders_requested = fields.List(Id(), allow_none=True, load_default=list)
-    data_request = fields.Nested(DataRequestSchema, allow_none=True, load_default=None)
-
-
-class CustomerRedactSchema(_Schema):
-    shop_domain = _opt_str()
-    customer = fields.Nested(PrivacyCustomerSchema, required=True)
-    orders_to_redact = fields.List(Id(), allow_none=True, load_default=list)
+# The privacy topics' documented fields are all required: a body that lacks one
+# is some other topic's body re-sent under a privacy topic (see SHAPES).
 
 
 class ShopRedactSchema(_Schema):
-    shop_domain = _opt_str()
+    shop_id = Id(required=True)
+    shop_domain = BlankableString(required=True)
+
+
+class CustomerDataRequestSchema(ShopRedactSchema):
+    customer = fields.Nested(PrivacyCustomerSchema, required=True)
+    orders_requested = fields.List(Id(), required=True)
+    data_request = fields.Nested(DataRequestSchema, required=True)
+
+
+class CustomerRedactSchema(ShopRedactSchema):
+    customer = fields.Nested(PrivacyCustomerSchema, required=True)
+    orders_to_redact = fields.List(Id(), required=True)
 
 
 class ShopSchema(_Schema):
@@ -504,25 +510,175 @@ def build_customer(payload: Mapping[str, Any]) -> CustomerInfo:
     return _customer_info(data)
 
 
+# --- which body belongs to which topic ------------------------------------------------
+#
+# Shopify's HMAC covers the body, not the X-Shopify-Topic or X-Shopify-Shop-Domain
+# headers: whoever captured one signed delivery can re-send its body under another
+# topic. So before any effect the body must have its topic's documented shape
+# (Shopify's Webhooks reference, and for the privacy topics "Privacy law
+# compliance", shopify.dev/docs/apps/build/compliance/privacy-law-compliance).
+#
+# Each kind of body Shopify sends us has keys no other kind has at its top level
+# (its *markers*). A topic's body must carry its required keys and none of the
+# other kinds' markers; a body naming its own resource (``admin_graphql_api_id``)
+# must name the topic's resource. The destructive privacy
+# topics take their documented keys exactly, no more and no fewer.
+
+#: Top-level keys that only one kind of body has.
+_MARKERS: dict[str, frozenset[str]] = {
+    "order": frozenset({"financial_status", "total_price", "subtotal_price", "order_number", "checkout_id"}),
+    "refund": frozenset({"refund_line_items", "order_adjustments"}),
+    "fulfillment": frozenset({"tracking_number", "tracking_numbers", "tracking_company", "shipment_status"}),
+    "child": frozenset({"order_id"}),  # refunds and fulfillments belong to an order
+    "customer": frozenset({"addresses", "verified_email", "tax_exemptions", "multipass_identifier"}),
+    "shop": frozenset({"myshopify_domain", "shop_owner", "money_format", "plan_name"}),
+    "privacy": frozenset({"shop_domain", "orders_to_redact", "orders_requested", "data_request"}),
+}
+
+
+@dataclass(frozen=True)
+class TopicShape:
+    """What one topic's body must look like before it has any effect.
+
+    :param kind: the kind of body (a key of ``_MARKERS`` families) for messages.
+    :param markers: which ``_MARKERS`` families belong to this kind; every
+        other family's keys are refused.
+    :param required: keys that must be present (a null value counts).
+    :param exact: when set, the body must have exactly these keys.
+    :param gid: the resource an ``admin_graphql_api_id`` must name, if present.
+    :param check: a further test of the loaded body's meaning (e.g. an
+        ``orders/paid`` body must not say the order is unpaid).
+    """
+
+    kind: str
+    markers: frozenset[str] = frozenset()
+    required: frozenset[str] = frozenset()
+    exact: frozenset[str] | None = None
+    gid: str | None = None
+    check: Callable[[Mapping[str, Any]], None] | None = None
+
+    def verify(self, topic: str, payload: Mapping[str, Any]) -> None:
+        keys = set(payload)
+        if self.exact is not None:
+            missing = sorted(self.exact - keys)
+            if missing:
+                raise PayloadError(missing[0], f"missing: a {topic} body has exactly {sorted(self.exact)}")
+            extra = sorted(keys - self.exact)
+            if extra:
+                raise PayloadError(extra[0], f"not part of a {topic} body, which has exactly {sorted(self.exact)}")
+            return
+        missing = sorted(self.required - keys)
+        if missing:
+            raise PayloadError(missing[0], f"missing: required in {self.kind} body ({topic})")
+        for family, marker_keys in _MARKERS.items():
+            if family in self.markers:
+                continue
+            found = sorted(marker_keys & keys)
+            if found:
+                raise PayloadError(found[0], f"belongs to another kind of body than {self.kind} ({topic})")
+        if self.gid is not None:
+            _check_gid(payload, self.gid)
+
+
+def _check_gid(payload: Mapping[str, Any], resource: str) -> None:
+    gid = payload.get("admin_graphql_api_id")
+    if gid is None:
+        return
+    if not isinstance(gid, str) or not gid.startswith(f"gid://shopify/{resource}/"):
+        raise PayloadError("admin_graphql_api_id", f"names {str(gid)[:80]!r}, not a {resource}")
+
+
+#: Financial statuses of an order nobody has paid for (yet).
+_UNPAID = frozenset({"pending", "authorized", "expired"})
+
+
+def _paid_order(data: Mapping[str, Any]) -> None:
+    status = data.get("financial_status")
+    if isinstance(status, str) and status.strip().lower() in _UNPAID:
+        raise PayloadError("financial_status", f"{status!r}: an orders/paid body is for a paid order")
+
+
+def _cancelled_order(data: Mapping[str, Any]) -> None:
+    if data.get("cancelled_at") is None:
+        raise PayloadError("cancelled_at", "missing: an orders/cancelled body is for a cancelled order")
+
+
+def _fulfilled_order(data: Mapping[str, Any]) -> None:
+    status = data.get("fulfillment_status")
+    if not (isinstance(status, str) and status.strip().lower() == "fulfilled"):
+        raise PayloadError("fulfillment_status", f"{status!r}: an orders/fulfilled body is for a fulfilled order")
+
+
+def _order_shape(check=None) -> TopicShape:
+    return TopicShape("an order", frozenset({"order"}), frozenset({"id", "currency", "created_at", "line_items"}),
+                      gid="Order", check=check)
+
+
+_REFUND = TopicShape("a refund", frozenset({"refund", "child"}),
+                     frozenset({"id", "order_id", "created_at", "refund_line_items"}), gid="Refund")
+_FULFILLMENT = TopicShape("a fulfillment", frozenset({"fulfillment", "child"}),
+                          frozenset({"id", "order_id", "created_at"}), gid="Fulfillment")
+_CUSTOMER = TopicShape("a customer", frozenset({"customer"}), frozenset({"id"}), gid="Customer")
+_SHOP = TopicShape("a shop", frozenset({"shop"}), frozenset({"id", "name", "myshopify_domain"}))
+
+
+def _exact(*keys: str) -> TopicShape:
+    return TopicShape("a privacy request", exact=frozenset(keys))
+
+
+#: The documented shape of every topic :func:`parse_shopify` handles. A new topic
+#: adds its handler to ``_HANDLERS`` and its shape here (a test checks both agree).
+SHAPES: dict[str, TopicShape] = {
+    "orders/create": _order_shape(),
+    "orders/updated": _order_shape(),
+    "orders/paid": _order_shape(_paid_order),
+    "orders/cancelled": _order_shape(_cancelled_order),
+    "orders/fulfilled": _order_shape(_fulfilled_order),
+    "fulfillments/create": _FULFILLMENT,
+    "fulfillments/update": _FULFILLMENT,
+    "refunds/create": _REFUND,
+    "customers/create": _CUSTOMER,
+    "customers/update": _CUSTOMER,
+    "customers/delete": _CUSTOMER,
+    "customers/data_request": _exact("shop_id", "shop_domain", "customer", "orders_requested", "data_request"),
+    "customers/redact": _exact("shop_id", "shop_domain", "customer", "orders_to_redact"),
+    "shop/redact": _exact("shop_id", "shop_domain"),
+    "app/uninstalled": _SHOP,
+}
+
+
 # --- topics ------------------------------------------------------------------------
+
+
+def _same_shop(a: str, b: str) -> bool:
+    return a.strip().lower() == b.strip().lower()
 
 
 def _check_shop(domain: str | None, shop: str, field: str) -> None:
     # The shop header is not covered by the HMAC; the body is. A body that
     # names another shop than the one it was delivered for is refused.
-    if domain and shop and domain.strip().lower() != shop.strip().lower():
+    if domain and shop and not _same_shop(domain, shop):
         raise PayloadError(field, f"names shop {domain!r}, but was delivered for {shop!r}")
 
 
+def _check_privacy_shop(domain: str | None, shop: str, configured: str | None) -> None:
+    """A privacy request must name, in its signed body, the shop it was delivered for and ours."""
+    if not domain:
+        raise PayloadError("shop_domain", "missing: a privacy request must name its shop")
+    _check_shop(domain, shop, "shop_domain")
+    if configured and not _same_shop(domain, configured):
+        raise PayloadError("shop_domain", f"names shop {domain!r}, but this installation serves {configured!r}")
+
+
 def _order_topic(event_cls, when: Callable[[Order], datetime | None]):
-    def handle(payload, *, shop, shop_currency):
+    def handle(payload, *, shop, shop_currency, configured_shop):
         order = build_order(payload)
         return [event_cls(order=order, platform=PLATFORM, shop=shop, occurred_at=when(order))]
 
     return handle
 
 
-def _orders_fulfilled(payload, *, shop, shop_currency):
+def _orders_fulfilled(payload, *, shop, shop_currency, configured_shop):
     data = _load(OrderSchema(), payload)
     order = _order_from(data)
     latest = _latest_success(data.get("fulfillments") or [])
@@ -542,7 +698,7 @@ def _orders_fulfilled(payload, *, shop, shop_currency):
     ]
 
 
-def _fulfillment_topic(payload, *, shop, shop_currency):
+def _fulfillment_topic(payload, *, shop, shop_currency, configured_shop):
     data = _load(FulfillmentSchema(), payload)
     fulfillment = _fulfillment(data)
     if fulfillment.status != "success":
@@ -561,13 +717,13 @@ def _fulfillment_topic(payload, *, shop, shop_currency):
     ]
 
 
-def _refunds_create(payload, *, shop, shop_currency):
+def _refunds_create(payload, *, shop, shop_currency, configured_shop):
     refund = build_refund(payload, shop_currency=shop_currency)
     return [RefundCreated(refund=refund, platform=PLATFORM, shop=shop, occurred_at=refund.created_at)]
 
 
 def _customer_topic(created: bool):
-    def handle(payload, *, shop, shop_currency):
+    def handle(payload, *, shop, shop_currency, configured_shop):
         customer = build_customer(payload)
         return [
             CustomerUpdated(
@@ -582,7 +738,7 @@ def _customer_topic(created: bool):
     return handle
 
 
-def _customers_delete(payload, *, shop, shop_currency):
+def _customers_delete(payload, *, shop, shop_currency, configured_shop):
     data = _load(CustomerDeleteSchema(), payload)
     return [CustomerDeleted(customer=CustomerInfo(shopify_id=data["id"]), platform=PLATFORM, shop=shop)]
 
@@ -596,9 +752,9 @@ def _privacy_customer(data: Mapping[str, Any]) -> CustomerInfo:
     )
 
 
-def _customers_data_request(payload, *, shop, shop_currency):
+def _customers_data_request(payload, *, shop, shop_currency, configured_shop):
     data = _load(CustomerDataRequestSchema(), payload)
-    _check_shop(data.get("shop_domain"), shop, "shop_domain")
+    _check_privacy_shop(data.get("shop_domain"), shop, configured_shop)
     return [
         CustomerDataRequest(
             customer=_privacy_customer(data),
@@ -610,9 +766,9 @@ def _customers_data_request(payload, *, shop, shop_currency):
     ]
 
 
-def _customers_redact(payload, *, shop, shop_currency):
+def _customers_redact(payload, *, shop, shop_currency, configured_shop):
     data = _load(CustomerRedactSchema(), payload)
-    _check_shop(data.get("shop_domain"), shop, "shop_domain")
+    _check_privacy_shop(data.get("shop_domain"), shop, configured_shop)
     return [
         CustomerRedact(
             customer=_privacy_customer(data),
@@ -623,18 +779,22 @@ def _customers_redact(payload, *, shop, shop_currency):
     ]
 
 
-def _shop_redact(payload, *, shop, shop_currency):
+def _shop_redact(payload, *, shop, shop_currency, configured_shop):
     data = _load(ShopRedactSchema(), payload)
-    _check_shop(data.get("shop_domain"), shop, "shop_domain")
+    _check_privacy_shop(data.get("shop_domain"), shop, configured_shop)
     return [ShopRedact(platform=PLATFORM, shop=shop)]
 
 
-def _app_uninstalled(payload, *, shop, shop_currency):
+def _app_uninstalled(payload, *, shop, shop_currency, configured_shop):
     data = _load(ShopSchema(), payload)
     _check_shop(data.get("myshopify_domain"), shop, "myshopify_domain")
+    if configured_shop:
+        _check_shop(data.get("myshopify_domain"), configured_shop, "myshopify_domain")
     return [AppUninstalled(platform=PLATFORM, shop=shop)]
 
 
+#: A new topic adds its handler here and its documented shape to SHAPES
+#: (tests/adversarial/test_adv_topics.py checks that both list the same topics).
 _HANDLERS: dict[str, Callable[..., list[Event]]] = {
     "orders/create": _order_topic(OrderCreated, lambda o: o.created_at),
     "orders/updated": _order_topic(OrderUpdated, lambda o: o.updated_at or o.created_at),
@@ -658,7 +818,12 @@ SUPPORTED_TOPICS: tuple[str, ...] = tuple(_HANDLERS)
 
 
 def parse_shopify(
-    topic: str, payload: Mapping[str, Any], *, shop: str, shop_currency: str | None = None
+    topic: str,
+    payload: Mapping[str, Any],
+    *,
+    shop: str,
+    shop_currency: str | None = None,
+    configured_shop: str | None = None,
 ) -> list[Event]:
     """Turn one Shopify webhook into domain events.
 
@@ -667,10 +832,13 @@ def parse_shopify(
     :param shop: the shop domain the delivery belongs to (``x.myshopify.com``).
     :param shop_currency: the shop's currency, used only when a refund
         payload carries no ``subtotal_set`` to say which currency it is in.
+    :param configured_shop: ``[shopify] shop``; a privacy request must name
+        it (as well as ``shop``) in its body.
     :returns: the events, usually one; empty for a fulfillment that has not
         succeeded (nothing shipped yet).
     :raises UnsupportedTopic: for a topic not in :data:`SUPPORTED_TOPICS`.
-    :raises PayloadError: naming the field that is missing or invalid.
+    :raises PayloadError: naming the field that is missing or invalid, or
+        that shows the body is not this topic's (see :data:`SHAPES`).
     """
     key = topic.strip().lower() if isinstance(topic, str) else ""
     handler = _HANDLERS.get(key)
@@ -678,8 +846,12 @@ def parse_shopify(
         raise UnsupportedTopic(str(topic), PLATFORM)
     if not isinstance(payload, Mapping):
         raise PayloadError("<payload>", f"expected a JSON object, got {type(payload).__name__}")
+    shape = SHAPES[key]
+    shape.verify(key, payload)
     try:
-        return handler(payload, shop=shop, shop_currency=shop_currency)
+        if shape.check is not None:
+            shape.check(payload)
+        return handler(payload, shop=shop, shop_currency=shop_currency, configured_shop=configured_shop)
     except ValueError as exc:
         if isinstance(exc, PayloadError):
             raise

@@ -4,10 +4,15 @@ Basic auth as ``{email}/token`` with the API token. Retried: 429 (honouring
 ``Retry-After``), 409 (update collision), 5xx, timeouts and connection
 errors. Permanent: other 4xx, with the error body's message.
 
-A request that may have been applied before it failed (5xx or read timeout
-after sending) is only repeated when repeating is harmless: reads, tag and
-field updates, and ticket creation with an ``Idempotency-Key``. A comment or
-an unkeyed create raises :class:`TransientError` with ``ambiguous=True``.
+A request that failed before it left (DNS, a refused connection, a connect
+timeout) is always repeated, and so is one answered 429, 409 or 503 (refused,
+not handled). One that may have been applied before it failed (another 5xx,
+a read timeout or a dropped connection after sending) is only
+repeated when repeating is harmless: reads, tag and field updates, and
+ticket creation with an ``Idempotency-Key`` (the only create the Support
+API deduplicates: developer.zendesk.com/api-reference/ticketing/introduction,
+"Idempotency"). A comment or an unkeyed create raises
+:class:`TransientError` with ``ambiguous=True``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import requests
 
 from ... import __version__
 from ..errors import PermanentError, TransientError, mask_secret
-from ..retrying import RetryPolicy, RetrySignal, call_with_retries, parse_retry_after
+from ..retrying import RetryPolicy, RetrySignal, call_with_retries, check_base_url, never_sent, parse_retry_after
 
 PLATFORM = "zendesk"
 _SUBDOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -50,6 +55,8 @@ class ZendeskClient:
     :param subdomain: ``acme`` for ``acme.zendesk.com``.
     :param email: the agent whose API token this is.
     :param api_token: never logged or put in exception messages.
+    :param base_url: where the API is, instead of ``https://{subdomain}.zendesk.com``
+        (``[zendesk] base_url``: an egress proxy, a local test double).
     """
 
     def __init__(
@@ -64,6 +71,7 @@ class ZendeskClient:
         sleep: Callable[[float], None] = time.sleep,
         max_retry_after: float = 60.0,
         backoff_base: float = 1.0,
+        base_url: str | None = None,
     ):
         subdomain = (subdomain or "").strip().lower()
         if subdomain.endswith(".zendesk.com"):
@@ -77,7 +85,7 @@ class ZendeskClient:
         self.subdomain = subdomain
         self.email = email
         self._token = api_token
-        self.base_url = f"https://{subdomain}.zendesk.com"
+        self.base_url = check_base_url(base_url) if base_url else f"https://{subdomain}.zendesk.com"
         self.session = session or requests.Session()
         self.timeout = timeout
         self.policy = RetryPolicy(
@@ -212,8 +220,8 @@ class ZendeskClient:
         if not isinstance(path, str) or not path:
             raise ValueError("path is required")
         if path.startswith(("http://", "https://")):
-            parts = urlsplit(path)
-            if parts.scheme != "https" or parts.netloc != urlsplit(self.base_url).netloc:
+            parts, base = urlsplit(path), urlsplit(self.base_url)
+            if (parts.scheme, parts.netloc) != (base.scheme, base.netloc):
                 raise ValueError(f"refusing to send credentials to {parts.scheme}://{parts.netloc}")
             return path
         path = path.lstrip("/")
@@ -242,9 +250,9 @@ class ZendeskClient:
                 auth=(f"{self.email}/token", self._token),
                 timeout=self.timeout,
             )
-        except requests.ConnectTimeout as exc:
-            raise RetrySignal(f"connect timeout ({type(exc).__name__})") from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
+            if never_sent(exc):
+                raise RetrySignal(f"{type(exc).__name__} before sending (could not connect)") from exc
             raise self._ambiguous(what, f"{type(exc).__name__} after sending", None, retry_ambiguous) from exc
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -253,6 +261,9 @@ class ZendeskClient:
         if status == 409:
             # Another update to the same ticket won the race; nothing was applied.
             raise RetrySignal("HTTP 409 conflict", status=status, retry_after=retry_after)
+        if status == 503:
+            # "Unavailable": not handled (RFC 9110 15.6.4), so safe to repeat even for a comment.
+            raise RetrySignal("HTTP 503 unavailable", status=status, retry_after=retry_after)
         if status >= 500:
             raise self._ambiguous(what, f"HTTP {status}", status, retry_ambiguous, retry_after)
         if status >= 400:

@@ -41,9 +41,12 @@ from ..schema_fields import (
     Id,
     OptionalId,
     OptionalUtcDateTime,
+    Tags,
+    Text,
     UtcDateTime,
     normalise_email,
     payload_error_from,
+    storable_json,
 )
 
 PLATFORM = "zendesk"
@@ -84,7 +87,7 @@ class TicketDetailSchema(_Schema):
     description = _opt_str()
     status = _opt_str()
     priority = _opt_str()
-    tags = fields.Raw(allow_none=True, load_default=None)
+    tags = Tags(allow_none=True, load_default=None)
     requester_id = _opt_id()
     group_id = _opt_id()
     form_id = _opt_id()
@@ -94,8 +97,9 @@ class TicketDetailSchema(_Schema):
 
 
 class EnvelopeSchema(_Schema):
-    type = fields.String(required=True)
+    type = Text(required=True)
     id = _opt_str()
+    subject = _opt_str()
     time = UtcDateTime(required=True)
     detail = fields.Nested(TicketDetailSchema, required=True)
     event = fields.Dict(allow_none=True, load_default=dict)
@@ -109,7 +113,7 @@ class CommentAuthorSchema(_Schema):
 
 class EventCommentSchema(_Schema):
     id = _opt_id()
-    body = fields.String(allow_none=True, load_default=None)
+    body = Text(allow_none=True, load_default=None)
     is_public = fields.Boolean(required=True)
     author = fields.Nested(CommentAuthorSchema, allow_none=True, load_default=None)
 
@@ -132,7 +136,7 @@ class TriggerTicketSchema(_Schema):
     description = _opt_str()
     status = _opt_str()
     priority = _opt_str()
-    tags = fields.Raw(allow_none=True, load_default=None)
+    tags = Tags(allow_none=True, load_default=None)
     via = _opt_str()
     group_id = _opt_id()
     created_at = _opt_time()
@@ -153,7 +157,7 @@ class TriggerSatisfactionSchema(_Schema):
 
 
 class TriggerBodySchema(_Schema):
-    retention_event = fields.String(required=True)
+    retention_event = Text(required=True)
     ticket = fields.Nested(TriggerTicketSchema, required=True)
     requester = fields.Nested(TriggerRequesterSchema, allow_none=True, load_default=None)
     satisfaction = fields.Nested(TriggerSatisfactionSchema, allow_none=True, load_default=None)
@@ -164,7 +168,7 @@ class TriggerBodySchema(_Schema):
 
 class RatingSchema(_Schema):
     id = Id(required=True)
-    score = fields.String(required=True)
+    score = Text(required=True)
     comment = _opt_str()
     ticket_id = _opt_id()
     requester_id = _opt_id()
@@ -240,8 +244,19 @@ def _ticket_from_detail(detail: Mapping[str, Any]) -> Ticket:
     )
 
 
+_SUBJECT_TICKET = re.compile(r"^zen:ticket:(\d+)$")
+
+
+def _check_subject(subject: str | None, ticket_id: int) -> None:
+    """The envelope's ``subject`` (``zen:ticket:<id>``) and ``detail.id`` must name one ticket."""
+    match = _SUBJECT_TICKET.match(subject or "")
+    if match and int(match.group(1)) != ticket_id:
+        raise PayloadError("subject", f"names ticket {match.group(1)}, but detail.id is {ticket_id}")
+
+
 def _envelope_events(payload: Mapping[str, Any], shop: str) -> list[Event]:
     data = _load(EnvelopeSchema(), payload)
+    _check_subject(data.get("subject"), data["detail"]["id"])
     kind = data["type"][len(EVENT_TYPE_PREFIX):]
     ticket_event = kind.removeprefix("ticket.") if kind.startswith("ticket.") else None
     if ticket_event is None:
@@ -304,7 +319,9 @@ def _apply_custom_field(ticket: Ticket, event: Mapping[str, Any]) -> None:
     current = event.get("current") if isinstance(event, Mapping) else None
     if isinstance(field, Mapping) and field.get("id") is not None:
         value = current.get("value") if isinstance(current, Mapping) else current
-        ticket.custom_fields[str(field["id"])] = value
+        if not storable_json(field["id"]) or not storable_json(value):
+            raise PayloadError("event.custom_field", "holds a value no database can store")
+        ticket.custom_fields[str(field["id"])[:100]] = value
 
 
 # --- trigger bodies -> events --------------------------------------------------------------
