@@ -199,9 +199,11 @@ def enqueue_all(app) -> dict[str, str]:
     starts = app.now()
     wanted = {
         "offer:1": ("shopify", m.discount_code_basic_create("THANKS-1", "Thanks", percent=10, customer_gid=CUSTOMER,
-                                                            starts_at=starts, ends_at=None), "code:THANKS-1"),
+                                                            starts_at=starts, ends_at=None,
+                                                            combines_with=["order", "shipping"]), "code:THANKS-1"),
         "offer:2": ("shopify", m.discount_code_basic_create("THANKS-2", "Thanks", amount="5.00", currency="USD",
-                                                            customer_gid=CUSTOMER, starts_at=starts, ends_at=None),
+                                                            customer_gid=CUSTOMER, starts_at=starts, ends_at=None,
+                                                            combines_with=["order", "shipping"]),
                     "code:THANKS-2"),
         "tier:1": ("shopify", m.tags_add(CUSTOMER, ["retention-tier-gold"]), f"tag:{CUSTOMER}:retention-tier-gold"),
         "credit:1": ("shopify", m.store_credit_account_credit(CUSTOMER, Decimal("7.50"), "USD"),
