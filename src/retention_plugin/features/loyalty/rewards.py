@@ -30,8 +30,11 @@ MAX_AUTOMATIC_PER_EVENT = 20
 
 def issue(op: LoyaltyOp, *, key_base: str, feature: str, points: int | None, amount: Decimal | None = None,
           percent: Decimal | None = None, valid_days: int, title: str, description: str | None = None,
-          product_gids=None, source_ref: str | None = None, actor: str | None = None) -> dict:
+          product_gids=None, source_ref: str | None = None, actor: str | None = None,
+          message_data: dict | None = None) -> dict:
     """Issue one reward; returns its row (the existing one when ``key_base`` was used before).
+
+    :param message_data: more variables for the ``reward`` message (``free_item``, ``translations``).
 
     :raises LoyaltyError: not enough points, or no Shopify customer to limit the code to.
     """
@@ -71,7 +74,7 @@ def issue(op: LoyaltyOp, *, key_base: str, feature: str, points: int | None, amo
                              "discount_percent": str(percent) if percent is not None else None,
                              "discount_amount": money_text(amount) if amount is not None else None,
                              "currency": currency, "expires_at": expires.date().isoformat(),
-                             "points_balance": op.bal.available,
+                             "points_balance": op.bal.available, **(message_data or {}),
                          })
     return dict(conn.execute(select(R).where(R.c.key == key)).mappings().one())
 
