@@ -17,7 +17,6 @@ from sqlalchemy import select
 from payloads import order
 from retention_plugin import hookimpl
 from retention_plugin.platforms.errors import PayloadError
-from retention_plugin.platforms.shopify.fulfillment_events import build_shipment
 from retention_plugin.platforms.shopify.payloads import parse_shopify
 from retention_plugin.storage import tables as t
 from retention_plugin.testing import deliver_shopify, run_worker
@@ -177,6 +176,8 @@ def test_tracking_for_an_order_not_stored_yet_waits_for_it(make, clock):
 
 
 def test_the_parser_reads_shopifys_body_and_names_bad_fields():
+    from retention_plugin.platforms.shopify.fulfillment_events import build_shipment
+
     when = datetime(2026, 3, 3, 10, tzinfo=timezone.utc)
     [event] = parse_shopify("fulfillment_events/create", tracking(7, "IN_TRANSIT", when), shop="x.myshopify.com")
     assert event.name == "shipment_updated" and event.occurred_at == when

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from conftest import shared_path
-from retention_plugin.messaging.channels import METAFIELDS_SET, TAGS_ADD, TAGS_REMOVE, ShopifyChannel
+from retention_plugin.messaging import channels
+from retention_plugin.messaging.channels import ShopifyChannel
 from retention_plugin.messaging.outbox import schedule_message, send_due
 from retention_plugin.storage import tables as t
 
@@ -89,17 +90,17 @@ def admin_schema():
     return graphql, graphql.build_client_schema(data["data"], assume_valid=True)
 
 
-@pytest.mark.parametrize("query, variables", [
-    (TAGS_ADD, {"id": "gid://shopify/Customer/7001", "tags": ["retention:thank_you", "retention:thank_you:m12"]}),
-    (TAGS_REMOVE, {"id": "gid://shopify/Customer/7001", "tags": ["retention:thank_you:m11"]}),
-    (METAFIELDS_SET, {"metafields": [{"ownerId": "gid://shopify/Customer/7001", "namespace": "retention",
-                                      "key": "voucher", "type": "json", "value": "{}"}]}),
+@pytest.mark.parametrize("name, variables", [
+    ("TAGS_ADD", {"id": "gid://shopify/Customer/7001", "tags": ["retention:thank_you", "retention:thank_you:m12"]}),
+    ("TAGS_REMOVE", {"id": "gid://shopify/Customer/7001", "tags": ["retention:thank_you:m11"]}),
+    ("METAFIELDS_SET", {"metafields": [{"ownerId": "gid://shopify/Customer/7001", "namespace": "retention",
+                                        "key": "voucher", "type": "json", "value": "{}"}]}),
 ])
-def test_the_channels_documents_are_valid_against_the_pinned_schema(admin_schema, query, variables):
+def test_the_channels_documents_are_valid_against_the_pinned_schema(admin_schema, name, variables):
     graphql, schema = admin_schema
     from graphql.execution.values import get_variable_values
 
-    doc = graphql.parse(query)
+    doc = graphql.parse(getattr(channels, name))
     assert not graphql.validate(schema, doc)
     values = get_variable_values(schema, doc.definitions[0].variable_definitions or [], variables)
     assert not isinstance(values, list), values
