@@ -60,7 +60,7 @@ def running_server(config_path: Path, *, workers: int = 2, threads: int = 1, tim
             try:
                 if requests.get(base + "/healthz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still booting under load
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not become healthy in time")
