@@ -70,3 +70,24 @@ def test_recall_ack_route_is_mounted_and_rejects_forgeries(site):
     r = requests.get(f"{base}/r/ack?t={good}", timeout=10)
     assert r.status_code == 404  # a well-signed link to a recall that does not exist
     assert requests.put(f"{base}/r/ack?t={good}", timeout=10).status_code == 405
+
+
+def test_pages_speak_the_customers_language_else_the_browsers(site):
+    """Issue 13, item 9: landing pages are localised; the customer's locale first, then Accept-Language."""
+    base, engine, cid = site
+    now = __import__("datetime").datetime.now(__import__("datetime").timezone.utc)
+    with engine.begin() as conn:
+        ka = conn.execute(t.customers.insert().values(
+            shopify_id=123457, email="ka@example.com", locale="ka-GE", marketing_consent="subscribed", tags=[],
+            created_at=now, updated_at=now)).inserted_primary_key[0]
+    r = requests.get(f"{base}/r/unsubscribe?c={ka}&t={unsubscribe_token(UNSUB, ka)}",
+                     headers={"Accept-Language": "en-US,en;q=0.9"}, timeout=10)
+    assert r.status_code == 200 and '<html lang="ka">' in r.text and "გამოწერის გაუქმება" in r.text
+    assert "Unsubscribe" not in r.text
+    r = requests.get(f"{base}/r/unsubscribe?c=1&t=forged", headers={"Accept-Language": "ru-RU,ru;q=0.9"},
+                     timeout=10)
+    assert r.status_code == 400 and '<html lang="ru">' in r.text and "Ссылка недействительна" in r.text
+    r = requests.get(f"{base}/r/ack?t=forged", headers={"Accept-Language": "lt"}, timeout=10)
+    assert r.status_code == 400 and "Nuoroda negalioja" in r.text
+    r = requests.get(f"{base}/r/rate?t=forged", headers={"Accept-Language": "sl"}, timeout=10)
+    assert r.status_code == 400 and '<html lang="sl">' in r.text

@@ -278,6 +278,25 @@ class SatisfactionRated(Event):
     ticket: Ticket | None = None
 
 
+@dataclass
+class ShipmentEvent:
+    """A carrier tracking event on a fulfillment (``fulfillment_events/create``)."""
+
+    shopify_id: int
+    fulfillment_id: int
+    order_id: int  # Shopify order id
+    status: str  # lower case: confirmed, in_transit, out_for_delivery, delivered, delayed, failure, ...
+    happened_at: datetime  # when the carrier reported it (created_at when the payload has no happened_at)
+    estimated_delivery_at: datetime | None = None
+    message: str | None = None
+
+
+@dataclass
+class ShipmentUpdated(Event):
+    name = "shipment_updated"
+    shipment: ShipmentEvent
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     OrderCreated,
     OrderUpdated,
@@ -296,4 +315,6 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TicketSolved,
     CommentAdded,
     SatisfactionRated,
+    ShipmentUpdated,
 )
+

@@ -100,6 +100,12 @@ def order_fulfilled(event, ctx):
 
 
 @hookspec
+def shipment_updated(event, ctx):
+    """A carrier reported on a shipment (``fulfillment_events/create``): ``event.shipment`` has the
+    status (``in_transit``, ``delayed``, ``failure``, ``attempted_delivery``, ``delivered``, ...)."""
+
+
+@hookspec
 def refund_created(event, ctx):
     """A refund was issued (``refunds/create``)."""
 

@@ -3,13 +3,13 @@
 GET shows a page with a button, because mail scanners follow links; POST
 (the button, or a mail client's ``List-Unsubscribe=One-Click``) records the
 withdrawal at once — later marketing is suppressed by the contact policy —
-and tells Shopify, so the store's own marketing stops too.
+and tells Shopify, so the store's own marketing stops too. The page is in the
+customer's language (``messaging/templates/pages/<locale>/unsubscribe.j2``).
 """
 
 from __future__ import annotations
 
 import hmac
-from html import escape
 
 from sqlalchemy import select, update
 
@@ -24,13 +24,6 @@ CONSENT_MUTATION = """mutation customerEmailMarketingConsentUpdate($input: Custo
   }
 }"""
 
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{title}</title></head><body style="font-family:sans-serif;max-width:32em;margin:3em auto">{body}</body></html>"""
-
-
-def _page(title: str, body: str) -> str:
-    return PAGE.format(title=escape(title), body=body)
-
 
 def check(app, customer_id: str | None, token: str | None) -> int | None:
     """The customer id when the token is right for it, else None."""
@@ -42,18 +35,21 @@ def check(app, customer_id: str | None, token: str | None) -> int | None:
     return int(customer_id)
 
 
-def handle(app, method: str, query: dict) -> tuple[int, str]:
+def handle(app, method: str, query: dict, accept_language: str | None = None) -> tuple[int, str]:
+    """``(status, HTML)`` for ``/r/unsubscribe``; ``accept_language`` is the browser's header."""
+    from .messaging.pages import customer_locale, render_page
+
     cid = check(app, query.get("c") or query.get("customer_id"), query.get("t") or query.get("token"))
     if cid is None:
-        return 400, _page("Link not valid", "<p>This unsubscribe link is not valid. "
-                          "Please use the link from the most recent email.</p>")
+        return 400, render_page(app.settings, "unsubscribe", accept_language=accept_language, state="invalid")
+    with app.engine.connect() as conn:
+        locale = customer_locale(conn, cid)
     if method == "GET":
-        return 200, _page("Unsubscribe", f"""<form method="post"><p>Stop marketing emails from us?
-<br><small>Order, recall and service messages still reach you.</small></p>
-<input type="hidden" name="c" value="{cid}"><input type="hidden" name="t" value="{escape(query.get('t') or query.get('token'))}">
-<button type="submit">Unsubscribe</button></form>""")
+        return 200, render_page(app.settings, "unsubscribe", customer_locale=locale, accept_language=accept_language,
+                                state="confirm", customer_id=cid, token=query.get("t") or query.get("token"))
     unsubscribe(app, cid)
-    return 200, _page("Unsubscribed", "<p>You will receive no more marketing emails from us.</p>")
+    return 200, render_page(app.settings, "unsubscribe", customer_locale=locale, accept_language=accept_language,
+                            state="done")
 
 
 def unsubscribe(app, customer_id: int) -> None:

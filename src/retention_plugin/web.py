@@ -236,7 +236,7 @@ class Receiver:
             from urllib.parse import parse_qsl
 
             params.update(parse_qsl(req.bounded_stream.read(64 * 1024).decode("utf-8", "replace")))
-        status, html = handler(self.retention, req.method, params)
+        status, html = handler(self.retention, req.method, params, req.get_header("Accept-Language"))
         resp.status = falcon.code_to_http_status(status)
         resp.content_type = falcon.MEDIA_HTML
         resp.text = html
@@ -251,8 +251,8 @@ class Receiver:
     def on_get_ack(self, req, resp):
         from .features import recalls
 
-        def handler(app, method, params):
-            r = recalls.handle_ack(app, method, params.get("t"))
+        def handler(app, method, params, accept_language=None):
+            r = recalls.handle_ack(app, method, params.get("t"), accept_language)
             return r.status, r.body.decode()
 
         self._link(req, resp, handler)
@@ -268,7 +268,8 @@ class Receiver:
             from urllib.parse import parse_qs
 
             form = parse_qs(req.bounded_stream.read(64 * 1024).decode("utf-8", "replace"))
-        status, html = followups.handle_rating_link(self.retention, query, method=req.method, form=form)
+        status, html = followups.handle_rating_link(self.retention, query, method=req.method, form=form,
+                                                    accept_language=req.get_header("Accept-Language"))
         resp.status = falcon.code_to_http_status(status)
         resp.content_type = "text/html; charset=utf-8"
         resp.set_header("Cache-Control", "no-store")

@@ -263,7 +263,8 @@ def test_shopify_tag_or_metafield_for_flow():
     platform, kind, key, request = ctx.actions[0]
     assert (platform, kind, key) == ("shopify", "customer_tags_add", "message:v:1:shopify")
     assert "tagsAdd" in request["query"]
-    assert request["variables"] == {"id": "gid://shopify/Customer/7001", "tags": ["retention:voucher"]}
+    tag = "retention:voucher:k" + __import__("hashlib").sha256(b"v:1").hexdigest()[:12]  # no id: the key's digest
+    assert request["variables"] == {"id": "gid://shopify/Customer/7001", "tags": ["retention:voucher", tag]}
     ctx.settings = {"messages": {"shopify_mode": "metafield"}}
     ShopifyChannel().send({"key": "v:2", "kind": "voucher", "data": {"code": "C2"}}, CUSTOMER, R, ctx)
     mf = ctx.actions[1][3]["variables"]["metafields"][0]

@@ -47,5 +47,7 @@ def test_hook_register_message_kinds(pm_factory):
 
 def test_builtin_classes_follow_the_documented_rule():
     transactional = {k for k, v in BUILTIN_KINDS.items() if v.message_class == "transactional"}
+    # points_expiry: it is about points the customer holds, so a customer without marketing consent is
+    # warned too (issue 13, item 10); quiet hours still apply to it.
     assert transactional == {"thank_you", "delay_apology", "service_reminder", "recall", "reward",
-                             "recovery_apology"}
+                             "recovery_apology", "points_expiry"}

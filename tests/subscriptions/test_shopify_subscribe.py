@@ -11,7 +11,7 @@ from conftest import SHOP, base_config
 from server_util import write_config
 from retention_plugin.platforms.shopify.payloads import SUPPORTED_TOPICS
 from retention_plugin.subscriptions.commands import shopify_group
-from retention_plugin.subscriptions.shopify import COMPLIANCE_TOPICS, TOPICS, topic_name
+from retention_plugin.subscriptions.shopify import COMPLIANCE_TOPICS, TOPIC_SCOPES, TOPICS, required_scopes, topic_name
 
 from .conftest import invoke
 
@@ -60,8 +60,10 @@ EXISTING = [
 
 
 def test_every_subscribed_topic_has_a_parser():
-    assert len(TOPICS) == 12
+    assert len(TOPICS) == 13 and "FULFILLMENT_EVENTS_CREATE" in TOPICS  # carrier tracking (late deliveries)
     assert {topic_name(x) for x in TOPICS} <= set(SUPPORTED_TOPICS)
+    assert set(TOPICS) - {"APP_UNINSTALLED"} <= set(TOPIC_SCOPES)
+    assert required_scopes() == ["read_customers", "read_fulfillments", "read_orders"]
     assert not set(COMPLIANCE_TOPICS) & {topic_name(x) for x in TOPICS}
 
 
@@ -75,7 +77,8 @@ def test_creates_only_the_missing_subscriptions_and_nothing_the_second_time(live
                                                                                      "CUSTOMERS_DELETE")]
         assert [c.get("after") for c in fake.list_calls] == [None, "2"]  # both pages read
         out = r.stdout
-        assert "created 10: ORDERS_CREATE, ORDERS_UPDATED" in out
+        assert "created 11: ORDERS_CREATE, ORDERS_UPDATED" in out
+        assert "read_customers, read_fulfillments, read_orders" in out
         assert "already subscribed 2: ORDERS_PAID, CUSTOMERS_DELETE" in out
         assert "ORDERS_CREATE            https://old.example.com/hooks" in out
         assert "compliance_topics = [\"customers/data_request\", \"customers/redact\", \"shop/redact\"]" in out
@@ -87,7 +90,7 @@ def test_creates_only_the_missing_subscriptions_and_nothing_the_second_time(live
         assert fake.created == []
         result = json.loads(r.stdout)
         assert result["created"] == [] and result["already_subscribed"] == list(TOPICS)
-        assert len(result["existing"]) == 13
+        assert len(result["existing"]) == 14 and "read_fulfillments" in result["required_scopes"]
 
 
 def test_a_bare_origin_gets_the_receiver_path(live_config):
@@ -120,7 +123,7 @@ def test_dry_run_prints_the_exact_requests_and_sends_nothing(config, live_config
         r = invoke(shopify_group, config, "subscribe", "--callback-url", URL)
         assert r.exit_code == 0, r.output
         assert r.stdout.startswith(f"dry run: nothing was sent to {SHOP}.")
-        assert r.stdout.count('"query": "mutation webhookSubscriptionCreate') == 12
+        assert r.stdout.count('"query": "mutation webhookSubscriptionCreate') == 13
         assert "cannot be subscribed through the API" in r.stdout
 
 

@@ -1,21 +1,36 @@
-"""Late-delivery apologies: an order paid but not shipped after N days gets one apology.
+"""Late-delivery apologies: once per order and problem, found by the clock and by the carrier.
 
 The built-in plugin ``delays`` (``[plugins] disabled = ["delays"]``),
 configured under ``[delays]`` (docs/offers-and-followups.md).
 
-An hourly task finds orders that are paid, not cancelled, not refunded or
-voided, not fulfilled (not even partly), not test orders, not tagged with one
-of ``skip_tags`` (pre-orders are late on purpose), paid between
-``max_age_days`` and ``after_days`` ago, and schedules one ``delay_apology``
-message (transactional) per order, key ``delay:<order id>``. With
-``credit_percent`` or ``credit_amount`` the message carries a single-use
-discount code for that customer (``rewards`` feature ``delays``, action key
-``delay:discount:<order id>``), created once per order.
+Two ways an order is found late:
 
-``max_age_days`` keeps a first run (or an import of old orders) from
-apologising for orders nobody is waiting for any more. When the order ships
-or is cancelled before the apology goes out (it may wait for quiet hours),
-the apology is withdrawn.
+- **Never shipped** (the clock). An hourly task finds orders that are paid,
+  not cancelled, not refunded or voided, not fulfilled (not even partly), not
+  test orders, not tagged with one of ``skip_tags`` (pre-orders are late on
+  purpose), paid between ``max_age_days`` and ``after_days`` ago, and
+  schedules one ``delay_apology`` (reason ``unshipped``), key ``delay:<order id>``.
+- **Shipped, but the carrier says it is going wrong** (``fulfillment_events/create``).
+  Each tracking event is kept per fulfillment in ``shipments`` (latest status,
+  when it happened). A status listed in ``carrier_statuses`` (``delayed``,
+  ``failure``, ``attempted_delivery``) schedules one apology for that problem,
+  key ``delay:<order id>:<status>``; the hourly task also finds shipments with
+  no new tracking event for ``stalled_after_days`` while still on their way
+  (reason ``stalled``, key ``delay:<order id>:stalled``).
+
+Exactly once per order and problem: the keys are unique, so replayed events,
+duplicate deliveries and every later run of the task find the apology there.
+With ``credit_percent`` or ``credit_amount`` the first apology for an order
+(any problem but ``attempted_delivery``, which is not a delay of ours) carries
+a single-use code for that customer (``rewards`` feature ``delays``, key
+``delay:credit:<order id>``, action ``delay:discount:<order id>``); later
+apologies for the same order carry none.
+
+``max_age_days`` keeps a first run (or an import of old orders, or a tracking
+event replayed long after) from apologising for what nobody is waiting for any
+more. An apology not yet sent (it may wait for quiet hours) is withdrawn when
+the order ships (``unshipped``), when every shipment of the order is delivered
+(the carrier problems), or when the order is cancelled.
 """
 
 from __future__ import annotations
@@ -24,10 +39,12 @@ import logging
 from datetime import timedelta
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import String, cast, exists, literal, not_, or_, select
+from sqlalchemy import String, cast, exists, literal, not_, or_, select, update
 
 from retention_plugin import hookimpl
+from retention_plugin.records import NotYet, order_row
 from retention_plugin.storage import tables as t
+from retention_plugin.storage.db import insert_ignore
 
 from ..discounts import customer_gid
 from .offers import issue_discount, load_customer, offer_data, order_name
@@ -37,6 +54,16 @@ TASK = "delays.apologise"
 EVERY_SECONDS = 3600
 #: Orders handled per run at most (the next run continues).
 BATCH = 500
+#: The problems an apology can be for (the ``reason`` its template words it by).
+UNSHIPPED, STALLED = "unshipped", "stalled"
+CARRIER_PROBLEMS = ("delayed", "failure", "attempted_delivery")
+#: Carrier statuses of a parcel still on its way: no new event for ``stalled_after_days`` means it is stuck.
+#: (delivered, picked_up, ready_for_pickup wait for nobody but the customer; failure has its own apology.)
+MOVING = ("label_purchased", "label_printed", "confirmed", "carrier_picked_up", "in_transit", "out_for_delivery",
+          "delayed", "attempted_delivery")
+DELIVERED = ("delivered", "picked_up")
+#: No goodwill credit for these: the carrier came, and the customer was not there.
+NO_CREDIT = ("attempted_delivery",)
 log = logging.getLogger("retention_plugin.features.delays")
 
 
@@ -57,6 +84,11 @@ class DelaysSchema(Schema):
     credit_valid_days = fields.Integer(load_default=60, strict=True, validate=validate.Range(min=1, max=3650))
     code_prefix = fields.String(load_default="SORRY", validate=validate.Regexp(
         r"^[A-Z0-9]{1,20}$", error="expected 1-20 capital letters or digits"))
+    #: Carrier statuses (fulfillment_events/create) that get an apology of their own.
+    carrier_statuses = fields.List(fields.String(validate=validate.OneOf(CARRIER_PROBLEMS)),
+                                   load_default=lambda: list(CARRIER_PROBLEMS))
+    #: A shipment with no new tracking event for this many days while on its way is stuck (0: never).
+    stalled_after_days = fields.Float(load_default=5.0, allow_none=True, validate=validate.Range(min=0))
 
     @validates_schema
     def _check(self, data, **_):
@@ -81,8 +113,9 @@ def settings_of(settings) -> dict:
     return s if s else DelaysSchema().load({})
 
 
-def message_key(order_id: int) -> str:
-    return f"delay:{order_id}"
+def message_key(order_id: int, problem: str = UNSHIPPED) -> str:
+    """``delay:<order id>`` for an order never shipped; ``delay:<order id>:<problem>`` for the others."""
+    return f"delay:{order_id}" if problem == UNSHIPPED else f"delay:{order_id}:{problem}"
 
 
 def late_orders(conn, now, s, limit: int = BATCH) -> list[dict]:
@@ -98,48 +131,145 @@ def late_orders(conn, now, s, limit: int = BATCH) -> list[dict]:
         o.c.paid_at >= now - timedelta(days=s["max_age_days"]),
         not_(has_apology),
     ).order_by(o.c.paid_at, o.c.id).limit(limit))
+    return [dict(r) for r in conn.execute(q).mappings() if not _skipped(r, s)]
+
+
+def _skipped(order, s) -> bool:
     skip = {x.lower() for x in s["skip_tags"]}
-    return [dict(r) for r in conn.execute(q).mappings()
-            if not skip.intersection(str(tag).lower() for tag in (r["tags"] or []))]
+    return bool(skip.intersection(str(tag).lower() for tag in (order["tags"] or [])))
+
+
+def stalled_orders(conn, now, s, limit: int = BATCH) -> list[tuple[dict, dict]]:
+    """``(order, shipment)`` for shipments on their way with no tracking event for ``stalled_after_days``."""
+    if not s["stalled_after_days"]:
+        return []
+    o, sh, m = t.orders, t.shipments, t.messages
+    has_apology = exists(select(m.c.id).where(
+        m.c.key == literal("delay:") + cast(o.c.shopify_id, String) + literal(f":{STALLED}")))
+    q = (select(o, sh.c.fulfillment_id, sh.c.status.label("shipment_status"), sh.c.status_at,
+                sh.c.estimated_delivery_at)
+         .select_from(sh.join(o, sh.c.order_id == o.c.id))
+         .where(sh.c.delivered_at.is_(None), sh.c.status.in_(MOVING),
+                sh.c.status_at <= now - timedelta(days=s["stalled_after_days"]),
+                sh.c.status_at >= now - timedelta(days=s["max_age_days"]),
+                o.c.customer_id.is_not(None), o.c.cancelled_at.is_(None), o.c.test.is_(False),
+                not_(has_apology))
+         .order_by(sh.c.status_at, sh.c.id).limit(limit))
+    out, seen = [], set()
+    for r in conn.execute(q).mappings():
+        if r["id"] in seen or _skipped(r, s):
+            continue
+        seen.add(r["id"])
+        out.append((dict(r), {"fulfillment_id": r["fulfillment_id"], "status": r["shipment_status"],
+                              "status_at": r["status_at"], "estimated_delivery_at": r["estimated_delivery_at"]}))
+    return out
 
 
 def apologise_for_late_orders(ctx) -> int:
-    """The hourly task; returns how many apologies it scheduled."""
+    """The hourly task: orders never shipped, and shipments that stopped moving; returns apologies scheduled."""
     s = settings_of(ctx.settings)
     n = 0
     for order in late_orders(ctx.conn, ctx.now, s):
         if apologise(ctx, order, s) is not None:
+            n += 1
+    for order, shipment in stalled_orders(ctx.conn, ctx.now, s):
+        if apologise(ctx, order, s, problem=STALLED, new_estimate=shipment["estimated_delivery_at"]) is not None:
             n += 1
     if n:
         log.info("scheduled %s late-delivery apolog%s", n, "y" if n == 1 else "ies")
     return n
 
 
-def apologise(ctx, order: dict, s: dict) -> int | None:
-    """One apology (and credit) for ``order`` (an ``orders`` row); once per order whatever is called again."""
+def apologise(ctx, order: dict, s: dict, problem: str = UNSHIPPED, new_estimate=None) -> int | None:
+    """One apology for ``order`` (an ``orders`` row) and ``problem``; once, whatever is called again.
+
+    The order's first apology (not for ``attempted_delivery``) carries the credit, when configured.
+    """
     customer = load_customer(ctx.conn, order["customer_id"])
     if customer is None:
         return None
     oid = order["shopify_id"]
-    data = {"order_name": order_name(order), "new_estimate": None, "code": None, "discount_percent": None,
-            "discount_amount": None, "currency": None, "expires_at": None}
-    if (s["credit_percent"] is not None or s["credit_amount"] is not None) and customer_gid(customer) \
-            and customer.get("redacted_at") is None:
+    key = message_key(oid, problem)
+    existing = ctx.conn.execute(select(t.messages.c.id).where(t.messages.c.key == key)).scalar()
+    if existing is not None:
+        return existing
+    data = {"order_name": order_name(order), "reason": problem,
+            "new_estimate": new_estimate.date().isoformat() if new_estimate is not None else None,
+            "code": None, "discount_percent": None, "discount_amount": None, "currency": None, "expires_at": None}
+    credit_key = f"delay:credit:{oid}"
+    first_credit = ctx.conn.execute(select(t.rewards.c.id).where(t.rewards.c.key == credit_key)).scalar() is None
+    if (s["credit_percent"] is not None or s["credit_amount"] is not None) and problem not in NO_CREDIT \
+            and first_credit and customer_gid(customer) and customer.get("redacted_at") is None:
         reward = issue_discount(
-            ctx, key=f"delay:credit:{oid}", action_key=f"delay:discount:{oid}", feature=PLUGIN, customer=customer,
+            ctx, key=credit_key, action_key=f"delay:discount:{oid}", feature=PLUGIN, customer=customer,
             percent=s["credit_percent"], amount=s["credit_amount"],
             currency=order["currency"] if s["credit_amount"] is not None else None,
             ends_at=ctx.now + timedelta(days=s["credit_valid_days"]),
             title=f"Sorry for the delay {order_name(order)}", prefix=s["code_prefix"], source_ref=f"order:{oid}")
         data.update(offer_data(reward))
-    return ctx.schedule_message(key=message_key(oid), customer_id=customer["id"], kind="delay_apology",
+    return ctx.schedule_message(key=key, customer_id=customer["id"], kind="delay_apology",
                                 due_at=ctx.now, locale=order["locale"], data=data)
 
 
-def _withdraw(ctx, order_id: int, why: str) -> None:
+# --- carrier tracking ------------------------------------------------------------------------------
+
+
+def record_shipment(conn, order: dict, event, now) -> dict:
+    """Keep the latest status of the event's fulfillment (by when it happened); returns the row."""
+    sh = t.shipments
+    delivered = event.happened_at if event.status in DELIVERED else None
+    insert_ignore(conn, sh, {"fulfillment_id": event.fulfillment_id, "order_id": order["id"], "status": event.status,
+                             "status_at": event.happened_at, "estimated_delivery_at": event.estimated_delivery_at,
+                             "delivered_at": delivered, "created_at": now, "updated_at": now}, ["fulfillment_id"])
+    row = dict(conn.execute(select(sh).where(sh.c.fulfillment_id == event.fulfillment_id)).mappings().one())
+    values = {}
+    if event.happened_at > row["status_at"]:  # events arrive out of order: the latest one says where it is
+        values.update(status=event.status, status_at=event.happened_at)
+        if event.estimated_delivery_at is not None:
+            values["estimated_delivery_at"] = event.estimated_delivery_at
+    if delivered is not None and (row["delivered_at"] is None or delivered < row["delivered_at"]):
+        values["delivered_at"] = delivered
+    if values:
+        conn.execute(update(sh).where(sh.c.id == row["id"]).values(updated_at=now, **values))
+        row.update(values)
+    return row
+
+
+@hookimpl
+def shipment_updated(event, ctx):
+    s = settings_of(ctx.settings)
+    ship = event.shipment
+    order = order_row(ctx.conn, ship.order_id)
+    if order is None:  # orders/* has not arrived yet: the worker retries this delivery later
+        raise NotYet(f"tracking event {ship.shopify_id} is for order {ship.order_id}, not stored yet")
+    order = dict(order)
+    row = record_shipment(ctx.conn, order, ship, ctx.now)
+    if ship.status in DELIVERED:
+        _withdraw_when_delivered(ctx, order)
+        return
+    if ship.status not in s["carrier_statuses"]:
+        return
+    if row["delivered_at"] is not None and row["delivered_at"] >= ship.happened_at:
+        return  # an old event arriving after the parcel was delivered: nothing to apologise for now
+    if ship.happened_at < ctx.now - timedelta(days=s["max_age_days"]):
+        return  # a replay of something long past
+    if order["customer_id"] is None or order["cancelled_at"] is not None or order["test"] or _skipped(order, s):
+        return
+    apologise(ctx, order, s, problem=ship.status, new_estimate=ship.estimated_delivery_at)
+
+
+def _withdraw_when_delivered(ctx, order: dict) -> None:
+    sh = t.shipments
+    waiting = ctx.conn.execute(select(sh.c.id).where(sh.c.order_id == order["id"], sh.c.delivered_at.is_(None))).first()
+    if waiting is None:
+        for problem in (*CARRIER_PROBLEMS, STALLED):
+            _withdraw(ctx, order["shopify_id"], "the order was delivered before the apology went out", problem)
+
+
+def _withdraw(ctx, order_id: int, why: str, problem: str = UNSHIPPED) -> None:
     from retention_plugin.messaging.outbox import cancel_message
 
-    cancel_message(ctx.conn, message_key(order_id), why)
+    cancel_message(ctx.conn, message_key(order_id, problem), why)
 
 
 @hookimpl
@@ -152,4 +282,5 @@ def order_fulfilled(event, ctx):
 
 @hookimpl
 def order_cancelled(event, ctx):
-    _withdraw(ctx, event.order.shopify_id, "the order was cancelled")
+    for problem in (UNSHIPPED, *CARRIER_PROBLEMS, STALLED):
+        _withdraw(ctx, event.order.shopify_id, "the order was cancelled", problem)

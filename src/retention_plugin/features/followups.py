@@ -22,13 +22,11 @@ configured under ``[followups]`` (docs/offers-and-followups.md).
 
 from __future__ import annotations
 
-import html
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Mapping
-from urllib.parse import urlencode
 
 import click
 from marshmallow import RAISE, Schema, fields, validate
@@ -302,94 +300,63 @@ def _first(mapping: Mapping | None, name: str) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def _page(app, title: str, paragraphs: list[str], *, body_html: str = "") -> str:
-    shop = ""
-    try:
-        shop = app.settings.section("messages").get("shop_name") or ""
-    except Exception:  # the page must render whatever the configuration
-        shop = ""
-    paras = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
-    heading = html.escape(title)
-    footer = f"<p><small>{html.escape(shop)}</small></p>" if shop else ""
-    return ("<!doctype html><html><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            "<meta name=\"robots\" content=\"noindex\">"
-            f"<title>{heading}</title></head>"
-            "<body style=\"font-family:sans-serif;max-width:36em;margin:3em auto;padding:0 1em;line-height:1.5\">"
-            f"<h1 style=\"font-size:1.4em\">{heading}</h1>{paras}{body_html}{footer}</body></html>")
+def _page(app, state: str, *, accept_language: str | None, payload: Mapping | None = None, **values) -> str:
+    """The rating page in the customer's language (``pages/<locale>/rating.j2``)."""
+    from retention_plugin.messaging.pages import customer_locale, render_page
+
+    locale = None
+    if payload and payload.get("c") is not None:
+        with app.engine.connect() as conn:
+            locale = customer_locale(conn, payload["c"])
+    return render_page(app.settings, "rating", customer_locale=locale, accept_language=accept_language,
+                       state=state, **values)
 
 
-def _choices(token: str) -> str:
-    def link(a, label):
-        return f'<a href="?{html.escape(urlencode({"t": token, "a": a}), quote=True)}">{html.escape(label)}</a>'
-
-    stars = " ".join(link(str(n), str(n)) for n in range(1, 6))
-    return f"<p>{link('good', 'Good')} &middot; {link('bad', 'Not good')}</p><p>Or from 1 to 5: {stars}</p>"
-
-
-def _confirm_form(token: str, answer: str) -> str:
-    esc = lambda v: html.escape(v, quote=True)  # noqa: E731
-    return ('<form method="post">'
-            f'<input type="hidden" name="t" value="{esc(token)}"><input type="hidden" name="a" value="{esc(answer)}">'
-            '<p><label>Anything you would like to add? (optional)<br>'
-            '<textarea name="comment" rows="4" cols="40" maxlength="5000"></textarea></label></p>'
-            '<p><button type="submit">Send my answer</button></p></form>')
-
-
-def _label(score: str) -> str:
-    return {"good": "Good", "bad": "Not good"}.get(score, f"{score} of 5")
-
-
-def handle_rating_link(app, query: Mapping, *, method: str = "GET", form: Mapping | None = None) -> tuple[int, str]:
+def handle_rating_link(app, query: Mapping, *, method: str = "GET", form: Mapping | None = None,
+                       accept_language: str | None = None) -> tuple[int, str]:
     """The ``/r/rate`` page, independent of the web framework: ``(status code, HTML)``.
 
     :param query: the query string as a dict (values may be lists, as ``parse_qs`` gives them).
     :param method: ``GET`` (a click in the message) or ``POST`` (the confirm form).
     :param form: the POST form fields (``t``, ``a``, ``comment``).
+    :param accept_language: the browser's ``Accept-Language``, for a page whose token names no customer.
 
     A bad or expired token, or an unknown answer, is a 400 with a page saying
-    so; nothing here raises for bad input.
+    so; nothing here raises for bad input. The page is in the customer's language.
     """
     method = (method or "GET").upper()
     if method not in ("GET", "HEAD", "POST"):
-        return 405, _page(app, "Not allowed", ["This page only answers links and its own form."])
+        return 405, _page(app, "not_allowed", accept_language=accept_language)
     token = _first(form, "t") or _first(query, "t")
     answer = _first(form, "a") or _first(query, "a")
     comment = _first(form, "comment") if method == "POST" else None
     try:
-        links.verify_with_settings(app.settings, PURPOSE, token, app.now())
+        payload = links.verify_with_settings(app.settings, PURPOSE, token, app.now())
     except links.LinkExpired:
-        return 400, _page(app, "This link has expired",
-                          ["Thank you for wanting to tell us how it went. This rating link is too old to use now; "
-                           "just reply to our email instead and we will read it."])
+        return 400, _page(app, "expired", accept_language=accept_language)
     except links.LinkError as e:
         if e.reason == "not_configured":
             log.error("rating link used, but %s", e.message)
-        return 400, _page(app, "This link is not valid",
-                          [f"We could not read this rating link: {e.message}.",
-                           "Please use the link exactly as it is in our email, or simply reply to the email."])
+        return 400, _page(app, "invalid", accept_language=accept_language, reason=e.reason)
+    page = lambda state, **kw: _page(app, state, accept_language=accept_language, payload=payload,  # noqa: E731
+                                     token=token, **kw)
     if not answer:
-        return 200, _page(app, "How did we do?", ["One click is enough:"], body_html=_choices(token))
+        return 200, page("choose")
     try:
         score, _, _ = parse_answer(answer)
-    except RatingError as e:
-        return 400, _page(app, "Unknown answer", [e.message + "."], body_html=_choices(token))
+    except RatingError:
+        return 400, page("unknown_answer")
     if method in ("GET", "HEAD") and settings_of(app.settings)["confirm_clicks"]:
-        return 200, _page(app, "Please confirm your answer", [f"Your answer: {_label(score)}."],
-                          body_html=_confirm_form(token, score))
+        return 200, page("confirm", score=score)
     if method == "HEAD":
         return 200, ""
     try:
         result = record_rating_answer(app, token, score, comment=comment)
     except RatingError as e:
-        return e.status, _page(app, "We could not record your answer", [e.message + "."])
+        return e.status, page("gone" if e.status == 404 else "not_rating")
     except links.LinkError as e:  # expired between the two checks
-        return 400, _page(app, "This link is not valid", [e.message + "."])
-    if result.bad:
-        return 200, _page(app, "Thank you for telling us", [
-            f"Your answer: {_label(score)}. We are sorry it was not what you expected.",
-            "Someone from our team will look into it and get in touch with you."])
-    return 200, _page(app, "Thank you!", [f"Your answer: {_label(score)}. We are glad you took the time to tell us."])
+        return 400, page("expired" if e.reason == "expired" else "invalid", reason=e.reason)
+    return 200, page("thanks_bad" if result.bad else "thanks_good", score=score)
 
 
 # --- CLI -------------------------------------------------------------------------------------

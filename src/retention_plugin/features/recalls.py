@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import html
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -180,6 +180,107 @@ def _options(ctx_or_conn, recall_id: int) -> dict:
     return v if isinstance(v, dict) else {}
 
 
+# --- the notice's text, per language --------------------------------------------------------------
+
+#: Text a recall gives the notice, by the name `recall create` uses, and the template variable it fills.
+TEXT_FIELDS = {"title": "recall_title", "instructions": "instructions", "remedy": "remedy"}
+#: The shipped languages besides English: `recall create` takes ``--title-<lang>`` and the like for these.
+TEXT_LANGUAGES = ("lt", "sl", "ru", "ka")
+#: Longer text is refused (a notice is read on a phone; the ticket and the page carry the title too).
+MAX_TEXT_CHARS = 4000
+
+
+def check_texts(texts, where: str = "texts") -> dict[str, dict[str, str]]:
+    """``{"lt": {"title": ..., "instructions": ..., "remedy": ...}, ...}`` checked and cleaned:
+    locales normalised (``pt_br`` -> ``pt-BR``), empty values dropped.
+
+    :raises RecallError: naming the language or field that is wrong.
+    """
+    from retention_plugin.messaging.templates import normalize_locale
+
+    if texts is None:
+        return {}
+    if not isinstance(texts, Mapping):
+        raise RecallError(f"{where}: expected a table of languages, e.g. {{lt = {{title = \"...\"}}}}")
+    out: dict[str, dict[str, str]] = {}
+    for lang, fields_ in texts.items():
+        loc = normalize_locale(lang) if isinstance(lang, str) else None
+        if not loc:
+            raise RecallError(f"{where}: {lang!r} is not a language code (e.g. lt, ru, pt-BR)")
+        if not isinstance(fields_, Mapping):
+            raise RecallError(f"{where}.{lang}: expected a table with title, instructions and/or remedy")
+        for name, value in fields_.items():
+            if name not in TEXT_FIELDS:
+                raise RecallError(f"{where}.{lang}.{name}: unknown field (expected {', '.join(TEXT_FIELDS)})")
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            if not isinstance(value, str):
+                raise RecallError(f"{where}.{lang}.{name}: expected text")
+            if len(value) > MAX_TEXT_CHARS:
+                raise RecallError(f"{where}.{lang}.{name}: longer than {MAX_TEXT_CHARS} characters")
+            out.setdefault(loc, {})[name] = value.strip()
+    return out
+
+
+def load_texts(path: str) -> dict[str, dict[str, str]]:
+    """Per-language texts from a TOML or JSON file (by its extension; otherwise JSON, then TOML)."""
+    import tomllib
+
+    try:
+        raw = open(path, "rb").read()
+    except OSError as e:
+        raise RecallError(f"--texts: cannot read {path}: {e.strerror or e}") from None
+    text = raw.decode("utf-8", "replace")
+    tries = [("JSON", json.loads), ("TOML", tomllib.loads)]
+    if path.lower().endswith(".toml"):
+        tries = tries[1:]
+    elif path.lower().endswith(".json"):
+        tries = tries[:1]
+    problems = []
+    for kind, parse in tries:
+        try:
+            return check_texts(parse(text), where=f"--texts {path}")
+        except (ValueError, tomllib.TOMLDecodeError) as e:
+            problems.append(f"not {kind}: {e}")
+    raise RecallError(f"--texts {path}: " + "; ".join(problems))
+
+
+def message_translations(texts: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """Stored texts as the messages' ``translations`` (``recall_title``, ``instructions``, ``remedy``)."""
+    return {loc: {TEXT_FIELDS[k]: v for k, v in fields_.items() if k in TEXT_FIELDS and v}
+            for loc, fields_ in (texts or {}).items()}
+
+
+def language_coverage(default: Mapping[str, str | None], texts: Mapping[str, Mapping[str, str]],
+                      languages) -> dict:
+    """Which languages have their own text and which get the default (``--title`` ...) text instead.
+
+    A field falls back when the default has it and the language does not. Without default
+    instructions or remedy every language's template has its own wording for them, so only
+    the title can fall back then.
+    """
+    given = {loc: sorted(f for f in fields_ if f in TEXT_FIELDS) for loc, fields_ in sorted(texts.items())}
+    fallback = {}
+    for loc in sorted(set(languages) | set(texts)):
+        if loc == "en" or loc.startswith("en-"):
+            continue
+        missing = [f for f in TEXT_FIELDS if default.get(f) and not (texts.get(loc) or {}).get(f)]
+        if missing:
+            fallback[loc] = missing
+    return {"given": given, "fallback": fallback}
+
+
+def _recall_languages(app) -> list[str]:
+    """The languages recall notices are written in here (shipped and override templates)."""
+    from retention_plugin.messaging.outbox import renderer_for
+
+    try:
+        available = renderer_for(app.settings).available()
+    except Exception:  # a broken override directory is reported at send time
+        return ["en", *TEXT_LANGUAGES]
+    return sorted(set(available.get(SAFETY_KIND, [])) | set(available.get(QUALITY_KIND, [])))
+
+
 # --- who is affected -------------------------------------------------------------------------------
 
 
@@ -297,7 +398,8 @@ def notify_pending(ctx, recall: Mapping, *, customer_ids=None, limit: int | None
         product = _line_title(ctx.conn, recall, case["order_id"]) or recall["sku"] or f"product {recall['product_id']}"
         data = {"product_title": product, "recall_title": recall["title"], "ack_url": ack_url(cfg, recall["id"], cid),
                 "order_name": case["name"], "instructions": opts.get("instructions"), "remedy": opts.get("remedy"),
-                "severity": recall["severity"], "recall_id": recall["id"], "sku": recall["sku"]}
+                "severity": recall["severity"], "recall_id": recall["id"], "sku": recall["sku"],
+                "translations": message_translations(opts.get("texts") or {})}
         mid = schedule_message(ctx.conn, key=f"recall:{recall['id']}:{cid}", customer_id=cid, kind=kind,
                                message_class="transactional", due_at=ctx.now, data=data, locale=case["locale"],
                                template=template, now=ctx.now)
@@ -420,14 +522,26 @@ def _recall(conn, recall_id: int) -> dict | None:
 
 def create_recall(app, *, sku: str | None = None, product_id: int | None = None, ordered_from=None, ordered_to=None,
                   severity: str = "safety", title: str | None = None, instructions: str | None = None,
-                  remedy: str | None = None, tickets: bool | None = None, preview: bool = False) -> dict:
+                  remedy: str | None = None, tickets: bool | None = None, preview: bool = False,
+                  texts: Mapping | None = None) -> dict:
     """Create (or complete) a recall: cases for every buyer, a notice each, tickets if asked.
 
     Running it again with the same item and window finds the same recall and
     only adds what is missing (new buyers, notices not queued yet): nobody is
     notified twice. With ``preview`` nothing is written.
+
+    :param texts: the notice's text per language, ``{"lt": {"title", "instructions", "remedy"}}``;
+        ``title``/``instructions``/``remedy`` are the default (English) text, used by every
+        language without its own. An ``en`` entry fills whichever of those is not given.
+        The result's ``languages`` says which languages fall back to the default text.
     """
     from retention_plugin.context import HookContext
+
+    texts = check_texts(texts)
+    english = texts.pop("en", {})
+    title = title or english.get("title")
+    instructions = instructions or english.get("instructions")
+    remedy = remedy or english.get("remedy")
 
     if not sku and product_id is None:
         raise RecallError("give --sku or --product-id (or both: a line matching either is recalled)")
@@ -469,7 +583,7 @@ def create_recall(app, *, sku: str | None = None, product_id: int | None = None,
             else:
                 ctx = HookContext(app, conn, now=now, source="cli")
                 ctx.state_set(PLUGIN, f"recall:{rid}", {
-                    "instructions": instructions, "remedy": remedy,
+                    "instructions": instructions, "remedy": remedy, "texts": texts,
                     "tickets": cfg["zendesk_tickets"] if tickets is None else bool(tickets)})
         else:
             created, rid = False, existing["id"]
@@ -480,8 +594,19 @@ def create_recall(app, *, sku: str | None = None, product_id: int | None = None,
                 notes.append(f"recall {rid} exists with another title; kept {existing['title']!r}")
             ctx = HookContext(app, conn, now=now, source="cli")
             opts = _options(conn, rid)
+            changed = False
             if tickets is not None and bool(tickets) != bool(opts.get("tickets")):
                 opts["tickets"] = bool(tickets)
+                changed = True
+            merged = {loc: dict(fields_) for loc, fields_ in (opts.get("texts") or {}).items()}
+            for loc, fields_ in texts.items():
+                merged.setdefault(loc, {}).update(fields_)
+            if merged != (opts.get("texts") or {}):
+                opts["texts"] = merged
+                changed = True
+                notes.append(f"recall {rid}: texts for {', '.join(sorted(texts))} stored; notices already "
+                             "queued keep the text they were queued with")
+            if changed:
                 ctx.state_set(PLUGIN, f"recall:{rid}", opts)
             if existing["status"] != "open":
                 notes.append(f"recall {rid} is closed: new buyers are not added (notices still go to its cases)")
@@ -511,8 +636,11 @@ def create_recall(app, *, sku: str | None = None, product_id: int | None = None,
         if _options(conn, rid).get("tickets"):
             totals["tickets"] += open_missing_tickets(ctx, recall)
         status = recall_status(conn, rid)
+        opts = _options(conn, rid)
+    default = {"title": status["title"], "instructions": opts.get("instructions"), "remedy": opts.get("remedy")}
     return {**status, "created": created, "new_cases": totals["joined"], "notices_scheduled": totals["notices"],
-            "tickets_queued": totals["tickets"], "unreachable_orders": unreachable, "notes": notes}
+            "tickets_queued": totals["tickets"], "unreachable_orders": unreachable, "notes": notes,
+            "languages": language_coverage(default, opts.get("texts") or {}, _recall_languages(app))}
 
 
 # --- state changes -------------------------------------------------------------------------------------------
@@ -752,51 +880,47 @@ def token_from_request(query_string: str | None, body: bytes | None = None) -> s
     return None
 
 
-def _page(title: str, text: str, form_token: str | None = None) -> bytes:
-    form = ""
-    if form_token is not None:
-        form = ('<form method="post"><input type="hidden" name="t" value="' + html.escape(form_token, quote=True)
-                + '"><button type="submit" style="font-size:1.1em;padding:.6em 1.4em">I have read the notice</button>'
-                "</form>")
-    doc = ("<!doctype html><html><head><meta charset=\"utf-8\">"
-           "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-           f"<title>{html.escape(title)}</title></head>"
-           "<body style=\"font-family:system-ui,sans-serif;max-width:36em;margin:3em auto;padding:0 1em\">"
-           f"<h1 style=\"font-size:1.4em\">{html.escape(title)}</h1><p>{html.escape(text)}</p>{form}</body></html>")
-    return doc.encode()
+def _page(app, state: str, accept_language: str | None, customer_id: int | None = None, **values) -> bytes:
+    """The acknowledgment page in the customer's language (``pages/<locale>/recall_ack.j2``)."""
+    from retention_plugin.messaging.pages import customer_locale, render_page
+
+    locale = None
+    if customer_id is not None:
+        with app.engine.connect() as conn:
+            locale = customer_locale(conn, customer_id)
+    return render_page(app.settings, "recall_ack", customer_locale=locale, accept_language=accept_language,
+                       state=state, **values).encode()
 
 
-def handle_ack(app, method: str, token: str | None) -> AckResponse:
+def handle_ack(app, method: str, token: str | None, accept_language: str | None = None) -> AckResponse:
     """The acknowledgment link, independent of the web framework.
 
     GET shows the recall and a confirm button; POST (the button) records the
     acknowledgment. A link scanner that fetches every URL in an email therefore
     acknowledges nothing. With ``[recalls].confirm_ack = false`` a GET records it too.
+    The page is in the customer's language (else the browser's, ``accept_language``).
     """
     method = (method or "").upper()
     if method not in ("GET", "HEAD", "POST"):
-        return AckResponse(405, _page("Method not allowed", "Open the link from the email."), outcome="method")
+        return AckResponse(405, _page(app, "method", accept_language), outcome="method")
     cfg = _cfg(app.settings)
     got = verify_ack(cfg.get("signing_secret"), token)
     if got is None:
-        return AckResponse(400, _page("This link is not valid",
-                                      "The link may have been cut short. Please open it again from the email, "
-                                      "or reply to the email to tell us you have received it."), outcome="invalid")
+        return AckResponse(400, _page(app, "invalid", accept_language), outcome="invalid")
     rid, cid = got
     if method in ("GET", "HEAD") and cfg["confirm_ack"]:
         with app.engine.connect() as conn:
             recall = _recall(conn, rid)
+            texts = _options(conn, rid).get("texts") or {} if recall is not None else {}
         if recall is None:
-            return AckResponse(404, _page("Recall not found", "This recall no longer exists."), outcome="unknown")
-        return AckResponse(200, _page(f"Recall notice: {recall['title']}",
-                                      "Please confirm that you have read the recall notice.", form_token=token),
-                           outcome="confirm")
+            return AckResponse(404, _page(app, "unknown_recall", accept_language, cid), outcome="unknown")
+        return AckResponse(200, _page(app, "confirm", accept_language, cid, token=token, recall_title=recall["title"],
+                                      translations=message_translations(texts)), outcome="confirm")
     with app.engine.begin() as conn:
         outcome = acknowledge(conn, rid, cid, app.now())
     if outcome == "unknown":
-        return AckResponse(404, _page("Recall not found", "We could not find this recall notice."), outcome=outcome)
-    return AckResponse(200, _page("Thank you", "We have recorded that you received the recall notice. "
-                                               "Please follow the instructions in the email."), outcome=outcome)
+        return AckResponse(404, _page(app, "unknown_case", accept_language, cid), outcome=outcome)
+    return AckResponse(200, _page(app, "done", accept_language, cid), outcome=outcome)
 
 
 # --- commands -------------------------------------------------------------------------------------------------------------
@@ -812,6 +936,18 @@ def _print_status(click, s: Mapping) -> None:
                f"acknowledged {s['acknowledged']}, resolved {s['resolved']}")
     click.echo(f"  notices: {', '.join(f'{k} {v}' for k, v in sorted(s['notices'].items())) or 'none'}; "
                f"tickets: {s['tickets']}")
+
+
+def _text_options(f):
+    """``--title-lt``, ``--instructions-lt``, ``--remedy-lt`` ... for every shipped language but English."""
+    import click
+
+    for lang in reversed(TEXT_LANGUAGES):
+        for name in reversed(TEXT_FIELDS):
+            f = click.option(f"--{name}-{lang}", f"{name}_{lang}", metavar="TEXT",
+                             help=f"The {name} in {lang}." if name != "title" else
+                             f"--title, --instructions, --remedy in {lang} (and -sl, -ru, -ka ...).")(f)
+    return f
 
 
 @hookimpl
@@ -836,24 +972,35 @@ def register_commands(cli):
     @click.option("--title", help="What is wrong, as the notice says it to customers (required for a new recall).")
     @click.option("--instructions", help="What the customer should do now (default: the template's wording).")
     @click.option("--remedy", help="What the store will do (refund, repair, replacement).")
+    @click.option("--texts", "texts_file", metavar="FILE", help="The notice's text per language, TOML or JSON: "
+                  "{lt = {title = \"...\", instructions = \"...\", remedy = \"...\"}, ru = {...}}.")
+    @_text_options
     @click.option("--tickets/--no-tickets", default=None, help="Open a Zendesk ticket per customer "
                   "(default: [recalls].zendesk_tickets).")
     @click.option("--preview", is_flag=True, help="Only count who would be affected; change nothing.")
     @click.option("--json", "as_json", is_flag=True)
     @pass_app
     def recall_create(app, sku, product_id, ordered_from, ordered_to, severity, title, instructions, remedy,
-                      tickets, preview, as_json):
+                      texts_file, tickets, preview, as_json, **per_language):
         """Find every buyer, open a case each, send each a transactional notice.
 
         Safe to run again: it finds the same recall and only adds what is missing.
+        --title, --instructions and --remedy are the default (English) text; --title-lt and the
+        like, or --texts FILE, give other languages theirs. The output says which languages fall
+        back to the default text.
         """
         from retention_plugin.cli import require_schema
 
         require_schema(app)
         try:
+            texts = load_texts(texts_file) if texts_file else {}
+            for option, value in per_language.items():
+                name, _, lang = option.rpartition("_")
+                if value:
+                    texts.setdefault(lang, {})[name] = value
             out = create_recall(app.app, sku=sku, product_id=product_id, ordered_from=ordered_from,
                                 ordered_to=ordered_to, severity=severity, title=title, instructions=instructions,
-                                remedy=remedy, tickets=tickets, preview=preview)
+                                remedy=remedy, tickets=tickets, preview=preview, texts=texts)
         except RecallError as e:
             fail(e)
         if as_json:
@@ -866,6 +1013,12 @@ def register_commands(cli):
             return
         for note in out["notes"]:
             click.echo(f"note: {note}", err=True)
+        langs = out["languages"]
+        given = "; ".join(f"{loc} ({', '.join(f)})" for loc, f in langs["given"].items()) or "none"
+        click.echo(f"texts in other languages: {given}")
+        if langs["fallback"]:
+            click.echo("falls back to the default (--title/--instructions/--remedy, English) text: "
+                       + "; ".join(f"{loc} ({', '.join(f)})" for loc, f in langs["fallback"].items()))
         click.echo(f"recall {out['id']} {'created' if out['created'] else 'already existed'}: "
                    f"{out['new_cases']} new case(s), {out['notices_scheduled']} notice(s) and "
                    f"{out['tickets_queued']} ticket(s) queued; {out['unreachable_orders']} matching order(s) "

@@ -266,16 +266,40 @@ TAGS_ADD = """mutation tagsAdd($id: ID!, $tags: [String!]!) {
   tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } }
 }"""
 
+TAGS_REMOVE = """mutation tagsRemove($id: ID!, $tags: [String!]!) {
+  tagsRemove(id: $id, tags: $tags) { node { id } userErrors { field message } }
+}"""
+
 METAFIELDS_SET = """mutation metafieldsSet($metafields: [MetafieldsSetInput!]!) {
   metafieldsSet(metafields: $metafields) { metafields { id namespace key } userErrors { field message code } }
 }"""
 
+#: plugin_state: the per-send tag a customer carries for a kind, removed when the next one is added.
+TAG_STATE_PLUGIN = "messaging"
+
+
+def send_tag(kind: str, message: Mapping) -> str:
+    """The tag unique to one send: ``retention:<kind>:m<message id>`` (a digest of the key without an id).
+
+    Shopify Flow's *Customer tags added* trigger fires only when a tag is new to the customer,
+    so re-adding ``retention:<kind>`` fires it once ever; a tag per send fires it every time,
+    and the same message retried adds the same tag (once).
+    """
+    if message.get("id") is not None:
+        return f"retention:{kind}:m{int(message['id'])}"
+    return f"retention:{kind}:k{hashlib.sha256(str(message.get('key')).encode()).hexdigest()[:12]}"
+
 
 class ShopifyChannel:
-    """Hands the message to Shopify Flow or Shopify Email: a customer tag or a customer metafield.
+    """Hands the message to Shopify Flow or Shopify Email: customer tags, or a customer metafield.
 
-    ``tag`` adds ``retention:<kind>``; ``metafield`` sets ``retention.<kind>``
-    (JSON: key, subject, locale, data) for a Flow that reads the details.
+    ``tag`` adds ``retention:<kind>`` (who ever got one) and a per-send tag
+    ``retention:<kind>:m<message id>`` (new on every send, so Flow's *Customer
+    tags added* trigger fires every time; a Flow matches it with "starts with
+    ``retention:<kind>:``"), and removes the customer's previous per-send tag of
+    that kind, so the tags do not pile up. ``metafield`` sets ``retention.<kind>``
+    (JSON: key, subject, locale, data, sent_at) for a Flow that reads the details;
+    Flow cannot start on a metafield change (docs/messaging.md).
 
     :param mode: ``tag`` or ``metafield``; None reads ``[messages] shopify_mode``.
     """
@@ -285,23 +309,45 @@ class ShopifyChannel:
     def __init__(self, mode: str | None = None):
         self.mode = mode
 
-    def request(self, message: Mapping, customer: Mapping, rendered: Rendered, mode: str) -> tuple[str, dict]:
+    @staticmethod
+    def _gid(customer: Mapping) -> str:
         if not customer.get("shopify_id"):
             raise ChannelError("the customer has no Shopify id")
-        gid = f"gid://shopify/Customer/{int(customer['shopify_id'])}"
+        return f"gid://shopify/Customer/{int(customer['shopify_id'])}"
+
+    def request(self, message: Mapping, customer: Mapping, rendered: Rendered, mode: str,
+                now: datetime | None = None) -> tuple[str, dict]:
+        gid = self._gid(customer)
         kind = message.get("kind")
         if mode == "metafield":
             value = {"key": message.get("key"), "subject": rendered.subject, "locale": rendered.locale,
-                     "data": message.get("data") or {}}
+                     "data": message.get("data") or {},
+                     "sent_at": (now or datetime.now(timezone.utc)).isoformat()}
             return "customer_metafield_set", {"query": METAFIELDS_SET, "variables": {"metafields": [
                 {"ownerId": gid, "namespace": "retention", "key": kind, "type": "json",
                  "value": json.dumps(value, default=str, ensure_ascii=False)}]}}
-        return "customer_tags_add", {"query": TAGS_ADD, "variables": {"id": gid, "tags": [f"retention:{kind}"]}}
+        return "customer_tags_add", {"query": TAGS_ADD, "variables": {
+            "id": gid, "tags": [f"retention:{kind}", send_tag(kind, message)]}}
 
     def send(self, message: Mapping, customer: Mapping, rendered: Rendered, ctx: Any) -> str:
         mode = self.mode or section(_settings(ctx), "messages")["shopify_mode"]
-        kind, request = self.request(message, customer, rendered, mode)
-        return _enqueue(ctx, "shopify", kind, f"message:{message.get('key')}:shopify", request)
+        kind, request = self.request(message, customer, rendered, mode, getattr(ctx, "now", None))
+        provider_id = _enqueue(ctx, "shopify", kind, f"message:{message.get('key')}:shopify", request)
+        if mode != "metafield" and hasattr(ctx, "state_get"):
+            self._untag_previous(message, customer, request["variables"]["tags"][1], ctx)
+        return provider_id
+
+    @staticmethod
+    def _untag_previous(message: Mapping, customer: Mapping, tag: str, ctx: Any) -> None:
+        # Removing a different tag never touches the new one, so the order the two actions run in
+        # (or retries of either) does not matter.
+        key = f"shopify_tag:{customer.get('id')}:{message.get('kind')}"
+        previous = ctx.state_get(TAG_STATE_PLUGIN, key)
+        if previous and previous != tag:
+            ctx.enqueue_action("shopify", "customer_tags_remove", f"message:{message.get('key')}:shopify:untag",
+                               {"query": TAGS_REMOVE, "variables": {"id": ShopifyChannel._gid(customer),
+                                                                    "tags": [previous]}})
+        ctx.state_set(TAG_STATE_PLUGIN, key, tag)
 
 
 def builtin_channels() -> dict[str, Channel]:

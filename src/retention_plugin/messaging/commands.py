@@ -122,7 +122,8 @@ def preview_cmd(kind, locale, data_file, part):
     offers = kind in kinds and PolicySettings.from_settings(app.settings).offers_unsubscribe(kinds.class_of(kind), kind)
     unsubscribe = "https://example.invalid/unsubscribe" if offers else None
     try:
-        r = renderer_for(app.settings).render(kind, locale, data, unsubscribe_url=unsubscribe)
+        r = renderer_for(app.settings).render(kind, locale, data, unsubscribe_url=unsubscribe,
+                                              message_class=kinds.class_of(kind) if kind in kinds else None)
     except RenderError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

@@ -22,7 +22,8 @@ MARKETING = "marketing"
 CLASSES = (TRANSACTIONAL, MARKETING)
 
 #: Variables every template gets, whatever the kind (None when unknown).
-COMMON_VARIABLES = ("first_name", "last_name", "shop_name", "shop_url", "unsubscribe_url", "locale", "kind")
+COMMON_VARIABLES = ("first_name", "last_name", "shop_name", "shop_url", "unsubscribe_url", "locale", "kind",
+                    "message_class", "marketing_consent")
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,10 @@ BUILTIN_KINDS: dict[str, MessageKind] = {
         ),
         MessageKind(
             "delay_apology", TRANSACTIONAL,
-            "An order is late: says so, gives the new estimate, may include a goodwill code.",
+            "An order is late or its delivery went wrong: says so, gives the new estimate, may include a "
+            "goodwill code. ``reason``: unshipped (default), delayed, stalled, failure, attempted_delivery.",
             required=("order_name",),
-            optional=("new_estimate",) + _OFFER,
+            optional=("new_estimate", "reason") + _OFFER,
             sample={"order_name": "#1001", "new_estimate": "2026-03-06", "code": "SORRY-3XP9",
                     "discount_percent": None, "discount_amount": "5.00", "currency": "EUR",
                     "expires_at": "2026-05-31"},
@@ -108,14 +110,14 @@ BUILTIN_KINDS: dict[str, MessageKind] = {
             "reward", TRANSACTIONAL,
             "A loyalty reward the customer earned, with its code.",
             required=("code",),
-            optional=("reward_description", "points_balance") + _OFFER[1:],
-            sample={"code": "REWARD-9ZT4", "reward_description": None, "discount_percent": None,
+            optional=("reward_description", "free_item", "points_balance") + _OFFER[1:],
+            sample={"code": "REWARD-9ZT4", "reward_description": None, "free_item": None, "discount_percent": None,
                     "discount_amount": "10.00", "currency": "EUR", "expires_at": "2026-06-30",
                     "points_balance": 120},
         ),
         MessageKind(
-            "points_expiry", MARKETING,
-            "Loyalty points are about to expire: use them before the date.",
+            "points_expiry", TRANSACTIONAL,
+            "Loyalty points the customer holds are about to expire, and when.",
             required=("points", "expires_at"),
             sample={"points": 350, "expires_at": "2026-03-31"},
         ),

@@ -305,7 +305,8 @@ def _attempt(conn, mid, lease, now, *, channels, cfg, email_cfg, policy, tz_hook
     try:
         rendered = renderer.render(msg["kind"], msg["locale"] or customer.get("locale"), msg["data"] or {},
                                    customer=customer, tz=ZoneInfo(d.timezone or "UTC"),
-                                   unsubscribe_url=unsubscribe, template=msg["template"])
+                                   unsubscribe_url=unsubscribe, template=msg["template"],
+                                   message_class=msg["message_class"])
     except RenderError as e:
         _finish(conn, mid, FAILED, str(e), attempts=msg["attempts"] + 1)
         return "failed"

@@ -214,6 +214,24 @@ def discount(percent_value=None, amount=None, currency=None) -> str:
     return ""
 
 
+#: The data key holding text a store wrote in several languages: ``{"lt": {"recall_title": "..."}}``.
+TRANSLATIONS = "translations"
+
+
+def translated(data: Mapping[str, Any] | None, locale: str | None) -> dict[str, Any]:
+    """The variables ``data[TRANSLATIONS]`` gives for ``locale`` (the template's): its exact entry,
+    else its language's; empty when it has none (the plain values, usually English, stay)."""
+    table = (data or {}).get(TRANSLATIONS)
+    if not isinstance(table, Mapping) or not locale:
+        return {}
+    by_norm = {normalize_locale(k): v for k, v in table.items() if isinstance(k, str)}
+    for cand in (locale, locale.split("-")[0]):
+        entry = by_norm.get(cand)
+        if isinstance(entry, Mapping):
+            return {str(k): v for k, v in entry.items() if v not in (None, "")}
+    return {}
+
+
 FILTERS = {"money": money, "percent": percent, "number": number, "date": format_day, "datetime": format_moment}
 GLOBALS = {"money": money, "percent": percent, "plural": plural, "discount": discount}
 
@@ -306,28 +324,32 @@ class Renderer:
         out: dict[str, set[str]] = {}
         for name in self._text.list_templates(extensions=[SUFFIX[1:]]):
             parts = name.split("/")
-            if len(parts) == 2:
+            if len(parts) == 2 and not parts[1].startswith("_"):  # _footer.j2 and the like are parts
                 out.setdefault(parts[1][: -len(SUFFIX)], set()).add(parts[0])
         return {k: sorted(v) for k, v in sorted(out.items())}
 
     def variables(self, kind: str, data: Mapping[str, Any], customer: Mapping | None, locale: str,
-                  unsubscribe_url: str | None) -> dict[str, Any]:
+                  unsubscribe_url: str | None, message_class: str | None = None) -> dict[str, Any]:
         spec = BUILTIN_KINDS.get(kind)
         names = COMMON_VARIABLES + (spec.optional if spec else ())
         values: dict[str, Any] = dict.fromkeys(names)
         customer = customer or {}
         values.update(first_name=customer.get("first_name") or "", last_name=customer.get("last_name") or "",
                       shop_name=self.shop_name, shop_url=self.shop_url, unsubscribe_url=unsubscribe_url,
-                      locale=locale, kind=kind)
+                      locale=locale, kind=kind, message_class=message_class or (spec.message_class if spec else None),
+                      marketing_consent=customer.get("marketing_consent"))
         values.update(data or {})
+        values.update(translated(data, locale))
         return values
 
     def render(self, kind: str, locale: str | None, data: Mapping[str, Any], *, customer: Mapping | None = None,
                tz: tzinfo | str | None = None, unsubscribe_url: str | None = None,
-               template: str | None = None) -> Rendered:
+               template: str | None = None, message_class: str | None = None) -> Rendered:
         """Render ``kind`` for ``locale`` (negotiated); dates are shown in ``tz`` (default UTC).
 
         :param template: another template name than the kind's (a variant a feature chose).
+        :param message_class: the message's class (default: the built-in kind's); templates word
+            their unsubscribe line by it and the customer's consent.
         """
         try:
             chosen = self.negotiate(template or kind, locale)
@@ -343,7 +365,7 @@ class Renderer:
             from zoneinfo import ZoneInfo
             tz = ZoneInfo(tz)
         name = f"{chosen}/{template or kind}{SUFFIX}"
-        values = self.variables(kind, data, customer, chosen, unsubscribe_url)
+        values = self.variables(kind, data, customer, chosen, unsubscribe_url, message_class)
         token = _current.set(_Format(loc, tz or timezone.utc))
         try:
             text_blocks = self._blocks(self._text, name, values)

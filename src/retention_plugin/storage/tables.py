@@ -535,3 +535,19 @@ loyalty_sync = Table(
 
 # The metafield sync looks for points that matured since its last run, every minute.
 Index("ix_ledger_available_at", ledger.c.available_at)
+# Carrier tracking per fulfillment (fulfillment_events/create), kept by the delays plugin: the latest
+# status and when the carrier last reported, so a parcel that stops moving is noticed.
+shipments = Table(
+    "shipments",
+    metadata,
+    pk(),
+    Column("fulfillment_id", BigInteger, nullable=False, unique=True),  # Shopify's
+    Column("order_id", Id, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("status", String(32), nullable=False),  # of the latest event (by when it happened)
+    Column("status_at", UTCDateTime, nullable=False),  # when the latest event happened: the last movement
+    Column("estimated_delivery_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    created(),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_shipments_moving", "delivered_at", "status_at"),
+)

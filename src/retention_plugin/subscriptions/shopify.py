@@ -27,6 +27,7 @@ TOPICS: tuple[str, ...] = (
     "ORDERS_FULFILLED",
     "FULFILLMENTS_CREATE",
     "FULFILLMENTS_UPDATE",
+    "FULFILLMENT_EVENTS_CREATE",
     "REFUNDS_CREATE",
     "CUSTOMERS_CREATE",
     "CUSTOMERS_UPDATE",
@@ -34,15 +35,38 @@ TOPICS: tuple[str, ...] = (
     "APP_UNINSTALLED",
 )
 
+#: The access scopes the topics need (the WebhookSubscriptionTopic descriptions of the pinned schema):
+#: Shopify refuses to subscribe a topic whose scope the app was not granted.
+TOPIC_SCOPES: dict[str, str] = {
+    "ORDERS_CREATE": "read_orders", "ORDERS_UPDATED": "read_orders", "ORDERS_PAID": "read_orders",
+    "ORDERS_CANCELLED": "read_orders", "ORDERS_FULFILLED": "read_orders", "REFUNDS_CREATE": "read_orders",
+    "FULFILLMENTS_CREATE": "read_fulfillments", "FULFILLMENTS_UPDATE": "read_fulfillments",
+    "FULFILLMENT_EVENTS_CREATE": "read_fulfillments",
+    "CUSTOMERS_CREATE": "read_customers", "CUSTOMERS_UPDATE": "read_customers", "CUSTOMERS_DELETE": "read_customers",
+}
+
+
+def required_scopes(topics: tuple[str, ...] = TOPICS) -> list[str]:
+    return sorted({TOPIC_SCOPES[x] for x in topics if x in TOPIC_SCOPES})
+
+
 #: Configured in the app, not through the API.
 COMPLIANCE_TOPICS: tuple[str, ...] = ("customers/data_request", "customers/redact", "shop/redact")
 
 RECEIVER_PATH = "/webhooks/shopify"
 
 
+#: Resources whose own name has an underscore (``FULFILLMENT_EVENTS_CREATE`` -> ``fulfillment_events/create``).
+_TWO_WORD_RESOURCES = ("fulfillment_events", "fulfillment_orders", "inventory_items", "inventory_levels")
+
+
 def topic_name(enum: str) -> str:
     """``ORDERS_PAID`` -> ``orders/paid`` (the ``X-Shopify-Topic`` spelling)."""
-    head, _, rest = enum.lower().partition("_")
+    low = enum.lower()
+    for resource in _TWO_WORD_RESOURCES:
+        if low.startswith(resource + "_"):
+            return f"{resource}/{low[len(resource) + 1:]}"
+    head, _, rest = low.partition("_")
     return f"{head}/{rest}"
 
 
@@ -72,7 +96,8 @@ class SubscribeResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"callback_url": self.callback_url, "existing": self.existing, "created": self.created,
-                "already_subscribed": self.already, "compliance_topics": list(COMPLIANCE_TOPICS)}
+                "already_subscribed": self.already, "compliance_topics": list(COMPLIANCE_TOPICS),
+                "required_scopes": required_scopes()}
 
 
 def list_subscriptions(client, page_size: int = 100) -> list[dict[str, Any]]:
@@ -115,7 +140,9 @@ def planned_requests(url: str, topics: tuple[str, ...] = TOPICS) -> list[dict[st
 
 def compliance_guidance(url: str) -> str:
     topics = ", ".join(COMPLIANCE_TOPICS)
-    return (f"The compliance topics ({topics}) cannot be subscribed through the API. Set them in the app's "
+    return (f"The access token needs the scopes {', '.join(required_scopes())} for these topics "
+            f"(fulfillment_events/create needs read_fulfillments).\n"
+            f"The compliance topics ({topics}) cannot be subscribed through the API. Set them in the app's "
             f"configuration, e.g. in shopify.app.toml:\n"
             f"  [[webhooks.subscriptions]]\n"
             f"  compliance_topics = [\"customers/data_request\", \"customers/redact\", \"shop/redact\"]\n"

@@ -208,7 +208,8 @@ def _reward(op: LoyaltyOp, card: dict, n: int) -> dict:
     valid = card["valid_days"] or op.settings["reward_valid_days"]
     common = dict(key_base=f"punch:{card['name']}:{op.customer_id}:{n}", feature="punch", points=None,
                   valid_days=valid, title=f"Punch card {title}: one free item",
-                  description=f"one free {title}", source_ref=f"punch:{card['name']}")
+                  description=f"one free {title}", message_data=free_item_data(card),
+                  source_ref=f"punch:{card['name']}")
     if card["free_item"] == "unit":
         products, variants = free_items(op, card, matching)
         return issue(op, free_units=1, product_gids=products, variant_gids=variants, **common)
@@ -224,6 +225,17 @@ def _reward(op: LoyaltyOp, card: dict, n: int) -> dict:
     if unit <= 0:
         unit = Decimal("0.01")
     return issue(op, amount=unit.quantize(Decimal("0.01")), **common)
+
+
+def free_item_data(card: dict) -> dict:
+    """What the ``reward`` message says is free: the card's title, and its ``titles`` per language.
+
+    The template words the sentence around it ("one free ... with your next order") in the
+    customer's language; only the item's name comes from the card.
+    """
+    title = card["title"] or card["name"]
+    titles = card.get("titles") or {}
+    return {"free_item": title, "translations": {loc: {"free_item": text} for loc, text in titles.items()}}
 
 
 def cards_state(conn, settings: dict, customer_id: int) -> list[dict]:

@@ -32,11 +32,13 @@ MAX_AUTOMATIC_PER_EVENT = 20
 def issue(op: LoyaltyOp, *, key_base: str, feature: str, points: int | None, amount: Decimal | None = None,
           percent: Decimal | None = None, valid_days: int, title: str, description: str | None = None,
           product_gids=None, variant_gids=None, free_units: int | None = None, source_ref: str | None = None,
-          actor: str | None = None) -> dict:
+          actor: str | None = None, message_data: dict | None = None) -> dict:
     """Issue one reward; returns its row (the existing one when ``key_base`` was used before).
 
     ``free_units``: that many units of ``product_gids``/``variant_gids`` free (a Buy X get Y
     code, ``percent`` 100 on the row) instead of an amount or percentage off.
+
+    :param message_data: more variables for the ``reward`` message (``free_item``, ``translations``).
 
     :raises LoyaltyError: not enough points, or no Shopify customer to limit the code to.
     """
@@ -87,7 +89,7 @@ def issue(op: LoyaltyOp, *, key_base: str, feature: str, points: int | None, amo
                              "discount_percent": str(percent) if percent is not None else None,
                              "discount_amount": money_text(amount) if amount is not None else None,
                              "currency": currency, "expires_at": expires.date().isoformat(),
-                             "points_balance": op.bal.available,
+                             "points_balance": op.bal.available, **(message_data or {}),
                          })
     return dict(conn.execute(select(R).where(R.c.key == key)).mappings().one())
 

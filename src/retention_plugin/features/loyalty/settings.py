@@ -89,6 +89,10 @@ class PunchCardSchema(_Strict):
     #: for; ``percent``, 100 % off every matching unit of one order.
     free_item = fields.String(load_default="unit", validate=validate.OneOf(["unit", "unit_price", "percent"]))
     valid_days = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=1))
+    #: The item's name per language for the reward message (``{lt = "rašalo kasetė"}``); others get ``title``.
+    titles = fields.Dict(keys=fields.String(validate=validate.Regexp(
+        r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$", error="expected a locale such as lt or pt-BR")),
+        values=fields.String(validate=validate.Length(min=1, max=255)), load_default=dict)
 
     @validates_schema
     def _something_matches(self, data, **_):

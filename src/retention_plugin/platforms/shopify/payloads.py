@@ -52,6 +52,7 @@ from ...events import (
     ShopRedact,
 )
 from ..errors import PayloadError, UnsupportedTopic
+from . import fulfillment_events
 from ..schema_fields import (
     Amount,
     BlankableString,
@@ -812,6 +813,7 @@ _HANDLERS: dict[str, Callable[..., list[Event]]] = {
     "shop/redact": _shop_redact,
     "app/uninstalled": _app_uninstalled,
 }
+_HANDLERS[fulfillment_events.TOPIC] = fulfillment_events.parse  # carrier tracking events (delays)
 
 #: Every topic :func:`parse_shopify` understands, in ``X-Shopify-Topic`` spelling.
 SUPPORTED_TOPICS: tuple[str, ...] = tuple(_HANDLERS)
