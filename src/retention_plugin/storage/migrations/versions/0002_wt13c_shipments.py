@@ -9,7 +9,7 @@ import retention_plugin.storage.tables
 
 
 revision = '0002_wt13c'
-down_revision = '0001'
+down_revision = '0002_wt13b'
 branch_labels = None
 depends_on = None
 
