@@ -61,7 +61,7 @@ def build_shipment(payload: Mapping[str, Any]) -> ShipmentEvent:
                          message=message[:500] if message else None)
 
 
-def parse(payload, *, shop, shop_currency=None) -> list:
+def parse(payload, *, shop, shop_currency=None, configured_shop=None) -> list:
     """The ``fulfillment_events/create`` handler registered in :mod:`.payloads`."""
     shipment = build_shipment(payload)
     return [ShipmentUpdated(shipment=shipment, platform=PLATFORM, shop=shop, occurred_at=shipment.happened_at)]

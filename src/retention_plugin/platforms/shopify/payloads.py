@@ -534,6 +534,7 @@ _MARKERS: dict[str, frozenset[str]] = {
     "customer": frozenset({"addresses", "verified_email", "tax_exemptions", "multipass_identifier"}),
     "shop": frozenset({"myshopify_domain", "shop_owner", "money_format", "plan_name"}),
     "privacy": frozenset({"shop_domain", "orders_to_redact", "orders_requested", "data_request"}),
+    "fulfillment_event": frozenset({"fulfillment_id", "happened_at"}),
 }
 
 
@@ -619,6 +620,8 @@ _REFUND = TopicShape("a refund", frozenset({"refund", "child"}),
                      frozenset({"id", "order_id", "created_at", "refund_line_items"}), gid="Refund")
 _FULFILLMENT = TopicShape("a fulfillment", frozenset({"fulfillment", "child"}),
                           frozenset({"id", "order_id", "created_at"}), gid="Fulfillment")
+_FULFILLMENT_EVENT = TopicShape("a fulfillment event", frozenset({"fulfillment_event", "child"}),
+                                frozenset({"id", "fulfillment_id", "order_id", "status"}), gid="FulfillmentEvent")
 _CUSTOMER = TopicShape("a customer", frozenset({"customer"}), frozenset({"id"}), gid="Customer")
 _SHOP = TopicShape("a shop", frozenset({"shop"}), frozenset({"id", "name", "myshopify_domain"}))
 
@@ -637,6 +640,7 @@ SHAPES: dict[str, TopicShape] = {
     "orders/fulfilled": _order_shape(_fulfilled_order),
     "fulfillments/create": _FULFILLMENT,
     "fulfillments/update": _FULFILLMENT,
+    "fulfillment_events/create": _FULFILLMENT_EVENT,
     "refunds/create": _REFUND,
     "customers/create": _CUSTOMER,
     "customers/update": _CUSTOMER,
