@@ -49,7 +49,7 @@ def issue(op: LoyaltyOp, *, key_base: str, feature: str, points: int | None, amo
         raise LoyaltyError("no shop currency known yet: set [loyalty] currency")
     if points:
         op.spend(f"loyalty:spend:reward:{key_base}", points, reason=f"reward: {title}", actor=actor)
-    code = code_for(s["code_prefix"], key)
+    code = code_for(conn, s["code_prefix"], key, customer)
     now = ctx.now
     expires = now + timedelta(days=valid_days)
     kind = "free_item" if feature == "punch" else ("percent" if percent is not None else "amount")
