@@ -400,6 +400,29 @@ def privacy_erase(app, customer, yes):
     click.echo(f"erased customer {result['customer_id']}; {result['inbox_rows_scrubbed']} stored webhook bodies scrubbed")
 
 
+# --- discount codes ---------------------------------------------------------------------------------
+
+
+@cli.group("discounts")
+def discounts_group():
+    """The secret discount codes are derived under."""
+
+
+@discounts_group.command("rotate-secret")
+@click.option("--yes", is_flag=True, help="Do it without asking.")
+@pass_app
+def discounts_rotate_secret(app, yes):
+    """Replace the per-install code secret; codes already issued keep working."""
+    from .discounts import rotate_secret
+
+    require_schema(app)
+    if not yes:
+        click.confirm("New discount codes will be derived under a new secret. Continue?", abort=True)
+    with app.engine.begin() as conn:
+        rotate_secret(conn, app.now())
+    click.echo("code secret replaced; codes issued before stay valid (each is stored with its reward)")
+
+
 # --- demo -------------------------------------------------------------------------------------------
 
 

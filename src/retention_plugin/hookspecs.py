@@ -205,7 +205,9 @@ def customer_timezone(customer):
 def classify_ticket(ticket, ctx):
     """Whether a ticket is a complaint. Stops at the first non-None result.
 
-    :returns: ``{"complaint": bool, "severity": "low"|"medium"|"high", "reason": str}``.
+    :returns: ``{"complaint": bool, "severity": "low"|"medium"|"high", "reason": str}``, optionally
+        with ``"evidence"`` (``tag``, ``field``, ``keyword``, ``rating``, ``plugin``; default
+        ``["plugin"]``): keyword-only complaints make their offer wait for approval.
     """
 
 

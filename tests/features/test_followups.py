@@ -225,7 +225,7 @@ def test_hook_satisfaction_rated_from_a_bad_answer_opens_one_ticket(make, clock,
     assert body["requester"] == {"email": "ann@example.com", "name": "Ann Example"}
     assert body["subject"] == "Unhappy with order #8001" and body["comment"]["public"] is False
     assert "2 of 5" in body["comment"]["body"] and "/admin/orders/8001" in body["comment"]["body"]
-    assert body["tags"] == ["retention", "followup", "bad_rating"]
+    assert body["tags"] == ["retention", "followup", "bad_rating", "retention_created"]  # ours: never classified
     assert ticket["request"]["idempotency_key"] == ticket["key"] == "followups:ticket:order:8001"
     assert [e.rating.score for e in rated.events] == ["2"]
 

@@ -29,7 +29,7 @@ from retention_plugin.cli import cli
 from retention_plugin.config import ConfigError
 from retention_plugin.context import HookContext
 from retention_plugin.features import recovery as recovery_plugin
-from retention_plugin.features.recovery.offers import code_for
+from retention_plugin.discounts import code_secret, derive_code
 from retention_plugin.platforms.zendesk.payloads import parse_zendesk
 from retention_plugin.storage import tables as t
 from retention_plugin.testing import deliver_shopify, deliver_zendesk, run_worker
@@ -125,6 +125,12 @@ def actions(app, kind=None, key_prefix=None):
 def rows(app, table, *where):
     with app.engine.connect() as conn:
         return [dict(r) for r in conn.execute(select(table).where(*where).order_by(table.c.id)).mappings()]
+
+
+def sorry_code(app, key):
+    """The code this install derives for a case key (HMAC under the install's secret)."""
+    with app.engine.begin() as conn:
+        return derive_code(code_secret(conn), "SORRY", key)
 
 
 def ticket(app, zendesk_id):
@@ -386,8 +392,9 @@ def test_hook_ticket_escalated(make_app, clock):
     assert [e[:2] for e in escalated] == [(901, "ann@example.com")]
     assert "no public reply after 4.5 hours (limit 4); tier gold" == escalated[0][2]
     esc = actions(app, key_prefix="recovery:escalate:")
+    # Routing already made the gold customer's ticket urgent: escalation adds its tag, never lowers it.
     assert [a["request"] for a in esc] == [{"method": "PUT", "path": "/api/v2/tickets/901", "json": {
-        "ticket": {"priority": "high", "additional_tags": ["retention_waiting"]}}}]
+        "ticket": {"additional_tags": ["retention_waiting"]}}}]
     assert ticket(app, 901)["escalated_at"] == clock.now
     assert actions(app, key_prefix="test:team:901")
     clock.advance(hours=2)
@@ -432,7 +439,7 @@ def test_a_bad_rating_leads_to_exactly_one_offer(make_app):
     assert rec["severity"] == "medium" and "tier gold ×1.5" in rec["reason"]
     assert ticket(app, 4242)["complaint"] is True
     rewards = rows(app, t.rewards)
-    code = code_for("SORRY", "recovery:ticket:4242")
+    code = sorry_code(app, "recovery:ticket:4242")
     assert len(rewards) == 1 and rewards[0]["code"] == code and rewards[0]["feature"] == "recovery"
     assert rec["reward_id"] == rewards[0]["id"]
     discounts = actions(app, "discount_code_basic_create")
@@ -459,7 +466,7 @@ def test_the_apology_is_in_the_customers_language(make_app):
     body = actions(app, key_prefix="recovery:ticket:4242:reply")[0]["request"]["json"]["ticket"]["comment"]["body"]
     amount = format_currency(Decimal("10.00"), "USD", locale="lt")
     assert body.startswith("Sveiki,")
-    assert f"dovanojame {amount} nuolaidą" in body and code_for("SORRY", "recovery:ticket:4242") in body
+    assert f"dovanojame {amount} nuolaidą" in body and sorry_code(app, "recovery:ticket:4242") in body
 
 
 @pytest.mark.parametrize("locale, words", [("sl", "Opravičujemo"), ("ru", "В качестве извинения"),
@@ -481,9 +488,10 @@ def test_apology_templates_for_every_language(make_app, locale, words):
 def test_complaint_solved_leads_to_an_offer_and_require_approval_makes_it_a_note(make_app):
     app = make(make_app, recovery={"require_approval": True, "amounts": {"high": 25}})
     buy(app, 11, subtotal="90.00")
-    open_ticket(app, 4242, description="The kettle arrived damaged")
+    # An agent tagged it: more than keywords, so the offer goes out without waiting for approval.
+    open_ticket(app, 4242, description="The kettle arrived damaged", tags="complaint")
     run_worker(app)
-    solve_ticket(app, 4242)
+    solve_ticket(app, 4242, tags="complaint")
     run_worker(app)
     rec = rows(app, t.recoveries)[0]
     assert rec["trigger"] == "complaint_solved" and rec["severity"] == "high" and rec["amount"] == Decimal("25.00")
@@ -491,7 +499,7 @@ def test_complaint_solved_leads_to_an_offer_and_require_approval_makes_it_a_note
     assert len(reply) == 1
     comment = reply[0]["request"]["json"]["ticket"]["comment"]
     assert comment["public"] is False
-    assert "NOT sent to the customer" in comment["body"] and code_for("SORRY", "recovery:ticket:4242") in comment["body"]
+    assert "NOT sent to the customer" in comment["body"] and sorry_code(app, "recovery:ticket:4242") in comment["body"]
     assert len(actions(app, "discount_code_basic_create")) == 1
 
 
@@ -551,9 +559,9 @@ def test_monthly_budget_holds(make_app, clock):
 
 
 def complaint(app, zid):
-    open_ticket(app, zid, description="It arrived broken")  # high
+    open_ticket(app, zid, description="It arrived broken", tags="complaint")  # high, confirmed by an agent's tag
     run_worker(app)
-    solve_ticket(app, zid)
+    solve_ticket(app, zid, tags="complaint")
     run_worker(app)
     return rows(app, t.recoveries, t.recoveries.c.key == f"recovery:ticket:{zid}")[0]
 
@@ -604,7 +612,8 @@ def test_hook_recovery_offer(make_app):
                 return {"amount": Decimal("40"), "reason": "VIP goodwill"}
             return None
 
-    app = make_app(extra_plugins=[Rules()], recovery={**RECOVERY, "monthly_budget": 60})
+    # Three tickets of one customer on one day would be one incident: decide each on its own here.
+    app = make_app(extra_plugins=[Rules()], recovery={**RECOVERY, "monthly_budget": 60, "incident_window_days": 0})
     buy(app, 11)
     for zid in (1, 2, 3):
         open_ticket(app, zid)
@@ -630,7 +639,8 @@ def test_hook_recovery_offer(make_app):
         def recovery_offer(self, ticket, customer, proposal, ctx):
             return {"amount": "100"}
 
-    app2 = make_app(extra_plugins=[Generous()], recovery={**RECOVERY, "monthly_budget": 60})
+    app2 = make_app(extra_plugins=[Generous()], recovery={**RECOVERY, "monthly_budget": 60,
+                                                           "incident_window_days": 0})
     rate(app2, 2000)
     run_worker(app2)
     rec = rows(app2, t.recoveries, t.recoveries.c.key == "recovery:ticket:2000")[0]
@@ -686,7 +696,7 @@ def test_the_action_runner_creates_the_code_and_a_retried_create_finds_it(make_a
     buy(app, 11, subtotal="90.00")
     open_ticket(app, 4242)
     rate(app, 4242)
-    code = code_for("SORRY", "recovery:ticket:4242")
+    code = sorry_code(app, "recovery:ticket:4242")
     with responses.RequestsMock() as rsps:
         rsps.add(responses.PUT, f"{ZENDESK}/api/v2/tickets/4242", json={"ticket": {"id": 4242}})
         # As if an earlier attempt had created the code and its answer was lost.
@@ -850,7 +860,7 @@ def test_a_bad_follow_up_rating_without_a_ticket_gets_an_apology_message(make_ap
     assert len(msgs) == 1
     m = msgs[0]
     assert m["kind"] == "recovery_apology" and m["message_class"] == "transactional" and m["locale"] == "sl"
-    assert m["data"]["code"] == code_for("SORRY", "recovery:rating:followup:fu-77")
+    assert m["data"]["code"] == sorry_code(app, "recovery:rating:followup:fu-77")
     assert m["data"]["amount"] == "10.00" and m["data"]["currency"] == "USD"
     assert actions(app, key_prefix="recovery:rating:followup:fu-77:reply") == []
     assert len(actions(app, "discount_code_basic_create")) == 1

@@ -51,7 +51,7 @@ def test_ticket_create():
             "subject": "Your order #1042",
             "comment": {"body": "A recall notice ...", "public": True},
             "requester": {"email": "ann@example.com", "name": "Ann Example"},
-            "tags": ["recall"],
+            "tags": ["recall", "retention_created"],  # every ticket we open says so (never classified)
             "external_id": "recall:12:order:1042",
         }},
         "idempotency_key": "recall:12:1042",

@@ -212,7 +212,7 @@ def issue_discount(ctx, *, key: str, action_key: str, feature: str, customer: Ma
     gid = customer_gid(customer)
     if gid is None:
         raise ValueError(f"customer {customer.get('id')} has no Shopify id: a code cannot be limited to them")
-    code = code_for(prefix, key)
+    code = code_for(ctx.conn, prefix, key, customer)
     now = ctx.now
     insert_ignore(ctx.conn, R, {
         "key": key, "customer_id": customer["id"], "feature": feature,

@@ -253,7 +253,10 @@ class ZendeskChannel:
                                  **({"locale": rendered.locale} if rendered.locale else {})}}
         else:
             raise ChannelError("the customer has neither a Zendesk user id nor an email address")
-        ticket = {"subject": rendered.subject, "comment": comment, **who, "status": "pending", "tags": tags,
+        from ..platforms.zendesk.requests import PRODUCT_TAG  # a ticket we open is never read as a complaint
+
+        ticket = {"subject": rendered.subject, "comment": comment, **who, "status": "pending",
+                  "tags": tags + [PRODUCT_TAG],
                   "external_id": f"retention-message:{message.get('key')}"}
         return "ticket_create", {"method": "POST", "path": "/api/v2/tickets.json", "json": {"ticket": ticket}}
 

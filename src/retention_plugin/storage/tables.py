@@ -287,6 +287,8 @@ tickets = Table(
     Column("complaint_severity", String(16)),
     Column("complaint_reason", Text),
     Column("escalated_at", UTCDateTime),
+    # What made it a complaint: tag, field, keyword, rating, plugin (comma-separated); keyword alone waits for approval.
+    Column("complaint_evidence", String(64)),
 )
 
 ratings = Table(
@@ -458,7 +460,7 @@ recoveries = Table(
     Column("customer_id", Id, ForeignKey("customers.id"), index=True),
     Column("trigger", String(32), nullable=False),  # complaint_solved / bad_rating
     Column("severity", String(16)),
-    Column("decision", String(16), nullable=False),  # offered / declined
+    Column("decision", String(16), nullable=False),  # offered / declined / pending (approval)
     Column("reason", Text),
     Money("amount"),
     Column("currency", String(3)),
@@ -468,6 +470,16 @@ recoveries = Table(
     Column("outcome_order_id", Id, ForeignKey("orders.id")),
     Column("outcome_at", UTCDateTime),
     created(),
+    # One goodwill offer per incident: the key of the incident's first case, and the order it is about.
+    Column("incident", String(255), index=True),
+    Column("order_id", Id, ForeignKey("orders.id")),
+    Column("evidence", String(64)),
+    # decision = pending: why it waits, and what approving issues; who approved or declined it, when, why.
+    Column("hold", Text),
+    Column("offer", JSON),
+    Column("reviewed_by", String(255)),
+    Column("reviewed_at", UTCDateTime),
+    Column("review_note", Text),
 )
 
 winback = Table(

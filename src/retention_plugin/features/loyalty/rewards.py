@@ -56,7 +56,7 @@ def issue(op: LoyaltyOp, *, key_base: str, feature: str, points: int | None, amo
         raise LoyaltyError("no shop currency known yet: set [loyalty] currency")
     if points:
         op.spend(f"loyalty:spend:reward:{key_base}", points, reason=f"reward: {title}", actor=actor)
-    code = code_for(s["code_prefix"], key)
+    code = code_for(conn, s["code_prefix"], key, customer)
     now = ctx.now
     expires = now + timedelta(days=valid_days)
     if free_units:

@@ -8,12 +8,17 @@ in docs/recovery.md):
    (``context_note.py``); once per ticket, by action keys
    ``recovery:note:<id>`` and ``recovery:route:<id>``;
 2. **complaints**: the ``classify_ticket`` decision (built-in: tags, form
-   fields, keywords; ``classify.py``), stored on the ticket;
+   fields, keywords read in context in five languages; ``classify.py``,
+   ``lexicon.py``, measured on ``data/labelled_tickets.jsonl``), stored on
+   the ticket with its evidence; never on text the product wrote itself;
 3. **response watch**: a periodic task escalating waiting tickets of valued
-   customers and calling ``ticket_escalated`` (``watch.py``);
+   customers from their current priority and calling ``ticket_escalated``
+   (``watch.py``);
 4. **offers**: a solved complaint or a bad rating opens one recovery case,
    decided by the policy and the ``recovery_offer`` hook, within caps and the
-   monthly budget (``policy.py``, ``offers.py``);
+   monthly budget, one offer per incident; weak evidence, large amounts and
+   customers without a Shopify id wait for ``retention recovery approve``
+   (``policy.py``, ``offers.py``);
 5. **outcome**: whether the customer ordered again, recorded by a task and
    reported by ``retention recovery report`` (``report.py``).
 """
@@ -107,7 +112,7 @@ def ticket_solved(event, ctx):
     row = cls.ticket_row(ctx.conn, event.ticket.zendesk_id)
     decide(ctx, settings, key=ticket_case_key(row["zendesk_id"]), trigger="complaint_solved",
            severity=stored["severity"], customer_id=row["customer_id"], ticket=row, zendesk_id=row["zendesk_id"],
-           source_ref=f"ticket {row['zendesk_id']}")
+           source_ref=f"ticket {row['zendesk_id']}", evidence=cls.evidence_of(row))
 
 
 def is_bad(rating, settings) -> bool:
@@ -133,14 +138,15 @@ def satisfaction_rated(event, ctx):
         row = cls.ticket_row(ctx.conn, zid)
         decide(ctx, settings, key=ticket_case_key(zid), trigger="bad_rating", severity=stored["severity"],
                customer_id=row["customer_id"] or _rating_customer(ctx, rating), ticket=row, zendesk_id=zid,
-               source_ref=f"ticket {zid}")
+               source_ref=f"ticket {zid}", evidence=cls.evidence_of(row), order_id=_rating_order(ctx, rating))
         return
     if not settings["offer_on_bad_rating"]:
         return
     # A rating that names no stored ticket (a follow-up link, or an unknown ticket).
     key = ticket_case_key(zid) if zid is not None else rating_case_key(rating.source, rating.source_id)
     decide(ctx, settings, key=key, trigger="bad_rating", severity=None, customer_id=_rating_customer(ctx, rating),
-           ticket=None, zendesk_id=zid, source_ref=f"rating {rating.source}:{rating.source_id}")
+           ticket=None, zendesk_id=zid, source_ref=f"rating {rating.source}:{rating.source_id}",
+           evidence=["rating"], order_id=_rating_order(ctx, rating))
 
 
 def _rating_customer(ctx, rating) -> int | None:
@@ -153,12 +159,23 @@ def _rating_customer(ctx, rating) -> int | None:
                                                           r.c.source_id == rating.source_id)).scalar()
 
 
+def _rating_order(ctx, rating) -> int | None:
+    """The ``orders.id`` a rating is about (a follow-up rating names its order)."""
+    if rating.order_id is None:
+        return None
+    from ...records import order_row
+
+    row = order_row(ctx.conn, rating.order_id)
+    return row["id"] if row else None
+
+
 # --- decisions ----------------------------------------------------------------------------------
 
 
 @hookimpl(trylast=True)
 def classify_ticket(ticket, ctx):
-    return cls.builtin_classify(ticket, settings_of(ctx))
+    # `retention recovery classify --lang xx` narrows the built-in to one language's keywords.
+    return cls.builtin_classify(ticket, settings_of(ctx), getattr(ctx, "classify_languages", None))
 
 
 @hookimpl(trylast=True)

@@ -11,6 +11,10 @@
 3. the monthly budget is checked by :func:`check_budget` after the
    ``recovery_offer`` hook has spoken, because it binds a plugin's offer too.
 
+An offer waiting for approval (``pending``) counts against the budget of the
+month it was decided in and the customer's caps, so approving it later never
+overspends; declining it frees its amount.
+
 Concurrency: every decision runs under :func:`lock_budget`, a row lock
 (``SELECT ... FOR UPDATE``) on the ``plugin_state`` row of the budget month.
 On PostgreSQL two workers deciding offers at the same time would otherwise
@@ -37,6 +41,8 @@ from .settings import KINDS, defaults
 PLUGIN = "recovery"
 CENT = Decimal("0.01")
 R = t.recoveries
+#: Decisions that count against the budget and caps: an offer waiting for approval holds its amount.
+RESERVING = ("offered", "pending")
 
 
 def cents(amount: Decimal) -> Decimal:
@@ -70,7 +76,7 @@ def lock_budget(ctx) -> None:
 def month_spent(conn, now: datetime, currency: str) -> Decimal:
     start, end = month_bounds(now)
     total = conn.execute(select(func.coalesce(func.sum(R.c.amount), 0)).where(
-        R.c.decision == "offered", R.c.currency == currency, R.c.created_at >= start, R.c.created_at < end)).scalar()
+        R.c.decision.in_(RESERVING), R.c.currency == currency, R.c.created_at >= start, R.c.created_at < end)).scalar()
     return cents(Decimal(total or 0))
 
 
@@ -84,7 +90,7 @@ def customer_year(conn, customer_id: int, now: datetime, currency: str) -> tuple
     """Offers a customer received in the last 365 days: how many, and how much in shop currency."""
     since = now - timedelta(days=365)
     n, amount = conn.execute(select(func.count(), func.coalesce(func.sum(R.c.amount), 0)).where(
-        R.c.customer_id == customer_id, R.c.decision == "offered", R.c.created_at >= since,
+        R.c.customer_id == customer_id, R.c.decision.in_(RESERVING), R.c.created_at >= since,
         R.c.currency == currency)).one()
     return int(n), cents(Decimal(amount or 0))
 

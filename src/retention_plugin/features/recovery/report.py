@@ -5,7 +5,9 @@ without a ticket (a bad follow-up rating). Each case is in exactly one group:
 
 - ``offered``: a goodwill offer was made (``recoveries.decision = offered``);
 - no offer, by reason: the policy's decline code (``over_budget``,
-  ``too_many_recoveries``, ``customer_cap``, ``vetoed``, ``no_customer``, ...),
+  ``too_many_recoveries``, ``customer_cap``, ``vetoed``, ``no_customer``,
+  ``same_incident``, ``declined_by_reviewer``, ...), ``pending_approval``
+  (an offer waiting for ``retention recovery approve``),
   ``before_feature`` (solved without any recovery decision: before the
   feature was on, or with offers on solve switched off), or ``open`` (not
   solved yet, no decision yet).
@@ -69,7 +71,10 @@ def _case(conn, now, days, *, ticket: dict | None, rec: dict | None) -> dict:
     customer_id = (rec or {}).get("customer_id") or (ticket or {}).get("customer_id")
     if rec is not None:
         group = "offered" if rec["decision"] == "offered" else "no_offer"
-        reason = None if group == "offered" else (rec["reason"] or "declined").split(":", 1)[0]
+        if rec["decision"] == "pending":
+            reason = "pending_approval"
+        else:
+            reason = None if group == "offered" else (rec["reason"] or "declined").split(":", 1)[0]
         anchor = rec["created_at"]
         severity = rec["severity"] or (ticket or {}).get("complaint_severity")
     else:
@@ -129,7 +134,8 @@ def build(conn, settings: dict, now: datetime, *, since: datetime | None = None,
         cost[x["currency"]] = cost.get(x["currency"], Decimal(0)) + Decimal(x["amount"])
     severity = Counter(x["severity"] or "unknown" for x in items)
     reasons = Counter(x["reason"] for x in no_offer)
-    closed_no_offer = [x for x in no_offer if x["reason"] != "open"]
+    # Open complaints and offers still waiting for approval are not "without an offer" yet.
+    closed_no_offer = [x for x in no_offer if x["reason"] not in ("open", "pending_approval")]
     report = {
         "as_of": now.isoformat(),
         "since": since.isoformat() if since else None,

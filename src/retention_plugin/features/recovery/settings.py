@@ -159,6 +159,12 @@ class RecoverySchema(_Strict):
         r"^[A-Z0-9][A-Z0-9-]{0,15}$", error="use 1-16 upper-case letters, digits or '-'"))
     #: Post the offer as an internal note for the agent to send, instead of a public reply.
     require_approval = fields.Boolean(load_default=False)
+    #: Offers above this amount (shop currency) wait for `retention recovery approve`; unset: no limit.
+    #: Offers for complaints known from keywords alone, and for customers without a Shopify id, always wait.
+    approval_above = _money(load_default=None)
+    #: A customer's bad rating, the tickets the product opened and any ticket about the same order within
+    #: this many days are one incident, which gets at most one goodwill offer (0: every case on its own).
+    incident_window_days = fields.Integer(load_default=14, strict=True, validate=validate.Range(min=0, max=365))
     #: Tell the agent in an internal note why no offer was made (over budget, too many, ...).
     note_declined = fields.Boolean(load_default=True)
     #: Locale of the apology when the customer's is unknown; default ``[messages] fallback_locale``.

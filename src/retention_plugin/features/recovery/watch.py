@@ -30,6 +30,22 @@ WATCH_EVERY = 15 * 60
 OUTCOMES_EVERY = 60 * 60
 
 
+def current_priority(conn, row: dict) -> str | None:
+    """The ticket's priority as it stands: the stored one, or the one routing set if that is higher.
+
+    Routing raises a VIP's ticket to ``urgent`` through the outbox; the stored row
+    only learns of it when Zendesk sends the change back (and not at all in dry
+    run), so escalating from the stored ``normal`` would send ``high`` over ``urgent``.
+    """
+    stored = row.get("priority")
+    request = conn.execute(select(t.actions.c.request).where(
+        t.actions.c.key == f"recovery:route:{row['zendesk_id']}")).scalar()
+    routed = (((request or {}).get("json") or {}).get("ticket") or {}).get("priority")
+    if routed in PRIORITY_RANK and PRIORITY_RANK[routed] > PRIORITY_RANK.get(stored or "normal", 1):
+        return routed
+    return stored
+
+
 def raised_priority(current: str | None, wanted: str) -> str | None:
     """The priority to set, or None when the ticket is already there (never lowers)."""
     rank = PRIORITY_RANK.get(current or "normal", PRIORITY_RANK["normal"])
@@ -85,7 +101,7 @@ def response_watch(ctx) -> int:
             continue
         waited = (now - row["created_at"]).total_seconds() / 3600
         reason = f"no public reply after {waited:.1f} hours (limit {watch['after_hours']:g}); {why}"
-        priority = raised_priority(row["priority"], watch["priority"])
+        priority = raised_priority(current_priority(ctx.conn, row), watch["priority"])
         ctx.enqueue_action("zendesk", "ticket_update", f"recovery:escalate:{row['zendesk_id']}",
                            ticket_update(row["zendesk_id"], priority=priority, add_tags=[watch["tag"]]))
         ticket = dict(row)
