@@ -164,9 +164,11 @@ def test_hook_customer_redact(recorded):
 
 def test_hook_shop_redact(recorded):
     app, rec, names = recorded
+    # Shopify sends shop/redact 48 hours after app/uninstalled; without one it is held, no hook runs.
+    deliver_shopify(app, "app/uninstalled", {"id": 1, "name": "Shop", "domain": SHOP, "myshopify_domain": SHOP})
     deliver_shopify(app, "shop/redact", {"shop_id": 1, "shop_domain": SHOP})
     run_worker(app)
-    assert names() == ["shop_redact"]
+    assert names() == ["app_uninstalled", "shop_redact"]
 
 
 def test_hook_app_uninstalled(recorded):

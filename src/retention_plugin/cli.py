@@ -277,7 +277,7 @@ def _action_json(r) -> dict:
 
 
 @actions_group.command("list")
-@click.option("--status", type=click.Choice(["pending", "running", "done", "failed", "dry_run"]))
+@click.option("--status", type=click.Choice(["pending", "running", "done", "failed", "dry_run", "cancelled"]))
 @click.option("--kind")
 @click.option("--limit", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -400,6 +400,39 @@ def privacy_erase(app, customer, yes):
     click.echo(f"erased customer {result['customer_id']}; {result['inbox_rows_scrubbed']} stored webhook bodies scrubbed")
 
 
+@privacy_group.command("shop-redact")
+@click.option("--confirm", is_flag=True, help="Erase; without it, only show what would be erased.")
+@pass_app
+def privacy_shop_redact(app, confirm):
+    """Delete all of the shop's data, releasing any held shop/redact.
+
+    A shop/redact is held (dead, nothing erased) when no app/uninstalled came from
+    the shop first; Shopify sends it 48 hours after an uninstall.
+    """
+    from . import shop_erasure
+
+    shop = app.settings.section("shopify").get("shop") or ""
+    with app.engine.connect() as conn:
+        plan = shop_erasure.plan(conn, shop)
+    click.echo(f"shop: {shop or '(no [shopify] shop configured)'}")
+    if plan["uninstalls"]:
+        for u in plan["uninstalls"]:
+            click.echo(f"app/uninstalled received {u['received_at'].isoformat()} (shop id {u['shop_id']})")
+    else:
+        click.echo("no app/uninstalled received from this shop")
+    for h in plan["held"]:
+        click.echo(f"held shop/redact: delivery {h['id']} for {h['shop']}, received {h['received_at'].isoformat()}")
+    if not plan["held"]:
+        click.echo("no held shop/redact delivery")
+    click.echo("would erase:" if not confirm else "erasing:")
+    for name, n in sorted(plan["rows"].items()):
+        click.echo(f"  {name:<20} {n}")
+    if not confirm:
+        click.echo("nothing was erased; run `retention privacy shop-redact --confirm` to erase all of it")
+        return
+    result = shop_erasure.confirm(app.app, shop, app.now())
+    click.echo(f"erased {sum(result['deleted'].values())} rows from {len(result['deleted'])} tables; "
+               f"{len(result['held'])} held shop/redact deliveries released")
 # --- discount codes ---------------------------------------------------------------------------------
 
 

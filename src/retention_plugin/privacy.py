@@ -1,33 +1,36 @@
-"""Personal data: export it on request, erase it on request, delete a whole shop.
+"""Personal data: export it on request, erase one person on request.
 
-Erasure keeps every row that sums (ledger entries, orders' amounts, rewards)
-and removes what identifies a person: email, names, phone, addresses and the
-free text of tickets, ratings and messages, including inside the raw webhook
-bodies the inbox keeps.
+Erasing a person touches only what is theirs, and keeps every row that sums
+(ledger entries, orders' amounts, rewards):
+
+- **their own rows, found by id** (the customer row and rows merged into it;
+  their orders and the orders Shopify names; those orders' refunds; their
+  tickets, ratings, messages, ledger adjustments, exports, outbound actions;
+  the stored webhook bodies whose parsed events name them): identity columns
+  are cleared and free text is blanked, one step per table
+  (:data:`ERASE_STEPS`);
+- **everyone's free text** (:data:`redaction.FREE_TEXT`): only whole-token
+  matches of their email, phone and full name are replaced, so erasing
+  "Wei Li" leaves "Olivia" and "telling" alone.
+
+Deleting a whole shop is ``shop_erasure``'s.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import or_, select, update
 
 from . import events as ev
 from .customers import customer_for
+from .redaction import REDACTED, Matcher, name_tokens, phone_digits, scrub, scrub_shared_text
 from .storage import tables as t
-
-REDACTED = "[redacted]"
-
-#: Payload keys that hold personal data wherever they appear in a body.
-PII_KEYS = {
-    "email", "contact_email", "phone", "first_name", "last_name", "name", "address1", "address2",
-    "city", "zip", "latitude", "longitude", "company", "browser_ip", "note", "customer_locale",
-    "description", "subject", "comment", "body", "html_body", "plain_body", "requester_email",
-    "requester_name", "current_comment",
-}
 
 
 def _json_default(v):
@@ -75,123 +78,286 @@ def export_for_request(ctx, event: ev.CustomerDataRequest) -> None:
         export=export, inbox_id=ctx.inbox_id, created_at=ctx.now))
 
 
-# --- erasure --------------------------------------------------------------------------
+
+# --- erasure: who the person is ------------------------------------------------------------
 
 
-def _needles(customer: dict, extra: ev.CustomerInfo | None) -> list[str]:
-    values = {customer.get("email"), customer.get("phone"), customer.get("first_name"), customer.get("last_name")}
+@dataclass
+class Person:
+    """Everything that says "this is theirs": ids across platforms and the rows they own."""
+
+    customer_ids: set[int] = field(default_factory=set)
+    shopify_ids: set[int] = field(default_factory=set)
+    zendesk_ids: set[int] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
+    phones: set[str] = field(default_factory=set)  # digits only
+    names: set[tuple[str, ...]] = field(default_factory=set)  # full names, two or more tokens
+    order_ids: set[int] = field(default_factory=set)
+    shopify_order_ids: set[int] = field(default_factory=set)
+    ticket_ids: set[int] = field(default_factory=set)
+    zendesk_ticket_ids: set[int] = field(default_factory=set)
+    message_keys: set[str] = field(default_factory=set)
+
+    def matcher(self) -> Matcher:
+        return Matcher(self.emails, self.phones, self.names)
+
+    def add_identity(self, email=None, phone=None, first_name=None, last_name=None) -> None:
+        if email and email.strip():
+            self.emails.add(email.strip().lower())
+        if phone_digits(phone):
+            self.phones.add(phone_digits(phone))
+        if name_tokens(first_name, last_name):
+            self.names.add(name_tokens(first_name, last_name))
+
+
+def find_person(conn, customer: dict | None, extra: ev.CustomerInfo | None = None,
+                orders_to_redact=()) -> Person:
+    """Read who the person is before anything is erased: their rows, and the rows merged into them."""
+    p = Person()
+    c = t.customers
+    ids = {customer["id"]} if customer else set()
+    while ids - p.customer_ids:
+        p.customer_ids |= ids
+        ids = set(conn.execute(select(c.c.id).where(c.c.merged_into.in_(p.customer_ids))).scalars()) | p.customer_ids
+    for row in conn.execute(select(c).where(c.c.id.in_(p.customer_ids))).mappings():
+        p.add_identity(row["email"], row["phone"], row["first_name"], row["last_name"])
+        if row["shopify_id"] is not None:
+            p.shopify_ids.add(row["shopify_id"])
+        if row["zendesk_user_id"] is not None:
+            p.zendesk_ids.add(row["zendesk_user_id"])
     if extra is not None:
-        values |= {extra.email, extra.phone, extra.first_name, extra.last_name}
-    out = sorted({v.strip() for v in values if v and len(v.strip()) >= 2}, key=len, reverse=True)
-    phones = [re.sub(r"\D", "", v) for v in out if sum(ch.isdigit() for ch in v) >= 6]
-    return out + [p for p in phones if p and p not in out]
+        p.add_identity(extra.email, extra.phone, extra.first_name, extra.last_name)
+        if extra.shopify_id is not None:
+            p.shopify_ids.add(int(extra.shopify_id))
+        if extra.zendesk_user_id is not None:
+            p.zendesk_ids.add(int(extra.zendesk_user_id))
+    o = t.orders
+    for row in conn.execute(select(o.c.id, o.c.shopify_id).where(or_(
+            o.c.customer_id.in_(p.customer_ids), o.c.shopify_id.in_([int(x) for x in orders_to_redact or ()]),
+            o.c.email.in_(p.emails)))):
+        p.order_ids.add(row.id)
+        if row.shopify_id is not None:
+            p.shopify_order_ids.add(row.shopify_id)
+    p.shopify_order_ids |= {int(x) for x in orders_to_redact or ()}
+    tk = t.tickets
+    for row in conn.execute(select(tk.c.id, tk.c.zendesk_id).where(or_(
+            tk.c.customer_id.in_(p.customer_ids), tk.c.requester_email.in_(p.emails)))):
+        p.ticket_ids.add(row.id)
+        p.zendesk_ticket_ids.add(row.zendesk_id)
+    p.message_keys = set(conn.execute(select(t.messages.c.key).where(
+        t.messages.c.customer_id.in_(p.customer_ids))).scalars())
+    return p
 
 
-def scrub(value, needles: list[str], *, pii_keys: bool):
-    """Walk a JSON value: blank personal keys (when ``pii_keys``) and cut needles out of any text."""
-    pattern = re.compile("|".join(re.escape(n) for n in needles), re.IGNORECASE) if needles else None
+def names_person(obj, p: Person) -> bool:
+    """Does a parsed event (or any part of it) name the person or one of their orders or tickets?"""
+    if isinstance(obj, ev.CustomerInfo):
+        return (obj.shopify_id in p.shopify_ids or obj.zendesk_user_id in p.zendesk_ids
+                or (obj.email or "").strip().lower() in p.emails)
+    if isinstance(obj, ev.Order) and (obj.shopify_id in p.shopify_order_ids
+                                      or (obj.email or "").strip().lower() in p.emails):
+        return True
+    if isinstance(obj, (ev.Refund, ev.Fulfillment)):
+        return obj.order_id in p.shopify_order_ids
+    if isinstance(obj, ev.Ticket) and obj.zendesk_id in p.zendesk_ticket_ids:
+        return True
+    if isinstance(obj, ev.Comment):
+        # A comment is the ticket's: the person's words on someone else's ticket are
+        # shared text (their tokens go), not a reason to blank the requester's body.
+        return obj.ticket_id in p.zendesk_ticket_ids
+    if isinstance(obj, ev.Rating) and (obj.ticket_id in p.zendesk_ticket_ids or obj.order_id in p.shopify_order_ids):
+        return True
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return any(names_person(getattr(obj, f.name), p) for f in dataclasses.fields(obj))
+    if isinstance(obj, (list, tuple)):
+        return any(names_person(x, p) for x in obj)
+    return False
 
-    def walk(v, key=None):
-        if isinstance(v, dict):
-            return {k: walk(x, k) for k, x in v.items()}
-        if isinstance(v, list):
-            return [walk(x, key) for x in v]
-        if isinstance(v, str):
-            if pii_keys and key in PII_KEYS and v:
-                return REDACTED
-            if pattern is not None:
-                return pattern.sub(REDACTED, v)
-        return v
 
-    return walk(value)
+# --- erasure: one step per table -------------------------------------------------------------
+#
+# Each step erases the person's own rows in one table (found by id) and returns how many
+# rows it changed. Their tokens in everyone's free text go afterwards, in one pass.
 
 
-def _scrub_inbox(conn, needles: list[str], related_order_ids: set[int], also_id: int | None) -> int:
-    """Rewrite stored bodies that mention the person (or their redacted orders)."""
-    if not needles and not related_order_ids:
-        return 0
-    pattern = re.compile("|".join(re.escape(n) for n in needles).encode(), re.IGNORECASE) if needles else None
-    order_markers = [str(i).encode() for i in related_order_ids]
-    changed = 0
-    for row in conn.execute(select(t.inbox.c.id, t.inbox.c.body)).all():
-        body = bytes(row.body)
-        hit = row.id == also_id or (pattern is not None and pattern.search(body)) or any(
-            m in body for m in order_markers)
-        if not hit:
+def _erase_customers(ctx, p: Person, m: Matcher) -> int:
+    return ctx.conn.execute(update(t.customers).where(t.customers.c.id.in_(p.customer_ids)).values(
+        email=None, first_name=None, last_name=None, phone=None, external_id=None, province=None,
+        tags=[], redacted_at=ctx.now, updated_at=ctx.now)).rowcount
+
+
+def _erase_orders(ctx, p: Person, m: Matcher) -> int:
+    return ctx.conn.execute(update(t.orders).where(t.orders.c.id.in_(p.order_ids), t.orders.c.email.is_not(None))
+                            .values(email=None)).rowcount
+
+
+def _erase_refunds(ctx, p: Person, m: Matcher) -> int:
+    # Staff write these ("Refund requested by ... (+370...)"): on their orders, all of it goes.
+    return ctx.conn.execute(update(t.refunds).where(t.refunds.c.order_id.in_(p.order_ids),
+                                                    t.refunds.c.note.is_not(None)).values(note=REDACTED)).rowcount
+
+
+def _erase_tickets(ctx, p: Person, m: Matcher) -> int:
+    return ctx.conn.execute(update(t.tickets).where(t.tickets.c.id.in_(p.ticket_ids)).values(
+        requester_email=None, subject=REDACTED, description=REDACTED, custom_fields={})).rowcount
+
+
+def _erase_ratings(ctx, p: Person, m: Matcher) -> int:
+    r = t.ratings
+    return ctx.conn.execute(update(r).where(or_(r.c.customer_id.in_(p.customer_ids), r.c.ticket_id.in_(p.ticket_ids),
+                                                r.c.order_id.in_(p.order_ids)), r.c.comment.is_not(None))
+                            .values(comment=None)).rowcount
+
+
+def _erase_messages(ctx, p: Person, m: Matcher) -> int:
+    return ctx.conn.execute(update(t.messages).where(t.messages.c.customer_id.in_(p.customer_ids))
+                            .values(data={}, rendered=None)).rowcount
+
+
+def _erase_ledger(ctx, p: Person, m: Matcher) -> int:
+    # An adjustment's reason is an admin's free text; the generated ones name only orders.
+    return ctx.conn.execute(update(t.ledger).where(t.ledger.c.customer_id.in_(p.customer_ids),
+                                                   t.ledger.c.kind == "adjust").values(reason=REDACTED)).rowcount
+
+
+def _erase_exports(ctx, p: Person, m: Matcher) -> int:
+    return ctx.conn.execute(update(t.privacy_requests).where(t.privacy_requests.c.customer_id.in_(p.customer_ids),
+                                                             t.privacy_requests.c.export.is_not(None))
+                            .values(export=None)).rowcount
+
+
+_GID = re.compile(r"gid://shopify/Customer/(\d+)")
+_TICKET_PATH = re.compile(r"/tickets/(\d+)")
+_REQUESTER_ID = re.compile(r'"requester_id":\s*"?(\d+)')
+_EMAIL_FIELD = re.compile(r'"email":\s*"([^"]+)"')
+
+
+def action_is_theirs(key: str, request, p: Person) -> bool:
+    """A call to or about the person: their Shopify customer, ticket, message, or them as requester.
+
+    Only these structured fields count: the person's email quoted in the text of a
+    call about someone else's ticket makes it theirs no more than it makes it mine.
+    """
+    if any(key.startswith(f"message:{k}:") for k in p.message_keys):
+        return True
+    text = json.dumps(request, default=str)
+    return (any(int(x) in p.shopify_ids for x in _GID.findall(text))
+            or any(int(x) in p.zendesk_ticket_ids for x in _TICKET_PATH.findall(text))
+            or any(int(x) in p.zendesk_ids for x in _REQUESTER_ID.findall(text))
+            or any(x.strip().lower() in p.emails for x in _EMAIL_FIELD.findall(text)))
+
+
+def _erase_actions(ctx, p: Person, m: Matcher) -> int:
+    """Their calls keep kind and outcome, lose the words; one not yet made is cancelled, not sent blank."""
+    a, conn = t.actions, ctx.conn
+    theirs = []
+    for row in conn.execute(select(a.c.id, a.c.key, a.c.request, a.c.result, a.c.status)).all():
+        if not action_is_theirs(row.key, row.request, p):
             continue
-        try:
-            payload = json.loads(body)
-            new = json.dumps(scrub(payload, needles, pii_keys=True)).encode()
-        except (ValueError, RecursionError):  # unreadable as JSON: blank the matches in the raw text
-            new = pattern.sub(REDACTED.encode(), body) if pattern else body
-        conn.execute(update(t.inbox).where(t.inbox.c.id == row.id).values(body=new))
-        changed += 1
+        theirs.append(row.id)
+        values = {"request": scrub(row.request, m, pii_keys=True), "result": scrub(row.result, m, pii_keys=True),
+                  "updated_at": ctx.now}
+        if row.status in ("pending", "failed"):
+            values.update(status="cancelled", last_error="cancelled: the customer's personal data was erased")
+        conn.execute(update(a).where(a.c.id == row.id).values(**values))
+    if theirs:
+        conn.execute(update(t.action_attempts).where(t.action_attempts.c.action_id.in_(theirs),
+                                                     t.action_attempts.c.response.is_not(None))
+                     .values(response=REDACTED))
+    return len(theirs)
+
+
+def _scrub_body(body: bytes, m: Matcher, *, theirs: bool) -> bytes:
+    text = body.decode("utf-8", "surrogateescape")
+    if not theirs and not m.may_occur(text):
+        return body
+    try:
+        payload = json.loads(text)
+    except (ValueError, RecursionError):  # unreadable as JSON: replace the tokens in the raw text
+        return m.sub_raw(text).encode("utf-8", "surrogateescape")
+    new = scrub(payload, m, pii_keys=theirs)
+    return body if new is payload else json.dumps(new).encode()
+
+
+def _delivery_is_theirs(row, p: Person, markers: list[bytes]) -> bool:
+    from .worker import parse_delivery
+
+    # Only a body holding one of their ids or emails can name them; the parser decides whether it does.
+    folded = bytes(row.body).lower()
+    if not any(m in folded for m in markers):
+        return False
+    try:
+        events = parse_delivery({"platform": row.platform, "topic": row.topic, "shop": row.shop,
+                                 "body": bytes(row.body)})
+    except Exception:  # noqa: BLE001 - a body nobody can parse is not known to be theirs; its tokens still go
+        return False
+    return names_person(events, p)
+
+
+def _erase_inbox(ctx, p: Person, m: Matcher) -> int:
+    """Bodies whose parsed events name the person lose every personal field; all others only their tokens."""
+    ids = p.shopify_ids | p.zendesk_ids | p.shopify_order_ids | p.zendesk_ticket_ids
+    markers = [str(i).encode() for i in ids] + [e.encode() for e in p.emails]
+    i, conn, changed = t.inbox, ctx.conn, 0
+    for row in conn.execute(select(i.c.id, i.c.platform, i.c.shop, i.c.topic, i.c.body)).all():
+        body = bytes(row.body)
+        theirs = row.id == ctx.inbox_id or _delivery_is_theirs(row, p, markers)
+        new = _scrub_body(body, m, theirs=theirs)
+        if new != body:
+            conn.execute(update(i).where(i.c.id == row.id).values(body=new))
+            changed += 1
+    return changed
+
+
+#: The person's own rows, table by table, in this order; then their tokens in everyone's free text.
+ERASE_STEPS = (
+    ("customers", _erase_customers),
+    ("orders", _erase_orders),
+    ("refunds", _erase_refunds),
+    ("tickets", _erase_tickets),
+    ("ratings", _erase_ratings),
+    ("messages", _erase_messages),
+    ("ledger", _erase_ledger),
+    ("privacy_requests", _erase_exports),
+    ("actions", _erase_actions),
+    ("inbox", _erase_inbox),
+)
+
+
+def erase_person(ctx, p: Person) -> dict[str, int]:
+    """Run every step, then the shared free-text pass; returns rows changed per table."""
+    m = p.matcher()
+    changed: dict[str, int] = {}
+    for table, step in ERASE_STEPS:
+        n = step(ctx, p, m)
+        if n:
+            changed[table] = n
+    for table, n in scrub_shared_text(ctx.conn, m).items():
+        changed[table] = changed.get(table, 0) + n
     return changed
 
 
 def erase_customer(ctx, customer: dict, extra: ev.CustomerInfo | None = None,
                    orders_to_redact: list[int] = (), *, call_hook: bool = True) -> dict:
     """Erase one person's personal data, keeping sums intact. Returns counts."""
-    conn, cid = ctx.conn, customer["id"]
-    needles = _needles(customer, extra)
-    conn.execute(update(t.customers).where(or_(t.customers.c.id == cid, t.customers.c.merged_into == cid)).values(
-        email=None, first_name=None, last_name=None, phone=None, external_id=None, province=None,
-        tags=[], redacted_at=ctx.now, updated_at=ctx.now))
-    order_ids = {r[0] for r in conn.execute(select(t.orders.c.shopify_id).where(
-        t.orders.c.customer_id == cid, t.orders.c.shopify_id.is_not(None)))}
-    order_ids |= set(orders_to_redact or ())
-    conn.execute(update(t.orders).where(or_(t.orders.c.customer_id == cid,
-                                            t.orders.c.shopify_id.in_(list(order_ids) or [-1]))).values(email=None))
-    conn.execute(update(t.tickets).where(t.tickets.c.customer_id == cid).values(
-        requester_email=None, subject=REDACTED, description=REDACTED, custom_fields={}))
-    conn.execute(update(t.ratings).where(t.ratings.c.customer_id == cid).values(comment=None))
-    conn.execute(update(t.messages).where(t.messages.c.customer_id == cid).values(data={}, rendered=None))
-    conn.execute(update(t.ledger).where(t.ledger.c.customer_id == cid, t.ledger.c.kind == "adjust").values(reason=REDACTED))
-    conn.execute(update(t.privacy_requests).where(t.privacy_requests.c.customer_id == cid).values(export=None))
-    scrubbed = _scrub_inbox(conn, needles, order_ids, ctx.inbox_id)
-    for table in (t.actions,):
-        for row in conn.execute(select(table.c.id, table.c.request)).all():
-            new = scrub(row.request, needles, pii_keys=False)
-            if new != row.request:
-                conn.execute(update(table).where(table.c.id == row.id).values(request=new))
-    for row in conn.execute(select(t.action_attempts.c.id, t.action_attempts.c.response,
-                                   t.action_attempts.c.error)).all():
-        vals = {k: scrub(getattr(row, k), needles, pii_keys=False) for k in ("response", "error")
-                if getattr(row, k)}
-        if any(vals[k] != getattr(row, k) for k in vals):
-            conn.execute(update(t.action_attempts).where(t.action_attempts.c.id == row.id).values(**vals))
+    person = find_person(ctx.conn, customer, extra, orders_to_redact)
+    changed = erase_person(ctx, person)
     if call_hook:
         ctx.pm.hook.customer_redact(event=ev.CustomerRedact(customer=extra or ev.CustomerInfo(
             shopify_id=customer.get("shopify_id"))), ctx=ctx)
-    conn.execute(t.privacy_requests.insert().values(kind="redact", customer_id=cid, shopify_customer_id=None,
-                                                    inbox_id=ctx.inbox_id, created_at=ctx.now))
-    return {"customer_id": cid, "inbox_rows_scrubbed": scrubbed}
+    ctx.conn.execute(t.privacy_requests.insert().values(kind="redact", customer_id=customer["id"],
+                                                        shopify_customer_id=None, inbox_id=ctx.inbox_id,
+                                                        created_at=ctx.now))
+    return {"customer_id": customer["id"], "inbox_rows_scrubbed": changed.get("inbox", 0), "rows_changed": changed}
 
 
 def redact_for_request(ctx, event: ev.CustomerRedact) -> None:
     info = event.customer
     customer = customer_for(ctx.conn, shopify_id=info.shopify_id, email=info.email)
     if customer is None:
-        # Nothing stored under this person; still scrub the request and any raw bodies naming them.
-        needles = _needles({}, info)
-        _scrub_inbox(ctx.conn, needles, set(event.orders_to_redact), ctx.inbox_id)
+        # No customer row: still erase the orders Shopify names, and the person's words wherever they are.
+        erase_person(ctx, find_person(ctx.conn, None, info, event.orders_to_redact))
         ctx.pm.hook.customer_redact(event=event, ctx=ctx)
         return
     erase_customer(ctx, customer, info, event.orders_to_redact, call_hook=False)
     ctx.pm.hook.customer_redact(event=event, ctx=ctx)
-
-
-def shop_redact(ctx, event: ev.ShopRedact) -> None:
-    """Delete every row of the shop's data; keep only a record that the request was honoured."""
-    conn = ctx.conn
-    keep_inbox = ctx.inbox_id
-    for table in reversed(t.metadata.sorted_tables):
-        if table is t.inbox:
-            conn.execute(delete(table).where(table.c.id != (keep_inbox or -1)))
-        elif table is t.privacy_requests:
-            conn.execute(delete(table))
-        elif table is t.task_runs:
-            continue
-        else:
-            conn.execute(delete(table))
-    conn.execute(t.privacy_requests.insert().values(kind="shop_redact", inbox_id=keep_inbox, created_at=ctx.now))

@@ -226,7 +226,9 @@ def record_refund(conn, refund: ev.Refund, now: datetime) -> int | None:
     rid = insert_ignore(conn, t.refunds, {
         "shopify_id": refund.shopify_id, "order_id": order["id"], "merchandise": refund.merchandise.amount,
         "currency": refund.merchandise.currency, "lines": [_jsonable(x) for x in refund.lines],
-        "note": refund.note, "created_at": refund.created_at}, ["shopify_id"])
+        # A refund arriving after its customer was erased must not bring their words back.
+        "note": None if _customer_redacted(conn, order["customer_id"]) else refund.note,
+        "created_at": refund.created_at}, ["shopify_id"])
     if rid is None:
         return None
     conn.execute(update(t.orders).where(t.orders.c.id == order["id"]).values(
@@ -329,7 +331,8 @@ def record_rating(conn, rating: ev.Rating, now: datetime, ticket: ev.Ticket | No
         "source": rating.source, "source_id": rating.source_id, "customer_id": customer_id,
         "ticket_id": ticket_id, "order_id": order_id, "score": rating.score,
         "value": Decimal(str(rating.value)) if rating.value is not None else None,
-        "comment": rating.comment, "created_at": rating.created_at}, ["source", "source_id"])
+        "comment": None if _customer_redacted(conn, customer_id) else rating.comment,
+        "created_at": rating.created_at}, ["source", "source_id"])
 
 
 # --- the dispatcher ------------------------------------------------------------------
@@ -409,6 +412,10 @@ def record(event: ev.Event, ctx) -> None:
 
         redact_for_request(ctx, event)
     elif isinstance(event, ev.ShopRedact):
-        from .privacy import shop_redact
+        from .shop_erasure import shop_redact_for_request
 
-        shop_redact(ctx, event)
+        shop_redact_for_request(ctx, event)
+    elif isinstance(event, ev.AppUninstalled):
+        from .shop_erasure import record_uninstall
+
+        record_uninstall(ctx, event)

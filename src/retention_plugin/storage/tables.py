@@ -319,6 +319,18 @@ privacy_requests = Table(
     created(),
 )
 
+# Each app/uninstalled received (shop id from its body): a shop/redact runs only
+# against one of these, which it then uses up with the rest of the shop's data.
+app_uninstalls = Table(
+    "app_uninstalls",
+    metadata,
+    pk(),
+    Column("shop", String(255), nullable=False),
+    Column("shop_id", BigInteger, nullable=False),
+    Column("inbox_id", Id),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
 # --- what features keep --------------------------------------------------------
 
 ledger = Table(
