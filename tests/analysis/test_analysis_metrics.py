@@ -162,6 +162,11 @@ def test_brier_and_reliability_known_answers():
     assert [(r["n"], r["observed"]) for r in rows] == [(2, 0.0), (3, pytest.approx(2 / 3))]
     assert rows[0]["observed_low"] == 0 and 0 < rows[0]["observed_high"] < 1
     assert correlation([1, 1, 1], [1, 2, 3]) is None
+    # Every customer in one bin with the same outcome: the curve still draws (Wilson's bound at the rate itself).
+    from retention_plugin.analysis.charts import reliability_plot
+
+    for y in (np.ones(7, bool), np.zeros(7, bool), np.arange(30) % 3 == 0):
+        assert reliability_plot({"m": reliability(np.full(len(y), 0.43), y)})
 
 
 def test_auc_comparison_on_tiny_data_is_not_enough_data_never_nan_or_wider_than_possible():

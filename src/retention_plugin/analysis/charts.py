@@ -177,7 +177,9 @@ def reliability_plot(curves: dict[str, list[dict]]) -> str | None:
     for name, rows in curves.items():
         pred = [r["predicted"] for r in rows]
         obs = [r["observed"] for r in rows]
-        err = [[r["observed"] - r["observed_low"] for r in rows], [r["observed_high"] - r["observed"] for r in rows]]
+        # Clipped at 0: a Wilson bound can sit a rounding error on the wrong side of the rate.
+        err = [[max(r["observed"] - r["observed_low"], 0.0) for r in rows],
+               [max(r["observed_high"] - r["observed"], 0.0) for r in rows]]
         ax.errorbar(pred, obs, yerr=err, marker="o", ms=4, capsize=2, lw=1.2, label=MODEL_TITLES.get(name, name))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
