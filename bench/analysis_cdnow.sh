@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Fit and evaluate the models on the CDNOW cohort through the command line.
-#   bash bench/analysis_cdnow.sh          (needs ../shared beside the checkout)
+# Fit, evaluate and score the models on the CDNOW cohort through the command line.
+#   bash bench/analysis_cdnow.sh [PLOT_DIR]        (needs ../shared beside the checkout)
+# Prints each model's parameters with standard errors and 95% intervals, the evaluation on the
+# paper's split (chosen on earlier cut-offs, judged on weeks 40-78), and the first customers'
+# intervals. With PLOT_DIR, writes tracking.png and reliability.png there.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 src="$here/../shared/data/cdnow/CDNOW_sample.txt"
@@ -12,4 +15,5 @@ run() { PYTHONPATH="$here/src${PYTHONPATH:+:$PYTHONPATH}" python -c \
 for m in bgnbd mbgnbd pnbd gg; do
   run fit --transactions "$csv" --calibration-end 1997-09-30 --time-unit weeks --model "$m"
 done
-run evaluate --transactions "$csv" --calibration-end 1997-09-30 --holdout-end 1998-06-30
+run evaluate --transactions "$csv" --calibration-end 1997-09-30 --holdout-end 1998-06-30 ${1:+--plots "$1"}
+run score --transactions "$csv" --calibration-end 1997-09-30 --model pnbd --horizon 39 | head -6

@@ -19,6 +19,20 @@ AS_OF = 20000  # a day number (2024-10-04); only differences matter
 CUT = AS_OF - 90  # the outcome window is the last 90 days
 
 
+def purchases(first, rate, leaves, as_of: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(customer index, day) of every purchase: the first on ``first``, then Poisson at ``rate``
+    per day until the customer leaves (``leaves``, a fractional day) or ``as_of``."""
+    cust, day = [np.arange(len(first))], [first]
+    t = first.astype(float)
+    alive = np.ones(len(first), bool)
+    while alive.any():
+        t = t + rng.exponential(1 / rate)
+        alive &= (t < leaves) & (t <= as_of)
+        cust.append(np.flatnonzero(alive))
+        day.append(np.floor(t[alive]).astype(np.int64))
+    return np.concatenate(cust), np.concatenate(day)
+
+
 def simulate_store(n: int = 6000, seed: int = 7, *, slow_reply_effect: float = 3.0, annual_leave: float = 0.2):
     rng = np.random.default_rng(seed)
     start = AS_OF - 540
@@ -57,15 +71,7 @@ def simulate_store(n: int = 6000, seed: int = 7, *, slow_reply_effect: float = 3
         active_until[gone] = d + rng.random(int(gone.sum()))
     leaves = active_until <= AS_OF
 
-    cust, day = [np.arange(n)], [first]
-    t = first.astype(float)
-    alive = np.ones(n, bool)
-    while alive.any():
-        t = t + rng.exponential(1 / rate)
-        alive &= (t < active_until) & (t <= AS_OF)
-        cust.append(np.flatnonzero(alive))
-        day.append(np.floor(t[alive]).astype(np.int64))
-    oc, od = np.concatenate(cust), np.concatenate(day)
+    oc, od = purchases(first, rate, active_until, AS_OF, rng)
     m = len(oc)
     amount = rng.gamma(4, 10, m)
     discounted = deal_seeker[oc] | (rng.random(m) < 0.1)

@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -40,3 +41,11 @@ def cdnow_summary(cdnow_transactions):
 
     ids, dates, amounts = cdnow_transactions
     return summarize(ids, dates, amounts, calibration_end="1997-09-30", holdout_end="1998-06-30", time_unit="weeks")
+
+
+@pytest.fixture
+def slow_run(request):
+    """Skips a ``@pytest.mark.slow`` test unless slow runs were asked for (``-m slow`` or RETENTION_SLOW_TESTS=1)."""
+    expr = (request.config.getoption("markexpr") or "").replace("(", " ").replace(")", " ").split()
+    if not (("slow" in expr and "not" not in expr) or os.environ.get("RETENTION_SLOW_TESTS") == "1"):
+        pytest.skip("slow (minutes): select it with -m slow or RETENTION_SLOW_TESTS=1")

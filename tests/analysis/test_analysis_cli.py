@@ -62,18 +62,60 @@ def test_fit_gamma_gamma_and_pnbd(transactions_csv):
     assert set(json.loads(res.output)["params"]) == {"r", "alpha", "s", "beta"}
 
 
-def test_evaluate_json(transactions_csv):
-    path, _ = transactions_csv
+def test_evaluate_json(transactions_csv, tmp_path):
+    path, rows = transactions_csv
     res = CliRunner().invoke(analyze, ["evaluate", "--transactions", str(path), "--calibration-end", "2023-09-30",
-                                       "--holdout-end", "2024-03-31", "--json", *COLS])
+                                       "--holdout-end", "2024-03-31", "--origins", "2", "--plots", str(tmp_path / "p"),
+                                       "--json", *COLS])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert set(out["models"]) == {"bgnbd", "mbgnbd", "pnbd"}
     for m in out["models"].values():
         assert 0 <= m["auc"]["p_no_purchase"] <= 1 and m["mae"] >= 0
+        assert -1 <= m["correlation"] <= 1 and 0 <= m["brier"]["brier"] <= 1
+        assert set(m["standard_errors"]) == set(m["params"])
     assert "baseline" in out and 0 <= out["baseline"]["auc"] <= 1
     assert out["chosen"]["verdict"] and isinstance(out["chosen"]["beats_baseline"], bool)
     assert [r["decile"] for r in out["calibration"]["pnbd"]] == list(range(1, 11))
+    # Chosen on the earlier cut-offs (windows ending by the calibration end), judged on the holdout.
+    assert out["selection"] and all(w["holdout_end"] <= "2023-09-30" for w in out["selection"])
+    assert out["chosen"]["selection_origins"] == len(out["selection"])
+    # The tracking curve counts the cohort's repeat purchase days as they happened.
+    tr = out["tracking"]
+    days = {}
+    for cid, when, _ in rows:
+        days.setdefault(cid, set()).add(when[:10])
+    cohort = {c: sorted(d) for c, d in days.items() if min(d) <= "2023-09-30"}
+    assert tr["cohort_customers"] == len(cohort)
+    assert tr["actual"][-1] == sum(sum(1 for d in ds[1:] if d <= "2024-03-31") for ds in cohort.values())
+    assert all(np.diff(v).min() >= 0 for v in tr["expected"].values())
+    assert sorted(p.rsplit("/", 1)[1] for p in out["plots"]) == ["reliability.png", "tracking.png"]
+    assert (tmp_path / "p" / "tracking.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_score_prints_each_customer_with_intervals(transactions_csv):
+    path, rows = transactions_csv
+    res = CliRunner().invoke(analyze, ["score", "--transactions", str(path), "--calibration-end", "2023-09-30",
+                                       "--model", "bgnbd", "--horizon", "26", *COLS])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].split(",")[4:] == ["p_alive", "p_alive_low", "p_alive_high", "expected_purchases",
+                                       "expected_purchases_low", "expected_purchases_high"]
+    ids = np.array([r[0] for r in rows])
+    days = np.array([r[1][:10] for r in rows])
+    s = summarize(ids, days, None, calibration_end="2023-09-30")
+    assert len(lines) == len(s) + 1
+    m = BGNBD.fit(s.x, s.t_x, s.T)
+    first = dict(zip(lines[0].split(","), lines[1].split(",")))
+    assert first["customer_id"] == s.customer_ids[0]
+    assert float(first["expected_purchases"]) == pytest.approx(m.expected_purchases(26, s.x[0], s.t_x[0], s.T[0])[0],
+                                                               rel=1e-5)
+    res = CliRunner().invoke(analyze, ["score", "--transactions", str(path), "--calibration-end", "2023-09-30",
+                                       "--json", *COLS])
+    out = json.loads(res.output)
+    assert out["horizon"] == 52 and "delta method" in out["interval_method"] and len(out["customers"]) == len(s)
+    c = out["customers"][0]
+    assert c["p_alive_low"] <= c["p_alive"] <= c["p_alive_high"]
 
 
 @pytest.mark.parametrize("args,option,words", [

@@ -117,17 +117,33 @@ def test_report_command_writes_a_self_contained_report(engine, tmp_path):
     assert res.exit_code == 0, res.output
     html = (out / "report.html").read_text()
     assert not re.search(r"(src|href)=['\"]?(https?:|//)", html)  # opens offline
-    assert html.count("data:image/png;base64,") >= 5
+    assert html.count("data:image/png;base64,") >= 8
     summary = json.loads((out / "summary.json").read_text())
     assert summary["customers"] == len(np.unique(history.orders.customer))
     assert summary["lost_score"]["verdict"] in html
-    assert ("beats the days-since-last-purchase baseline" in summary["lost_score"]["verdict"]
-            or "No model beats" in summary["lost_score"]["verdict"])
+    verdict = summary["lost_score"]["verdict"]
+    assert "beats the days-since-last-purchase baseline" in verdict or "Days since the last purchase" in verdict
+    # Chosen on earlier windows of the horizon, judged on the last one.
+    ev = summary["evaluation"]
+    assert summary["lost_score"]["on_evidence"] and ev["selection"]
+    assert all(w["holdout_end"] <= ev["calibration_end"] for w in ev["selection"])
+    assert "played no part in the choice" in verdict
+    assert ev["tracking"]["actual"] and set(ev["tracking"]["expected"]) == set(ev["models"])
+    assert all(m["standard_errors"] and m["intervals"] for m in summary["models"].values())
+    assert summary["reasons"]["adjusted"]["fitted"] and "not causes" in summary["reasons"]["adjusted"]["wording"]
+    assert "Tracking" in html or "tracking" in html
+    assert "Benjamini" in html and "not causes" in html
     assert summary["thresholds"]["lost_from"] == 0.8 and "lost score 0.8 or more" in html
     assert sum(summary["states"].values()) == summary["customers"]
     lines = (out / "customers.csv").read_text().splitlines()
     assert len(lines) == summary["customers"] + 1
     assert lines[0].startswith("customer_id,first_order,last_order,purchase_days")
+    header = lines[0].split(",")
+    for row in lines[1:50]:
+        v = dict(zip(header, row.split(",")))
+        assert float(v["p_alive_low"]) <= float(v["p_alive"]) <= float(v["p_alive_high"])
+        assert (float(v["expected_purchases_horizon_low"]) <= float(v["expected_purchases_horizon"])
+                <= float(v["expected_purchases_horizon_high"]))
     assert summary["reasons"]["rows"] and summary["cohorts"]["cohorts"]
 
 

@@ -1,9 +1,13 @@
 """Lost-customer analysis: who left, why, what it cost, and who is leaving now.
 
 - :mod:`.summary`: per-customer frequency, recency, age and spend from transactions;
-- :mod:`.models`: BG/NBD, MBG/NBD, Pareto/NBD and Gamma-Gamma, fitted by maximum likelihood;
-- :mod:`.evaluate`: time-split holdout and the evidence-based choice of the lost score;
-- :mod:`.scoring`, :mod:`.segments`, :mod:`.reasons`, :mod:`.cohorts`: what the report shows;
+- :mod:`.models`: BG/NBD, MBG/NBD, Pareto/NBD and Gamma-Gamma, fitted by maximum likelihood,
+  with standard errors and per-customer intervals (:mod:`.models.uncertainty`);
+- :mod:`.spend`: what the spend model sees (purchases of positive value);
+- :mod:`.evaluate`, :mod:`.tracking`: holdout evaluation as the literature does it, and the
+  lost score chosen on earlier cut-offs and judged on a later one;
+- :mod:`.scoring`, :mod:`.segments`, :mod:`.reasons`, :mod:`.hazard`, :mod:`.cohorts`: what the
+  report shows (:mod:`.hazard` is the adjusted model of "why they left");
 - :mod:`.report`: report.html, customers.csv, summary.json;
 - :mod:`.store`: reading the store's history from the database;
 - :mod:`.early_warning`, :mod:`.winback`: the daily run and the win-back experiment;

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 __all__ = ["cohort_heatmap", "score_distribution", "segment_sizes", "reasons_forest", "revenue_at_stake",
-           "gap_histogram"]
+           "gap_histogram", "tracking_plot", "reliability_plot", "hazard_forest", "png_bytes"]
 
 STATE_COLOURS = {"active": "#2a9d8f", "at_risk": "#e9c46a", "lost": "#e76f51"}
 
@@ -95,16 +95,18 @@ def revenue_at_stake(table: list[dict], currency: str | None) -> str:
     return _png(fig)
 
 
-def reasons_forest(rows: list[dict]) -> str | None:
-    rows = [r for r in rows if r["rr"] is not None][:15]
+def _forest(rows: list[dict], key: str, strong, xlabel: str, title: str) -> str | None:
+    """Ratios with their 95% intervals on a log scale, one row per signal; ``strong(row)`` colours a row."""
+    rows = [r for r in rows if r.get(key) is not None][:15]
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(9, 0.9 + 0.42 * len(rows)))
     y = np.arange(len(rows))[::-1]
-    rr = np.array([r["rr"] for r in rows])
+    rr = np.array([r[key] for r in rows])
     lo = np.array([r["ci_low"] for r in rows])
     hi = np.array([r["ci_high"] for r in rows])
-    colours = ["#e76f51" if l > 1 else ("#2a9d8f" if h < 1 else "#8d99ae") for l, h in zip(lo, hi)]
+    colours = ["#e76f51" if strong(r) and l > 1 else ("#2a9d8f" if strong(r) and h < 1 else "#8d99ae")
+               for r, l, h in zip(rows, lo, hi)]
     ax.hlines(y, lo, hi, colors=colours, lw=2)
     ax.scatter(rr, y, color=colours, zorder=3)
     ax.axvline(1, color="black", lw=0.8)
@@ -115,9 +117,15 @@ def reasons_forest(rows: list[dict]) -> str | None:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_yticks(y)
     ax.set_yticklabels([f"{r['signal']}  (n={r['customers_with']})" for r in rows], fontsize=8)
-    ax.set_xlabel("relative risk of being lost, with 95% interval (log scale; 1 = no difference)")
-    ax.set_title("What the lost customers had in common")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
     return _png(fig)
+
+
+def reasons_forest(rows: list[dict]) -> str | None:
+    return _forest(rows, "rr", lambda r: True,
+                   "relative risk of being lost, with 95% interval (log scale; 1 = no difference)",
+                   "What the lost customers had in common")
 
 
 def gap_histogram(gaps: dict) -> str | None:
@@ -130,3 +138,60 @@ def gap_histogram(gaps: dict) -> str | None:
     ax.set_ylabel("gaps")
     ax.set_title("Time between orders")
     return _png(fig)
+
+
+MODEL_TITLES = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pnbd": "Pareto/NBD"}
+
+
+def png_bytes(b64: str) -> bytes:
+    """The PNG itself, for writing a chart to a file."""
+    return base64.b64decode(b64)
+
+
+def tracking_plot(tr: dict | None) -> str | None:
+    """Cumulative repeat purchases of the cohort, actual against each model (FHL 2005, figure 2)."""
+    if not tr or not tr["t"]:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4))
+    t = np.array(tr["t"])
+    ax.plot(t, tr["actual"], color="black", lw=2, label="actual")
+    for (name, values), style in zip(tr["expected"].items(), ("--", ":", "-.")):
+        ax.plot(t, values, ls=style, lw=1.6, label=MODEL_TITLES.get(name, name))
+    ax.axvline(tr["calibration_t"], color="#8d99ae", lw=1)
+    ax.text(tr["calibration_t"], ax.get_ylim()[1] * 0.97, " calibration | holdout ", color="#555", ha="center",
+            va="top", fontsize=8, backgroundcolor="white")
+    ax.set_xlabel(f"{tr['time_unit']} since the cohort's first purchase")
+    ax.set_ylabel("cumulative repeat purchases")
+    ax.set_title(f"Tracking: {tr['cohort_customers']:,} customers acquired by {tr['calibration_end']}")
+    ax.legend()
+    return _png(fig)
+
+
+def reliability_plot(curves: dict[str, list[dict]]) -> str | None:
+    """Observed share without a purchase against the predicted probability, per score."""
+    curves = {k: v for k, v in curves.items() if v}
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    ax.plot([0, 1], [0, 1], color="#8d99ae", lw=1, label="perfect calibration")
+    for name, rows in curves.items():
+        pred = [r["predicted"] for r in rows]
+        obs = [r["observed"] for r in rows]
+        # Clipped at 0: a Wilson bound can sit a rounding error on the wrong side of the rate.
+        err = [[max(r["observed"] - r["observed_low"], 0.0) for r in rows],
+               [max(r["observed_high"] - r["observed"], 0.0) for r in rows]]
+        ax.errorbar(pred, obs, yerr=err, marker="o", ms=4, capsize=2, lw=1.2, label=MODEL_TITLES.get(name, name))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted P(no purchase in the holdout)")
+    ax.set_ylabel("observed share with no purchase (95% interval)")
+    ax.set_title("Reliability")
+    ax.legend(fontsize=8, loc="upper left")
+    return _png(fig)
+
+
+def hazard_forest(rows: list[dict]) -> str | None:
+    """Adjusted rate ratios of the signals with their 95% intervals; coloured when significant after BH."""
+    return _forest(rows, "rate_ratio", lambda r: r["significant"],
+                   "lapse rate ratio, adjusted for recency, frequency, tenure and spend (95% interval, log scale)",
+                   "After adjustment (coloured: significant with Benjamini-Hochberg control)")

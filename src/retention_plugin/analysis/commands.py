@@ -81,11 +81,19 @@ def _summarize(tx, calibration_end, holdout_end, time_unit):
     if calibration_end < first:
         raise click.BadParameter(f"{day_to_iso(calibration_end)} is before the first transaction "
                                  f"({day_to_iso(first)})", param_hint="'--calibration-end'")
+    if calibration_end > last:
+        raise click.BadParameter(f"{day_to_iso(calibration_end)} is after the last transaction ({day_to_iso(last)}): "
+                                 "the silent days after it would read as customers leaving",
+                                 param_hint="'--calibration-end'")
     if holdout_end is not None and holdout_end <= calibration_end:
         raise click.BadParameter("must be after --calibration-end", param_hint="'--holdout-end'")
     if holdout_end is not None and calibration_end >= last:
         raise click.BadParameter(f"no transaction after it (the last is on {day_to_iso(last)}): nothing to hold out",
                                  param_hint="'--calibration-end'")
+    if holdout_end is not None and holdout_end > last:
+        raise click.BadParameter(f"{day_to_iso(holdout_end)} is after the last transaction ({day_to_iso(last)}): "
+                                 "customers would look lost for days the file does not cover",
+                                 param_hint="'--holdout-end'")
     try:
         return summarize(tx.customer_ids, tx.days, tx.amounts, calibration_end=calibration_end,
                          holdout_end=holdout_end, time_unit=time_unit)
@@ -93,76 +101,243 @@ def _summarize(tx, calibration_end, holdout_end, time_unit):
         raise click.UsageError(str(exc)) from None
 
 
+def _purchases(tx) -> tuple[object, dict]:
+    """Transactions that are purchases, and what was set aside.
+
+    A negative amount is a return or refund written as a row, not a purchase:
+    it is left out of every model. A zero amount is a purchase (a free order is
+    still a visit) but not a spend: the spend model leaves it out
+    (:mod:`.spend`). Both are counted in the output.
+    """
+    from .summary import Transactions
+
+    if not np.any(tx.amounts):  # no amount column, or all zero: nothing to judge
+        return tx, {"amounts": False}
+    negative = tx.amounts < 0
+    facts = {"amounts": True, "negative_amount_transactions": int(negative.sum()),
+             "zero_amount_transactions": int((tx.amounts == 0).sum())}
+    if negative.any():
+        keep = ~negative
+        if not keep.any():
+            raise click.BadParameter("every amount is negative: there are no purchases", param_hint="'--amount-col'")
+        tx = Transactions(tx.customer_ids[keep], tx.days[keep], tx.amounts[keep])
+    return tx, facts
+
+
+def min_repeat_option(f):
+    from .models import MIN_REPEAT_BUYERS
+
+    return click.option("--min-repeat-buyers", type=click.IntRange(min=1), default=MIN_REPEAT_BUYERS,
+                        show_default=True,
+                        help="Refuse to fit with fewer customers than this who bought on two days or more.")(f)
+
+
+def _fit_count(name, s, min_repeat_buyers):
+    from .models import COUNT_MODELS
+
+    try:
+        return COUNT_MODELS[name].fit(s.x, s.t_x, s.T, min_repeat_buyers=min_repeat_buyers)
+    except ValueError as exc:
+        raise click.UsageError(f"cannot fit {name}: {exc}") from None
+
+
+def _interval(iv, digits=4) -> str:
+    return "no interval" if iv is None else f"[{iv[0]:.{digits}g}, {iv[1]:.{digits}g}]"
+
+
 @click.group("analyze")
 def analyze():
-    """Lost-customer analysis: fit purchase models, evaluate them, report."""
+    """Lost-customer analysis: fit purchase models, evaluate them, score customers, report."""
 
 
 @analyze.command("fit")
 @csv_options
 @click.option("--calibration-end", type=DAY, required=True, help="Last day of the calibration period (inclusive).")
 @click.option("--model", "model_name", type=click.Choice(["bgnbd", "mbgnbd", "pnbd", "gg"]), required=True)
+@min_repeat_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def fit_cmd(transactions, time_unit, customer_col, date_col, amount_col, delimiter, calibration_end, model_name,
-            as_json):
-    """Fit one model by maximum likelihood and print its parameters and log-likelihood."""
+            min_repeat_buyers, as_json):
+    """Fit one model by maximum likelihood: parameters, standard errors, 95% intervals, log-likelihood."""
     from .models import MODELS
+    from .spend import spend_inputs
 
     tx = _read(transactions, customer_col, date_col, amount_col, delimiter)
+    tx, facts = _purchases(tx)
     s = _summarize(tx, calibration_end, None, time_unit)
-    try:
-        if model_name == "gg":
-            if not np.any(tx.amounts):
-                raise click.BadParameter(f"Gamma-Gamma needs order values: column {amount_col!r} is missing or all zero",
-                                         param_hint="'--amount-col'")
-            model = MODELS["gg"].fit(s.x, s.monetary)
-        else:
-            model = MODELS[model_name].fit(s.x, s.t_x, s.T)
-    except ValueError as exc:
-        raise click.UsageError(f"cannot fit {model_name}: {exc}") from None
-    out = {**s.describe(), **model.to_dict()}
+    extra = {}
+    if model_name == "gg":
+        if not facts["amounts"]:
+            raise click.BadParameter(f"Gamma-Gamma needs order values: column {amount_col!r} is missing or all zero",
+                                     param_hint="'--amount-col'")
+        sp = spend_inputs(s.customer_ids, tx.customer_ids, tx.days, tx.amounts, calibration_end)
+        extra = sp.describe()
+        try:
+            model = MODELS["gg"].fit(sp.x, sp.monetary, min_repeat_buyers=min_repeat_buyers)
+        except ValueError as exc:
+            raise click.UsageError(f"cannot fit gg: {exc}") from None
+    else:
+        model = _fit_count(model_name, s, min_repeat_buyers)
+    out = {**s.describe(), **facts, **extra, **model.to_dict(),
+           "interval_method": "observed information (numerical Hessian in log-parameters); standard error "
+                              "p * sd(log p), 95% interval exp(log p ± 1.96 sd(log p))"}
     if as_json:
         _echo_json(out)
         return
     n = int(model.fit_result.n) if model.fit_result else len(s)
     click.echo(f"{model.title} on {n:,} customers, calibration to {day_to_iso(calibration_end)}, in {time_unit}")
     for k, v in model.params.items():
-        click.echo(f"  {k:>6} = {v:.6g}")
+        se = out["standard_errors"][k]
+        click.echo(f"  {k:>6} = {v:<10.6g} se {'–' if se is None else f'{se:.4g}':<9} "
+                   f"95% {_interval(out['intervals'][k])}")
     click.echo(f"  loglik = {model.loglik:.3f}")
+    if facts.get("negative_amount_transactions"):
+        click.echo(f"  {facts['negative_amount_transactions']:,} transactions with a negative amount are not purchases "
+                   "and were left out")
+    if extra.get("excluded_non_positive_transactions"):
+        click.echo(f"  {extra['excluded_non_positive_transactions']:,} transactions of zero value were left out of "
+                   "the spend model")
     if not out.get("converged", True):
-        click.echo("  warning: the optimiser did not report convergence", err=True)
+        click.echo(f"  warning: not converged: {out.get('reason')}", err=True)
+
+
+def _write_chart(directory, name, b64) -> str | None:
+    from pathlib import Path
+
+    from .charts import png_bytes
+
+    if not b64:
+        return None
+    path = Path(directory) / name
+    path.write_bytes(png_bytes(b64))
+    return str(path)
 
 
 @analyze.command("evaluate")
 @csv_options
 @click.option("--calibration-end", type=DAY, required=True, help="Last day the models may see (inclusive).")
 @click.option("--holdout-end", type=DAY, required=True, help="Last day of the holdout period (inclusive).")
+@click.option("--origins", type=click.IntRange(0, 24), default=3, show_default=True,
+              help="Earlier cut-offs the lost score is chosen on (each window ends by --calibration-end).")
+@click.option("--origin-step-days", type=click.IntRange(min=1), default=None,
+              help="Days between those cut-offs [default: a third of the holdout].")
+@min_repeat_option
+@click.option("--plots", "plot_dir", type=click.Path(file_okay=False), default=None,
+              help="Write tracking.png and reliability.png into this directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def evaluate_cmd(transactions, time_unit, customer_col, date_col, amount_col, delimiter, calibration_end,
-                 holdout_end, as_json):
-    """Time-split holdout: AUC, count error and calibration of each model against the baseline."""
-    from .evaluate import evaluate
+                 holdout_end, origins, origin_step_days, min_repeat_buyers, plot_dir, as_json):
+    """Choose the lost score on earlier cut-offs and judge it on the holdout; models' errors, correlation,
+    Brier score, reliability and the aggregate tracking curve."""
+    from pathlib import Path
+
+    from . import charts
+    from .evaluate import rolling_evaluation
+    from .summary import summarize
+    from .tracking import tracking
 
     tx = _read(transactions, customer_col, date_col, amount_col, delimiter)
-    s = _summarize(tx, calibration_end, holdout_end, time_unit)
-    if (s.holdout_x == 0).all() or (s.holdout_x > 0).all():
-        raise click.UsageError("every customer is on the same side (all bought or none did) in the holdout: "
-                               "AUC is undefined; choose other dates")
-    result = evaluate(s)
+    tx, facts = _purchases(tx)
+    _summarize(tx, calibration_end, holdout_end, time_unit)  # checks the dates, names the option at fault
+    step = origin_step_days or max(1, -(-(holdout_end - calibration_end) // 3))
+
+    def summarize_at(c, e):
+        return summarize(tx.customer_ids, tx.days, tx.amounts, calibration_end=c, holdout_end=e, time_unit=time_unit)
+
+    ev = rolling_evaluation(summarize_at, calibration_end, holdout_end, origins=origins, step_days=step,
+                            min_repeat_buyers=min_repeat_buyers)
+    result = {**ev.result, **facts}
+    result["tracking"] = tracking(tx.customer_ids, tx.days, ev.final.models, calibration_end=calibration_end,
+                                  end=holdout_end, time_unit=time_unit)
+    if plot_dir:
+        Path(plot_dir).mkdir(parents=True, exist_ok=True)
+        result["plots"] = [p for p in (
+            _write_chart(plot_dir, "tracking.png", charts.tracking_plot(result["tracking"])),
+            _write_chart(plot_dir, "reliability.png", charts.reliability_plot(result["reliability"]))) if p]
     if as_json:
         _echo_json(result)
         return
-    click.echo(f"{result['customers']:,} customers; {result['no_purchase_in_holdout']:,} made no purchase "
-               f"from {result['calibration_end']} to {result['holdout_end']}")
-    click.echo(f"{'score':<48} {'AUC':>6}")
-    for c in result["candidates"]:
-        click.echo(f"{c['label']:<48} {c['auc']:6.3f}")
-    click.echo(f"{'model':<10} {'MAE':>7} {'predicted':>10} {'actual':>8}")
-    for k, m in result["models"].items():
+    _print_evaluation(result)
+
+
+def _num(v, spec=".3f") -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def _print_evaluation(r: dict) -> None:
+    click.echo(f"{r['customers']:,} customers; {r['no_purchase_in_holdout']:,} made no purchase "
+               f"from {r['calibration_end']} to {r['holdout_end']}")
+    if not r["enough_data"]:
+        click.echo(r["reason"])
+    for sk in r["skipped_origins"]:
+        click.echo(f"earlier cut-off {sk['calibration_end']} skipped: {sk['reason']}")
+    click.echo(f"{'score':<72} {'chosen on':>9} {'holdout':>8}")
+    for c in r["candidates"]:
+        click.echo(f"{c['label']:<72} {_num(c['selection_auc']):>9} {_num(c['auc']):>8}")
+    click.echo("AUC: 'chosen on' is the mean over the earlier cut-offs, which made the choice; 'holdout' is the "
+               "later holdout, shown for information.")
+    click.echo(f"{'model':<10} {'MAE':>7} {'corr':>6} {'Brier':>6} {'predicted':>10} {'actual':>8}  converged")
+    for k, m in r["models"].items():
         if "mae" in m:
-            click.echo(f"{k:<10} {m['mae']:7.3f} {m['predicted_purchases']:10.1f} {m['actual_purchases']:8.0f}")
-    click.echo(f"{'baseline':<10} {result['baseline']['mae']:7.3f}")
-    click.echo(result["chosen"]["verdict"])
+            click.echo(f"{k:<10} {m['mae']:7.3f} {_num(m['correlation']):>6} {_num(m['brier']['brier']):>6} "
+                       f"{m['predicted_purchases']:10.1f} {m['actual_purchases']:8.0f}  "
+                       f"{'yes' if m['converged'] else 'no: ' + m.get('reason', '')}")
+        else:
+            click.echo(f"{k:<10} not fitted: {m['error']}")
+    b = r["baseline"]
+    click.echo(f"{'baseline':<10} {b['mae']:7.3f} {_num(b['correlation']):>6}")
+    tr = r.get("tracking")
+    if tr:
+        last = {k: v[-1] for k, v in tr["expected"].items()}
+        click.echo(f"tracking to {tr['end']}: {tr['actual'][-1]:,} repeat purchases by the "
+                   f"{tr['cohort_customers']:,} customers of the cohort; expected "
+                   + ", ".join(f"{k} {v:,.0f}" for k, v in last.items()))
+    click.echo(r["chosen"]["verdict"])
+    for p in r.get("plots", []):
+        click.echo(f"wrote {p}")
+
+
+@analyze.command("score")
+@csv_options
+@click.option("--calibration-end", type=DAY, required=True, help="Score as of this day (inclusive).")
+@click.option("--model", "model_name", type=click.Choice(["bgnbd", "mbgnbd", "pnbd"]), default="pnbd",
+              show_default=True)
+@click.option("--horizon", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Horizon of the expected purchases, in --time-unit [default: 52 weeks or 365 days].")
+@min_repeat_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of CSV.")
+def score_cmd(transactions, time_unit, customer_col, date_col, amount_col, delimiter, calibration_end, model_name,
+              horizon, min_repeat_buyers, as_json):
+    """Each customer's P(alive) and expected purchases with 95% intervals (delta method), as CSV or JSON."""
+    import csv
+
+    tx = _read(transactions, customer_col, date_col, amount_col, delimiter)
+    tx, facts = _purchases(tx)
+    s = _summarize(tx, calibration_end, None, time_unit)
+    model = _fit_count(model_name, s, min_repeat_buyers)
+    h = horizon if horizon is not None else (52.0 if time_unit == "weeks" else 365.0)
+    pi = model.prediction_intervals(h, s.x, s.t_x, s.T)
+    cols = ["p_alive", "p_alive_low", "p_alive_high", "expected_purchases", "expected_purchases_low",
+            "expected_purchases_high"]
+    method = ("delta method on the logit (P(alive)) and log (expected purchases) scale, from the covariance of the "
+              "log-parameters; the intervals cover the uncertainty of the estimated parameters, not the randomness "
+              "of the purchases themselves")
+    if as_json:
+        # NaN bounds (a fit without standard errors) are null, not the non-standard NaN token.
+        vals = {c: np.where(np.isfinite(pi[c]), pi[c], None).tolist() for c in cols}
+        rows = [{"customer_id": cid, "x": xv, "t_x": tv, "T": Tv, **{c: vals[c][i] for c in cols}}
+                for i, (cid, xv, tv, Tv) in enumerate(zip(s.customer_ids.tolist(), s.x.tolist(), s.t_x.tolist(),
+                                                          s.T.tolist()))]
+        _echo_json({**s.describe(), **facts, "model": model.to_dict(), "horizon": h, "interval_method": method,
+                    "customers": rows})
+        return
+    if not model.fit_result.converged:
+        click.echo(f"warning: {model.title} did not converge: {model.fit_result.message}", err=True)
+    w = csv.writer(sys.stdout, lineterminator="\n")
+    w.writerow(["customer_id", "x", "t_x", "T"] + cols)
+    for i, cid in enumerate(s.customer_ids.tolist()):
+        w.writerow([cid, f"{s.x[i]:g}", f"{s.t_x[i]:.4g}", f"{s.T[i]:.4g}"]
+                   + [f"{pi[c][i]:.6g}" if np.isfinite(pi[c][i]) else "" for c in cols])
 
 
 def _engine(ctx):
@@ -198,8 +373,9 @@ def _plugin_signals(app, customer_ids) -> dict:
 @click.option("--at-risk-from", type=click.FloatRange(0, 1), default=0.5, show_default=True)
 @click.option("--lost-from", type=click.FloatRange(0, 1), default=0.8, show_default=True)
 @click.option("--slow-reply-hours", type=click.FloatRange(min=0), default=48, show_default=True)
+@min_repeat_option
 @click.pass_context
-def report_cmd(ctx, out_dir, as_of, horizon_days, at_risk_from, lost_from, slow_reply_hours):
+def report_cmd(ctx, out_dir, as_of, horizon_days, at_risk_from, lost_from, slow_reply_hours, min_repeat_buyers):
     """Write report.html, customers.csv and summary.json for the stored data."""
     from .report import REPORT_STEPS, build_report
     from .scoring import ScoreSettings
@@ -214,7 +390,7 @@ def report_cmd(ctx, out_dir, as_of, horizon_days, at_risk_from, lost_from, slow_
     if len(history.orders.day) == 0:
         raise click.UsageError(f"no orders up to {day_to_iso(history.as_of)}: nothing to analyse")
     extra = _plugin_signals(ctx.obj, history.customers.tolist())
-    settings = ScoreSettings(horizon_days=horizon_days,
+    settings = ScoreSettings(horizon_days=horizon_days, min_repeat_buyers=min_repeat_buyers,
                              segments=SegmentSettings(at_risk_from=at_risk_from, lost_from=lost_from))
     with click.progressbar(length=len(REPORT_STEPS), label="Analysing", show_pos=True,
                            item_show_func=lambda s: s, file=sys.stderr) as bar:

@@ -31,15 +31,21 @@ class Orders:
     discounted: np.ndarray  # bool: bought with a discount
     fulfil_days: np.ndarray  # float days from order to fulfilment; NaN if not fulfilled
     category: np.ndarray  # object array of str ("" when unknown)
+    # bool: whether the fulfilment state is known (NaN fulfil_days then means "not fulfilled yet",
+    # not "no data": an imported order without fulfilment columns is unknown, never late)
+    fulfil_known: np.ndarray | None = None
 
     @classmethod
-    def build(cls, customer, day, amount, discounted=None, fulfil_days=None, category=None) -> "Orders":
+    def build(cls, customer, day, amount, discounted=None, fulfil_days=None, category=None,
+              fulfil_known=None) -> "Orders":
         n = len(customer)
+        fd = np.full(n, np.nan) if fulfil_days is None else _f(fulfil_days)
         return cls(
             _i(customer), _i(day), _f(amount),
             np.zeros(n, bool) if discounted is None else np.asarray(discounted, bool),
-            np.full(n, np.nan) if fulfil_days is None else _f(fulfil_days),
+            fd,
             np.full(n, "", dtype=object) if category is None else np.asarray(category, dtype=object),
+            np.isfinite(fd) if fulfil_known is None else np.asarray(fulfil_known, bool),
         )
 
 
@@ -76,10 +82,13 @@ class Refunds:
     customer: np.ndarray
     time: np.ndarray  # epoch seconds
     amount: np.ndarray
+    order_day: np.ndarray | None = None  # int64 day of the refunded order; -1 when unknown
 
     @classmethod
-    def build(cls, customer=(), time=(), amount=None) -> "Refunds":
-        return cls(_i(customer), _f(time), np.zeros(len(customer)) if amount is None else _f(amount))
+    def build(cls, customer=(), time=(), amount=None, order_day=None) -> "Refunds":
+        n = len(customer)
+        return cls(_i(customer), _f(time), np.zeros(n) if amount is None else _f(amount),
+                   np.full(n, -1, np.int64) if order_day is None else _i(order_day))
 
 
 @dataclass

@@ -7,7 +7,22 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
-__all__ = ["auc", "delong", "compare_auc", "decile_table", "isotonic_fit"]
+__all__ = ["auc", "delong", "compare_auc", "decile_table", "isotonic_fit", "brier", "reliability", "correlation",
+           "MIN_EACH_OUTCOME", "outcome_shortfall"]
+
+#: Fewer customers than this on either side of the outcome (bought / did not): AUCs, their
+#: intervals and calibration are "not enough data", never a number computed from a handful.
+MIN_EACH_OUTCOME = 10
+
+
+def outcome_shortfall(y, minimum: int = MIN_EACH_OUTCOME) -> str | None:
+    """Why ``y`` is too thin to judge a score on, or None when it is not."""
+    y = np.asarray(y, dtype=bool)
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if min(n1, n0) >= minimum:
+        return None
+    return (f"not enough data: {n1:,} customers made no purchase in the holdout and {n0:,} did; "
+            f"judging a score needs at least {minimum} of each")
 
 Z95 = float(ndtri(0.975))
 
@@ -51,7 +66,16 @@ def delong(scores: list, y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compare_auc(score_a, score_b, y) -> dict:
-    """AUC(a) - AUC(b) with a 95% interval and two-sided p-value (paired DeLong test)."""
+    """AUC(a) - AUC(b) with a 95% interval and two-sided p-value (paired DeLong test).
+
+    With fewer than :data:`MIN_EACH_OUTCOME` cases of either outcome every figure is None and
+    ``reason`` says so: DeLong's variance is meaningless there. The interval is clipped to
+    [-1, 1], the range a difference of two AUCs can take.
+    """
+    short = outcome_shortfall(y)
+    if short:
+        return {"auc_a": None, "auc_b": None, "difference": None, "se_a": None, "se_b": None,
+                "ci_low": None, "ci_high": None, "p_value": None, "reason": short}
     aucs, cov = delong([score_a, score_b], y)
     diff = float(aucs[0] - aucs[1])
     var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
@@ -59,10 +83,59 @@ def compare_auc(score_a, score_b, y) -> dict:
     out = {"auc_a": float(aucs[0]), "auc_b": float(aucs[1]), "difference": diff,
            "se_a": float(np.sqrt(cov[0, 0])), "se_b": float(np.sqrt(cov[1, 1]))}
     if se > 0:
-        out.update(ci_low=diff - Z95 * se, ci_high=diff + Z95 * se, p_value=float(2 * ndtr(-abs(diff) / se)))
+        out.update(ci_low=max(-1.0, diff - Z95 * se), ci_high=min(1.0, diff + Z95 * se),
+                   p_value=float(2 * ndtr(-abs(diff) / se)))
     else:
         out.update(ci_low=diff, ci_high=diff, p_value=1.0 if diff == 0 else 0.0)
     return out
+
+
+def brier(p, y) -> dict:
+    """Brier score of probabilities ``p`` for the event ``y``, and its skill against the base rate.
+
+    ``skill`` = 1 - Brier / Brier(always predicting the observed rate): above 0
+    the probabilities carry information beyond the average, 1 is perfect.
+    """
+    p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(y) == 0:
+        return {"brier": None, "reference": None, "skill": None}
+    b = float(np.mean((p - y) ** 2))
+    rate = float(y.mean())
+    ref = rate * (1 - rate)
+    return {"brier": b, "reference": ref, "skill": (1 - b / ref) if ref > 0 else None}
+
+
+def reliability(p, y, bins: int = 10) -> list[dict]:
+    """Reliability curve: cases binned by predicted probability (equal-width bins on [0, 1]).
+
+    Each non-empty bin has its count, mean predicted probability and observed
+    rate with a Wilson 95% interval; a calibrated score has the observed rate
+    close to the prediction in every bin.
+    """
+    from .stats import wilson
+
+    p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=bool)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        m = which == b
+        n = int(m.sum())
+        if n == 0:
+            continue
+        k = int(y[m].sum())
+        lo, hi = wilson(k, n)
+        rows.append({"bin_low": float(edges[b]), "bin_high": float(edges[b + 1]), "n": n,
+                     "predicted": float(p[m].mean()), "observed": k / n, "observed_low": lo, "observed_high": hi})
+    return rows
+
+
+def correlation(a, b) -> float | None:
+    """Pearson correlation, or None when either side does not vary (rather than NaN)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
 
 
 def decile_table(score, y, *, predicted=None, predicted_count=None, actual_count=None, bins: int = 10) -> list[dict]:

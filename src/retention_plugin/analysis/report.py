@@ -14,10 +14,12 @@ from . import charts
 from .cohorts import cohort_retention, time_between_orders
 from .dates import day_to_iso
 from .history import History
+from .models import COUNT_MODELS
 from .reasons import why_they_left
 from .scoring import ScoreSettings, choose_lost_score, score_customers
 from .segments import segment_table
 from .signals import SignalSettings
+from .tracking import tracking
 
 __all__ = ["build_report", "REPORT_STEPS"]
 
@@ -38,7 +40,7 @@ def build_report(history: History, out_dir, *, settings: ScoreSettings = ScoreSe
     step(REPORT_STEPS[0])
     choice = choose_lost_score(history, settings)
     step(REPORT_STEPS[1])
-    scores = score_customers(history, settings, choice=choice)
+    scores = score_customers(history, settings, choice=choice, intervals=True)
     c = scores.columns
     step(REPORT_STEPS[2])
     reasons = why_they_left(history, window_days=settings.horizon_days, extra_signals=extra_signals,
@@ -50,6 +52,13 @@ def build_report(history: History, out_dir, *, settings: ScoreSettings = ScoreSe
                              c["yearly_revenue_if_active"] * (c["state"] != "active"))
 
     summary = _summary(history, scores, reasons, cohorts, gaps, segments, settings)
+    ev = summary["evaluation"]
+    if ev:
+        # The models of the last evaluation window, fitted up to its start, against what then happened.
+        fitted = {k: COUNT_MODELS[k](m["params"]) for k, m in ev["models"].items() if "params" in m}
+        ev["tracking"] = tracking(history.orders.customer, history.orders.day, fitted,
+                                  calibration_end=history.as_of - settings.horizon_days, end=history.as_of,
+                                  time_unit=settings.time_unit)
     step(REPORT_STEPS[4])
     images = {
         "scores": charts.score_distribution(c["p_alive"], c["lost_score"], settings.segments.at_risk_from,
@@ -57,6 +66,12 @@ def build_report(history: History, out_dir, *, settings: ScoreSettings = ScoreSe
         "segments": charts.segment_sizes(segments),
         "revenue": charts.revenue_at_stake(segments, history.currency),
         "reasons": charts.reasons_forest(reasons["rows"]),
+        "adjusted": charts.hazard_forest(reasons["adjusted"].get("signals", [])),
+        "tracking": charts.tracking_plot(ev.get("tracking")) if ev else None,
+        "reliability": charts.reliability_plot(
+            {**(ev.get("reliability") or {}),
+             **({"lost score": summary["lost_score"]["reliability"]} if summary["lost_score"].get("reliability")
+                else {})}) if ev else None,
         "cohorts": charts.cohort_heatmap(cohorts),
         "gaps": charts.gap_histogram(gaps),
     }
@@ -85,6 +100,7 @@ def _summary(history, scores, reasons, cohorts, gaps, segments, st: ScoreSetting
     life = {s: int((c["lifecycle"] == s).sum()) for s in ("new", "repeat", "loyal")}
     choice = dict(scores.choice)
     evaluation = choice.pop("evaluation", None)
+    choice.pop("calibration", None)  # the isotonic map itself: hundreds of knots, not a figure
     return {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "as_of": day_to_iso(history.as_of),
@@ -117,7 +133,9 @@ def _summary(history, scores, reasons, cohorts, gaps, segments, st: ScoreSetting
 
 CSV_COLUMNS = [
     ("first_order", "day"), ("last_order", "day"), ("purchase_days", "int"), ("days_since_last", "int"),
-    ("historic_value", "money"), ("lost_score", "p"), ("p_alive", "p"), ("expected_purchases_horizon", "f"),
+    ("historic_value", "money"), ("lost_score", "p"), ("p_alive", "p"), ("p_alive_low", "p"), ("p_alive_high", "p"),
+    ("expected_purchases_horizon", "f"), ("expected_purchases_horizon_low", "f"),
+    ("expected_purchases_horizon_high", "f"),
     ("expected_spend", "money"), ("predicted_value", "money"), ("yearly_revenue_if_active", "money"),
     ("lifecycle", "str"), ("state", "str"),
 ]
@@ -126,11 +144,12 @@ CSV_COLUMNS = [
 def _write_customers(path: Path, scores) -> None:
     c = scores.columns
     fmt = {"day": lambda v: day_to_iso(v), "int": lambda v: str(int(v)), "money": lambda v: f"{v:.2f}",
-           "p": lambda v: f"{v:.4f}", "f": lambda v: f"{v:.3f}", "str": str}
+           "p": lambda v: "" if v != v else f"{v:.4f}", "f": lambda v: "" if v != v else f"{v:.3f}", "str": str}
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["customer_id"] + [name for name, _ in CSV_COLUMNS])
-        cols = [(c[name], fmt[kind]) for name, kind in CSV_COLUMNS]
+        cols = [(c[name], fmt[kind]) if name in c else (np.full(len(scores), np.nan), fmt[kind])
+                for name, kind in CSV_COLUMNS]
         for i, cid in enumerate(scores.customer_ids):
             w.writerow([cid] + [f(col[i]) for col, f in cols])
 
@@ -175,6 +194,79 @@ def _table(headers: list[str], rows: list[list]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _se(m: dict, p: str) -> str:
+    v = (m.get("standard_errors") or {}).get(p)
+    return "–" if v is None else f"{v:.3g}"
+
+
+def _iv(m: dict, p: str) -> str:
+    v = (m.get("intervals") or {}).get(p)
+    return "–" if v is None else f"{v[0]:.4g} – {v[1]:.4g}"
+
+
+def _f3(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def _evaluation_html(ev: dict, ls: dict, img: dict) -> str:
+    out = [f"<p>How this was decided. Candidate scores competed on earlier windows; the one that ranked customers "
+           f"best there was chosen, and is judged here on the last window: the models were fitted on orders up to "
+           f"{_e(ev['calibration_end'])} and asked who would make no purchase by {_e(ev['holdout_end'])} "
+           f"({ev['no_purchase_in_holdout']:,} of {ev['customers']:,} customers did not). AUC is the chance that the "
+           f"score ranks a customer who did not come back above one who did (0.5 = guessing, 1 = perfect).</p>"]
+    if not ev.get("enough_data", True):
+        out.append(f"<p class='muted'>{_e(ev.get('reason'))}</p>")
+    if ev.get("selection"):
+        out.append(_table(["earlier window", "customers", "no purchase"],
+                          [[f"{w['calibration_end']} → {w['holdout_end']}", f"{w['customers']:,}",
+                            f"{w['no_purchase_in_holdout']:,}"] for w in ev["selection"]]))
+    for sk in ev.get("skipped_origins", []):
+        out.append(f"<p class='muted'>Earlier window from {_e(sk['calibration_end'])} not used: {_e(sk['reason'])}</p>")
+    out.append(_table(["score", "mean AUC, earlier windows (chose)", "AUC, last window (judges)"],
+                      [[c["label"] + (" ← chosen" if c["score"] == ls.get("score") else ""), _f3(c.get("selection_auc")),
+                        _f3(c["auc"])] for c in ev["candidates"]]))
+    out.append(_table(["model", "mean abs. error of purchases", "correlation", "Brier score", "Brier skill",
+                       "predicted purchases", "actual"],
+                      [[k, f"{m['mae']:.3f}", _f3(m["correlation"]), _f3(m["brier"]["brier"]),
+                        _f3(m["brier"]["skill"]), _num(m["predicted_purchases"]), _num(m["actual_purchases"])]
+                       for k, m in ev["models"].items() if "mae" in m]
+                      + [["baseline (past rate)", f"{ev['baseline']['mae']:.3f}", _f3(ev["baseline"]["correlation"]),
+                          "", "", "", ""]]))
+    b = ls.get("brier")
+    if b:
+        out.append(f"<p>Calibration of the lost score on the last window: Brier score {_f3(b['brier'])} against "
+                   f"{_f3(b['reference'])} for always predicting the average (skill {_f3(b['skill'])}; 0 = no better "
+                   f"than the average, 1 = perfect).</p>")
+    elif ls.get("brier_note"):
+        out.append(f"<p class='muted'>No Brier score for the lost score: {_e(ls['brier_note'])}.</p>")
+    out.append("<p class='muted'>Correlation: between each customer's predicted and actual purchases in the window, "
+               "the figure Fader, Hardie &amp; Lee (2005) report (.63 on CDNOW). Brier score: mean squared "
+               "error of P(no purchase).</p>")
+    out.append(_img(img.get("tracking"), "tracking: cumulative repeat purchases, actual and expected"))
+    out.append(_img(img.get("reliability"), "reliability curve"))
+    return "\n".join(out)
+
+
+def _adjusted_html(a: dict, img: dict) -> str:
+    if not a.get("fitted"):
+        return f"<p class='muted'>No adjusted model: {_e(a.get('reason'))}.</p>"
+    out = [f"<p>All signs together, adjusted for recency, frequency, tenure, spend and the period: a discrete-time "
+           f"hazard model of lapsing (no purchase for {a['lapse_days']} days) over {len(a['periods'])} periods of "
+           f"{a['period_days']} days, {a['rows']:,} customer-periods of {a['customers']:,} customers, "
+           f"{a['lapses']:,} lapses"
+           + (f" (a random {a['sampled_share'] * 100:.0f}% of customers)" if a["sampled_share"] < 1 else "")
+           + f". {_e(a['wording'])}</p>",
+           _img(img.get("adjusted"), "adjusted rate ratios"),
+           _table(["sign", "lapse rate ratio", "95% interval", "q (Benjamini-Hochberg)", "customers with it"],
+                  [[r["label"] + (" †" if r.get("timing") else ""), f"{r['rate_ratio']:.2f}",
+                    f"{r['ci_low']:.2f} – {r['ci_high']:.2f}", f"{r['q_value']:.2g}" + (" ✓" if r["significant"] else ""),
+                    f"{r['customers_with']:,}"] for r in a["signals"]]),
+           f"<p class='muted'>✓: significant with the false discovery rate held at {a['fdr'] * 100:g}% across the "
+           f"signs. † from a plugin: when the sign arose is not known, so it may postdate the period. Controls: "
+           + "; ".join(f"{_e(c['label'])} {c['rate_ratio']:.2f}" for c in a["controls"]) + ".</p>"]
+    return "\n".join(out)
+
+
 def _html(s: dict, img: dict) -> str:
     cur = s["currency"] or ""
     ls = s["lost_score"]
@@ -199,15 +291,7 @@ def _html(s: dict, img: dict) -> str:
     parts.append(f"<div class='verdict {'good' if good else 'bad'}'>{_e(ls['verdict'])}</div>")
     ev = s.get("evaluation")
     if ev:
-        parts.append(f"<p>How this was decided: the models were fitted on orders up to {_e(ev['calibration_end'])} and "
-                     f"asked who would make no purchase by {_e(ev['holdout_end'])} ({ev['no_purchase_in_holdout']:,} of "
-                     f"{ev['customers']:,} customers did not). AUC is the chance that the score ranks a customer who did "
-                     f"not come back above one who did (0.5 = guessing, 1 = perfect).</p>")
-        parts.append(_table(["score", "AUC"], [[c["label"], f"{c['auc']:.3f}"] for c in ev["candidates"]]))
-        parts.append(_table(["model", "mean abs. error of holdout purchases", "predicted purchases", "actual"],
-                            [[k, f"{m['mae']:.3f}", _num(m["predicted_purchases"]), _num(m["actual_purchases"])]
-                             for k, m in ev["models"].items() if "mae" in m]
-                            + [["baseline (past rate)", f"{ev['baseline']['mae']:.3f}", "", ""]]))
+        parts.append(_evaluation_html(ev, ls, img))
     parts.append("<h2>Segments</h2>")
     th = s["thresholds"]
     parts.append(_table(["segment", "rule"], [[k.replace("_", " "), th[k]] for k in
@@ -234,23 +318,18 @@ def _html(s: dict, img: dict) -> str:
                  f"end of the interval; signs shared by fewer than 10 customers are listed last, unranked.</p>")
     parts.append(_img(img["reasons"], "reasons"))
     parts.append(_table(["#", "sign", "with: lost / customers", "loss rate", "without: lost / customers", "loss rate",
-                         "relative risk", "95% interval"],
+                         "unknown", "relative risk", "95% interval", "q"],
                         [[row["rank"] or "–", row["label"], f"{row['lost_with']:,} / {row['customers_with']:,}",
                           _pct(row["rate_with"]), f"{row['lost_without']:,} / {row['customers_without']:,}",
-                          _pct(row["rate_without"]), _num(row["rr"], 2),
+                          _pct(row["rate_without"]), f"{row['customers_unknown']:,}", _num(row["rr"], 2),
                           "–" if row["ci_low"] is None else f"{row['ci_low']:.2f} – {row['ci_high']:.2f}"
-                          + (" *" if row["corrected"] else "")] for row in r["rows"]]))
-    parts.append("<p class='muted'>* a zero count: 0.5 was added to every cell (Haldane) to keep the ratio finite.</p>")
-    mv = r["multivariate"]
-    if mv.get("fitted"):
-        parts.append(f"<p>All signs together (logistic regression on {mv['n']:,} customers, {mv['events']:,} lost): "
-                     f"odds ratios adjusted for each other, which separates signs that travel together.</p>")
-        parts.append(_table(["sign", "adjusted odds ratio", "95% interval", "p"],
-                            [[c["signal"], f"{c['odds_ratio']:.2f}", f"{c['ci_low']:.2f} – {c['ci_high']:.2f}",
-                              f"{c['p_value']:.2g}"] for c in mv["coefficients"]]))
-    else:
-        parts.append(f"<p class='muted'>No multivariate model: {_e(mv.get('reason'))}.</p>")
-
+                          + (" *" if row["corrected"] else ""),
+                          "–" if row["q_value"] is None else f"{row['q_value']:.2g}"] for row in r["rows"]]))
+    parts.append("<p class='muted'>* a zero count: 0.5 was added to every cell (Haldane) to keep the ratio finite. "
+                 "q: the p-value adjusted across all ranked signs (Benjamini-Hochberg); below 0.05 the sign is "
+                 "unlikely to be a chance finding among the many tested. Unknown: customers the data cannot place "
+                 "(orders without fulfilment data count as unknown, never as late).</p>")
+    parts.append(_adjusted_html(r["adjusted"], img))
     parts.append("<h2>Cohorts</h2>")
     parts.append(_img(img["cohorts"], "cohort retention heat map"))
     co = s["cohorts"]
@@ -263,9 +342,16 @@ def _html(s: dict, img: dict) -> str:
                      f"days; {g['gaps']:,} gaps.</p>")
     parts.append(_img(img["gaps"], "time between orders"))
     parts.append("<h2>Models</h2>")
-    parts.append(_table(["model", "parameters", "log-likelihood"],
-                        [[k, ", ".join(f"{p}={val:.4g}" for p, val in m["params"].items()), _num(m["loglik"], 1)]
-                         for k, m in s["models"].items()]))
+    parts.append(_table(["model", "parameter", "estimate", "standard error", "95% interval", "log-likelihood",
+                         "converged"],
+                        [[k if i == 0 else "", p, f"{val:.4g}", _se(m, p), _iv(m, p),
+                          _num(m["loglik"], 1) if i == 0 else "",
+                          ("yes" if m.get("converged", True) else f"no: {m.get('reason', '')}") if i == 0 else ""]
+                         for k, m in s["models"].items() for i, (p, val) in enumerate(m["params"].items())]))
+    parts.append("<p class='muted'>Standard errors from the observed information (the numerical Hessian of the "
+                 "log-likelihood at the optimum, in log-parameters); intervals exp(log p ± 1.96 sd). customers.csv "
+                 "carries 95% intervals of each customer's P(alive) and expected purchases by the delta method: "
+                 "they reflect the uncertainty of the parameters, not the randomness of future purchases.</p>")
     parts.append("<p class='muted'>Files beside this one: customers.csv (one row per customer) and summary.json "
                  "(every figure on this page).</p></body></html>")
     return "\n".join(parts)

@@ -1,7 +1,12 @@
 """The warning signs, measured per customer up to a cut-off.
 
 Each signal is a yes/no per customer, using only what was known by the end
-of the cut-off day, so it precedes the outcome it is compared with.
+of the cut-off day, so it precedes the outcome it is compared with: a
+ticket counts from when it was opened, a rating from when it was given, a
+refund from when it was made, and a fulfilment from when it happened (an
+order fulfilled after the cut-off was, at the cut-off, still waiting). Where
+the data cannot say (orders without fulfilment data, typically imports), the
+signal is unknown (NaN), not "no" and never "yes".
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import numpy as np
 
 from .history import History
 
-__all__ = ["SignalSettings", "compute_signals", "SIGNAL_LABELS"]
+__all__ = ["SignalSettings", "compute_signals", "SIGNAL_LABELS", "amounts_known_at"]
 
 DAY = 86400.0
 
@@ -32,7 +37,8 @@ def signal_labels(st: SignalSettings) -> dict[str, str]:
         "slow_first_reply": f"waited more than {st.slow_reply_hours:g} hours for a first reply",
         "unresolved_ticket": "had a ticket still unresolved",
         "refund": "received a refund",
-        "late_fulfilment": f"had an order fulfilled more than {st.late_fulfilment_days:g} days after it was placed",
+        "late_fulfilment": f"had an order fulfilled more than {st.late_fulfilment_days:g} days after it was placed "
+                           f"(or still waiting that long)",
         "discount_only": "bought only with discounts",
         "single_purchase": "bought only once",
     }
@@ -67,10 +73,7 @@ def compute_signals(history: History, ids: np.ndarray, cut_day: int,
     out["refund"] = _any_per_customer(ids, f.customer, f.time < cut_end)
 
     bought = o.day <= cut_day
-    with np.errstate(invalid="ignore"):
-        late_done = o.fulfil_days > settings.late_fulfilment_days
-    waiting = np.isnan(o.fulfil_days) & (cut_day - o.day > settings.late_fulfilment_days)
-    out["late_fulfilment"] = _any_per_customer(ids, o.customer, bought & (late_done | waiting))
+    out["late_fulfilment"] = _late_fulfilment(o, ids, cut_day, bought, settings.late_fulfilment_days)
 
     # Per-customer order facts: sort orders by (customer, day) once.
     oc, od = o.customer[bought], o.day[bought]
@@ -98,6 +101,55 @@ def compute_signals(history: History, ids: np.ndarray, cut_day: int,
             if count >= settings.min_category_customers:
                 out[f"last_category:{name}"] = last == name
     return out
+
+
+def _late_fulfilment(o, ids: np.ndarray, cut_day: int, bought: np.ndarray, limit: float) -> np.ndarray:
+    """1 (late), 0 (every known order on time so far) or NaN (no order with known fulfilment data).
+
+    The fulfilment time is counted as known at the cut-off only when it fell on
+    or before the cut-off day (orders carry a day, so a fulfilment within that
+    day counts the next day: never early). An order not fulfilled by then was
+    waiting, and is late once it has waited longer than ``limit`` days.
+    """
+    known = o.fulfil_known if o.fulfil_known is not None else np.isfinite(o.fulfil_days)
+    fd = o.fulfil_days
+    with np.errstate(invalid="ignore"):
+        done_by_cut = known & np.isfinite(fd) & (o.day + fd <= cut_day)
+        late_done = done_by_cut & (fd > limit)
+    waiting = known & ~done_by_cut & (cut_day - o.day > limit)
+    late = _any_per_customer(ids, o.customer, bought & (late_done | waiting))
+    informed = _any_per_customer(ids, o.customer, bought & known)
+    return np.where(late, 1.0, np.where(informed, 0.0, np.nan))
+
+
+def amounts_known_at(history: History, cut_day: int) -> np.ndarray:
+    """Each order's value as it stood at the end of ``cut_day``: refunds made later are added back.
+
+    Order values arrive net of every refund recorded so far; a refund made
+    after the cut-off was not known then, so a figure "as of the cut-off" must
+    not subtract it. Refunds whose order day is unknown cannot be placed and
+    are left as they are.
+    """
+    o, f = history.orders, history.refunds
+    amount = o.amount.copy()
+    if f.order_day is None or len(f.time) == 0:
+        return amount
+    later = (f.time >= (cut_day + 1) * DAY) & (f.order_day >= 0) & (f.order_day <= cut_day)
+    if not later.any():
+        return amount
+    sel = np.flatnonzero(o.day <= cut_day)
+    # Match each refund to the first order of its customer on its order day, by one sorted key.
+    codes = np.unique(np.concatenate([o.customer[sel], f.customer[later]]), return_inverse=True)[1].ravel()
+    d0 = int(min(o.day[sel].min(initial=cut_day), f.order_day[later].min()))
+    span = cut_day - d0 + 1
+    ko = codes[:len(sel)] * span + (o.day[sel] - d0)
+    kf = codes[len(sel):] * span + (f.order_day[later] - d0)
+    order = np.argsort(ko, kind="stable")
+    sk = ko[order]
+    pos = np.minimum(np.searchsorted(sk, kf), max(len(sk) - 1, 0))
+    ok = (len(sk) > 0) & (sk[pos] == kf) if len(sk) else np.zeros(len(kf), bool)
+    np.add.at(amount, sel[order[pos[ok]]], f.amount[later][ok])
+    return amount
 
 
 def _distinct_days(pos: np.ndarray, day: np.ndarray, n: int) -> np.ndarray:

@@ -51,6 +51,24 @@ def connection(bind):
             yield conn
 
 
+#: Stored statuses that say some items are still to be fulfilled (Shopify's order display statuses).
+_WAITING = {"unfulfilled", "partial", "partially_fulfilled", "open", "in_progress", "on_hold", "scheduled",
+            "pending_fulfillment"}
+
+
+def fulfilment_known(fulfilled_at, status, source) -> bool:
+    """Whether an order's fulfilment state is known: a fulfilment time, or a status saying it waits.
+
+    Shopify's REST order sends ``fulfillment_status: null`` while nothing is fulfilled,
+    so a webhook order without a status is waiting; an import without a status (or
+    "fulfilled" without a time) says nothing about when, and is unknown.
+    """
+    if fulfilled_at is not None:
+        return True
+    status = (status or "").lower()
+    return status in _WAITING or (not status and source == "webhook")
+
+
 def load_store_history(engine, as_of=None) -> History:
     """Everything known by the end of ``as_of`` (a UTC day)."""
     day = as_of_day(as_of)
@@ -69,7 +87,7 @@ def load_store_history(engine, as_of=None) -> History:
         o = t.orders
         rows = conn.execute(
             select(o.c.id, o.c.customer_id, o.c.created_at, o.c.subtotal, o.c.refunded, o.c.total_discounts,
-                   o.c.discount_codes, o.c.fulfilled_at, o.c.currency)
+                   o.c.discount_codes, o.c.fulfilled_at, o.c.currency, o.c.fulfillment_status, o.c.source)
             .where(o.c.customer_id.is_not(None), o.c.created_at < end, o.c.test.is_(False),
                    or_(o.c.cancelled_at.is_(None), o.c.cancelled_at >= end))
             .order_by(o.c.id)).all()
@@ -80,7 +98,8 @@ def load_store_history(engine, as_of=None) -> History:
             .join(o, o.c.id == t.order_lines.c.order_id)
             .where(o.c.customer_id.is_not(None), o.c.created_at < end)).all()
         refunds = conn.execute(
-            select(o.c.customer_id, t.refunds.c.created_at, t.refunds.c.merchandise)
+            select(o.c.customer_id, t.refunds.c.created_at, t.refunds.c.merchandise,
+                   o.c.created_at.label("order_created_at"))
             .join(o, o.c.id == t.refunds.c.order_id)
             .where(o.c.customer_id.is_not(None), t.refunds.c.created_at < end)).all()
         tk = t.tickets
@@ -114,6 +133,7 @@ def load_store_history(engine, as_of=None) -> History:
         fulfil_days=[np.nan if r.fulfilled_at is None else (r.fulfilled_at - r.created_at).total_seconds() / 86400
                      for r in rows],
         category=[best.get(i, (0, ""))[1] for i in order_ids],
+        fulfil_known=[fulfilment_known(r.fulfilled_at, r.fulfillment_status, r.source) for r in rows],
     )
     closed = {"solved", "closed"}
     return History(
@@ -131,7 +151,8 @@ def load_store_history(engine, as_of=None) -> History:
         ratings=Ratings.build([who(r.customer_id) for r in ratings], [_secs(r.created_at) for r in ratings],
                               [float(r.value) for r in ratings]),
         refunds=Refunds.build([who(r.customer_id) for r in refunds], [_secs(r.created_at) for r in refunds],
-                              [float(r.merchandise) for r in refunds]),
+                              [float(r.merchandise) for r in refunds],
+                              [(r.order_created_at.date() - date(1970, 1, 1)).days for r in refunds]),
         currency=currencies.most_common(1)[0][0] if currencies else None,
         notes=notes,
     )

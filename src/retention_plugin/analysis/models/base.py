@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._fit import FitResult, aggregate, as_float_arrays, maximise
+from ._fit import (MIN_REPEAT_BUYERS, FitResult, aggregate, as_float_arrays, check_repeat_buyers, judge_fit,
+                   maximise, observed_information)
+from .uncertainty import delta_interval, parameter_summary
 
 __all__ = ["CountModel"]
 
@@ -38,19 +40,33 @@ class CountModel:
     # --- fitting -------------------------------------------------------------
 
     @classmethod
-    def fit(cls, x, t_x, T, weights=None, *, aggregate_rows: bool = True):
-        """Maximum-likelihood fit on per-customer ``x``, ``t_x``, ``T``."""
+    def fit(cls, x, t_x, T, weights=None, *, aggregate_rows: bool = True,
+            min_repeat_buyers: int = MIN_REPEAT_BUYERS):
+        """Maximum-likelihood fit on per-customer ``x``, ``t_x``, ``T``.
+
+        Raises :class:`InsufficientData` with fewer than ``min_repeat_buyers``
+        customers with a repeat purchase. The result carries the covariance of
+        the log-parameters; ``converged`` is False, with the reason in
+        ``fit_result.message``, when the optimiser failed, a parameter ran to
+        the search bound, or the information matrix is singular.
+        """
         x, t_x, T = as_float_arrays(x, t_x, T)
         cls._check(x, t_x, T)
+        w_in = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+        check_repeat_buyers(float(w_in[x > 0].sum()), min_repeat_buyers)
         if aggregate_rows:
-            (x, t_x, T), w = aggregate([x, t_x, T], weights)
+            (x, t_x, T), w = aggregate([x, t_x, T], w_in)
         else:
-            w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+            w = w_in
         data = cls._prepare(x, t_x, T, w)
-        res = maximise(lambda z: cls._negloglik(z, data), cls._x0(data), jac=cls.analytic_gradient)
+        objective = lambda z: cls._negloglik(z, data)  # noqa: E731
+        res = maximise(objective, cls._x0(data), jac=cls.analytic_gradient)
         params = {k: float(v) for k, v in zip(cls.param_names, np.exp(res.x))}
         loglik = float(np.dot(w, cls._loglik_each(params, data)))
-        result = FitResult(params, loglik, float(w.sum()), bool(res.success), int(res.nit), str(res.message))
+        info = observed_information(objective, res.x, float(w.sum()), jac=cls.analytic_gradient)
+        converged, reason, cov = judge_fit(cls.param_names, res.x, res, info)
+        result = FitResult(params, loglik, float(w.sum()), converged, int(res.nit), reason or str(res.message),
+                           covariance=cov)
         return cls(params, loglik, result)
 
     @staticmethod
@@ -81,10 +97,54 @@ class CountModel:
         x, t_x, T = as_float_arrays(x, t_x, T)
         return self._loglik_each(self.params, self._prepare(x, t_x, T, np.ones(len(x))))
 
+    # --- uncertainty ------------------------------------------------------------
+
+    @property
+    def covariance(self) -> np.ndarray | None:
+        """Covariance of the log-parameters (inverse observed information), when fitted."""
+        return None if self.fit_result is None else self.fit_result.covariance
+
+    def _log_params(self) -> np.ndarray:
+        return np.log([self.params[k] for k in self.param_names])
+
+    def _with_log_params(self, z) -> "CountModel":
+        return type(self)(dict(zip(self.param_names, np.exp(z))))
+
+    def parameter_uncertainty(self, level: float = 0.95) -> dict:
+        return parameter_summary(self.param_names, self.params, self.covariance, level)
+
+    def prediction_intervals(self, t, x, t_x, T, level: float = 0.95) -> dict[str, np.ndarray]:
+        """P(alive) and expected purchases in the next ``t`` with delta-method intervals.
+
+        Keys: ``p_alive``, ``p_alive_low``, ``p_alive_high``, ``expected_purchases``,
+        ``expected_purchases_low``, ``expected_purchases_high``. The intervals
+        reflect the uncertainty of the parameters (see :mod:`.uncertainty`);
+        bounds are NaN when the fit gave no covariance.
+        """
+        x, t_x, T = as_float_arrays(x, t_x, T)
+        z, cov = self._log_params(), self.covariance
+        out = {}
+        for key, fn, scale in (("p_alive", lambda m: m.p_alive(x, t_x, T), "logit"),
+                               ("expected_purchases", lambda m: m.expected_purchases(t, x, t_x, T), "log")):
+            est, lo, hi = delta_interval(self._with_log_params, z, cov, fn, scale=scale, level=level)
+            out[key], out[key + "_low"], out[key + "_high"] = est, lo, hi
+        return out
+
     # --- predictions ------------------------------------------------------------
 
     def p_alive(self, x, t_x, T) -> np.ndarray:
         raise NotImplementedError
+
+    def expected_purchases_new(self, t) -> np.ndarray:
+        """Expected repeat purchases in (0, t] of a customer whose first purchase was at 0.
+
+        A history of (x, t_x, T) = (0, 0, 0) carries no information, so the
+        conditional expectation there is the unconditional one (the tests
+        check it against simulated customers for every model).
+        """
+        t = np.asarray(t, dtype=np.float64)
+        zero = np.zeros(t.shape)
+        return self.expected_purchases(t, zero, zero, zero)
 
     def expected_purchases(self, t, x, t_x, T) -> np.ndarray:
         """Expected purchases in (T, T + t] given the customer's history."""
@@ -104,5 +164,7 @@ class CountModel:
         out = {"model": self.name, "params": dict(self.params), "loglik": self.loglik}
         if self.fit_result is not None:
             out.update(customers=int(round(self.fit_result.n)), converged=self.fit_result.converged,
-                       iterations=self.fit_result.iterations)
+                       iterations=self.fit_result.iterations, **self.parameter_uncertainty())
+            if not self.fit_result.converged:
+                out["reason"] = self.fit_result.message
         return out

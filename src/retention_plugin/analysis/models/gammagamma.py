@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from ._fit import FitResult, aggregate, as_float_arrays, maximise, wsum
+from ._fit import (MIN_REPEAT_BUYERS, FitResult, aggregate, as_float_arrays, check_repeat_buyers, judge_fit,
+                   maximise, observed_information, wsum)
+from .uncertainty import parameter_summary
 
 __all__ = ["GammaGamma"]
 
@@ -31,23 +33,38 @@ class GammaGamma:
         return f"<GammaGamma {ps} loglik={self.loglik}>"
 
     @classmethod
-    def fit(cls, x, monetary, weights=None):
-        """Fit on customers with at least one repeat purchase and positive mean spend."""
+    def fit(cls, x, monetary, weights=None, *, min_repeat_buyers: int = MIN_REPEAT_BUYERS):
+        """Fit on customers with at least one repeat purchase and positive mean spend.
+
+        ``x`` and ``monetary`` should count only purchases of positive value
+        (:func:`retention_plugin.analysis.spend.spend_inputs`): a zero or
+        negative amount is not a draw from a Gamma distribution.
+        """
         x, m = as_float_arrays(x, monetary)
         use = (x > 0) & (m > 0)
-        if use.sum() < 2:
-            raise ValueError("Gamma-Gamma needs at least two customers with repeat purchases of positive value")
         w = None if weights is None else np.asarray(weights, dtype=np.float64)[use]
+        check_repeat_buyers(float(use.sum() if w is None else w.sum()), max(min_repeat_buyers, 2),
+                            "repeat buyers with purchases of positive value")
         (x, m), w = aggregate([x[use], m[use]], w)
         data = {"x": x, "m": m, "w": w, "wsum": w.sum(), "log_x": np.log(x), "log_m": np.log(m)}
         mean = np.average(m, weights=w)
-        res = maximise(lambda z: cls._negloglik(z, data), np.array([0.0, 0.0, np.log(mean)]), jac=True)
+        objective = lambda z: cls._negloglik(z, data)  # noqa: E731
+        res = maximise(objective, np.array([0.0, 0.0, np.log(mean)]), jac=True)
         params = {k: float(v) for k, v in zip(cls.param_names, np.exp(res.x))}
         loglik = float(np.dot(w, cls._loglik_each(params, data)))
         corr = float(np.corrcoef(x, m)[0, 1]) if len(x) > 2 and np.ptp(x) > 0 and np.ptp(m) > 0 else None
-        result = FitResult(params, loglik, float(w.sum()), bool(res.success), int(res.nit), str(res.message),
-                           {"spend_frequency_corr": corr})
+        converged, reason, cov = judge_fit(cls.param_names, res.x, res,
+                                           observed_information(objective, res.x, float(w.sum()), jac=True))
+        result = FitResult(params, loglik, float(w.sum()), converged, int(res.nit), reason or str(res.message),
+                           {"spend_frequency_corr": corr}, covariance=cov)
         return cls(params, loglik, result)
+
+    @property
+    def covariance(self) -> np.ndarray | None:
+        return None if self.fit_result is None else self.fit_result.covariance
+
+    def parameter_uncertainty(self, level: float = 0.95) -> dict:
+        return parameter_summary(self.param_names, self.params, self.covariance, level)
 
     @staticmethod
     def _loglik_each(p, data):
@@ -92,5 +109,7 @@ class GammaGamma:
         out = {"model": self.name, "params": dict(self.params), "loglik": self.loglik}
         if self.fit_result is not None:
             out.update(customers=int(round(self.fit_result.n)), converged=self.fit_result.converged,
-                       iterations=self.fit_result.iterations, **self.fit_result.extra)
+                       iterations=self.fit_result.iterations, **self.fit_result.extra, **self.parameter_uncertainty())
+            if not self.fit_result.converged:
+                out["reason"] = self.fit_result.message
         return out
