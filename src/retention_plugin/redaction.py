@@ -56,7 +56,7 @@ FREE_TEXT: dict[str, tuple[str, ...]] = {
     "tickets": ("subject", "description", "tags", "custom_fields", "complaint_reason"),
     "ratings": ("comment",),
     "ledger": ("reason", "actor"),
-    "recoveries": ("reason",),
+    "recoveries": ("reason", "hold", "review_note", "offer"),
 }
 
 #: Text that names nobody: keys, ids, codes, statuses, enumerations, product data, and
@@ -82,11 +82,14 @@ NO_WORDS: dict[str, tuple[str, ...]] = {
     "ratings": ("source", "source_id", "score"),
     "recall_cases": ("status",),
     "recalls": ("key", "sku", "severity", "status"),
-    "recoveries": ("key", "trigger", "severity", "decision", "currency", "outcome"),
+    "recoveries": ("key", "trigger", "severity", "decision", "currency", "outcome", "incident", "evidence",
+                   "reviewed_by"),  # reviewed_by names the admin who decided, not the customer
+    "loyalty_sync": ("action_key",),
+    "shipments": ("status",),
     "reminders": ("key", "rule", "sku", "status"),
     "rewards": ("key", "feature", "kind", "code", "currency", "status", "source_ref"),
     "task_runs": ("name",),
-    "tickets": ("status", "priority", "via", "complaint_severity"),
+    "tickets": ("status", "priority", "via", "complaint_severity", "complaint_evidence"),
     "refunds": ("currency", "lines"),
     "winback": ("key", "group", "segment"),
 }
