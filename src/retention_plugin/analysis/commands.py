@@ -62,6 +62,8 @@ def csv_options(f):
 def _read(path, customer_col, date_col, amount_col, delimiter):
     from .summary import DataError, read_transactions_csv
 
+    if len(delimiter) != 1:
+        raise click.BadParameter(f"must be one character, not {delimiter!r}", param_hint="'--delimiter'")
     options = {customer_col: "--customer-col", date_col: "--date-col", amount_col: "--amount-col"}
     try:
         return read_transactions_csv(path, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
@@ -74,8 +76,33 @@ def _read(path, customer_col, date_col, amount_col, delimiter):
         raise click.BadParameter("not a UTF-8 text file", param_hint="'--transactions'") from None
 
 
+def _import_in_background(module: str) -> None:
+    """Start importing ``module`` (scipy and the models: about a third of a second) in a thread.
+
+    pyarrow reads the CSV and numpy sorts it without holding the GIL, so the
+    import runs beside them instead of after; the command's own ``import``
+    of the module later waits for this one. Everything the reading thread
+    needs is imported before the thread starts, so the two never import the
+    same module at once.
+    """
+    import importlib
+    import threading
+
+    from .transactions import import_reader
+
+    import_reader()
+
+    def run():
+        try:
+            importlib.import_module(module, __package__)
+        except Exception:  # noqa: BLE001 - the command's own import raises it again, where it can be reported
+            pass
+
+    threading.Thread(target=run, name=f"import {module}", daemon=True).start()
+
+
 def _summarize(tx, calibration_end, holdout_end, time_unit):
-    from .summary import DataError, summarize
+    from .summary import DataError, summarize_transactions
 
     first, last = int(tx.days.min()), int(tx.days.max())
     if calibration_end < first:
@@ -87,8 +114,8 @@ def _summarize(tx, calibration_end, holdout_end, time_unit):
         raise click.BadParameter(f"no transaction after it (the last is on {day_to_iso(last)}): nothing to hold out",
                                  param_hint="'--calibration-end'")
     try:
-        return summarize(tx.customer_ids, tx.days, tx.amounts, calibration_end=calibration_end,
-                         holdout_end=holdout_end, time_unit=time_unit)
+        return summarize_transactions(tx, calibration_end=calibration_end, holdout_end=holdout_end,
+                                      time_unit=time_unit)
     except DataError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -106,10 +133,10 @@ def analyze():
 def fit_cmd(transactions, time_unit, customer_col, date_col, amount_col, delimiter, calibration_end, model_name,
             as_json):
     """Fit one model by maximum likelihood and print its parameters and log-likelihood."""
-    from .models import MODELS
-
+    _import_in_background(".models")
     tx = _read(transactions, customer_col, date_col, amount_col, delimiter)
     s = _summarize(tx, calibration_end, None, time_unit)
+    from .models import MODELS
     try:
         if model_name == "gg":
             if not np.any(tx.amounts):
@@ -141,10 +168,10 @@ def fit_cmd(transactions, time_unit, customer_col, date_col, amount_col, delimit
 def evaluate_cmd(transactions, time_unit, customer_col, date_col, amount_col, delimiter, calibration_end,
                  holdout_end, as_json):
     """Time-split holdout: AUC, count error and calibration of each model against the baseline."""
-    from .evaluate import evaluate
-
+    _import_in_background(".evaluate")
     tx = _read(transactions, customer_col, date_col, amount_col, delimiter)
     s = _summarize(tx, calibration_end, holdout_end, time_unit)
+    from .evaluate import evaluate
     if (s.holdout_x == 0).all() or (s.holdout_x > 0).all():
         raise click.UsageError("every customer is on the same side (all bought or none did) in the holdout: "
                                "AUC is undefined; choose other dates")
