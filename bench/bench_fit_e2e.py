@@ -19,8 +19,8 @@ Both sides run as a user runs them, as whole processes on the same file:
 
 The two commands run in turn (ours, lifetimes, ours, ...) so a change in the
 machine's speed hits both; each run's wall time is measured around the child
-and its peak resident memory comes from the kernel's accounting of that child
-(`os.wait4`). The table gives medians with min-max and the ratio of each pair.
+and its peak resident memory is GNU time's (bench/measure.py says why). The
+table gives medians with min-max and the ratio of each pair.
 `farm-bench -n 5 --timeout 600 -- <ours> --vs '<lifetimes>'` gives the same
 figures from outside; docs/performance.md shows both.
 
@@ -48,13 +48,15 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_measured as run, spread  # noqa: E402
 
 START, END = np.datetime64("2023-01-02"), np.datetime64("2024-12-29")
 CALIBRATION_END = str(END)
@@ -143,26 +145,6 @@ def ensure_lifetimes(venv: Path, pins: list[str]) -> Path:
     if subprocess.run([str(py), "-c", "import lifetimes"], capture_output=True).returncode != 0:
         subprocess.run([str(py), "-m", "pip", "install", "-q", "lifetimes", *pins], check=True)
     return py
-
-
-def run(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MB (the kernel's figure for this child) and standard output."""
-    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-fit-e2e-{os.getpid()}.out"
-    with out_path.open("w+") as out:
-        t = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t
-        out.seek(0)
-        text = out.read()
-    out_path.unlink()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{text[-3000:]}")
-    return wall, usage.ru_maxrss / 1024, text
-
-
-def spread(values) -> str:
-    return f"{statistics.median(values):7.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def main() -> None:

@@ -94,7 +94,8 @@ def _parse_compact(arr: np.ndarray, positions: np.ndarray) -> np.ndarray:
     try:
         return compact_days(arr.astype(np.int64))
     except DateError as exc:
-        raise DateError(f"not a date: {str(arr[exc.index])!r}", int(positions[exc.index]), str(arr[exc.index])) from None
+        text = str(arr[exc.index])
+        raise DateError(f"not a date: {text!r}", int(positions[exc.index]), text) from None
 
 
 def compact_days(n: np.ndarray) -> np.ndarray:

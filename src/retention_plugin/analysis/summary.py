@@ -25,7 +25,8 @@ import numpy as np
 from .dates import TIME_UNITS, day_to_iso, to_days
 from .transactions import DataError, Transactions, read_transactions_csv
 
-__all__ = ["Summary", "DataError", "summarize", "summarize_transactions", "read_transactions_csv", "Transactions"]
+__all__ = ["Summary", "DataError", "summarize", "summarize_transactions", "read_transactions_csv", "Transactions",
+           "dense_codes"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def summarize(
     amt = np.zeros(len(days)) if amounts is None else np.asarray(amounts, dtype=np.float64)
     if not (len(ids) == len(days) == len(amt)):
         raise DataError("customer ids, dates and amounts differ in length")
-    codes, labels = _dense_codes(ids)
+    codes, labels = dense_codes(ids)
     return _summarize_codes(codes, labels, days, amt, calibration_end, holdout_end, time_unit)
 
 
@@ -172,7 +173,7 @@ def _summarize_codes(codes, labels, days, amt, calibration_end, holdout_end, tim
     )
 
 
-def _dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Codes 0..n-1 in the order of the ids, and the ids they stand for (``labels[codes] == ids``)."""
     if len(ids) == 0:
         return np.zeros(0, np.int64), ids[:0]

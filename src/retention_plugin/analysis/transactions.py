@@ -39,7 +39,8 @@ class Transactions:
     """One entry per order: customer, day number (since 1970-01-01), amount.
 
     Built either from the ids themselves, or (by the CSV reader) from
-    ``codes`` into ``labels``, the sorted distinct ids; ``customer_ids`` is
+    ``codes`` into ``labels``, ids in ascending order (every id of the file,
+    and for small integer ids the ones between them too); ``customer_ids`` is
     then made from the two only when asked for.
     """
 
@@ -191,7 +192,14 @@ def _codes(blocks: list) -> tuple[np.ndarray, np.ndarray]:
     import pyarrow.compute as pc
 
     if all(isinstance(b, np.ndarray) for b in blocks):
-        values = pa.array(np.concatenate(blocks))
+        ids = np.concatenate(blocks)
+        del blocks[:]
+        if ids.max() - ids.min() < 4 * len(ids) + 4096:
+            from .summary import dense_codes  # ids numbered 1, 2, 3...: no hashing needed
+
+            return dense_codes(ids)
+        values = pa.array(ids)
+        del ids
     else:
         # One block of text ids makes every id text: "7" and "007" are then two customers, as they are to csv.
         values = pa.chunked_array([pc.cast(pa.array(b), pa.string()) if isinstance(b, np.ndarray) else b
@@ -322,11 +330,12 @@ def _floats(raw: np.ndarray, column: str, filename: str, offset: int = 0) -> np.
             try:
                 float(v)
             except ValueError:
-                raise DataError(
-                    f"column {column!r} on line {offset + i + 2} of {filename}: not a number: {str(v)!r}", column) from None
+                raise DataError(f"column {column!r} on line {offset + i + 2} of {filename}: not a number: {str(v)!r}",
+                                column) from None
         raise
     if not np.isfinite(values).all():
         i = int(np.flatnonzero(~np.isfinite(values))[0])
-        raise DataError(f"column {column!r} on line {offset + i + 2} of {filename}: not a finite number: {raw[i]!r}",
+        text = str(raw[i])
+        raise DataError(f"column {column!r} on line {offset + i + 2} of {filename}: not a finite number: {text!r}",
                         column)
     return values
