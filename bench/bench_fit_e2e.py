@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import run_measured as run, spread  # noqa: E402
+from measure import run_counted, run_measured as run, spread  # noqa: E402
 
 START, END = np.datetime64("2023-01-02"), np.datetime64("2024-12-29")
 CALIBRATION_END = str(END)
@@ -187,21 +187,26 @@ def main() -> None:
     for _ in range(args.runs):
         for name, cmd in (("ours", ours_cmd), ("lifetimes", theirs_cmd)):
             if cmd:
-                wall, peak, text = run(cmd)
-                results[name].append((wall, peak))
+                wall, peak, cpu, text = run_counted(cmd)
+                results[name].append((wall, peak, cpu))
                 outputs[name] = text
 
-    print(f"{'command':<48} {'wall s median (min-max)':>25} {'peak MB median (min-max)':>26}")
+    print(f"{'command':<46} {'wall s median (min-max)':>24} {'CPU s median (min-max)':>23} "
+          f"{'peak MB median (min-max)':>26}")
     labels = {"ours": "retention analyze fit --model bgnbd",
               "lifetimes": "lifetimes: read_csv + summary + BetaGeoFitter"}
     for name, rs in results.items():
         if rs:
-            print(f"{labels[name]:<48} {spread([w for w, _ in rs]):>25} {spread([p for _, p in rs]):>26}")
+            print(f"{labels[name]:<46} {spread([r[0] for r in rs]):>24} {spread([r[2] for r in rs]):>23} "
+                  f"{spread([r[1] for r in rs]):>26}")
     ours_out = json.loads(outputs["ours"][outputs["ours"].index("{"):])
     if results["lifetimes"]:
-        ratios = [lt[0] / us[0] for us, lt in zip(results["ours"], results["lifetimes"])]
-        mem = [lt[1] / us[1] for us, lt in zip(results["ours"], results["lifetimes"])]
-        print(f"\nlifetimes / ours, per pair: wall {spread(ratios).strip()}x; peak memory {spread(mem).strip()}x")
+        pairs = list(zip(results["ours"], results["lifetimes"]))
+        wall = [lt[0] / us[0] for us, lt in pairs]
+        cpu = [lt[2] / us[2] for us, lt in pairs]
+        mem = [lt[1] / us[1] for us, lt in pairs]
+        print(f"\nlifetimes / ours, per pair: wall {spread(wall).strip()}x; CPU {spread(cpu).strip()}x; "
+              f"peak memory {spread(mem).strip()}x")
         theirs_out = json.loads(outputs["lifetimes"].strip().splitlines()[-1])
         diff = max(abs(ours_out["params"][k] - v) / abs(v) for k, v in theirs_out["params"].items())
         print(f"customers: ours {ours_out['customers']:,}, lifetimes {theirs_out['customers']:,}; "

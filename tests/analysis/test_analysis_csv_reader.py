@@ -82,6 +82,7 @@ def test_common_files_take_the_fast_path_and_read_the_same(tmp_path, id_fmt, dat
     "customer_id,date,amount,note\n7,2024-01-05,1,a\n8,2024-01-06,2,b,extra\n",  # a row longer than the header
     "\ufeffcustomer_id;date;amount\r\n7;2024-01-05;1\r\n\r\n8;2024-01-06;2\r\n",  # BOM, CRLF, blank line, ';'
     "customer_id,date\n7,2024-01-05\n007,2024-01-05\n",  # no amount column; "007" is not 7
+    "customer_id,date\n7,2024-01-05\n-0,2024-01-05\n0,2024-01-05\n-5,2024-01-05\n",  # signs make text
     'customer_id,date,amount\n"7","2024-01-05","1.5"\n"٣",2024-01-06,2\n',  # quotes; an Arabic-Indic digit
 ])
 def test_what_pyarrow_refuses_is_read_by_the_lenient_rules(tmp_path, text):

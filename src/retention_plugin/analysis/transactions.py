@@ -174,16 +174,38 @@ def _arrow_ids(col, column: str, filename: str, offset: int):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if _is_canonical_int(col):
-        return pc.cast(col, pa.int64()).to_numpy()
-    if not pc.all(pc.string_is_ascii(col)).as_py():
-        raise _Refused  # Unicode digits and spaces: the standard-library reader applies numpy's rules
+    values = _canonical_ints(col)
+    if values is not None:
+        return values
     col = pc.utf8_trim_whitespace(col)
+    if not pc.all(pc.string_is_ascii(col)).as_py() and pc.all(pc.utf8_is_digit(col)).as_py():
+        raise _Refused  # digits of other scripts: the standard-library reader applies numpy's rules to them
     empty = pc.equal(pc.binary_length(col), 0)
     if pc.any(empty).as_py():
         line = offset + pc.index(empty, True).as_py() + 2
         raise DataError(f"column {column!r} is empty on line {line} of {filename}", column)
-    return pc.cast(col, pa.int64()).to_numpy() if _is_canonical_int(col) else col
+    values = _canonical_ints(col)
+    return col if values is None else values
+
+
+def _canonical_ints(col) -> np.ndarray | None:
+    """The ids as int64 if every one is canonical (ASCII digits only, shorter than 19, no leading
+    zero: "007" stays text, distinct from "7"), else None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        values = pc.cast(col, pa.int64()).to_numpy()  # refuses spaces, "+", "", letters and overflow
+    except (pa.ArrowException, OverflowError):
+        return None
+    if len(values) == 0 or values.min() < 0 or values.max() >= 10**18:
+        return None
+    if values.min() == 0 and pc.any(pc.starts_with(col, "-")).as_py():  # "-0"
+        return None
+    zero = pc.starts_with(col, "0")
+    if pc.any(zero).as_py() and pc.any(pc.and_(zero, pc.greater(pc.binary_length(col), 1))).as_py():
+        return None
+    return values
 
 
 def _codes(blocks: list) -> tuple[np.ndarray, np.ndarray]:
@@ -214,18 +236,6 @@ def _codes(blocks: list) -> tuple[np.ndarray, np.ndarray]:
     labels = dictionary.take(pa.array(order))
     labels = labels.to_numpy() if pa.types.is_integer(labels.type) else np.asarray(labels.to_pylist(), dtype=str)
     return rank[encoded.indices.to_numpy()], labels
-
-
-def _is_canonical_int(col) -> bool:
-    """ASCII digits, no sign, shorter than 19 characters, no leading zero: "007" stays text, distinct from "7"."""
-    import pyarrow.compute as pc
-
-    if len(col) == 0 or not pc.all(pc.ascii_is_decimal(col)).as_py():
-        return False
-    lengths = pc.binary_length(col)
-    if pc.max(lengths).as_py() >= 19:
-        return False
-    return not pc.any(pc.and_(pc.starts_with(col, "0"), pc.greater(lengths, 1))).as_py()
 
 
 def _arrow_days(col, column: str, filename: str, offset: int) -> np.ndarray:
