@@ -11,8 +11,9 @@ a date, ``1_000`` as a number, a row longer than the header), so it is only
 the fast path: when it refuses a column, that column is read again by the
 numpy rules of :mod:`.dates`; when it refuses the file, the standard
 library's ``csv`` module reads it. Those slower readers define what is
-accepted and word every error (column and line), so a file reads the same,
-or fails with the same message, whichever reader took it.
+accepted and word every error (column and line), so a file reads the same
+whichever reader took it, and a file with one fault fails with the same
+message (with several, the first one met may differ).
 """
 
 from __future__ import annotations
