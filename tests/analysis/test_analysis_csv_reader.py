@@ -160,3 +160,33 @@ def test_fit_from_the_command_line_loads_no_plugin_and_no_database_layer(tmp_pat
     assert res.returncode == 0, res.stderr
     assert '"model": "bgnbd"' in res.stdout
     assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_reading_holds_numbers_not_the_text_of_the_file(tmp_path):
+    """The csv-module reader held every field as a Python string: about 20 times the size of the
+    columns it returned (a 2-million-row export took 1.2 GB). Now what Python allocates peaks near
+    the columns themselves (pyarrow's own buffers, outside Python, are measured by
+    bench/bench_fit_e2e.py as the process's peak)."""
+    rng = np.random.default_rng(5)
+    n = 300_000
+    ids = 6_000_000_000_000 + rng.integers(0, 10**9, n // 8)[rng.integers(0, n // 8, n)]
+    dates = (19000 + rng.integers(0, 700, n)).astype("datetime64[D]").astype(str)
+    p = tmp_path / "big.csv"
+    with p.open("w") as fh:
+        fh.write("customer_id,date,amount\n")
+        fh.writelines(f"{i},{d},{a:.2f}\n" for i, d, a in zip(ids.tolist(), dates.tolist(),
+                                                                rng.gamma(2, 20, n).tolist()))
+    code = (
+        "import sys, tracemalloc\n"
+        "from retention_plugin.analysis import transactions as tr\n"
+        "tr.import_reader()\n"
+        "tracemalloc.start()\n"
+        "tx = tr.read_transactions_csv(sys.argv[1])\n"
+        "python_peak = tracemalloc.get_traced_memory()[1]\n"
+        "columns = tx.codes.nbytes + tx.days.nbytes + tx.amounts.nbytes\n"
+        "print(len(tx), python_peak / columns)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows, python_ratio = res.stdout.split()
+    assert int(rows) == n
+    assert float(python_ratio) < 5, python_ratio  # the csv-module reader: 19.8 on such a file
