@@ -190,3 +190,24 @@ def test_reading_holds_numbers_not_the_text_of_the_file(tmp_path):
     rows, python_ratio = res.stdout.split()
     assert int(rows) == n
     assert float(python_ratio) < 5, python_ratio  # the csv-module reader: 19.8 on such a file
+
+
+def test_after_import_reader_reading_imports_nothing(tmp_path):
+    """The models are imported in a thread while the file is read: the reading thread must not
+    import anything meanwhile, so the two never wait on each other's modules."""
+    p = write(tmp_path, "customer_id,date,amount\n 7 ,2024-01-05, 1\n8,20240106,1_0\nC9,2024-01-07T10:00Z,3\n")
+    q = write(tmp_path, "customer_id,date,amount\n6000000000001,2024-01-05,1\n6000000000002,2024-01-06,2\n",
+              name="ints.csv")
+    code = (
+        "import sys\n"
+        "from retention_plugin.analysis.transactions import import_reader, read_transactions_csv\n"
+        "import_reader()\n"
+        "from retention_plugin.analysis.summary import summarize_transactions\n"
+        "before = set(sys.modules)\n"
+        "for path in sys.argv[1:]:\n"
+        "    tx = read_transactions_csv(path)\n"
+        "    summarize_transactions(tx, holdout_end=tx.days.max() + 1).customer_ids.tolist()\n"
+        "print(sorted(set(sys.modules) - before))\n")
+    res = subprocess.run([sys.executable, "-c", code, str(p), str(q)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"

@@ -67,11 +67,25 @@ class Transactions:
 
 
 def import_reader() -> None:
-    """Import what reading and summarising need (numpy, pyarrow), e.g. before other threads import more."""
-    import pyarrow.compute  # noqa: F401
+    """Import what reading and summarising need, e.g. before another thread imports more.
+
+    pyarrow imports some helpers only when first given a Python scalar, and numpy its text
+    functions only when first used: one small read here makes them imported too, so that
+    the reading thread imports nothing while another thread does.
+    """
+    import encodings.utf_8_sig  # noqa: F401 (the header is read with it)
+
+    import numpy.char  # noqa: F401
+    import pyarrow as pa
     import pyarrow.csv  # noqa: F401
 
     from . import summary  # noqa: F401
+
+    _codes([_arrow_ids(pa.array([" a "]), "", "", 0)])
+    _codes([_arrow_ids(pa.array(["1", "1000000000000"]), "", "", 0)])
+    for dates in (["2024-01-01"], ["20240101"], ["2024-01-01T10:00"]):
+        _arrow_days(pa.array(dates), "", "", 0)
+    _arrow_amounts(pa.array(["1.5"]), "", "", 0)
 
 
 class _Refused(Exception):
