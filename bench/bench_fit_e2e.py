@@ -21,7 +21,7 @@ The two commands run in turn (ours, lifetimes, ours, ...) so a change in the
 machine's speed hits both; each run's wall time is measured around the child
 and its peak resident memory is GNU time's (bench/measure.py says why). The
 table gives medians with min-max and the ratio of each pair.
-`farm-bench -n 5 --timeout 600 -- <ours> --vs '<lifetimes>'` gives the same
+`farm-bench -n 5 --timeout 900 --vs '<lifetimes>' -- <ours>` gives the same
 figures from outside; docs/performance.md shows both.
 
 The file (`--customers` N; 200,000 by default, about 2.1 million rows, 65 MB):
