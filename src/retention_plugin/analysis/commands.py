@@ -62,6 +62,8 @@ def csv_options(f):
 def _read(path, customer_col, date_col, amount_col, delimiter):
     from .summary import DataError, read_transactions_csv
 
+    if len(delimiter) != 1:
+        raise click.BadParameter(f"must be one character, not {delimiter!r}", param_hint="'--delimiter'")
     options = {customer_col: "--customer-col", date_col: "--date-col", amount_col: "--amount-col"}
     try:
         return read_transactions_csv(path, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
@@ -74,8 +76,33 @@ def _read(path, customer_col, date_col, amount_col, delimiter):
         raise click.BadParameter("not a UTF-8 text file", param_hint="'--transactions'") from None
 
 
+def _import_in_background(module: str) -> None:
+    """Start importing ``module`` (scipy and the models: about a third of a second) in a thread.
+
+    pyarrow reads the CSV and numpy sorts it without holding the GIL, so the
+    import runs beside them instead of after; the command's own ``import``
+    of the module later waits for this one. Everything the reading thread
+    needs is imported before the thread starts, so the two never import the
+    same module at once.
+    """
+    import importlib
+    import threading
+
+    from .transactions import import_reader
+
+    import_reader()
+
+    def run():
+        try:
+            importlib.import_module(module, __package__)
+        except Exception:  # noqa: BLE001 - the command's own import raises it again, where it can be reported
+            pass
+
+    threading.Thread(target=run, name=f"import {module}", daemon=True).start()
+
+
 def _summarize(tx, calibration_end, holdout_end, time_unit):
-    from .summary import DataError, summarize
+    from .summary import DataError, summarize_transactions
 
     first, last = int(tx.days.min()), int(tx.days.max())
     if calibration_end < first:
@@ -95,8 +122,8 @@ def _summarize(tx, calibration_end, holdout_end, time_unit):
                                  "customers would look lost for days the file does not cover",
                                  param_hint="'--holdout-end'")
     try:
-        return summarize(tx.customer_ids, tx.days, tx.amounts, calibration_end=calibration_end,
-                         holdout_end=holdout_end, time_unit=time_unit)
+        return summarize_transactions(tx, calibration_end=calibration_end, holdout_end=holdout_end,
+                                      time_unit=time_unit)
     except DataError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -120,7 +147,10 @@ def _purchases(tx) -> tuple[object, dict]:
         keep = ~negative
         if not keep.any():
             raise click.BadParameter("every amount is negative: there are no purchases", param_hint="'--amount-col'")
-        tx = Transactions(tx.customer_ids[keep], tx.days[keep], tx.amounts[keep])
+        if tx.codes is not None:  # keep the reader's dense codes: the summary's fast path needs them
+            tx = Transactions(codes=tx.codes[keep], labels=tx.labels, days=tx.days[keep], amounts=tx.amounts[keep])
+        else:
+            tx = Transactions(tx.customer_ids[keep], tx.days[keep], tx.amounts[keep])
     return tx, facts
 
 
@@ -159,12 +189,13 @@ def analyze():
 def fit_cmd(transactions, time_unit, customer_col, date_col, amount_col, delimiter, calibration_end, model_name,
             min_repeat_buyers, as_json):
     """Fit one model by maximum likelihood: parameters, standard errors, 95% intervals, log-likelihood."""
-    from .models import MODELS
-    from .spend import spend_inputs
-
+    _import_in_background(".models")
     tx = _read(transactions, customer_col, date_col, amount_col, delimiter)
     tx, facts = _purchases(tx)
     s = _summarize(tx, calibration_end, None, time_unit)
+    from .models import MODELS
+    from .spend import spend_inputs
+
     extra = {}
     if model_name == "gg":
         if not facts["amounts"]:
@@ -231,9 +262,10 @@ def evaluate_cmd(transactions, time_unit, customer_col, date_col, amount_col, de
     Brier score, reliability and the aggregate tracking curve."""
     from pathlib import Path
 
+    _import_in_background(".evaluate")
     from . import charts
     from .evaluate import rolling_evaluation
-    from .summary import summarize
+    from .summary import summarize_transactions
     from .tracking import tracking
 
     tx = _read(transactions, customer_col, date_col, amount_col, delimiter)
@@ -242,7 +274,7 @@ def evaluate_cmd(transactions, time_unit, customer_col, date_col, amount_col, de
     step = origin_step_days or max(1, -(-(holdout_end - calibration_end) // 3))
 
     def summarize_at(c, e):
-        return summarize(tx.customer_ids, tx.days, tx.amounts, calibration_end=c, holdout_end=e, time_unit=time_unit)
+        return summarize_transactions(tx, calibration_end=c, holdout_end=e, time_unit=time_unit)
 
     ev = rolling_evaluation(summarize_at, calibration_end, holdout_end, origins=origins, step_days=step,
                             min_repeat_buyers=min_repeat_buyers)

@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 
 import numpy as np
 
-__all__ = ["DateError", "parse_day", "to_days", "day_to_iso"]
+__all__ = ["DateError", "parse_day", "to_days", "day_to_iso", "compact_days"]
 
 TIME_UNITS = {"days": 1.0, "weeks": 7.0}
 
@@ -91,7 +91,16 @@ def _parse_compact(arr: np.ndarray, positions: np.ndarray) -> np.ndarray:
     if not digits.all():
         i = int(np.flatnonzero(~digits)[0])
         raise DateError(f"not a date: {str(arr[i])!r}", int(positions[i]), str(arr[i]))
-    n = arr.astype(np.int64)
+    try:
+        return compact_days(arr.astype(np.int64))
+    except DateError as exc:
+        text = str(arr[exc.index])
+        raise DateError(f"not a date: {text!r}", int(positions[exc.index]), text) from None
+
+
+def compact_days(n: np.ndarray) -> np.ndarray:
+    """Day numbers from YYYYMMDD integers; ``DateError.index`` is the first impossible date."""
+    n = np.asarray(n, dtype=np.int64)
     y, m, d = n // 10000, (n // 100) % 100, n % 100
     months = ((y - 1970) * 12 + (m - 1)).astype("datetime64[M]")
     days = months.astype("datetime64[D]").astype(np.int64) + (d - 1)
@@ -100,7 +109,7 @@ def _parse_compact(arr: np.ndarray, positions: np.ndarray) -> np.ndarray:
     bad = (m < 1) | (m > 12) | (d < 1) | (back != months)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DateError(f"not a date: {str(arr[i])!r}", int(positions[i]), str(arr[i]))
+        raise DateError(f"not a date: {int(n[i]):08d}", i, f"{int(n[i]):08d}")
     return days
 
 

@@ -1,0 +1,232 @@
+"""End to end: CSV of orders -> BG/NBD parameters, `retention analyze fit` against `lifetimes`.
+
+    python bench/bench_fit_e2e.py [--customers 200000] [--runs 5] [--venv /tmp/lifetimes-venv]
+                                  [--readers] [--skip-lifetimes]
+
+Both sides run as a user runs them, as whole processes on the same file:
+
+- ours: the `retention` console script of this environment,
+  `retention analyze fit --transactions F --calibration-end D --model bgnbd --json`;
+- lifetimes: a script (written next to the file, `fit_lifetimes.py`) doing what
+  its documentation shows: `pandas.read_csv(..., parse_dates=["date"])`,
+  `summary_data_from_transaction_data(..., freq="D", freq_multiplier=7)` (the
+  exact recency and T in weeks that the published CDNOW table uses, so both sides
+  fit the same numbers) and `BetaGeoFitter().fit(...)`, printing the parameters.
+  `lifetimes` is not a dependency of this project: the script makes its own
+  virtual environment for it (`pip install lifetimes`: 0.11.3 runs with current
+  pandas, numpy, scipy and autograd; `--lifetimes-pins` installs other versions
+  there if a release breaks it).
+
+The two commands run in turn (ours, lifetimes, ours, ...) so a change in the
+machine's speed hits both; each run's wall time is measured around the child
+and its peak resident memory is GNU time's (bench/measure.py says why). The
+table gives medians with min-max and the ratio of each pair.
+`farm-bench -n 5 --timeout 900 --vs '<lifetimes>' -- <ours>` gives the same
+figures from outside; docs/performance.md shows both.
+
+The file (`--customers` N; 200,000 by default, about 2.1 million rows, 65 MB):
+customers are drawn from a BG/NBD population (purchase rate ~ Gamma(r=0.6,
+rate 3.5) per week, dropout probability after each purchase ~ Beta(0.4, 4)),
+born on a uniformly drawn day of the first 12 weeks of 2023 and watched to
+2024-12-29; each customer's orders are their first purchase plus the BG/NBD
+repeat purchases (Poisson arrivals until dropout) on whole days, so some days
+hold two orders. Order values are Gamma-Gamma (p=6.25, q=3.74, gamma=15.44,
+the published CDNOW spend fit), in cents. Customer ids are 13-digit numbers
+like Shopify's; rows are in date order, as a shop's export is. Fixed seed:
+the same N gives the same file.
+
+`--readers` adds the measurement behind the choice of reader: the same file
+read into numpy columns (ids, days, amounts) by pyarrow's CSV reader as
+`read_transactions_csv` does it, by polars (`pip install polars` to include
+it), and by the standard library's `csv` module (the reader before pyarrow),
+each as a whole process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_counted, run_measured as run, spread  # noqa: E402
+
+START, END = np.datetime64("2023-01-02"), np.datetime64("2024-12-29")
+CALIBRATION_END = str(END)
+
+LIFETIMES_SCRIPT = '''\
+import json, sys
+import pandas as pd
+from lifetimes import BetaGeoFitter
+from lifetimes.utils import summary_data_from_transaction_data
+
+path, cal_end = sys.argv[1], sys.argv[2]
+df = pd.read_csv(path, parse_dates=["date"])
+s = summary_data_from_transaction_data(df, "customer_id", "date", observation_period_end=cal_end,
+                                       freq="D", freq_multiplier=7)
+f = BetaGeoFitter().fit(s["frequency"], s["recency"], s["T"])
+print(json.dumps({"customers": len(s), "params": {k: float(v) for k, v in f.params_.items()}}))
+'''
+
+READERS = {
+    "pyarrow (read_transactions_csv)": '''
+import sys
+from retention_plugin.analysis.transactions import read_transactions_csv
+tx = read_transactions_csv(sys.argv[1])
+print(len(tx.days), int(tx.codes.max()) + 1)
+''',
+    "polars read_csv": '''
+import sys
+import numpy as np, polars as pl
+df = pl.read_csv(sys.argv[1], schema_overrides={"customer_id": pl.Int64, "date": pl.Date, "amount": pl.Float64})
+ids = df["customer_id"].to_numpy()
+days = df["date"].to_physical().to_numpy().astype(np.int64)
+amounts = df["amount"].to_numpy()
+codes = df["customer_id"].rank("dense").to_numpy()
+print(len(days), int(codes.max()))
+''',
+    "stdlib csv (the reader before)": '''
+import sys
+from pathlib import Path
+from retention_plugin.analysis.transactions import _read_python
+tx = _read_python(Path(sys.argv[1]), ["customer_id", "date", "amount"], {"customer": 0, "date": 1, "amount": 2},
+                  {"customer": "customer_id", "date": "date", "amount": "amount"}, ",")
+print(len(tx.days))
+''',
+}
+
+
+def generate(path: Path, customers: int, seed: int = 18) -> int:
+    """Write the orders of ``customers`` simulated customers to ``path``; returns the row count."""
+    rng = np.random.default_rng(seed)
+    start, end = START.astype(np.int64), END.astype(np.int64)
+    birth = start + rng.integers(0, 84, customers)
+    T = (end - birth) / 7.0  # weeks watched after the first purchase
+    lam = rng.gamma(0.6, 1 / 3.5, customers)
+    p = np.clip(rng.beta(0.4, 4.0, customers), 1e-9, 1.0)
+    n = rng.poisson(lam * T)  # purchases a never-leaving customer would make
+    x = np.minimum(n, rng.geometric(p))  # ... cut at the purchase after which they leave
+    who = np.repeat(np.arange(customers), n)
+    when = rng.random(len(who)) * np.repeat(T, n)
+    order = np.lexsort((when, who))
+    who, when = who[order], when[order]
+    rank = np.arange(len(who)) - np.repeat(np.cumsum(n) - n, n)
+    keep = rank < np.repeat(x, n)  # the first x of the n arrivals
+    who, when = who[keep], when[keep]
+    cust = np.concatenate([np.arange(customers), who])
+    day = np.concatenate([birth, birth[who] + np.floor(when * 7).astype(np.int64)])
+    nu = rng.gamma(3.74, 1 / 15.44, customers)
+    amount = np.round(rng.gamma(6.25, 1 / nu[cust]), 2)
+    ids = 6_000_000_000_000 + rng.choice(10**9, customers, replace=False)
+    order = np.lexsort((cust, day))
+    cust, day, amount = cust[order], day[order], amount[order]
+    dates = day.astype("datetime64[D]").astype(str)
+    with path.open("w") as fh:
+        fh.write("customer_id,date,amount\n")
+        step = 200_000
+        for i in range(0, len(cust), step):
+            part = slice(i, i + step)
+            fh.writelines(f"{c},{d},{a:.2f}\n" for c, d, a in
+                          zip(ids[cust[part]].tolist(), dates[part].tolist(), amount[part].tolist()))
+    return len(cust)
+
+
+def ensure_lifetimes(venv: Path, pins: list[str]) -> Path:
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    if subprocess.run([str(py), "-c", "import lifetimes"], capture_output=True).returncode != 0:
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "lifetimes", *pins], check=True)
+    return py
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--customers", type=int, default=200_000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/bench-fit-e2e"))
+    ap.add_argument("--venv", type=Path, default=Path("/tmp/lifetimes-venv"))
+    ap.add_argument("--lifetimes-pins", nargs="*", default=[], help='e.g. "pandas<2.2" "numpy<2"')
+    ap.add_argument("--skip-lifetimes", action="store_true")
+    ap.add_argument("--readers", action="store_true", help="also time the CSV readers on their own")
+    args = ap.parse_args()
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    csv_path = args.dir / f"orders-{args.customers}.csv"
+    if not csv_path.exists():
+        t = time.perf_counter()
+        rows = generate(csv_path, args.customers)
+        print(f"generated {csv_path} in {time.perf_counter() - t:.1f} s")
+    else:
+        with csv_path.open("rb") as fh:
+            rows = sum(1 for _ in fh) - 1
+    print(f"file: {args.customers:,} customers, {rows:,} rows, {csv_path.stat().st_size / 1e6:.1f} MB\n")
+
+    retention = shutil.which("retention", path=str(Path(sys.executable).parent)) or shutil.which("retention")
+    ours_cmd = [retention, "analyze", "fit", "--transactions", str(csv_path), "--calibration-end", CALIBRATION_END,
+                "--model", "bgnbd", "--json"]
+    theirs_cmd = None
+    if not args.skip_lifetimes:
+        py = ensure_lifetimes(args.venv, args.lifetimes_pins)
+        script = args.dir / "fit_lifetimes.py"
+        script.write_text(LIFETIMES_SCRIPT)
+        theirs_cmd = [str(py), str(script), str(csv_path), CALIBRATION_END]
+
+    results = {"ours": [], "lifetimes": []}
+    outputs = {}
+    run(ours_cmd)  # warm the page cache and the bytecode caches, uncounted
+    if theirs_cmd:
+        run(theirs_cmd)
+    for _ in range(args.runs):
+        for name, cmd in (("ours", ours_cmd), ("lifetimes", theirs_cmd)):
+            if cmd:
+                wall, peak, cpu, text = run_counted(cmd)
+                results[name].append((wall, peak, cpu))
+                outputs[name] = text
+
+    print(f"{'command':<46} {'wall s median (min-max)':>24} {'CPU s median (min-max)':>23} "
+          f"{'peak MB median (min-max)':>26}")
+    labels = {"ours": "retention analyze fit --model bgnbd",
+              "lifetimes": "lifetimes: read_csv + summary + BetaGeoFitter"}
+    for name, rs in results.items():
+        if rs:
+            print(f"{labels[name]:<46} {spread([r[0] for r in rs]):>24} {spread([r[2] for r in rs]):>23} "
+                  f"{spread([r[1] for r in rs]):>26}")
+    ours_out = json.loads(outputs["ours"][outputs["ours"].index("{"):])
+    if results["lifetimes"]:
+        pairs = list(zip(results["ours"], results["lifetimes"]))
+        wall = [lt[0] / us[0] for us, lt in pairs]
+        cpu = [lt[2] / us[2] for us, lt in pairs]
+        mem = [lt[1] / us[1] for us, lt in pairs]
+        print(f"\nlifetimes / ours, per pair: wall {spread(wall).strip()}x; CPU {spread(cpu).strip()}x; "
+              f"peak memory {spread(mem).strip()}x")
+        theirs_out = json.loads(outputs["lifetimes"].strip().splitlines()[-1])
+        diff = max(abs(ours_out["params"][k] - v) / abs(v) for k, v in theirs_out["params"].items())
+        print(f"customers: ours {ours_out['customers']:,}, lifetimes {theirs_out['customers']:,}; "
+              f"largest relative parameter difference {diff:.1e}")
+    print("params: " + ", ".join(f"{k}={v:.6g}" for k, v in ours_out["params"].items()))
+
+    if args.readers:
+        print(f"\n{'reader (whole process: import + read to numpy)':<48} {'wall s median (min-max)':>25} "
+              f"{'peak MB median (min-max)':>26}")
+        for name, code in READERS.items():
+            if name.startswith("polars") and subprocess.run([sys.executable, "-c", "import polars"],
+                                                            capture_output=True).returncode:
+                print(f"{name:<48} {'(polars not installed)':>25}")
+                continue
+            runs = 1 if name.startswith("stdlib") else args.runs
+            rs = [run([sys.executable, "-c", code, str(csv_path)])[:2] for _ in range(runs)]
+            print(f"{name:<48} {spread([w for w, _ in rs]):>25} {spread([p for _, p in rs]):>26}")
+    print(f"\nmachine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at the end; "
+          f"python {sys.version.split()[0]}; numpy {np.__version__}")
+
+
+if __name__ == "__main__":
+    main()

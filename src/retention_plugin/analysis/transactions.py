@@ -1,0 +1,366 @@
+"""Transactions as columns, and reading them from a CSV file.
+
+A shop's export of two million orders is read by pyarrow's CSV reader:
+multi-threaded C++ that parses the file in blocks and never builds a Python
+object per field (docs/performance.md measures it against polars' reader and
+the standard library's). Customer ids come back as dense integer *codes*
+into the sorted distinct ids, which is what the summary sorts on.
+
+pyarrow is strict where the rules of this module are lenient (a space around
+a date, ``1_000`` as a number, a row longer than the header), so it is only
+the fast path: when it refuses a column, that column is read again by the
+numpy rules of :mod:`.dates`; when it refuses the file, the standard
+library's ``csv`` module reads it. Those slower readers define what is
+accepted and word every error (column and line), so a file reads the same
+whichever reader took it, and a file with one fault fails with the same
+message (with several, the first one met may differ).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from .dates import DateError, compact_days, to_days
+
+__all__ = ["Transactions", "DataError", "read_transactions_csv"]
+
+
+class DataError(ValueError):
+    """Bad input data; ``column`` names the column at fault when there is one."""
+
+    def __init__(self, message: str, column: str | None = None):
+        super().__init__(message)
+        self.column = column
+
+
+class Transactions:
+    """One entry per order: customer, day number (since 1970-01-01), amount.
+
+    Built either from the ids themselves, or (by the CSV reader) from
+    ``codes`` into ``labels``, ids in ascending order (every id of the file,
+    and for small integer ids the ones between them too); ``customer_ids`` is
+    then made from the two only when asked for.
+    """
+
+    __slots__ = ("_ids", "days", "amounts", "codes", "labels")
+
+    def __init__(self, customer_ids=None, days=None, amounts=None, *, codes=None, labels=None):
+        if (customer_ids is None) == (codes is None):
+            raise TypeError("give either customer_ids, or codes with labels")
+        self._ids = None if customer_ids is None else np.asarray(customer_ids)
+        self.codes = codes
+        self.labels = labels
+        self.days = np.asarray(days, dtype=np.int64)
+        self.amounts = np.zeros(len(self.days)) if amounts is None else np.asarray(amounts, dtype=np.float64)
+
+    @property
+    def customer_ids(self) -> np.ndarray:
+        if self._ids is None:
+            self._ids = self.labels[self.codes]
+        return self._ids
+
+    def __len__(self) -> int:
+        return len(self.days)
+
+
+def import_reader() -> None:
+    """Import what reading and summarising need, e.g. before another thread imports more.
+
+    pyarrow imports some helpers only when first given a Python scalar, and numpy its text
+    functions only when first used: one small read here makes them imported too, so that
+    the reading thread imports nothing while another thread does.
+    """
+    import encodings.utf_8_sig  # noqa: F401 (the header is read with it)
+
+    import numpy.char  # noqa: F401
+    import pyarrow as pa
+    import pyarrow.csv  # noqa: F401
+
+    from . import summary  # noqa: F401
+
+    _codes([_arrow_ids(pa.array([" a "]), "", "", 0)])
+    _codes([_arrow_ids(pa.array(["1", "1000000000000"]), "", "", 0)])
+    for dates in (["2024-01-01"], ["20240101"], ["2024-01-01T10:00"]):
+        _arrow_days(pa.array(dates), "", "", 0)
+    _arrow_amounts(pa.array(["1.5"]), "", "", 0)
+
+
+class _Refused(Exception):
+    """pyarrow would not read the file as it stands; the standard library's reader decides."""
+
+
+def read_transactions_csv(
+    path,
+    *,
+    customer_col: str = "customer_id",
+    date_col: str = "date",
+    amount_col: str | None = "amount",
+    delimiter: str = ",",
+) -> Transactions:
+    """Read a CSV with a header row. Errors name the column and the line.
+
+    ``amount_col`` may be None (or absent from the file when it is the
+    default) for count-only models; the amounts are then zeros.
+    """
+    path = Path(path)
+    if len(delimiter) != 1:
+        raise DataError(f"the delimiter must be one character, not {delimiter!r}")
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        try:
+            header = [h.strip() for h in next(csv.reader(fh, delimiter=delimiter))]
+        except StopIteration:
+            raise DataError(f"{path} is empty: expected a header row") from None
+    index = _column_index(header, path, customer_col, date_col, amount_col)
+    names = {"customer": customer_col, "date": date_col, "amount": amount_col}
+    try:
+        return _read_arrow(path, header, index, names, delimiter)
+    except _Refused:
+        return _read_python(path, header, index, names, delimiter)
+
+
+def _column_index(header, path, customer_col, date_col, amount_col) -> dict:
+    wanted = {"customer": customer_col, "date": date_col}
+    if amount_col is not None:
+        wanted["amount"] = amount_col
+    index = {}
+    for role, name in wanted.items():
+        if name in header:
+            index[role] = header.index(name)
+        elif role == "amount" and amount_col == "amount":
+            continue  # the default amount column is optional
+        else:
+            raise DataError(
+                f"column {name!r} not found in {path.name}; its columns are: {', '.join(header)}", name)
+    return index
+
+
+# --- the fast path ---------------------------------------------------------------------------------
+
+
+def _read_arrow(path: Path, header, index, names, delimiter) -> Transactions:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    # Our own column names: the file's may repeat or be blank.
+    cols = [f"c{i}" for i in range(len(header))]
+    wanted = [cols[i] for i in index.values()]
+    ids, days, amounts = [], [], []
+    rows = 0
+    try:
+        # Block by block, each made into numpy columns at once: the text of two million rows is never
+        # held whole, which keeps the peak near the size of the numbers (docs/performance.md).
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=cols, block_size=_BLOCK),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            # Every column as text: converting here would make "" and "NA" nulls and hide the line of a bad value.
+            convert_options=pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.string() for c in wanted},
+                                                 strings_can_be_null=False),
+        )
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            col = dict(zip(index, (batch.column(cols[i]) for i in index.values())))
+            ids.append(_arrow_ids(col["customer"], names["customer"], path.name, rows))
+            days.append(_arrow_days(col["date"], names["date"], path.name, rows))
+            if "amount" in col:
+                amounts.append(_arrow_amounts(col["amount"], names["amount"], path.name, rows))
+            rows += batch.num_rows
+    except (pa.ArrowException, OverflowError):
+        raise _Refused from None
+    if rows == 0:
+        raise DataError(f"{path.name} has a header but no transactions")
+    codes, labels = _codes(ids)
+    del ids
+    days = np.concatenate(days)
+    amounts = np.concatenate(amounts) if amounts else np.zeros(rows)
+    return Transactions(codes=codes, labels=labels, days=days, amounts=amounts)
+
+
+#: Bytes of the file parsed at a time: big enough that the per-block Python calls cost nothing.
+_BLOCK = 4 << 20
+
+
+def _arrow_ids(col, column: str, filename: str, offset: int):
+    """One block of ids: int64 numpy if they are canonical integers, else pyarrow strings, trimmed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = _canonical_ints(col)
+    if values is not None:
+        return values
+    col = pc.utf8_trim_whitespace(col)
+    if not pc.all(pc.string_is_ascii(col)).as_py() and pc.all(pc.utf8_is_digit(col)).as_py():
+        raise _Refused  # digits of other scripts: the standard-library reader applies numpy's rules to them
+    empty = pc.equal(pc.binary_length(col), 0)
+    if pc.any(empty).as_py():
+        line = offset + pc.index(empty, True).as_py() + 2
+        raise DataError(f"column {column!r} is empty on line {line} of {filename}", column)
+    values = _canonical_ints(col)
+    return col if values is None else values
+
+
+def _canonical_ints(col) -> np.ndarray | None:
+    """The ids as int64 if every one is canonical (ASCII digits only, shorter than 19, no leading
+    zero: "007" stays text, distinct from "7"), else None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        values = pc.cast(col, pa.int64()).to_numpy()  # refuses spaces, "+", "", letters and overflow
+    except (pa.ArrowException, OverflowError):
+        return None
+    if len(values) == 0 or values.min() < 0 or values.max() >= 10**18:
+        return None
+    if values.min() == 0 and pc.any(pc.starts_with(col, "-")).as_py():  # "-0"
+        return None
+    zero = pc.starts_with(col, "0")
+    if pc.any(zero).as_py() and pc.any(pc.and_(zero, pc.greater(pc.binary_length(col), 1))).as_py():
+        return None
+    return values
+
+
+def _codes(blocks: list) -> tuple[np.ndarray, np.ndarray]:
+    """Dense codes (int64) into the sorted distinct ids, from the blocks :func:`_arrow_ids` made."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if all(isinstance(b, np.ndarray) for b in blocks):
+        ids = np.concatenate(blocks)
+        del blocks[:]
+        if ids.max() - ids.min() < 4 * len(ids) + 4096:
+            from .summary import dense_codes  # ids numbered 1, 2, 3...: no hashing needed
+
+            return dense_codes(ids)
+        values = pa.array(ids)
+        del ids
+    else:
+        # One block of text ids makes every id text: "7" and "007" are then two customers, as they are to csv.
+        values = pa.chunked_array([pc.cast(pa.array(b), pa.string()) if isinstance(b, np.ndarray) else b
+                                   for b in blocks], pa.string()).combine_chunks()
+    del blocks[:]
+    encoded = pc.dictionary_encode(values)
+    del values
+    dictionary = encoded.dictionary
+    order = pc.sort_indices(dictionary).to_numpy()  # distinct values: no ties
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    labels = dictionary.take(pa.array(order))
+    labels = labels.to_numpy() if pa.types.is_integer(labels.type) else np.asarray(labels.to_pylist(), dtype=str)
+    return rank[encoded.indices.to_numpy()], labels
+
+
+def _arrow_days(col, column: str, filename: str, offset: int) -> np.ndarray:
+    """Day numbers; a block of any other shape than the common three goes to :func:`.dates.to_days`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lengths = pc.min_max(pc.binary_length(col))
+    shortest, longest = lengths["min"].as_py(), lengths["max"].as_py()
+    try:
+        if shortest == longest == 8 and pc.all(pc.ascii_is_decimal(col)).as_py():  # YYYYMMDD
+            return compact_days(pc.cast(col, pa.int64()).to_numpy())
+        if shortest == longest == 10:  # YYYY-MM-DD
+            return _date32_days(pc.cast(col, pa.date32()))
+        if shortest > 10 and pc.all(pc.is_in(pc.utf8_slice_codeunits(col, 10, 11),
+                                             value_set=pa.array(["T", "t", " "]))).as_py():
+            # An ISO datetime: the date as written, in the writer's own offset (see dates.to_days).
+            return _date32_days(pc.cast(pc.utf8_slice_codeunits(col, 0, 10), pa.date32()))
+    except (pa.ArrowException, DateError, OverflowError):
+        pass
+    try:
+        return to_days(np.asarray(col.to_pylist(), dtype=str))
+    except DateError as exc:
+        line = "" if exc.index is None else f" on line {offset + exc.index + 2}"
+        raise DataError(f"column {column!r}{line} of {filename}: {exc}", column) from None
+
+
+def _date32_days(arr) -> np.ndarray:
+    import pyarrow as pa
+
+    return arr.view(pa.int32()).to_numpy().astype(np.int64)
+
+
+def _arrow_amounts(col, column: str, filename: str, offset: int) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        values = pc.cast(col, pa.float64()).to_numpy()
+        if np.isfinite(values).all():
+            return values
+    except (pa.ArrowException, OverflowError):
+        pass
+    return _floats(np.asarray(col.to_pylist(), dtype=str), column, filename, offset)
+
+
+# --- the reader that decides ----------------------------------------------------------------------
+
+
+def _read_python(path: Path, header, index, names, delimiter) -> Transactions:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        next(reader)
+        rows = [r for r in reader if r]  # csv yields [] for a blank line
+    if not rows:
+        raise DataError(f"{path.name} has a header but no transactions")
+    width = max(index.values()) + 1
+    short = [i for i, r in enumerate(rows) if len(r) < width]
+    if short:
+        raise DataError(f"line {short[0] + 2} of {path.name} has {len(rows[short[0]])} fields, expected {len(header)}")
+    cols = list(zip(*rows))
+    del rows
+    customer_col, date_col, amount_col = names["customer"], names["date"], names["amount"]
+    raw_ids = np.array(cols[index["customer"]])
+    _check_ids(raw_ids, customer_col, path.name)
+    ids = _ids(raw_ids)
+    try:
+        days = to_days(np.array(cols[index["date"]]))
+    except DateError as exc:
+        line = "" if exc.index is None else f" on line {exc.index + 2}"
+        raise DataError(f"column {date_col!r}{line} of {path.name}: {exc}", date_col) from None
+    if "amount" in index:
+        amounts = _floats(np.array(cols[index["amount"]]), amount_col, path.name)
+    else:
+        amounts = np.zeros(len(days))
+    return Transactions(ids, days, amounts)
+
+
+def _check_ids(raw: np.ndarray, column: str, filename: str) -> None:
+    empty_id = np.char.str_len(np.char.strip(raw)) == 0
+    if empty_id.any():
+        line = int(np.flatnonzero(empty_id)[0]) + 2
+        raise DataError(f"column {column!r} is empty on line {line} of {filename}", column)
+
+
+def _ids(raw: np.ndarray) -> np.ndarray:
+    """Canonical integer ids become int64, which sorts far faster than text."""
+    raw = np.char.strip(raw)
+    if raw.size and np.char.isdigit(raw).all() and np.char.str_len(raw).max() < 19:
+        # "007" must stay distinct from "7": only ids without a leading zero are canonical.
+        first = np.ascontiguousarray(raw).view(np.uint32).reshape(raw.size, -1)[:, 0]
+        if not ((first == ord("0")) & (np.char.str_len(raw) > 1)).any():
+            return raw.astype(np.int64)
+    return raw
+
+
+def _floats(raw: np.ndarray, column: str, filename: str, offset: int = 0) -> np.ndarray:
+    try:
+        values = raw.astype(np.float64)
+    except ValueError:
+        for i, v in enumerate(raw):
+            try:
+                float(v)
+            except ValueError:
+                raise DataError(f"column {column!r} on line {offset + i + 2} of {filename}: not a number: {str(v)!r}",
+                                column) from None
+        raise
+    if not np.isfinite(values).all():
+        i = int(np.flatnonzero(~np.isfinite(values))[0])
+        text = str(raw[i])
+        raise DataError(f"column {column!r} on line {offset + i + 2} of {filename}: not a finite number: {text!r}",
+                        column)
+    return values

@@ -1,0 +1,40 @@
+"""The ``retention`` console script: a short way in for commands that need no plugins.
+
+``retention analyze fit`` and ``retention analyze evaluate`` read a CSV and
+print numbers; they use neither the configuration nor any plugin. Loading
+the plugin manager first (every built-in feature, SQLAlchemy, Alembic,
+marshmallow...) costs about a second, more than the whole fit of 200,000
+customers, so those two go straight to the ``analyze`` group. Everything
+else, ``--help`` included, goes through :func:`retention_plugin.cli.main`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["main"]
+
+#: ``analyze`` subcommands that read only their own options and files.
+STANDALONE = {"fit", "evaluate", "score"}
+
+
+def standalone_args(argv: list[str]) -> list[str] | None:
+    """The arguments after ``analyze`` when ``argv`` runs a standalone command, else None."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("--config"):  # the only option before a command
+        i += 1 if "=" in argv[i] else 2
+    if argv[i:i + 1] == ["analyze"] and len(argv) > i + 1 and argv[i + 1] in STANDALONE:
+        return argv[i + 1:]
+    return None
+
+
+def main(argv=None):
+    args = sys.argv[1:] if argv is None else list(argv)
+    rest = standalone_args(args)
+    if rest is not None:
+        from .analysis.commands import analyze
+
+        return analyze.main(args=rest, prog_name="retention analyze")
+    from .cli import main as full_main
+
+    return full_main(argv)

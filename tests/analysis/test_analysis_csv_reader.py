@@ -1,0 +1,213 @@
+"""The pyarrow CSV path reads every file as the standard-library reader does, or fails with its words."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from retention_plugin.analysis import transactions as tr
+from retention_plugin.analysis.summary import summarize, summarize_transactions
+from retention_plugin.analysis.transactions import DataError, read_transactions_csv
+from retention_plugin.launch import standalone_args
+
+
+def slow(path, customer_col="customer_id", date_col="date", amount_col="amount", delimiter=","):
+    """What the standard-library reader makes of the file (the reference)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = [h.strip() for h in next(csv.reader(fh, delimiter=delimiter))]
+    index = tr._column_index(header, path, customer_col, date_col, amount_col)
+    names = {"customer": customer_col, "date": date_col, "amount": amount_col}
+    return tr._read_python(path, header, index, names, delimiter)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(tr, "_BLOCK", 1 << 10)  # many blocks even for small files
+
+
+def write(tmp_path, text, name="tx.csv", encoding="utf-8"):
+    p = tmp_path / name
+    p.write_bytes(text.encode(encoding))
+    return p
+
+
+def same(a, b):
+    assert a.customer_ids.tolist() == b.customer_ids.tolist()
+    assert a.days.tolist() == b.days.tolist()
+    assert a.amounts.tolist() == b.amounts.tolist()
+
+
+def random_rows(rng, n, id_fmt, date_fmt):
+    days = rng.integers(19000, 19400, n)
+    ids = rng.integers(1, 200, n)
+    dates = days.astype("datetime64[D]").astype(str)
+    lines = []
+    for i, d, a in zip(ids, dates, np.round(rng.gamma(2, 20, n), 2)):
+        if date_fmt == "compact":
+            d = d.replace("-", "")
+        elif date_fmt == "datetime":
+            d = f"{d}T{int(rng.integers(0, 24)):02d}:15:00{rng.choice(['Z', '+02:00', '-08:00'])}"
+        lines.append(f"{id_fmt.format(i)},{d},{a}")
+    return lines
+
+
+@pytest.mark.parametrize("id_fmt", ["{}", "C{:05d}", "6000000{:06d}"])
+@pytest.mark.parametrize("date_fmt", ["iso", "compact", "datetime"])
+def test_common_files_take_the_fast_path_and_read_the_same(tmp_path, id_fmt, date_fmt, small_blocks, monkeypatch):
+    rng = np.random.default_rng(len(id_fmt) + len(date_fmt))
+    p = write(tmp_path, "customer_id,date,amount\n" + "\n".join(random_rows(rng, 3000, id_fmt, date_fmt)) + "\n")
+    reference = slow(p)
+    with monkeypatch.context() as m:
+        m.setattr(tr, "_read_python", lambda *a, **k: pytest.fail("fell back to the standard-library reader"))
+        fast = read_transactions_csv(p)
+    assert fast.codes is not None and (fast.labels[:-1] < fast.labels[1:]).all()  # summaries come in id order
+    same(fast, reference)
+    kw = dict(calibration_end=19300, holdout_end=19399, time_unit="days")
+    a = summarize_transactions(fast, **kw)
+    b = summarize(reference.customer_ids, reference.days, reference.amounts, **kw)
+    assert a.customer_ids.tolist() == b.customer_ids.tolist()
+    for f in ("x", "t_x", "T", "first_day", "last_day", "holdout_x"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+    for f in ("monetary", "total_spend", "holdout_spend"):
+        np.testing.assert_allclose(getattr(a, f), getattr(b, f), rtol=1e-12)
+
+
+@pytest.mark.parametrize("text", [
+    # what pyarrow alone would refuse or read differently, and the lenient rules accept
+    "customer_id,date,amount\n 7 , 2024-01-05 ,  12.5\n8,2024-01-06,1_000\n",
+    "customer_id,date,amount\n7,2024-01-05,1\n8,20240106,2\n9,2024-01-07 10:00:00,3\n",  # formats mixed
+    "customer_id,date,amount,note\n7,2024-01-05,1,a\n8,2024-01-06,2,b,extra\n",  # a row longer than the header
+    "\ufeffcustomer_id;date;amount\r\n7;2024-01-05;1\r\n\r\n8;2024-01-06;2\r\n",  # BOM, CRLF, blank line, ';'
+    "customer_id,date\n7,2024-01-05\n007,2024-01-05\n",  # no amount column; "007" is not 7
+    "customer_id,date\n7,2024-01-05\n-0,2024-01-05\n0,2024-01-05\n-5,2024-01-05\n",  # signs make text
+    'customer_id,date,amount\n"7","2024-01-05","1.5"\n"٣",2024-01-06,2\n',  # quotes; an Arabic-Indic digit
+])
+def test_what_pyarrow_refuses_is_read_by_the_lenient_rules(tmp_path, text):
+    p = write(tmp_path, text)
+    delimiter = ";" if ";" in text else ","
+    same(read_transactions_csv(p, delimiter=delimiter), slow(p, delimiter=delimiter))
+
+
+def test_leading_zero_ids_in_a_later_block_keep_earlier_integers_apart(tmp_path, small_blocks):
+    rows = [f"{i % 50 + 1},2024-01-{i % 28 + 1:02d},1" for i in range(2000)] + ["007,2024-02-01,1"]
+    p = write(tmp_path, "customer_id,date,amount\n" + "\n".join(rows) + "\n")
+    tx = read_transactions_csv(p)
+    assert tx.labels.dtype.kind == "U" and "007" in tx.labels and "7" in tx.labels
+    same(tx, slow(p))
+
+
+@pytest.mark.parametrize("bad,words", [
+    ("1,2024-02-30,5", "'date' on line {line} of tx.csv: not a date: '2024-02-30'"),
+    ("1,20241301,5", "'date' on line {line} of tx.csv: not a date: '20241301'"),
+    ("1,2024-02-03,1O", "'amount' on line {line} of tx.csv: not a number: '1O'"),
+    ("1,2024-02-03,nan", "'amount' on line {line} of tx.csv: not a finite number: 'nan'"),
+    ("1,2024-02-03,", "'amount' on line {line} of tx.csv: not a number: ''"),
+    ("  ,2024-02-03,4", "'customer_id' is empty on line {line} of tx.csv"),
+    ("1,2024-02-03", "line {line} of tx.csv has 2 fields, expected 3"),
+])
+def test_errors_name_the_column_and_the_line_in_any_block(tmp_path, bad, words, small_blocks):
+    good = [f"{i % 40 + 1},2024-01-{i % 28 + 1:02d},{i % 7 + 1}" for i in range(1500)]
+    line = 1202  # the header is line 1
+    rows = good[:line - 2] + [bad] + good[line - 2:]
+    if "customer_id" in words:
+        rows = [r.replace("C", "") for r in rows]
+    p = write(tmp_path, "customer_id,date,amount\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError) as fast:
+        read_transactions_csv(p)
+    with pytest.raises(DataError) as reference:
+        slow(p)
+    assert str(fast.value) == str(reference.value)
+    assert words.format(line=line) in str(fast.value)
+
+
+def test_not_utf8_and_empty_files(tmp_path):
+    p = write(tmp_path, "customer_id,date,amount\n1,2024-01-01,5\n2,2024-01-02,\xe9\n", encoding="latin-1")
+    with pytest.raises(UnicodeDecodeError):
+        read_transactions_csv(p)
+    p = write(tmp_path, "customer_id,date,amount\n\n\n")
+    with pytest.raises(DataError, match="has a header but no transactions"):
+        read_transactions_csv(p)
+    with pytest.raises(DataError, match="one character"):
+        read_transactions_csv(p, delimiter=";;")
+
+
+def test_launcher_sends_fit_and_evaluate_straight_to_the_analysis():
+    assert standalone_args(["analyze", "fit", "--model", "bgnbd"]) == ["fit", "--model", "bgnbd"]
+    assert standalone_args(["--config", "x.toml", "analyze", "evaluate"]) == ["evaluate"]
+    assert standalone_args(["--config=x.toml", "analyze", "fit"]) == ["fit"]
+    for other in (["analyze", "report", "--out", "r"], ["analyze"], ["analyze", "--help"], ["serve"], [],
+                  ["--config"], ["--help"]):
+        assert standalone_args(other) is None
+
+
+def test_fit_from_the_command_line_loads_no_plugin_and_no_database_layer(tmp_path):
+    p = write(tmp_path, "customer_id,date,amount\n" + "".join(
+        f"{c},2024-0{m}-1{c % 9},{c}\n" for c in range(1, 60) for m in range(1, 1 + c % 5)))
+    code = (
+        "import sys\n"
+        "from retention_plugin.launch import main\n"
+        "try:\n"
+        f"    main(['analyze', 'fit', '--transactions', {str(p)!r}, '--calibration-end', '2024-04-30',"
+        " '--model', 'bgnbd', '--json'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('retention_plugin.plugins', 'sqlalchemy', 'matplotlib', 'alembic')"
+        " if m in sys.modules))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert '"model": "bgnbd"' in res.stdout
+    assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_reading_holds_numbers_not_the_text_of_the_file(tmp_path):
+    """The csv-module reader held every field as a Python string: about 20 times the size of the
+    columns it returned (a 2-million-row export took 1.2 GB). Now what Python allocates peaks near
+    the columns themselves (pyarrow's own buffers, outside Python, are measured by
+    bench/bench_fit_e2e.py as the process's peak)."""
+    rng = np.random.default_rng(5)
+    n = 300_000
+    ids = 6_000_000_000_000 + rng.integers(0, 10**9, n // 8)[rng.integers(0, n // 8, n)]
+    dates = (19000 + rng.integers(0, 700, n)).astype("datetime64[D]").astype(str)
+    p = tmp_path / "big.csv"
+    with p.open("w") as fh:
+        fh.write("customer_id,date,amount\n")
+        fh.writelines(f"{i},{d},{a:.2f}\n" for i, d, a in zip(ids.tolist(), dates.tolist(),
+                                                                rng.gamma(2, 20, n).tolist()))
+    code = (
+        "import sys, tracemalloc\n"
+        "from retention_plugin.analysis import transactions as tr\n"
+        "tr.import_reader()\n"
+        "tracemalloc.start()\n"
+        "tx = tr.read_transactions_csv(sys.argv[1])\n"
+        "python_peak = tracemalloc.get_traced_memory()[1]\n"
+        "columns = tx.codes.nbytes + tx.days.nbytes + tx.amounts.nbytes\n"
+        "print(len(tx), python_peak / columns)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows, python_ratio = res.stdout.split()
+    assert int(rows) == n
+    assert float(python_ratio) < 5, python_ratio  # the csv-module reader: 19.8 on such a file
+
+
+def test_after_import_reader_reading_imports_nothing(tmp_path):
+    """The models are imported in a thread while the file is read: the reading thread must not
+    import anything meanwhile, so the two never wait on each other's modules."""
+    p = write(tmp_path, "customer_id,date,amount\n 7 ,2024-01-05, 1\n8,20240106,1_0\nC9,2024-01-07T10:00Z,3\n")
+    q = write(tmp_path, "customer_id,date,amount\n6000000000001,2024-01-05,1\n6000000000002,2024-01-06,2\n",
+              name="ints.csv")
+    code = (
+        "import sys\n"
+        "from retention_plugin.analysis.transactions import import_reader, read_transactions_csv\n"
+        "import_reader()\n"
+        "from retention_plugin.analysis.summary import summarize_transactions\n"
+        "before = set(sys.modules)\n"
+        "for path in sys.argv[1:]:\n"
+        "    tx = read_transactions_csv(path)\n"
+        "    summarize_transactions(tx, holdout_end=tx.days.max() + 1).customer_ids.tolist()\n"
+        "print(sorted(set(sys.modules) - before))\n")
+    res = subprocess.run([sys.executable, "-c", code, str(p), str(q)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
