@@ -150,7 +150,7 @@ def test_fit_from_the_command_line_loads_no_plugin_and_no_database_layer(tmp_pat
         "import sys\n"
         "from retention_plugin.launch import main\n"
         "try:\n"
-        f"    main(['analyze', 'fit', '--transactions', {str(p)!r}, '--calibration-end', '2024-04-30',"
+        f"    main(['analyze', 'fit', '--transactions', {str(p)!r}, '--calibration-end', '2024-04-15',"
         " '--model', 'bgnbd', '--json'])\n"
         "except SystemExit as e:\n"
         "    assert not e.code, e.code\n"
