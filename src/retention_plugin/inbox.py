@@ -38,6 +38,13 @@ class FastInserter:
     transaction, durable before we answer) and writes rows in exactly the
     representation SQLAlchemy's column types read back (tests check that).
 
+    "Durable before we answer" on SQLite depends on ``synchronous``: with
+    ``full`` (``[database] sqlite_synchronous``, the default) each commit syncs
+    the WAL to disk before the 200 goes out, so an answered delivery survives a
+    power cut; ``normal`` leaves that sync to the next checkpoint, and the last
+    commits before a power cut or OS crash can vanish after the platform was
+    told they arrived (figures in docs/performance.md).
+
     On SQLite the receiver's commits never checkpoint the WAL themselves: a
     checkpoint copies pages into the database file and waits for two fsyncs,
     and done inside a commit it held every other receiver at the door for
@@ -56,9 +63,12 @@ class FastInserter:
     COLUMNS = ("platform", "shop", "delivery_id", "topic", "event_id", "headers", "body", "received_at",
                "status", "attempts", "next_attempt_at")
 
-    def __init__(self, engine):
+    def __init__(self, engine, synchronous: str = "full"):
+        if synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
         self.url = engine.url
         self.dialect = engine.dialect.name
+        self.synchronous = synchronous
         self.local = threading.local()
         self.writes = 0  # approximate under threads, which is all a cadence needs
         self.checkpointer: threading.Thread | None = None
@@ -95,7 +105,7 @@ class FastInserter:
         if self.dialect == "sqlite":
             conn = sqlite3.connect(self.url.database, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
             return conn
