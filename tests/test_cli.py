@@ -140,7 +140,7 @@ def test_serve_threads_come_from_the_option_the_config_or_the_engine(db_url, tmp
     import retention_plugin.server as server
 
     started = []
-    monkeypatch.setattr(server, "run_gunicorn", lambda path, host, port, workers, threads: started.append(
+    monkeypatch.setattr(server, "run_gunicorn", lambda path, host, port, workers, threads, metrics_bind="": started.append(
         (host, port, workers, threads)))
     plain = write_config(tmp_path / "plain.toml", base_config(db_url))
     assert run(plain, "serve").exit_code == 0
