@@ -159,7 +159,7 @@ def db_status(app):
 @click.option("--port", type=int, default=None, help="Port (default from [server]).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="gunicorn worker processes.")
 @click.option("--threads", type=click.IntRange(1, 64), default=None,
-              help="Threads per worker (default from [server]; else 1 on SQLite, 4 on PostgreSQL).")
+              help="Threads per worker (default from [server]; else 4).")
 @click.option("--metrics-bind", default=None, metavar="HOST:PORT",
               help='Where /metrics is served (default [server] metrics_bind; "" for nowhere).')
 @pass_app
@@ -169,7 +169,7 @@ def serve(app, host, port, workers, threads, metrics_bind):
 
     require_schema(app)
     s = app.settings.section("server")
-    threads = threads or s["threads"] or (1 if app.engine.dialect.name == "sqlite" else 4)
+    threads = threads or s["threads"] or 4
     try:
         run_gunicorn(str(app.settings.path), host or s["host"], port or s["port"], workers or s["workers"], threads,
                      s["metrics_bind"] if metrics_bind is None else metrics_bind)

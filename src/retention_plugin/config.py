@@ -54,8 +54,8 @@ class ServerSchema(Strict):
     host = fields.String(load_default="127.0.0.1")
     port = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
     workers = fields.Integer(load_default=2, validate=validate.Range(min=1))
-    #: Threads per worker; unset: 1 on SQLite (one writer at a time anyway), 4 on PostgreSQL
-    #: (threads waiting on a commit let others' commits share its WAL flush).
+    #: Threads per worker; unset: 4. Threads waiting on a commit let others' commits share its
+    #: WAL sync (SQLite: the receiver's group commit; PostgreSQL: its WAL flush).
     threads = fields.Integer(load_default=None, validate=validate.Range(min=1, max=64))
     max_body_bytes = fields.Integer(load_default=2 * 1024 * 1024, validate=validate.Range(min=1024))
     #: A client must have sent its whole request within this many seconds of starting it (408 after).

@@ -174,9 +174,6 @@ class Receiver:
             log.warning("rejected %s webhook from %s: %s", platform, req.remote_addr, r.detail)
             resp.status = r.status
             resp.media = {"error": r.reason, "detail": r.detail}
-            if r.status == falcon.HTTP_413:
-                # The rest of the body is unread: close rather than drain it for keep-alive.
-                resp.set_header("Connection", "close")
             return
         except (SQLAlchemyError, sqlite3.Error, _PgError) as e:
             # Storage is down: ask the sender to retry rather than lose the delivery.
@@ -244,7 +241,8 @@ class Receiver:
                            "X-Zendesk-Webhook-Signature and -Signature-Timestamp headers are required")
         when = zendesk_verify.parse_timestamp(timestamp)
         if when is None:
-            raise Rejected(falcon.HTTP_401, "bad_timestamp", "signature timestamp is not an ISO 8601 time with a zone offset, in 1970-2200")
+            raise Rejected(falcon.HTTP_401, "bad_timestamp",
+                           "signature timestamp is not an ISO 8601 time with a zone offset, in 1970-2200")
         skew = abs((self.retention.now() - when.astimezone(timezone.utc)).total_seconds())
         if skew > self.zendesk["max_clock_skew_seconds"]:
             raise Rejected(falcon.HTTP_401, "stale_timestamp",
