@@ -33,6 +33,7 @@ from .storage import tables as t
 import sqlite3
 
 from .inbox import FastInserter
+from .server import METRICS_BIND_ENV, split_bind
 
 log = logging.getLogger("retention_plugin.web")
 
@@ -100,7 +101,7 @@ class Receiver:
         self.zendesk = s.section("zendesk")
         if metrics_bind is None:
             metrics_bind = s.section("server").get("metrics_bind", "")
-        self.metrics_port = int(metrics_bind.rpartition(":")[2]) if metrics_bind else None
+        self.metrics_port = split_bind(metrics_bind)[1] if metrics_bind else None
         self.inserter = FastInserter(retention.engine,
                                      synchronous=s.section("database").get("sqlite_synchronous", "full"))
         # Counter children bound once (labels() is a locked dict lookup per call).
@@ -433,7 +434,6 @@ _UNAVAILABLE = json.dumps({"ok": False, "error": "unavailable",
 
 def _build():
     from .app import Retention
-    from .server import METRICS_BIND_ENV
     from .storage.db import check_schema
 
     retention = Retention.from_config(os.environ.get("RETENTION_CONFIG"))
