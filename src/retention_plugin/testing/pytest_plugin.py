@@ -58,6 +58,10 @@ def databases(config: pytest.Config) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    databases(config)  # a misspelt database is a usage error before anything runs
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "retention_db_url" not in metafunc.fixturenames:
         return
