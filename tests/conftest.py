@@ -4,6 +4,11 @@ Every test that takes ``db_url`` (directly or through ``app``) runs twice:
 on SQLite and on PostgreSQL at $RETENTION_TEST_PG (default
 127.0.0.1:5432, user postgres, database test). On a developer machine
 without PostgreSQL those runs skip, saying why; under CI=true they fail.
+
+The databases, the clock, the app factory and the recording channel are the
+ones plugin authors get from ``retention_plugin.testing`` (its pytest plugin
+is loaded through the ``pytest11`` entry point); this file only runs every
+test on both databases and adds what the product's own tests need.
 """
 
 from __future__ import annotations
@@ -12,24 +17,26 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import shutil
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from retention_plugin.app import Retention
-from retention_plugin.storage import tables as t
-from retention_plugin.storage.db import make_engine, upgrade
+from retention_plugin.testing import SHOP, SHOPIFY_SECRET, ZENDESK_SECRET, AppFactory, base_config
+from retention_plugin.testing.pytest_plugin import fresh_database_url
+
+__all__ = ["SHOP", "SHOPIFY_SECRET", "ZENDESK_SECRET", "base_config"]  # tests import these from here
 
 SHARED = (Path(__file__).resolve().parents[1] / ".." / "shared").resolve()
-PG_ADMIN_URL = os.environ.get("RETENTION_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-SHOP = "retention-test.myshopify.com"
-SHOPIFY_SECRET = "shpss_test_secret"
-ZENDESK_SECRET = "zendesk-signing-secret"
+PLUGIN = "retention_plugin.testing.pytest_plugin"
+
+
+def pytest_configure(config):
+    # An editable install made before pyproject.toml declared the pytest11 entry point does not load
+    # the plugin by itself; load it by module then, so the suite runs without a reinstall.
+    if not (config.pluginmanager.has_plugin("retention_plugin") or config.pluginmanager.has_plugin(PLUGIN)):
+        config.pluginmanager.import_plugin(PLUGIN)
 
 
 def shared_path(*parts) -> Path:
@@ -39,119 +46,43 @@ def shared_path(*parts) -> Path:
     return p
 
 
-class Clock:
-    """A clock tests move by hand; nothing sleeps."""
-
-    def __init__(self, start: datetime | None = None):
-        self.now = start or datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw) -> datetime:
-        self.now += timedelta(**kw)
-        return self.now
-
-
 # --- databases -------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def _sqlite_template(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tpl") / "template.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    engine.dispose()
-    return path
-
-
-@pytest.fixture(scope="session")
-def _pg_database():
-    try:
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as e:  # any failure to connect
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is unreachable under CI: {e}")
-        pytest.skip(f"PostgreSQL at {PG_ADMIN_URL} is unreachable ({type(e).__name__}); "
-                    "these tests run on SQLite only here")
-    name = f"retention_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def _truncate_pg(url):
-    engine = create_engine(url)
-    names = ", ".join(f'"{tb.name}"' for tb in t.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+def _sqlite_template(retention_sqlite_template):
+    return retention_sqlite_template
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        path = tmp_path / "retention.db"
-        shutil.copy(request.getfixturevalue("_sqlite_template"), path)
-        return f"sqlite:///{path}"
-    url = request.getfixturevalue("_pg_database")
-    _truncate_pg(url)
-    return url
+    return fresh_database_url(request, request.param, tmp_path)
 
 
 @pytest.fixture
-def sqlite_url(tmp_path, _sqlite_template):
+def sqlite_url(request, tmp_path):
     """For tests that are about the embedded default only."""
-    path = tmp_path / "retention.db"
-    shutil.copy(_sqlite_template, path)
-    return f"sqlite:///{path}"
+    return fresh_database_url(request, "sqlite", tmp_path)
 
 
 # --- the app ------------------------------------------------------------------------------
 
 
-def base_config(db_url: str, **sections) -> dict:
-    cfg = {
-        "database": {"url": db_url},
-        "shopify": {"shop": SHOP, "access_token": "shpat_test", "api_version": "2026-07",
-                    "webhook_secrets": [SHOPIFY_SECRET]},
-        "zendesk": {"subdomain": "retention-test", "email": "agent@example.com", "api_token": "zd-token",
-                    "webhook_secret": ZENDESK_SECRET, "max_clock_skew_seconds": 300},
-        "actions": {"dry_run": True},
-        "worker": {"backoff_base_seconds": 1, "lease_seconds": 60},
-    }
-    for name, values in sections.items():
-        cfg.setdefault(name, {}).update(values)
-    return cfg
+@pytest.fixture
+def clock(retention_clock):
+    return retention_clock
 
 
 @pytest.fixture
-def clock():
-    return Clock()
+def channel(retention_channel):
+    """A recording channel named "test": pass it in ``extra_plugins`` with ``default_channel = "test"``."""
+    return retention_channel
 
 
 @pytest.fixture
 def make_app(db_url, clock, tmp_path):
-    made = []
-
-    def make(extra_plugins=(), **sections):
-        app = Retention.from_dict(base_config(db_url, **sections), path=tmp_path / "retention.toml",
-                                  extra_plugins=extra_plugins, entry_points=False, clock=clock)
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        app.dispose()
+    with AppFactory(db_url, clock, tmp_path) as make:
+        yield make
 
 
 @pytest.fixture
@@ -199,10 +130,4 @@ def dumps(payload) -> bytes:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def module_db_url(request, tmp_path_factory):
     """One database for a whole module (tests that share a running server)."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("moddb") / "retention.db"
-        shutil.copy(request.getfixturevalue("_sqlite_template"), path)
-        return f"sqlite:///{path}"
-    url = request.getfixturevalue("_pg_database")
-    _truncate_pg(url)
-    return url
+    return fresh_database_url(request, request.param, tmp_path_factory.mktemp("moddb"))

@@ -107,7 +107,8 @@ def test_env_substitution_inside_lists():
 
 
 EXAMPLE_ENV = {**SECRETS, "SMTP_PASSWORD": "smtp-pass", "RETENTION_UNSUBSCRIBE_SECRET": "unsub-secret",
-               "RETENTION_LINK_SECRET": "link-secret-value-0123456789abcdef", "RECALL_SIGNING_SECRET": "recall-signing-secret-value-0123456789abcdef"}
+               "RETENTION_LINK_SECRET": "link-secret-value-0123456789abcdef",
+               "RECALL_SIGNING_SECRET": "recall-signing-secret-value-0123456789abcdef"}
 
 
 def _missing_keys(schema, raw, where):

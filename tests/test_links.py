@@ -112,10 +112,10 @@ def test_payloads_must_be_plain_json(payload):
 
 def test_naive_times_and_bad_purposes_are_refused():
     with pytest.raises(ValueError, match="aware"):
-        links.sign("rate", {}, SECRET, datetime(2030, 1, 1))
+        links.sign("rate", {}, SECRET, datetime(2030, 1, 1))  # noqa: DTZ001 (naive on purpose)
     token = links.sign("rate", {}, SECRET, LATER)
     with pytest.raises(ValueError, match="aware"):
-        links.verify("rate", token, SECRET, datetime(2026, 1, 1))
+        links.verify("rate", token, SECRET, datetime(2026, 1, 1))  # noqa: DTZ001 (naive on purpose)
     with pytest.raises(ValueError, match="purpose"):
         links.sign("", {}, SECRET, LATER)
 

@@ -41,7 +41,8 @@ def test_unsubscribe_get_asks_and_post_records(site):
     r = requests.get(url, timeout=10)
     assert r.status_code == 200 and "<form" in r.text
     with engine.connect() as conn:
-        assert conn.execute(select(t.customers.c.marketing_consent).where(t.customers.c.id == cid)).scalar() == "subscribed"
+        consent = conn.execute(select(t.customers.c.marketing_consent).where(t.customers.c.id == cid)).scalar()
+    assert consent == "subscribed"
     # RFC 8058 one-click: POST with List-Unsubscribe=One-Click
     r = requests.post(url, data={"List-Unsubscribe": "One-Click"}, timeout=10)
     assert r.status_code == 200 and "no more marketing" in r.text

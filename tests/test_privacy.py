@@ -7,7 +7,7 @@ from decimal import Decimal
 from click.testing import CliRunner
 from sqlalchemy import JSON, Boolean, Integer, LargeBinary, Numeric, String, func, select
 
-from payloads import order, rating_values, refund, zendesk_envelope, zendesk_trigger
+from payloads import order, rating_values, refund, zendesk_trigger
 from retention_plugin.redaction import FREE_TEXT, NO_WORDS, OWN_IDENTITY, REDACTED
 from retention_plugin.storage import tables as t
 from retention_plugin.testing import deliver_shopify, deliver_zendesk, run_worker

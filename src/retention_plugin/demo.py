@@ -180,7 +180,8 @@ def build_stream(now: datetime) -> list[dict]:
     first = _order(50_030, cat, now - timedelta(minutes=10), [(*pump, 1, "420.00")])
     shopify("orders/paid", first)
     stream.append({"platform": "shopify", "topic": "refunds/create", "id": str(uuid.uuid4()), "payload": {
-        "id": 60_001, "order_id": 50_010, "created_at": _iso(now - timedelta(minutes=5)), "note": "one cartridge leaked",
+        "id": 60_001, "order_id": 50_010, "created_at": _iso(now - timedelta(minutes=5)),
+        "note": "one cartridge leaked",
         "refund_line_items": [{"id": 1, "line_item_id": 50_010 * 10, "quantity": 1, "subtotal": 34.5,
                                "subtotal_set": _money("34.50")}], "transactions": []}})
     # Zendesk: Ann writes in, unhappy; later she rates the ticket badly. Bodies as the shipped

@@ -1,19 +1,43 @@
 """Every hook retention-plugin calls, grouped by family.
 
-A plugin implements any of these with ``@retention_plugin.hookimpl``; a
-hookimpl may accept any subset of a spec's parameters, by name. Each hook has
-a section in docs/hooks.md; tests/test_hooks_documented.py fails when one is
-missing there, and tests/test_hooks_exercised.py when one is never called.
+A plugin implements any of these with ``@retention_plugin.hookimpl``; an
+implementation may accept any subset of a spec's parameters, by name. Each
+hook has a section in docs/hooks.md, and a test named ``test_hook_<name>``
+makes the product call it; tests/test_hooks.py fails when either is missing,
+and tests/test_hookspecs_typed.py when a spec here lacks an annotation or a
+``:param:`` line.
 
 ``ctx`` (a :class:`retention_plugin.context.HookContext`) is the handle a
 reaction gets: the open transaction, settings, the clock, and helpers that
 record state changes under idempotency keys. Everything a hook writes through
 ``ctx`` commits together with the delivery's status, or not at all.
+
+The annotations name their types only for type checkers (``TYPE_CHECKING``):
+importing this module loads pluggy and nothing else.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from datetime import datetime
+    from typing import Any, Literal, TypeAlias
+
+    import click
+    from marshmallow import Schema
+
+    from . import events as ev
+    from .context import HookContext
+    from .messaging.channels import Channel
+
+    #: A stored row (``customers``, ``tickets``, ``messages``...) as a mapping of column to value.
+    Row: TypeAlias = Mapping[str, Any]
+    #: What a decision hook returns: a value, ``False`` for "none", or None to defer to the next plugin.
+    Offer: TypeAlias = dict[str, Any] | Literal[False] | None
 
 hookspec = pluggy.HookspecMarker("retention_plugin")
 
@@ -22,7 +46,7 @@ hookspec = pluggy.HookspecMarker("retention_plugin")
 
 
 @hookspec
-def register_commands(cli):
+def register_commands(cli: click.Group) -> None:
     """Add click commands or groups to the ``retention`` CLI.
 
     :param cli: the top-level ``click.Group``; call ``cli.add_command(...)``.
@@ -30,7 +54,7 @@ def register_commands(cli):
 
 
 @hookspec
-def register_channels(register):
+def register_channels(register: Callable[[str, Channel], None]) -> None:
     """Offer message channels.
 
     :param register: ``register(name, channel)`` where ``channel`` has
@@ -41,7 +65,7 @@ def register_channels(register):
 
 
 @hookspec
-def register_message_kinds(register):
+def register_message_kinds(register: Callable[[str, str], None]) -> None:
     """Declare message kinds a feature sends.
 
     :param register: ``register(kind, message_class)`` with class
@@ -50,7 +74,7 @@ def register_message_kinds(register):
 
 
 @hookspec
-def register_config_sections(register):
+def register_config_sections(register: Callable[[str, Schema], None]) -> None:
     """Declare a configuration section a plugin reads.
 
     :param register: ``register(name, schema)`` with a marshmallow
@@ -60,7 +84,7 @@ def register_config_sections(register):
 
 
 @hookspec
-def register_tasks(register):
+def register_tasks(register: Callable[[str, Callable[[HookContext], None], float], None]) -> None:
     """Declare periodic tasks the worker runs.
 
     :param register: ``register(name, func, every_seconds)``; ``func(ctx)``
@@ -71,104 +95,174 @@ def register_tasks(register):
 
 # --- reactions to domain events --------------------------------------------
 # Each is called with the event and a HookContext, inside the transaction that
-# marks the delivery done. Return values are ignored.
+# marks the delivery done. Return values are ignored unless a hook says otherwise.
 
 
 @hookspec
-def order_created(event, ctx):
-    """An order was created (``orders/create``)."""
+def order_created(event: ev.OrderCreated, ctx: HookContext) -> None:
+    """An order was created (``orders/create``).
+
+    :param event: ``event.order`` is the :class:`~retention_plugin.events.Order`.
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def order_updated(event, ctx):
-    """An order changed (``orders/updated``)."""
+def order_updated(event: ev.OrderUpdated, ctx: HookContext) -> None:
+    """An order changed (``orders/updated``).
+
+    :param event: ``event.order`` is the order as it is now.
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def order_paid(event, ctx):
-    """An order was paid (``orders/paid``): the moment loyalty points are earned."""
+def order_paid(event: ev.OrderPaid, ctx: HookContext) -> None:
+    """An order was paid (``orders/paid``): the moment loyalty points are earned.
+
+    :param event: ``event.order`` is the paid order (money in shop currency).
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def order_cancelled(event, ctx):
-    """An order was cancelled (``orders/cancelled``)."""
+def order_cancelled(event: ev.OrderCancelled, ctx: HookContext) -> None:
+    """An order was cancelled (``orders/cancelled``).
+
+    :param event: ``event.order`` has ``cancelled_at`` set.
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def order_fulfilled(event, ctx):
-    """An order, or part of it, was fulfilled (``orders/fulfilled``, ``fulfillments/*``)."""
+def order_fulfilled(event: ev.OrderFulfilled, ctx: HookContext) -> None:
+    """An order, or part of it, was fulfilled (``orders/fulfilled``, ``fulfillments/*``).
+
+    :param event: ``event.order`` (None for ``fulfillments/*``, which carry only the order id) and
+        ``event.fulfillment``.
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def shipment_updated(event, ctx):
-    """A carrier reported on a shipment (``fulfillment_events/create``): ``event.shipment`` has the
-    status (``in_transit``, ``delayed``, ``failure``, ``attempted_delivery``, ``delivered``, ...)."""
+def shipment_updated(event: ev.ShipmentUpdated, ctx: HookContext) -> None:
+    """A carrier reported on a shipment (``fulfillment_events/create``).
+
+    :param event: ``event.shipment`` has the status (``in_transit``, ``delayed``, ``failure``,
+        ``attempted_delivery``, ``delivered``, ...).
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def refund_created(event, ctx):
-    """A refund was issued (``refunds/create``)."""
+def refund_created(event: ev.RefundCreated, ctx: HookContext) -> None:
+    """A refund was issued (``refunds/create``).
+
+    :param event: ``event.refund`` with the refunded merchandise amount and lines.
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def customer_updated(event, ctx):
-    """A customer was created or changed (``customers/create``, ``customers/update``)."""
+def customer_updated(event: ev.CustomerUpdated, ctx: HookContext) -> None:
+    """A customer was created or changed (``customers/create``, ``customers/update``).
+
+    :param event: ``event.customer`` (identity and consent); ``event.created`` for a new one.
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def customer_deleted(event, ctx):
-    """A customer was deleted in Shopify (``customers/delete``)."""
+def customer_deleted(event: ev.CustomerDeleted, ctx: HookContext) -> None:
+    """A customer was deleted in Shopify (``customers/delete``).
+
+    :param event: ``event.customer`` (usually only the Shopify id).
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def customer_data_request(event, ctx):
+def customer_data_request(event: ev.CustomerDataRequest, ctx: HookContext) -> dict[str, Any] | None:
     """A customer asked for their data (``customers/data_request``).
 
-    Return a dict to add to the export under the plugin's name.
+    :param event: ``event.customer`` and the ``orders_requested``.
+    :param ctx: the delivery's transaction and helpers.
+    :returns: a dict keyed under the plugin's name, merged into the export's ``plugins``; or None.
     """
 
 
 @hookspec
-def customer_redact(event, ctx):
+def customer_redact(event: ev.CustomerRedact, ctx: HookContext) -> None:
     """A customer's personal data must be erased (``customers/redact``).
 
-    Erase what the plugin stored about ``event.customer`` beyond the core tables.
+    :param event: ``event.customer`` and the ``orders_to_redact``; erase what the plugin stored
+        about that customer beyond the core tables.
+    :param ctx: the delivery's transaction and helpers.
     """
 
 
 @hookspec
-def shop_redact(event, ctx):
-    """All data of the shop must be deleted (``shop/redact``)."""
+def shop_redact(event: ev.ShopRedact, ctx: HookContext) -> None:
+    """All data of the shop must be deleted (``shop/redact``).
+
+    :param event: ``event.shop`` names the shop.
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def app_uninstalled(event, ctx):
-    """The Shopify app was uninstalled (``app/uninstalled``)."""
+def app_uninstalled(event: ev.AppUninstalled, ctx: HookContext) -> None:
+    """The Shopify app was uninstalled (``app/uninstalled``).
+
+    :param event: ``event.shop`` names the shop.
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def ticket_created(event, ctx):
-    """A Zendesk ticket was created."""
+def ticket_created(event: ev.TicketCreated, ctx: HookContext) -> None:
+    """A Zendesk ticket was created.
+
+    :param event: ``event.ticket`` (subject, description, tags, requester, ...).
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def ticket_updated(event, ctx):
-    """A ticket's status, priority or tags changed."""
+def ticket_updated(event: ev.TicketUpdated, ctx: HookContext) -> None:
+    """A ticket's status, priority or tags changed.
+
+    :param event: ``event.ticket`` as it is now; ``event.changed`` names what changed.
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def ticket_solved(event, ctx):
-    """A ticket was solved or closed."""
+def ticket_solved(event: ev.TicketSolved, ctx: HookContext) -> None:
+    """A ticket was solved or closed.
+
+    :param event: ``event.ticket``.
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def comment_added(event, ctx):
-    """A comment was added to a ticket."""
+def comment_added(event: ev.CommentAdded, ctx: HookContext) -> None:
+    """A comment was added to a ticket.
+
+    :param event: ``event.ticket`` and ``event.comment`` (public or internal, by agent or not).
+    :param ctx: the delivery's transaction and helpers.
+    """
 
 
 @hookspec
-def satisfaction_rated(event, ctx):
-    """A satisfaction rating arrived (Zendesk CSAT or the follow-up link)."""
+def satisfaction_rated(event: ev.SatisfactionRated, ctx: HookContext) -> None:
+    """A satisfaction rating arrived (Zendesk CSAT or the follow-up link).
+
+    :param event: ``event.rating`` (``value`` 0..1, None when only offered) and ``event.ticket``
+        when the rating is about one.
+    :param ctx: the transaction and helpers.
+    """
 
 
 # --- decisions: the first non-None result wins -------------------------------
@@ -177,46 +271,64 @@ def satisfaction_rated(event, ctx):
 
 
 @hookspec(firstresult=True)
-def points_for_order(order, customer, rule, ctx):
+def points_for_order(order: ev.Order, customer: Row, rule: Mapping[str, Any], ctx: HookContext) -> int | None:
     """How many points an order earns. Stops at the first non-None result.
 
     :param order: the :class:`~retention_plugin.events.Order`.
-    :param customer: the stored customer row (mapping).
-    :param rule: the loyalty settings in force (points per unit, multiplier).
+    :param customer: the stored customer row.
+    :param rule: the loyalty settings in force (``points_per_currency_unit``, ``basis``,
+        ``basis_amount``, ``currency``, ``points_multiplier``, ``tier``, ``pending_days``).
+    :param ctx: the delivery's transaction and helpers.
     :returns: an ``int`` number of points, or None to defer.
     """
 
 
 @hookspec(firstresult=True)
-def choose_offer(order, customer, occasion, ctx):
+def choose_offer(order: ev.Order, customer: Row, occasion: str, ctx: HookContext) -> Offer:
     """Which voucher, if any, to give after an order. Stops at the first non-None result.
 
+    :param order: the :class:`~retention_plugin.events.Order` just paid.
+    :param customer: the stored customer row, merges followed.
+    :param occasion: ``"first_order"``, ``"nth_order"``, ``"order_above"``, or ``"order"``.
+    :param ctx: the delivery's transaction and helpers.
     :returns: a dict ``{"percent": Decimal, "valid_days": int}``,
-        ``{"amount": Money, "valid_days": int}``, or ``False`` for no offer.
+        ``{"amount": Money, "valid_days": int}``, ``False`` for no offer, or None to defer.
     """
 
 
 @hookspec(firstresult=True)
-def customer_timezone(customer):
-    """The IANA time zone of a customer. Stops at the first non-None result."""
+def customer_timezone(customer: Row) -> str | None:
+    """The IANA time zone of a customer. Stops at the first non-None result.
+
+    The contact policy asks this at send time and in ``messages explain``, outside any
+    delivery's transaction, so it gets no ``ctx``.
+
+    :param customer: the stored customer row.
+    :returns: a zone name such as ``"Europe/Vilnius"``, or None to defer.
+    """
 
 
 @hookspec(firstresult=True)
-def classify_ticket(ticket, ctx):
+def classify_ticket(ticket: ev.Ticket, ctx: HookContext) -> dict[str, Any] | None:
     """Whether a ticket is a complaint. Stops at the first non-None result.
 
+    :param ticket: the :class:`~retention_plugin.events.Ticket`.
+    :param ctx: the transaction and helpers.
     :returns: ``{"complaint": bool, "severity": "low"|"medium"|"high", "reason": str}``, optionally
         with ``"evidence"`` (``tag``, ``field``, ``keyword``, ``rating``, ``plugin``; default
-        ``["plugin"]``): keyword-only complaints make their offer wait for approval.
+        ``["plugin"]``): keyword-only complaints make their offer wait for approval. None defers.
     """
 
 
 @hookspec(firstresult=True)
-def recovery_offer(ticket, customer, proposal, ctx):
+def recovery_offer(ticket: Row | None, customer: Row, proposal: dict[str, Any] | None, ctx: HookContext) -> Offer:
     """Decide or veto a goodwill offer. Stops at the first non-None result.
 
-    :param proposal: the offer the built-in policy computed (or None).
-    :returns: an offer dict, or ``False`` to make none.
+    :param ticket: the stored ticket row, or None for a rating without a ticket.
+    :param customer: the stored customer row.
+    :param proposal: the offer the built-in policy computed (or None when it declined).
+    :param ctx: the transaction and helpers.
+    :returns: an offer dict, ``False`` to make none, or None to defer.
     """
 
 
@@ -224,12 +336,15 @@ def recovery_offer(ticket, customer, proposal, ctx):
 
 
 @hookspec
-def contact_allowed(message, customer, when):
+def contact_allowed(message: Row, customer: Row, when: datetime) -> bool | None:
     """Veto a message at send time by returning ``False`` (any False wins).
+
+    Asked by the contact policy, also from ``messages explain``, so it gets no ``ctx``.
 
     :param message: the message row (mapping) about to be sent.
     :param customer: the customer row (mapping).
     :param when: the aware UTC datetime of the attempt.
+    :returns: ``False`` to suppress the message; ``True`` or None for no objection.
     """
 
 
@@ -237,28 +352,45 @@ def contact_allowed(message, customer, when):
 
 
 @hookspec
-def loyalty_changed(customer_id, change, ctx):
+def loyalty_changed(customer_id: int, change: Mapping[str, Any], ctx: HookContext) -> None:
     """A loyalty balance or tier changed.
 
-    :param change: ``{"points": int, "balance": int, "tier": str|None,
-        "previous_tier": str|None, "reason": str}``.
+    :param customer_id: the internal customer id.
+    :param change: ``{"points": int, "balance": int, "pending": int, "lifetime": int,
+        "tier": str|None, "previous_tier": str|None, "reason": str, "key": str|None}``.
+    :param ctx: the transaction that made the change.
     """
 
 
 @hookspec
-def ticket_escalated(ticket, customer, reason, ctx):
-    """A ticket from a valued customer waited too long for a reply."""
+def ticket_escalated(ticket: Row, customer: Row, reason: str, ctx: HookContext) -> None:
+    """A ticket from a valued customer waited too long for a reply.
+
+    :param ticket: the stored ticket row, with ``escalated_at`` set.
+    :param customer: the stored customer row.
+    :param reason: why, in words (the wait and the standing that made the customer valued).
+    :param ctx: the watch task's transaction.
+    """
 
 
 @hookspec
-def replenishment_candidate(customer_id, sku, interval_days, ctx):
-    """A customer buys the same SKU at regular intervals (a subscription prospect)."""
+def replenishment_candidate(customer_id: int, sku: str, interval_days: int, ctx: HookContext) -> bool | None:
+    """A customer buys the same SKU at regular intervals (a subscription prospect).
+
+    :param customer_id: the internal customer id.
+    :param sku: the SKU bought regularly.
+    :param interval_days: the median gap between purchases, in whole days.
+    :param ctx: the delivery's transaction and helpers.
+    :returns: ``False`` to take over (the built-in offer is then not scheduled); anything else is ignored.
+    """
 
 
 @hookspec
-def customer_facts(customer_id, ctx):
+def customer_facts(customer_id: int, ctx: HookContext) -> dict[str, Any] | None:
     """What a plugin knows about a customer, for ``customers show`` and agent notes.
 
+    :param customer_id: the internal customer id.
+    :param ctx: a transaction to read in.
     :returns: a JSON-serialisable dict, keyed under the plugin's name.
     """
 
@@ -267,19 +399,30 @@ def customer_facts(customer_id, ctx):
 
 
 @hookspec
-def customer_signals(customers, ctx):
+def customer_signals(customers: list[int], ctx: HookContext) -> Mapping[str, Iterable[int]] | None:
     """Add covariates to the lost-customer analysis.
 
     :param customers: list of customer ids in the analysis.
+    :param ctx: a connection to read in (``ctx.source`` is ``"cli"``).
     :returns: ``{signal_name: set_of_customer_ids_with_the_signal}``.
     """
 
 
 @hookspec
-def customer_at_risk(customer_id, score, ctx):
-    """A customer crossed into the at-risk segment."""
+def customer_at_risk(customer_id: int, score: float, ctx: HookContext) -> None:
+    """A customer crossed into the at-risk segment.
+
+    :param customer_id: the internal customer id.
+    :param score: the customer's lost score, 0..1 (higher: more likely gone).
+    :param ctx: the daily early-warning task's transaction.
+    """
 
 
 @hookspec
-def customer_lost(customer_id, score, ctx):
-    """A customer crossed into the lost segment."""
+def customer_lost(customer_id: int, score: float, ctx: HookContext) -> None:
+    """A customer crossed into the lost segment.
+
+    :param customer_id: the internal customer id.
+    :param score: the customer's lost score, 0..1 (higher: more likely gone).
+    :param ctx: the daily early-warning task's transaction.
+    """

@@ -39,6 +39,12 @@ class PluginLoadError(Exception):
     pass
 
 
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, also remembering where each plugin came from (``retention plugins`` shows it)."""
+
+    retention_sources: dict[str, str]
+
+
 def builtin_name(module: str) -> str:
     """``retention_plugin.features.loyalty`` -> ``loyalty``; ``...messaging.plugin`` -> ``messaging``."""
     parts = module.split(".")
@@ -51,14 +57,14 @@ def make_plugin_manager(
     dirs: Iterable[Path] = (),
     entry_points: bool = True,
     extra: Iterable[object] = (),
-) -> pluggy.PluginManager:
+) -> PluginManager:
     """Build the manager: hookspecs, then built-ins, entry points and local modules.
 
     ``extra`` registers objects directly (tests, embedding applications).
     Unknown names in ``disabled`` raise, so a typo doesn't silently leave a
     feature on.
     """
-    pm = pluggy.PluginManager(GROUP)
+    pm = PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     disabled = set(disabled)
     seen: set[str] = set()
@@ -102,8 +108,9 @@ def make_plugin_manager(
             sources[name] = f"file {path}"
 
     for obj in extra:
-        name = pm.register(obj)
-        sources[name] = "registered in code"
+        registered = pm.register(obj)
+        if registered is not None:  # pluggy returns None only for a blocked name
+            sources[registered] = "registered in code"
 
     unknown = disabled - seen
     if unknown:
@@ -114,13 +121,15 @@ def make_plugin_manager(
         pm.check_pending()
     except pluggy.PluginValidationError as e:
         raise PluginLoadError(f"plugin {e.plugin!r} implements a hook that does not exist: {e}") from e
-    pm._retention_sources = sources  # read by plugin_info()
+    pm.retention_sources = sources
     return pm
 
 
 def _load_file(path: Path):
     mod_name = f"retention_plugin_local_{path.stem}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginLoadError(f"{path}: not importable as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
     try:
@@ -132,7 +141,7 @@ def _load_file(path: Path):
 
 
 def plugin_info(pm: pluggy.PluginManager) -> list[dict]:
-    sources = getattr(pm, "_retention_sources", {})
+    sources = getattr(pm, "retention_sources", {})  # a plain pluggy manager (tests) has none
     out = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda p: p[0]):
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])

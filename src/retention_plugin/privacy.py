@@ -52,7 +52,8 @@ def collect_export(ctx, customer_id: int) -> dict:
     customer = conn.execute(select(t.customers).where(t.customers.c.id == customer_id)).mappings().first()
     orders = rows(t.orders)
     order_ids = [o["id"] for o in orders]
-    lines = [dict(r) for r in conn.execute(select(t.order_lines).where(t.order_lines.c.order_id.in_(order_ids))).mappings()]
+    lines = [dict(r) for r in
+             conn.execute(select(t.order_lines).where(t.order_lines.c.order_id.in_(order_ids))).mappings()]
     refunds = [dict(r) for r in conn.execute(select(t.refunds).where(t.refunds.c.order_id.in_(order_ids))).mappings()]
     export = {
         "customer": dict(customer) if customer else None,

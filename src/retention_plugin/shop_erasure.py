@@ -29,7 +29,8 @@ HELD = "held:"
 TOPIC = "shop/redact"
 
 _RELEASE = ("Shopify sends shop/redact 48 hours after the app is uninstalled; if it was, see what would be "
-            "erased with `retention privacy shop-redact`, then erase it with `retention privacy shop-redact --confirm`.")
+            "erased with `retention privacy shop-redact`, then erase it with "
+            "`retention privacy shop-redact --confirm`.")
 
 
 def _is_id(v) -> bool:

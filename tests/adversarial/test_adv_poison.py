@@ -121,9 +121,11 @@ OFFSETS = [timezone(timedelta(hours=h)) for h in (-14, -12, -5, 0, 1, 5, 14)]
 
 timestamps = st.one_of(
     st.sampled_from(POISON_TIMES),
-    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59),
+    # Hypothesis takes naive bounds; the zone comes from `timezones` (or none: naive text is poison too).
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59),  # noqa: DTZ001
                  timezones=st.sampled_from(OFFSETS)).map(lambda d: d.isoformat()),
-    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(lambda d: d.isoformat()),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(  # noqa: DTZ001
+        lambda d: d.isoformat()),
 )
 nasty_text = st.sampled_from(["", " ", "-", "\x00", "a\x00b", "\ud800", "x\udfff", "NaN", "Infinity", "1e999999",
                               "-1e-999999", "9" * 40, "0x1F", "USD", "usd", "€€€", "paid", "pending", "success",
@@ -327,7 +329,7 @@ def poison_batch(app) -> tuple[list[int], dict[int, str]]:
         for topic, path in SHOPIFY_DATE_CASES:
             if topic in ("orders/paid", "refunds/create", "customers/update", "fulfillments/create"):
                 body = put(copy.deepcopy(shopify_base(topic)), path, value)
-                if read_by_parser(lambda b: parse_shopify(topic, b, shop=SHOP), body):
+                if read_by_parser(lambda b, topic=topic: parse_shopify(topic, b, shop=SHOP), body):
                     poison[deliver_shopify(app, topic, body)] = dotted(path)
         for shape, path in ZENDESK_DATE_CASES:
             body = put(copy.deepcopy(zendesk_bases()[shape]), path, value)

@@ -4,7 +4,7 @@ import pytest
 from .analysis_hazardsim import simulate_complaints
 from .analysis_simstore import simulate_store
 from retention_plugin.analysis.hazard import HazardSettings, adjusted_model, person_periods
-from retention_plugin.analysis.history import History, Orders, Refunds, Tickets
+from retention_plugin.analysis.history import History, Orders, Refunds
 from retention_plugin.analysis.reasons import reasons_table, why_they_left
 from retention_plugin.analysis.signals import amounts_known_at, compute_signals
 from retention_plugin.analysis.stats import relative_risk

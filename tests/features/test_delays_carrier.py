@@ -14,14 +14,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from payloads import order
+import test_followups_delays
 from retention_plugin import hookimpl
 from retention_plugin.platforms.errors import PayloadError
 from retention_plugin.platforms.shopify.payloads import parse_shopify
 from retention_plugin.storage import tables as t
 from retention_plugin.testing import deliver_shopify, run_worker
 
-from test_followups_delays import PAID, _apologies, _paid, _run, channel, make  # noqa: F401 (fixtures)
+from test_followups_delays import PAID, _apologies, _paid, _run
+
+make = test_followups_delays.make  # the fixture, shared with the clock-driven apology tests
 
 SHIPPED = PAID + timedelta(hours=20)  # 2026-03-02 06:00 UTC
 
@@ -55,8 +57,8 @@ def test_a_parcel_the_carrier_reports_delayed_gets_one_apology(make, clock, chan
     _run(app)
     assert _apologies(app) == []
 
-    body = tracking(2, "delayed", clock.now - timedelta(hours=1), estimate=datetime(2026, 3, 9, 18, tzinfo=timezone.utc),
-                    message="Weather delay")
+    body = tracking(2, "delayed", clock.now - timedelta(hours=1),
+                    estimate=datetime(2026, 3, 9, 18, tzinfo=timezone.utc), message="Weather delay")
     for webhook in ("wh-1", "wh-2"):  # the same event twice, under two webhook ids
         deliver_shopify(app, "fulfillment_events/create", body, webhook_id=webhook)
     deliver_shopify(app, "fulfillment_events/create", tracking(3, "delayed", clock.now))  # reported again
@@ -65,7 +67,7 @@ def test_a_parcel_the_carrier_reports_delayed_gets_one_apology(make, clock, chan
     assert msg["key"] == "delay:9001:delayed" and msg["message_class"] == "transactional"
     assert msg["data"]["reason"] == "delayed" and msg["data"]["new_estimate"] == "2026-03-09"
     assert msg["status"] == "sent"
-    [(_, rendered)] = channel.sent
+    [(_, _, rendered)] = channel.sent
     assert "carrier reports that your order #9001 is delayed" in rendered.text
     for _ in range(3):
         clock.advance(hours=1, minutes=1)
@@ -97,8 +99,9 @@ def test_a_shipment_that_stops_moving_is_found_by_the_hourly_scan(make, clock):
     _shipped(app, 9002, 502)
     _shipped(app, 9003, 503)
     last = datetime(2026, 3, 2, 15, tzinfo=timezone.utc)
-    deliver_shopify(app, "fulfillment_events/create", tracking(1, "in_transit", last, order_id=9001, fulfillment_id=501))
-    deliver_shopify(app, "fulfillment_events/create", tracking(2, "in_transit", last, order_id=9002, fulfillment_id=502))
+    for n in (1, 2):
+        deliver_shopify(app, "fulfillment_events/create",
+                        tracking(n, "in_transit", last, order_id=9000 + n, fulfillment_id=500 + n))
     deliver_shopify(app, "fulfillment_events/create", tracking(3, "delivered", last, order_id=9003, fulfillment_id=503))
     _run(app)
     clock.now = last + timedelta(days=4) - timedelta(minutes=30)

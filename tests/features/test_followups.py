@@ -26,19 +26,6 @@ LINKS = {"secret": "test-link-secret-0123456789", "base_url": "https://retention
 MESSAGES = {"default_channel": "test", "shop_name": "Test Shop", "shop_url": "https://shop.example"}
 
 
-class Channel:
-    def __init__(self):
-        self.sent = []
-
-    @hookimpl
-    def register_channels(self, register):
-        register("test", self)
-
-    def send(self, message, customer, rendered, ctx):
-        self.sent.append((dict(message), rendered))
-        return f"test-{len(self.sent)}"
-
-
 class Ratings:
     """Records every satisfaction_rated call."""
 
@@ -49,11 +36,6 @@ class Ratings:
     def satisfaction_rated(self, event, ctx):
         assert ctx.conn is not None
         self.events.append(event)
-
-
-@pytest.fixture
-def channel():
-    return Channel()
 
 
 @pytest.fixture
@@ -152,7 +134,7 @@ def test_a_follow_up_is_due_days_after_fulfilment_with_signed_rating_links(make,
     assert len(_followups(app)) == 1
     clock.advance(days=3, hours=1)  # a Friday afternoon in Lithuania: no quiet hours, no rest day
     _run(app)
-    [(sent, rendered)] = [s for s in channel.sent if s[0]["kind"] == "follow_up"]
+    [(sent, _, rendered)] = [s for s in channel.sent if s.message["kind"] == "follow_up"]
     assert data["rating_url_good"] in rendered.text and data["rating_url_bad"] in rendered.text
 
 

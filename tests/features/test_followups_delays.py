@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import select
 
 from payloads import order
-from retention_plugin import hookimpl
 from retention_plugin.config import ConfigError
 from retention_plugin.features import delays
 from retention_plugin.messaging.templates import Renderer
@@ -22,27 +21,6 @@ from retention_plugin.testing import deliver_shopify, run_worker
 
 PAID = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
 MESSAGES = {"default_channel": "test", "shop_name": "Test Shop"}
-
-
-class Channel:
-    def __init__(self):
-        self.sent = []
-
-    @hookimpl
-    def register_channels(self, register):
-        register("test", self)
-
-    def send(self, message, customer, rendered, ctx):
-        self.sent.append((dict(message), rendered))
-        return f"test-{len(self.sent)}"
-
-    def kinds(self):
-        return [m["kind"] for m, _ in self.sent]
-
-
-@pytest.fixture
-def channel():
-    return Channel()
 
 
 @pytest.fixture
@@ -82,7 +60,7 @@ def test_an_unshipped_order_gets_one_apology_after_n_days(make, clock, channel):
     [msg] = _apologies(app)
     assert msg["key"] == "delay:9001" and msg["message_class"] == "transactional"
     assert msg["data"]["order_name"] == "#9001" and msg["data"]["code"] is None
-    assert channel.kinds() == ["delay_apology"] and "#9001" in channel.sent[0][1].subject
+    assert channel.kinds() == ["delay_apology"] and "#9001" in channel.sent[0].rendered.subject
 
     for _ in range(3):  # the task runs every hour; the order stays late; one apology
         clock.advance(hours=1, minutes=1)

@@ -30,29 +30,6 @@ FIRST = {"occasion": "first_order", "percent": 10, "valid_days": 30}
 LOCALES = ("en", "ka", "lt", "ru", "sl")
 
 
-class Channel:
-    """A channel that keeps what it is asked to send."""
-
-    def __init__(self):
-        self.sent = []
-
-    @hookimpl
-    def register_channels(self, register):
-        register("test", self)
-
-    def send(self, message, customer, rendered, ctx):
-        self.sent.append((dict(message), rendered))
-        return f"test-{len(self.sent)}"
-
-    def kinds(self):
-        return [m["kind"] for m, _ in self.sent]
-
-
-@pytest.fixture
-def channel():
-    return Channel()
-
-
 @pytest.fixture
 def make(make_app, channel):
     def build(extra=(), **offer_settings):
@@ -126,7 +103,7 @@ def test_three_deliveries_of_one_order_make_one_voucher_and_one_thank_you(make, 
     clock.advance(minutes=61)
     run_worker(app)
     assert channel.kinds() == ["thank_you", "voucher"]
-    rendered = channel.sent[1][1]
+    rendered = channel.sent[1].rendered
     assert voucher["code"] in rendered.text and "10" in rendered.subject
 
 
@@ -268,7 +245,8 @@ def test_thank_you_can_be_switched_off_and_carries_the_order(make, channel):
     assert m["data"] == {"order_name": "#6802", "order_total": "42.50", "currency": "USD",
                          "order_url": "https://shop.example/orders/6802"}
     assert m["message_class"] == "transactional" and m["locale"] == "en"
-    assert "42.50" in channel.sent[-1][1].text and "https://shop.example/orders/6802" in channel.sent[-1][1].text
+    assert "42.50" in channel.sent[-1].rendered.text
+    assert "https://shop.example/orders/6802" in channel.sent[-1].rendered.text
 
 
 # --- validity ------------------------------------------------------------------------------------------

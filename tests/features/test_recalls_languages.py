@@ -57,7 +57,8 @@ def test_per_language_text_reaches_each_customer_and_the_output_names_the_fallba
     assert "texts in other languages: lt (instructions, remedy, title); ru (title)" in res.output
     # ru has only a title: its instructions and remedy fall back; sl and ka have nothing of their own.
     assert ("falls back to the default (--title/--instructions/--remedy, English) text: "
-            "ka (title, instructions, remedy); ru (instructions, remedy); sl (title, instructions, remedy)") in res.output
+            "ka (title, instructions, remedy); ru (instructions, remedy); sl (title, instructions, remedy)"
+            ) in res.output
 
     run_worker(app)
     sent = _sent(app)
@@ -98,7 +99,8 @@ def test_texts_from_a_toml_or_json_file(buyers, monkeypatch, tmp_path, suffix, c
     assert out["languages"]["fallback"] == {"ka": ["title"], "sl": ["title"]}
     with buyers.engine.connect() as conn:
         data = conn.execute(select(t.messages.c.data).where(
-            t.messages.c.kind == "recall", t.messages.c.customer_id == customer_id(buyers, "lt@example.com"))).scalar_one()
+            t.messages.c.kind == "recall",
+            t.messages.c.customer_id == customer_id(buyers, "lt@example.com"))).scalar_one()
     assert data["translations"]["lt"] == {"recall_title": LT["title"], "remedy": LT["remedy"]}
 
 

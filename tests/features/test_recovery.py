@@ -511,7 +511,8 @@ def test_store_credit_when_enabled(make_app):
     assert len(credits) == 1 and actions(app, "discount_code_basic_create") == []
     assert credits[0]["request"]["variables"] == {
         "id": "gid://shopify/Customer/1001",
-        "creditInput": {"creditAmount": {"amount": "10.00", "currencyCode": "USD"}, "expiresAt": "2026-05-31T12:00:00Z"}}
+        "creditInput": {"creditAmount": {"amount": "10.00", "currencyCode": "USD"},
+                        "expiresAt": "2026-05-31T12:00:00Z"}}
     reward = rows(app, t.rewards)[0]
     assert reward["kind"] == "store_credit" and reward["code"] is None
     body = actions(app, key_prefix="recovery:ticket:4242:reply")[0]["request"]["json"]["ticket"]["comment"]["body"]
@@ -533,7 +534,7 @@ def test_monthly_budget_holds(make_app, clock):
         buy(app, 20 + n, email=email, customer_id=cid)
         open_ticket(app, 600 + n, email=email, requester_id=zid)
     run_worker(app)
-    for n, (email, cid, zid) in enumerate(people):
+    for n, (email, _cid, zid) in enumerate(people):
         rate(app, 600 + n, email=email, requester_id=zid)
     run_worker(app)
     recs = rows(app, t.recoveries)
@@ -626,7 +627,8 @@ def test_hook_recovery_offer(make_app):
     assert seen[0][1]["amount"] == Decimal("10.00") and seen[0][1]["kind"] == "discount_code"
     assert recs["recovery:ticket:1"]["decision"] == "declined"
     assert recs["recovery:ticket:1"]["reason"].startswith("vetoed")
-    assert recs["recovery:ticket:2"]["decision"] == "offered" and recs["recovery:ticket:2"]["amount"] == Decimal("40.00")
+    assert recs["recovery:ticket:2"]["decision"] == "offered"
+    assert recs["recovery:ticket:2"]["amount"] == Decimal("40.00")
     assert recs["recovery:ticket:2"]["reason"] == "VIP goodwill"
     # The hook deferred on 3, but 40 + 10 > 60 is fine, so the built-in proposal stands...
     assert recs["recovery:ticket:3"]["decision"] == "offered"
@@ -771,7 +773,7 @@ def test_report_figures_add_up(make_app, clock, db_url, tmp_path, monkeypatch):
         buy(app, 20 + n, email=email, customer_id=cid)
         open_ticket(app, 200 + n, email=email, requester_id=zid, description="The item is defective")
     run_worker(app)
-    for n, (email, cid, zid) in enumerate(people[:3]):  # dan's complaint stays open
+    for n, (email, _cid, zid) in enumerate(people[:3]):  # dan's complaint stays open
         rate(app, 200 + n, email=email, requester_id=zid)
     run_worker(app)
     clock.advance(days=5)

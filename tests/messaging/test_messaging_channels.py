@@ -195,7 +195,10 @@ def test_starttls_and_implicit_tls(smtp_factory, tls_files, security):
     cert, key = tls_files
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
-    kw = {"tls_context": server_ctx, "require_starttls": True} if security == "starttls" else {"ssl_context": server_ctx}
+    if security == "starttls":
+        kw = {"tls_context": server_ctx, "require_starttls": True}
+    else:
+        kw = {"ssl_context": server_ctx}
     server = smtp_factory(**kw)
     client_ctx = ssl.create_default_context(cafile=str(cert))
     cfg = load_section("email", {"host": server.host, "port": server.port, "security": security,
@@ -247,7 +250,8 @@ def test_zendesk_proactive_ticket_with_the_customer_as_requester():
 
 def test_zendesk_uses_the_known_user_or_comments_on_the_given_ticket():
     ctx = Recorder()
-    ZendeskChannel().send({"key": "a", "kind": "delay_apology", "data": {}}, {**CUSTOMER, "zendesk_user_id": 555}, R, ctx)
+    ZendeskChannel().send({"key": "a", "kind": "delay_apology", "data": {}}, {**CUSTOMER, "zendesk_user_id": 555}, R,
+                          ctx)
     assert ctx.actions[0][3]["json"]["ticket"]["requester_id"] == 555
     ZendeskChannel().send({"key": "b", "kind": "delay_apology", "data": {"zendesk_ticket_id": 77}}, CUSTOMER, R, ctx)
     platform, kind, _, request = ctx.actions[1]

@@ -34,8 +34,8 @@ def run(app, *args):
 
 def test_explain_json_defers_a_six_am_offer(cli_app, add_customer):
     cid = add_customer(email="ona@example.com")
-    res = run(cli_app, "explain", "--customer", "ona@example.com", "--kind", "voucher", "--at", "2026-03-03T06:00:00+02:00",
-              "--json")
+    res = run(cli_app, "explain", "--customer", "ona@example.com", "--kind", "voucher",
+              "--at", "2026-03-03T06:00:00+02:00", "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out == {"decision": "defer", "send_at": "2026-03-03T07:00:00+00:00",
@@ -47,7 +47,8 @@ def test_explain_json_defers_a_six_am_offer(cli_app, add_customer):
 
 def test_explain_suppress_and_class_override(cli_app, add_customer):
     add_customer(shopify_id=123456789012, marketing_consent="unsubscribed")
-    res = run(cli_app, "explain", "--customer", "123456789012", "--kind", "voucher", "--at", "2026-03-03T10:00:00Z", "--json")
+    res = run(cli_app, "explain", "--customer", "123456789012", "--kind", "voucher", "--at", "2026-03-03T10:00:00Z",
+              "--json")
     assert json.loads(res.output) == {"decision": "suppress", "send_at": None,
                                       "reason": "no marketing consent (unsubscribed)"}
     res = run(cli_app, "explain", "--customer", "123456789012", "--kind", "voucher", "--class", "transactional",

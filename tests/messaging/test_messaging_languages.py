@@ -89,7 +89,8 @@ def renderer():
 def _render_all(renderer, kind, locale):
     spec = BUILTIN_KINDS[kind]
     for data in variants(kind):
-        for consent, unsub in (("subscribed", UNSUB if spec.message_class == MARKETING or kind == "thank_you" else None),
+        unsub_if_subscribed = UNSUB if spec.message_class == MARKETING or kind == "thank_you" else None
+        for consent, unsub in (("subscribed", unsub_if_subscribed),
                                ("not_subscribed", UNSUB if kind == "thank_you" else None)):
             customer = {**CUSTOMER, "marketing_consent": consent}
             yield data, renderer.render(kind, locale, data, customer=customer, unsubscribe_url=unsub,

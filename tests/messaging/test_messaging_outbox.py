@@ -18,6 +18,7 @@ from retention_plugin.messaging.channels import ChannelError, EmailChannel, LogC
 from retention_plugin.customers import find_customer
 from retention_plugin.messaging.outbox import cancel_message, explain, schedule_message, send_due
 from retention_plugin.storage import tables
+from retention_plugin.testing import RecordingChannel as Recording  # keeps what it is given; the database is real
 
 VILNIUS = ZoneInfo("Europe/Vilnius")
 
@@ -27,20 +28,6 @@ def vilnius(y, mo, d, h, mi=0) -> datetime:
 
 
 TUESDAY_10 = vilnius(2026, 3, 3, 10)
-
-
-class Recording:
-    """A channel that keeps what it was given (no storage is faked: the database is real)."""
-
-    def __init__(self, fail: ChannelError | None = None):
-        self.sent = []
-        self.fail = fail
-
-    def send(self, message, customer, rendered, ctx):
-        if self.fail:
-            raise self.fail
-        self.sent.append((message, customer, rendered))
-        return f"rec-{len(self.sent)}"
 
 
 def row(engine, key):
@@ -80,9 +67,11 @@ def test_schedule_stores_money_as_text_and_needs_a_class_for_unknown_kinds(engin
                                "expires_at": TUESDAY_10})
         with pytest.raises(KeyError, match="unknown message kind 'birthday'"):
             schedule_message(conn, key="b:1", customer_id=cid, kind="birthday", due_at=TUESDAY_10)
-        schedule_message(conn, key="b:2", customer_id=cid, kind="birthday", message_class="marketing", due_at=TUESDAY_10)
+        schedule_message(conn, key="b:2", customer_id=cid, kind="birthday", message_class="marketing",
+                         due_at=TUESDAY_10)
         with pytest.raises(ValueError, match="aware"):
-            schedule_message(conn, key="b:3", customer_id=cid, kind="voucher", due_at=datetime(2026, 3, 3))
+            schedule_message(conn, key="b:3", customer_id=cid, kind="voucher",
+                             due_at=datetime(2026, 3, 3))  # noqa: DTZ001 (naive on purpose)
     data = row(engine, "v:1")["data"]
     assert data == {"discount_amount": "5.00", "min": {"amount": "30", "currency": "EUR"},
                     "expires_at": TUESDAY_10.isoformat()}
@@ -114,7 +103,7 @@ def test_marketing_at_six_is_deferred_then_sent_at_nine(engine, add_customer, se
     assert send_due(engine, now=vilnius(2026, 3, 3, 8, 59), channels={"email": ch}, settings=settings)["sent"] == 0
     assert send_due(engine, now=vilnius(2026, 3, 3, 9), channels={"email": ch}, settings=settings)["sent"] == 1
     r = row(engine, "v:1")
-    assert (r["status"], r["sent_at"], r["provider_id"], r["attempts"]) == ("sent", vilnius(2026, 3, 3, 9), "rec-1", 1)
+    assert (r["status"], r["sent_at"], r["provider_id"], r["attempts"]) == ("sent", vilnius(2026, 3, 3, 9), "test-1", 1)
     assert r["rendered"]["locale"] == "lt" and "THANKS-7KQ2" in r["rendered"]["text"]
     assert r["reason"].startswith("email: 09:00 Europe/Vilnius")
     message, customer, rendered = ch.sent[0]
@@ -213,7 +202,8 @@ def test_transient_errors_are_retried_with_backoff_then_failed(engine, add_custo
     r = row(engine, "t:1")
     assert (r["status"], r["attempts"], r["send_at"]) == ("scheduled", 1, TUESDAY_10 + timedelta(seconds=60))
     assert r["reason"].startswith("attempt 1 of 3 failed: email: SMTP connection refused; retrying at")
-    assert send_due(engine, now=TUESDAY_10 + timedelta(seconds=59), channels={"email": ch}, settings=settings)["retry"] == 0
+    early = send_due(engine, now=TUESDAY_10 + timedelta(seconds=59), channels={"email": ch}, settings=settings)
+    assert early["retry"] == 0
     send_due(engine, now=TUESDAY_10 + timedelta(seconds=60), channels={"email": ch}, settings=settings)
     assert row(engine, "t:1")["send_at"] == TUESDAY_10 + timedelta(seconds=60 + 120)  # doubled
     counts = send_due(engine, now=TUESDAY_10 + timedelta(seconds=180), channels={"email": ch}, settings=settings)
@@ -230,7 +220,8 @@ def test_transient_errors_are_retried_with_backoff_then_failed(engine, add_custo
 def test_permanent_errors_fail_at_once(engine, add_customer, settings):
     cid = add_customer()
     schedule(engine, "t:1", cid, "thank_you", TUESDAY_10)
-    send_due(engine, now=TUESDAY_10, channels={"email": Recording(ChannelError("recipient refused: 550 no such user"))},
+    refused = Recording(fail=ChannelError("recipient refused: 550 no such user"))
+    send_due(engine, now=TUESDAY_10, channels={"email": refused},
              settings=settings)
     r = row(engine, "t:1")
     assert (r["status"], r["reason"], r["attempts"]) == ("failed", "email: recipient refused: 550 no such user", 1)
@@ -270,7 +261,8 @@ def test_a_failed_zendesk_send_leaves_no_action_behind(engine, add_customer, set
     with engine.connect() as conn:
         action = conn.execute(select(tables.actions)).mappings().one()
     assert r["status"] == "sent" and r["provider_id"] == f"action:{action['id']}"
-    assert (action["platform"], action["kind"], action["key"]) == ("zendesk", "ticket_create", "message:recall:1:zendesk")
+    assert (action["platform"], action["kind"], action["key"]) == ("zendesk", "ticket_create",
+                                                                   "message:recall:1:zendesk")
     assert action["request"]["json"]["ticket"]["requester_id"] == 555
 
 
@@ -352,7 +344,8 @@ def test_hook_customer_timezone(engine, add_customer, settings, pm_factory):
     schedule(engine, "v:1", cid, "voucher", vilnius(2026, 3, 3, 6))  # 13:00 in Tokyo
     send_due(engine, now=vilnius(2026, 3, 3, 6), channels={"email": Recording()}, settings=settings,
              pm=pm_factory(Tokyo))
-    assert row(engine, "v:1")["status"] == "sent" and "Asia/Tokyo (customer_timezone hook)" in row(engine, "v:1")["reason"]
+    sent = row(engine, "v:1")
+    assert sent["status"] == "sent" and "Asia/Tokyo (customer_timezone hook)" in sent["reason"]
 
 
 # --- explain and lookup ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -133,7 +133,8 @@ def test_marketing_needs_subscribed_consent(consent):
 
 def test_transactional_needs_no_consent_but_keeps_quiet_hours():
     c = {**LT, "marketing_consent": "unsubscribed"}
-    assert ask(local(2026, 3, 3, 10), customer=c, message_class="transactional", kind="delay_apology").decision == "send"
+    d = ask(local(2026, 3, 3, 10), customer=c, message_class="transactional", kind="delay_apology")
+    assert d.decision == "send"
     d = ask(local(2026, 3, 3, 6), customer=c, message_class="transactional", kind="delay_apology")
     assert (d.decision, d.send_at) == ("defer", local(2026, 3, 3, 9))
 
@@ -176,7 +177,8 @@ def test_not_yet_due_is_deferred_to_due_time():
 
 def test_naive_datetimes_are_rejected():
     with pytest.raises(ValueError, match="aware"):
-        decide(message_class="marketing", kind="voucher", customer=LT, due_at=datetime(2026, 3, 3), now=datetime(2026, 3, 3))
+        naive = datetime(2026, 3, 3)  # noqa: DTZ001 (on purpose)
+        decide(message_class="marketing", kind="voucher", customer=LT, due_at=naive, now=naive)
 
 
 def test_allowed_hours_are_configurable():
@@ -225,6 +227,6 @@ def test_timezone_hook_moves_quiet_hours():
 
 def test_day_off_uses_subdivision_holidays_and_unknown_countries_have_none():
     ps = PolicySettings()
-    assert day_off(datetime(2026, 3, 31).date(), "US", "CA", ps) is not None  # César Chávez Day, California only
-    assert day_off(datetime(2026, 3, 31).date(), "US", "NY", ps) is None
-    assert day_off(datetime(2026, 3, 1).date(), "XX", None, ps) is None
+    assert day_off(date(2026, 3, 31), "US", "CA", ps) is not None  # César Chávez Day, California only
+    assert day_off(date(2026, 3, 31), "US", "NY", ps) is None
+    assert day_off(date(2026, 3, 1), "XX", None, ps) is None

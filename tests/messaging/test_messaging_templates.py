@@ -90,7 +90,9 @@ def test_plural_forms_follow_cldr(renderer, points, word):
 
 
 def test_russian_plural_agrees_number_and_verb(renderer):
-    subject = lambda n: renderer.render("points_expiry", "ru", {"points": n, "expires_at": "2026-03-31"}).subject
+    def subject(n):
+        return renderer.render("points_expiry", "ru", {"points": n, "expires_at": "2026-03-31"}).subject
+
     assert subject(1) == "Скоро сгорит 1 бонусный балл"
     assert subject(3) == "Скоро сгорят 3 бонусных балла"
     assert subject(5) == "Скоро сгорят 5 бонусных баллов"
@@ -99,8 +101,8 @@ def test_russian_plural_agrees_number_and_verb(renderer):
 # --- locale negotiation ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw, norm", [("pt_br", "pt-BR"), ("PT-br", "pt-BR"), ("lt", "lt"), ("zh-hant-tw", "zh-Hant-TW"),
-                                       ("", None), (None, None), ("12", None)])
+@pytest.mark.parametrize("raw, norm", [("pt_br", "pt-BR"), ("PT-br", "pt-BR"), ("lt", "lt"),
+                                       ("zh-hant-tw", "zh-Hant-TW"), ("", None), (None, None), ("12", None)])
 def test_normalize_locale(raw, norm):
     assert normalize_locale(raw) == norm
 
@@ -165,7 +167,8 @@ def test_top_level_set_and_macros_reach_the_blocks(tmp_path):
     (tmp_path / "en").mkdir()
     (tmp_path / "en" / "reward.j2").write_text(
         "{% set greeting = 'Hey' %}{% macro sig() %}-- us{% endmacro %}"
-        "{% block subject %}{{ greeting }}{% endblock %}{% block text %}{{ greeting }} {{ code }} {{ sig() }}{% endblock %}",
+        "{% block subject %}{{ greeting }}{% endblock %}"
+        "{% block text %}{{ greeting }} {{ code }} {{ sig() }}{% endblock %}",
         encoding="utf-8")
     r = Renderer(tmp_path).render("reward", "en", {"code": "C1"})
     assert (r.subject, r.text) == ("Hey", "Hey C1 -- us\n")

@@ -70,7 +70,7 @@ def test_discount_amount_on_products_for_everyone():
         {"amount": 5.0, "currency": "USD"},  # float money refused
         {"amount": Decimal("5")},  # no currency
         {"amount": Decimal("-1"), "currency": "USD"},
-        {"percent": 10, "starts_at": datetime(2026, 3, 2)},  # naive
+        {"percent": 10, "starts_at": datetime(2026, 3, 2)},  # noqa: DTZ001 (naive on purpose)
         {"percent": 10, "customer_gid": "115310627314723954"},  # not a GID
         {"percent": 10, "customer_gid": "gid://shopify/Order/1"},  # wrong kind
         {"percent": 10, "usage_limit": 0},

@@ -1,4 +1,6 @@
-"""`retention shopify subscribe`: webhookSubscriptionCreate for what is missing, nothing twice; dry-run sends nothing."""
+"""`retention shopify subscribe`: webhookSubscriptionCreate for what is missing, nothing twice.
+
+A dry run sends nothing."""
 
 from __future__ import annotations
 

@@ -454,7 +454,8 @@ def winback_cmd(ctx, as_of, window_days, as_json):
         return
     for g in ("offer", "holdout"):
         r = res[g]
-        rate = "–" if r["rate"] is None else f"{r['rate'] * 100:.1f}% (95% CI {r['ci_low'] * 100:.1f}–{r['ci_high'] * 100:.1f}%)"
+        rate = "–" if r["rate"] is None else (f"{r['rate'] * 100:.1f}% "
+                                              f"(95% CI {r['ci_low'] * 100:.1f}–{r['ci_high'] * 100:.1f}%)")
         click.echo(f"{g:<8} {r['reordered']:>6,} of {r['customers']:>6,} reordered within {window_days} days: {rate}")
     if res["lift"]:
         lf = res["lift"]

@@ -270,8 +270,8 @@ def _choose(selection: list[Split], final: Split) -> tuple[dict, dict | None]:
     if means:
         order = sorted(means, key=lambda k: (-means[k], k))
         chosen, on_evidence = order[0], True
-        where = ", ".join(f"{sp.result['calibration_end']} (+{sp.summary.holdout_end - sp.summary.calibration_end} days)"
-                          for sp in selection)
+        where = ", ".join(f"{sp.result['calibration_end']} "
+                          f"(+{sp.summary.holdout_end - sp.summary.calibration_end} days)" for sp in selection)
         how = (f"Chosen on {len(selection)} earlier cut-off{'s' if len(selection) > 1 else ''} ({where}), where it "
                f"ranked customers best (mean AUC {means[chosen]:.3f}): {candidate_label(chosen)}.")
         best_model = next((k for k in order if k != BASELINE), None)
@@ -307,8 +307,8 @@ def _choose(selection: list[Split], final: Split) -> tuple[dict, dict | None]:
         verdict = (f"{how} On the later holdout ({window}), which played no part in the choice, it scores "
                    f"{cmp['auc_a']:.3f}; the best model score, {candidate_label(other)}, scores {cmp['auc_b']:.3f} "
                    f"there (difference baseline - model {_fmt(cmp['difference'], '+.4f')}, 95% CI "
-                   f"{_fmt(cmp['ci_low'], '+.4f')} to {_fmt(cmp['ci_high'], '+.4f')}).{unsure} Days since the last purchase, calibrated into a probability, "
-                   f"is the lost score.")
+                   f"{_fmt(cmp['ci_low'], '+.4f')} to {_fmt(cmp['ci_high'], '+.4f')}).{unsure} "
+                   f"Days since the last purchase, calibrated into a probability, is the lost score.")
     else:
         out["beats_baseline"] = cmp["difference"] > 0
         if cmp["difference"] > 0:

@@ -157,13 +157,16 @@ def _write_customers(path: Path, scores) -> None:
 # --- HTML ---------------------------------------------------------------------
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222}
 h1{margin-bottom:.2em}h2{border-bottom:2px solid #264653;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:.8em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
+td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 th{background:#f1f3f5}td:first-child,th:first-child{text-align:left}
 .verdict{padding:.8em 1em;border-left:6px solid;margin:1em 0;font-size:1.05em}
 .good{border-color:#2a9d8f;background:#e9f5f3}.bad{border-color:#e76f51;background:#fdf0ec}
-.cards{display:flex;gap:1em;flex-wrap:wrap}.card{background:#f1f3f5;padding:.8em 1.2em;border-radius:6px;min-width:150px}
+.cards{display:flex;gap:1em;flex-wrap:wrap}
+.card{background:#f1f3f5;padding:.8em 1.2em;border-radius:6px;min-width:150px}
 .card b{display:block;font-size:1.5em}img{max-width:100%}.muted{color:#666;font-size:.9em}
 """
 
@@ -223,8 +226,8 @@ def _evaluation_html(ev: dict, ls: dict, img: dict) -> str:
     for sk in ev.get("skipped_origins", []):
         out.append(f"<p class='muted'>Earlier window from {_e(sk['calibration_end'])} not used: {_e(sk['reason'])}</p>")
     out.append(_table(["score", "mean AUC, earlier windows (chose)", "AUC, last window (judges)"],
-                      [[c["label"] + (" ← chosen" if c["score"] == ls.get("score") else ""), _f3(c.get("selection_auc")),
-                        _f3(c["auc"])] for c in ev["candidates"]]))
+                      [[c["label"] + (" ← chosen" if c["score"] == ls.get("score") else ""),
+                        _f3(c.get("selection_auc")), _f3(c["auc"])] for c in ev["candidates"]]))
     out.append(_table(["model", "mean abs. error of purchases", "correlation", "Brier score", "Brier skill",
                        "predicted purchases", "actual"],
                       [[k, f"{m['mae']:.3f}", _f3(m["correlation"]), _f3(m["brier"]["brier"]),
@@ -259,7 +262,8 @@ def _adjusted_html(a: dict, img: dict) -> str:
            _img(img.get("adjusted"), "adjusted rate ratios"),
            _table(["sign", "lapse rate ratio", "95% interval", "q (Benjamini-Hochberg)", "customers with it"],
                   [[r["label"] + (" †" if r.get("timing") else ""), f"{r['rate_ratio']:.2f}",
-                    f"{r['ci_low']:.2f} – {r['ci_high']:.2f}", f"{r['q_value']:.2g}" + (" ✓" if r["significant"] else ""),
+                    f"{r['ci_low']:.2f} – {r['ci_high']:.2f}",
+                    f"{r['q_value']:.2g}" + (" ✓" if r["significant"] else ""),
                     f"{r['customers_with']:,}"] for r in a["signals"]]),
            f"<p class='muted'>✓: significant with the false discovery rate held at {a['fdr'] * 100:g}% across the "
            f"signs. † from a plugin: when the sign arose is not known, so it may postdate the period. Controls: "
@@ -274,7 +278,8 @@ def _html(s: dict, img: dict) -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Lost customers as of {_e(s['as_of'])}"
              f"</title><style>{CSS}</style></head><body>",
              "<h1>Lost customers: who left, why, what it cost</h1>",
-             f"<p class='muted'>Data up to {_e(s['as_of'])}; {s['customers']:,} customers; generated {_e(s['generated_at'])}."
+             f"<p class='muted'>Data up to {_e(s['as_of'])}; {s['customers']:,} customers; "
+             f"generated {_e(s['generated_at'])}."
              f" Every figure below describes associations in this store's history; none of them proves a cause.</p>"]
     for note in s["notes"]:
         parts.append(f"<p class='muted'>Note: {_e(note)}</p>")
@@ -311,7 +316,8 @@ def _html(s: dict, img: dict) -> str:
 
     r = s["reasons"]
     parts.append("<h2>Why they left</h2>")
-    parts.append(f"<p>Customers who bought in the {r['window_days']} days before {_e(r['cut_off'])}: {r['customers']:,}. "
+    parts.append(f"<p>Customers who bought in the {r['window_days']} days before {_e(r['cut_off'])}: "
+                 f"{r['customers']:,}. "
                  f"Of these, {r['lost']:,} made no purchase from then to {_e(r['as_of'])} (lost). For each sign, the "
                  f"loss rate of customers with it and without it, the relative risk (how many times as often they "
                  f"were lost) with its 95% interval, and how many customers each figure rests on. Ranked by the lower "

@@ -144,7 +144,8 @@ def score_customers(history: History, st: ScoreSettings = ScoreSettings(), *, ch
             break
     if value_name not in models:
         if not models:
-            raise ValueError("no purchase model could be fitted: " + (failures[0] if failures else "too little history"))
+            raise ValueError("no purchase model could be fitted: "
+                             + (failures[0] if failures else "too little history"))
         value_name = next(iter(models))
     vm = models[value_name]
 

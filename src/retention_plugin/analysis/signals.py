@@ -68,7 +68,8 @@ def compute_signals(history: History, ids: np.ndarray, cut_day: int,
         # Still waiting at the cut-off and already past the limit counts as slow too.
         unanswered = (np.isnan(t.first_reply) | (t.first_reply >= cut_end)) & (cut_end - t.created > limit)
         unresolved = np.isnan(t.solved) | (t.solved >= cut_end)
-    out["slow_first_reply"] = _any_per_customer(ids, t.customer, opened & ((replied_late & (t.first_reply < cut_end)) | unanswered))
+    late = (replied_late & (t.first_reply < cut_end)) | unanswered
+    out["slow_first_reply"] = _any_per_customer(ids, t.customer, opened & late)
     out["unresolved_ticket"] = _any_per_customer(ids, t.customer, opened & unresolved)
     out["refund"] = _any_per_customer(ids, f.customer, f.time < cut_end)
 

@@ -186,7 +186,6 @@ _BLOCK = 4 << 20
 
 def _arrow_ids(col, column: str, filename: str, offset: int):
     """One block of ids: int64 numpy if they are canonical integers, else pyarrow strings, trimmed."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     values = _canonical_ints(col)

@@ -235,7 +235,8 @@ def _record(ctx, order_id: int, token_customer: int, score: str, value: Decimal,
     if comment is not None:
         values["comment"] = comment
     status = "recorded"
-    if insert_ignore(conn, r, {"source": SOURCE, "source_id": str(order_id), **values}, ["source", "source_id"]) is None:
+    row = {"source": SOURCE, "source_id": str(order_id), **values}
+    if insert_ignore(conn, r, row, ["source", "source_id"]) is None:
         old = conn.execute(for_update(select(r).where(*where), conn)).mappings().one()
         if old["score"] == score and (comment is None or comment == old["comment"]):
             status = "unchanged"

@@ -310,7 +310,9 @@ class OfferInvalid(ValueError):
 
 
 def normalise_offer(offer: Any, shop_currency: str) -> dict:
-    """``{"percent": Decimal}`` or ``{"amount": Decimal, "currency": str}``, plus ``valid_days``; raises OfferInvalid."""
+    """``{"percent": Decimal}`` or ``{"amount": Decimal, "currency": str}``, plus ``valid_days``.
+
+    Raises OfferInvalid."""
     if not isinstance(offer, Mapping):
         raise OfferInvalid(f"expected a dict, False or None, got {type(offer).__name__}")
     percent, amount = offer.get("percent"), offer.get("amount")

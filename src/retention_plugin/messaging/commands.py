@@ -54,7 +54,8 @@ def messages():
 @click.option("--customer", "customer_ref", required=True, help="Internal id, Shopify id or email.")
 @click.option("--kind", required=True, help="Message kind, e.g. voucher.")
 @click.option("--class", "message_class", type=click.Choice(CLASSES), help="Default: the kind's class.")
-@click.option("--at", "at", metavar="DATETIME", help="When the message would be due (ISO 8601; UTC if no offset). Default: now.")
+@click.option("--at", "at", metavar="DATETIME",
+              help="When the message would be due (ISO 8601; UTC if no offset). Default: now.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def explain_cmd(customer_ref, kind, message_class, at, as_json):
     """Show what the contact policy would decide for a message."""

@@ -18,6 +18,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_COUNTRY = validate.Regexp(r"^[A-Z]{2}$", error="expected an ISO country code like LT")
 
 
 class _Strict(Schema):
@@ -40,10 +41,10 @@ class ContactPolicySchema(_Strict):
     respect_public_holidays = fields.Boolean(load_default=True)
     default_timezone = fields.String(load_default="UTC", validate=_check_zone)
     #: Per-country time zone, overriding the built-in choice: {US = "America/Chicago"}.
-    country_timezones = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="expected an ISO country code like LT")),
+    country_timezones = fields.Dict(keys=fields.String(validate=_COUNTRY),
                                     values=fields.String(validate=_check_zone), load_default=dict)
     #: Per-country rest days, overriding the ``holidays`` package's weekend: {LT = ["sun"]}.
-    country_rest_days = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="expected an ISO country code like LT")),
+    country_rest_days = fields.Dict(keys=fields.String(validate=_COUNTRY),
                                     values=fields.List(fields.String(validate=validate.OneOf(WEEKDAYS))),
                                     load_default=dict)
     safety_ignores_quiet_hours = fields.Boolean(load_default=True)
@@ -73,7 +74,8 @@ class EmailSchema(_Strict):
     from_name = fields.String(load_default=None)
     reply_to = fields.Email(load_default=None)
     #: One-click unsubscribe endpoint; placeholders {customer_id} {email} {message_key} {token}.
-    unsubscribe_url = fields.String(load_default=None, validate=validate.Regexp(r"^https?://", error="expected an http(s) URL"))
+    unsubscribe_url = fields.String(load_default=None,
+                                    validate=validate.Regexp(r"^https?://", error="expected an http(s) URL"))
     unsubscribe_mailto = fields.Email(load_default=None)
     #: Key for the {token} placeholder (HMAC of the customer id), checked by the unsubscribe endpoint.
     unsubscribe_secret = fields.String(load_default=None)

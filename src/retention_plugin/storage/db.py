@@ -102,7 +102,10 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # only a package shipped without its migrations
+        raise RuntimeError(f"no Alembic revisions in {MIGRATIONS}")
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -82,7 +82,8 @@ class BGNBD(CountModel):
         p = self.params
         r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.log(a) - np.log(np.where(x > 0, b + x - 1, 1.0)) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+            z = (np.log(a) - np.log(np.where(x > 0, b + x - 1, 1.0))
+                 + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x)))
         return np.where(x > 0, z, -np.inf)
 
     def p_alive(self, x, t_x, T):

@@ -84,7 +84,8 @@ def response_watch(ctx) -> int:
     rows = ctx.conn.execute(select(tk).where(
         tk.c.first_public_reply_at.is_(None), tk.c.escalated_at.is_(None), tk.c.customer_id.is_not(None),
         tk.c.created_at <= due, tk.c.created_at >= oldest,
-        or_(tk.c.status.is_(None), tk.c.status.notin_(("solved", "closed")))).order_by(tk.c.created_at)).mappings().all()
+        or_(tk.c.status.is_(None), tk.c.status.notin_(("solved", "closed"))))
+        .order_by(tk.c.created_at)).mappings().all()
     currency = shop_currency(ctx.conn, settings)
     standing: dict[int, tuple] = {}
     escalated = 0
