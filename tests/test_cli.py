@@ -140,8 +140,10 @@ def test_serve_threads_come_from_the_option_the_config_or_the_engine(db_url, tmp
     import retention_plugin.server as server
 
     started = []
-    monkeypatch.setattr(server, "run_gunicorn", lambda path, host, port, workers, threads, metrics_bind="": started.append(
-        (host, port, workers, threads)))
+    def fake_run(path, host, port, workers, threads, metrics_bind=""):
+        started.append((host, port, workers, threads))
+
+    monkeypatch.setattr(server, "run_gunicorn", fake_run)
     plain = write_config(tmp_path / "plain.toml", base_config(db_url))
     assert run(plain, "serve").exit_code == 0
     assert run(plain, "serve", "--threads", "3", "--workers", "5").exit_code == 0

@@ -49,7 +49,7 @@ def gunicorn_hosting_web_app(config: Path):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log.read_text())
+                    raise RuntimeError(log.read_text()) from None
                 time.sleep(0.05)  # readiness poll
         yield base, log
     finally:

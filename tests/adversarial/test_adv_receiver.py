@@ -230,7 +230,8 @@ def cases(cid: int) -> list[tuple[str, bytes]]:
             "other timestamp": zendesk_sign(body, "2021-03-25T05:09:27Z"), "other body": zendesk_sign(b"{}", now),
             "hex": hmac.new(ZENDESK_SECRET.encode(), now.encode() + body, hashlib.sha256).hexdigest(),
         }.items():
-            add(f"zendesk signature {name}", "POST", "/webhooks/zendesk", zendesk_headers(body, now, signature=signature),
+            add(f"zendesk signature {name}", "POST", "/webhooks/zendesk",
+                zendesk_headers(body, now, signature=signature),
                 body)
         for name in ("X-Zendesk-Webhook-Signature", "X-Zendesk-Webhook-Signature-Timestamp"):
             add(f"zendesk without {name}", "POST", "/webhooks/zendesk", replace(zendesk_headers(body, now), name, None),
@@ -257,7 +258,8 @@ def cases(cid: int) -> list[tuple[str, bytes]]:
     token = unsubscribe_token(UNSUB, cid)
     ack = sign_ack(RECALL, 1, cid)
     for method in ("GET", "POST"):
-        for query in [f"c={cid}&c={cid + 1}&t={token}", f"c={cid}&t={token}&t=x", f"c={cid}&c={cid}&t={token}&t={token}",
+        for query in [f"c={cid}&c={cid + 1}&t={token}", f"c={cid}&t={token}&t=x",
+                      f"c={cid}&c={cid}&t={token}&t={token}",
                       f"customer_id={cid}&customer_id=1&token={token}", "c=%ff&t=%fe", "c=1&t=" + "x" * 5000]:
             add(f"{method} /r/unsubscribe?{query[:40]}", method, f"/r/unsubscribe?{query}", [])
         for query in [f"t={ack}&t=x", f"t={ack}&t={ack}", "t=%ff", "t=" + "x" * 5000]:

@@ -12,7 +12,6 @@ it reconnects. Meanwhile 100 signed deliveries go in, ten at a time, through
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
