@@ -206,3 +206,13 @@ def module_db_url(request, tmp_path_factory):
     url = request.getfixturevalue("_pg_database")
     _truncate_pg(url)
     return url
+
+
+@pytest.fixture
+def token_key(monkeypatch):
+    """A fresh Fernet key in RETENTION_TOKEN_KEY: Shopify tokens are stored encrypted under it (shop_tokens.py)."""
+    from cryptography.fernet import Fernet
+
+    value = Fernet.generate_key().decode()
+    monkeypatch.setenv("RETENTION_TOKEN_KEY", value)
+    return value
