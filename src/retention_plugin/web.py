@@ -296,6 +296,10 @@ def create_app(retention) -> falcon.App:
     api.add_route("/r/unsubscribe", receiver, suffix="unsubscribe")
     api.add_route("/r/ack", receiver, suffix="ack")
     api.add_route("/r/rate", receiver, suffix="rate")
+    # Shopify installs (authorization code grant), in their own module; refuses to start without its settings.
+    from .install.shopify_oauth import register_routes
+
+    register_routes(api, retention)
 
     def on_error(req, resp, ex, params):
         # Anything unforeseen is our bug, not the sender's: log it without the body.
