@@ -11,6 +11,11 @@ and measures:
   generator sends on schedule and measures from the scheduled moment, so a
   stalled server cannot hide its queueing (no coordinated omission).
 
+On SQLite each receiver row is measured for every ``--synchronous`` value
+(``[database] sqlite_synchronous``): ``full``, the default, syncs the WAL at
+every commit so that an answered delivery survives a power cut; ``normal``
+syncs at checkpoints only.
+
 The ceiling is the same gunicorn configuration (workers, threads) serving
 bench/empty_falcon.py: the receiver's Falcon stack with a responder that reads
 the body and answers 200 ("% ceil"). bench/empty_app.py, a bare WSGI callable,
@@ -18,7 +23,7 @@ shows what Falcon itself costs. Each configuration is measured --repeat times
 in rotation and reported by its median round. Prints one table.
 
     python bench/bench_ingest.py [--seconds 10] [--repeat 3] [--rate 300] [--workers 2]
-                                 [--threads N] [--backends sqlite,postgresql]
+                                 [--threads N] [--backends sqlite,postgresql] [--synchronous full,normal]
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from conftest import PG_ADMIN_URL, base_config, shopify_headers  # noqa: E402
 from payloads import order  # noqa: E402
 from server_util import free_port, write_config  # noqa: E402
+
+from retention_plugin.server import WORKER_CLASS  # noqa: E402  (the ceiling runs the receiver's worker class)
 
 LUA = r"""
 local counter = 0
@@ -75,9 +82,9 @@ def start(cmd, env, base):
         if proc.poll() is not None:
             raise SystemExit(proc.stderr.read().decode())
         try:
-            requests.post(base + "/healthz", timeout=1)
+            requests.post(base + "/healthz", timeout=5)
             return proc
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or building the app
             time.sleep(0.05)
     raise SystemExit("server did not start")
 
@@ -175,14 +182,14 @@ def database(backend, tmp):
 
 def default_threads(backend: str) -> int:
     """What `retention serve` picks when [server] threads is unset."""
-    return 1 if backend == "sqlite" else 4
+    return 4
 
 
 def measure_ceiling(module, threads, args, body, headers, env):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(HERE), "-w", str(args.workers), "--threads",
-           str(threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning", module]
+    cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(HERE), "-k", WORKER_CLASS, "-w", str(args.workers),
+           "--threads", str(threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning", module]
     proc = start(cmd, env, base)
     try:
         return wrk_run(base, body, headers, args.seconds), open_loop(base, body, headers, args.rate, args.seconds)
@@ -190,24 +197,27 @@ def measure_ceiling(module, threads, args, body, headers, env):
         stop(proc)
 
 
-def measure_receiver(backend, threads, args, body, headers, env):
+def measure_receiver(target, threads, args, body, headers, env):
     from sqlalchemy import func, select
 
     from retention_plugin.storage import tables as t
     from retention_plugin.storage.db import make_engine, upgrade
 
+    backend, synchronous = target
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     url, drop = database(backend, tmp)
     try:
         engine = make_engine(url)
         upgrade(engine)
         engine.dispose()
-        cfg = base_config(url, server={"workers": args.workers}, logging={"level": "WARNING"})
+        cfg = base_config(url, server={"workers": args.workers}, logging={"level": "WARNING"},
+                          database={"sqlite_synchronous": synchronous})
         path = write_config(tmp / "retention.toml", cfg)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         serve = [sys.executable, "-m", "retention_plugin", "--config", str(path), "serve", "--host",
-                 "127.0.0.1", "--port", str(port), "--workers", str(args.workers), "--threads", str(threads)]
+                 "127.0.0.1", "--port", str(port), "--workers", str(args.workers), "--threads", str(threads),
+                 "--metrics-bind", ""]
         proc = start(serve, env, base)
         try:
             sustained = wrk_run(base, body, headers, args.seconds)
@@ -236,10 +246,12 @@ def main():
     ap.add_argument("--rate", type=int, default=300)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None,
-                    help="threads per worker; default: what `retention serve` picks (1 on SQLite, 4 on PostgreSQL)")
+                    help="threads per worker; default: what `retention serve` picks (4)")
     ap.add_argument("--repeat", type=int, default=3, help="rounds; each row reports its median round")
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--no-ceilings", action="store_true", help="measure only the receiver (for A/B runs)")
+    ap.add_argument("--synchronous", default="full,normal",
+                    help="SQLite [database] sqlite_synchronous values to measure (PostgreSQL: not applicable)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -260,7 +272,9 @@ def main():
             plan.append((f"bare WSGI 200, {threads} thr", "ceiling", "empty_app:app", threads))
             plan.append((f"Falcon empty handler, {threads} thr", "ceiling", "empty_falcon:app", threads))
     for b in backends:
-        plan.append((f"retention serve, {b}, {threads_of[b]} thr", "receiver", b, threads_of[b]))
+        for sync in (args.synchronous.split(",") if b == "sqlite" else ["full"]):
+            label = f"retention serve, {b}" + (f" {sync}" if b == "sqlite" else "") + f", {threads_of[b]} thr"
+            plan.append((label, "receiver", (b, sync), threads_of[b]))
 
     # Rounds rotate through every configuration, so drift in the machine's speed hits all alike.
     runs = {name: [] for name, *_ in plan}

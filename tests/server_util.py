@@ -42,21 +42,39 @@ def write_config(path: Path, cfg: dict) -> Path:
     return path
 
 
+class ServerURL(str):
+    """The receiver's base URL, plus where its metrics listener is and where its log goes."""
+
+    metrics: str
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
 @contextmanager
-def running_server(config_path: Path, *, workers: int = 2, threads: int = 1, timeout: float = 30.0):
-    port = free_port()
+def running_server(config_path: Path, *, workers: int = 2, threads: int | None = 1, timeout: float = 30.0,
+                   extra_args: tuple[str, ...] = ()):
+    """`retention serve` on free ports; ``threads=None`` leaves the thread count to its default."""
+    port, metrics_port = free_port(), free_port()
     env = dict(os.environ)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "retention_plugin", "--config", str(config_path), "serve", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--threads", str(threads)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
+    # The log goes to a file: a pipe nobody reads fills up and then blocks the server mid-test.
+    log = Path(config_path).with_name(f"server-{port}.log")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "retention_plugin", "--config", str(config_path), "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(workers), *(["--threads", str(threads)] if threads else []),
+             "--metrics-bind", f"127.0.0.1:{metrics_port}", *extra_args],
+            stdout=out, stderr=subprocess.STDOUT, env=env)
+    base = ServerURL(f"http://127.0.0.1:{port}")
+    base.metrics = f"http://127.0.0.1:{metrics_port}"
+    base.log = log
     deadline = time.monotonic() + timeout
     try:
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stdout.read().decode(errors='replace')}")
+                raise RuntimeError(f"server exited: {base.log_text()}")
             try:
                 if requests.get(base + "/healthz", timeout=5).status_code == 200:
                     break
@@ -73,3 +91,72 @@ def running_server(config_path: Path, *, workers: int = 2, threads: int = 1, tim
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# --- raw HTTP: what a hostile or broken client can send ------------------------------------------
+
+
+def http_bytes(method: str, path: str, headers: list[tuple[str, str | bytes]], body: bytes | None = None, *,
+               chunks: list[bytes] | None = None, content_length: bool = True, version: str = "HTTP/1.1") -> bytes:
+    """One request, byte for byte: repeated headers stay repeated, nothing is normalised.
+
+    ``chunks`` sends the body with ``Transfer-Encoding: chunked`` in those pieces.
+    """
+    lines = [f"{method} {path} {version}".encode()]
+    if not any(name.lower() == "host" for name, _ in headers):
+        lines.append(b"Host: 127.0.0.1")
+    for name, value in headers:
+        lines.append(name.encode() + b": " + (value if isinstance(value, bytes) else value.encode("utf-8")))
+    if chunks is not None:
+        lines.append(b"Transfer-Encoding: chunked")
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks if c) + b"0\r\n\r\n"
+    else:
+        payload = body or b""
+        if content_length and body is not None:
+            lines.append(b"Content-Length: %d" % len(payload))
+    lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + payload
+
+
+def raw_http(base: str, data: bytes, timeout: float = 15.0) -> tuple[int | None, bytes]:
+    """Send ``data`` on a new connection; the final status (None if the server just closed) and body."""
+    from urllib.parse import urlparse
+
+    u = urlparse(base)
+    with socket.create_connection((u.hostname, u.port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered early (413) and stopped reading; its answer may still be there
+        received = b""
+        while True:
+            try:
+                part = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not part:
+                break
+            received += part
+            status, body, done = _parse_response(received)
+            if done:
+                return status, body
+    status, body, _ = _parse_response(received)
+    return status, body
+
+
+def _parse_response(data: bytes) -> tuple[int | None, bytes, bool]:
+    while True:
+        end = data.find(b"\r\n\r\n")
+        if end < 0 or not data.startswith(b"HTTP/"):
+            return None, b"", False
+        head = data[:end].split(b"\r\n")
+        status = int(head[0].split(b" ")[1])
+        rest = data[end + 4:]
+        if 100 <= status < 200:  # 100 Continue: the answer follows
+            data = rest
+            continue
+        length = next((int(line.split(b":", 1)[1]) for line in head[1:]
+                       if line.lower().startswith(b"content-length:")), None)
+        if length is None or len(rest) >= length:
+            return status, rest[:length] if length is not None else rest, length is not None
+        return status, rest, False

@@ -245,7 +245,8 @@ def test_healthz_and_metrics(server):
     wid = str(uuid.uuid4())
     post_shopify(base, body, shopify_headers(body, "orders/paid", wid))
     post_shopify(base, body, shopify_headers(body, "orders/paid", wid))
-    text = requests.get(base + "/metrics", timeout=5).text
+    assert requests.get(base + "/metrics", timeout=5).status_code == 404  # never on the webhook port
+    text = requests.get(base.metrics + "/metrics", timeout=5).text
 
     def value(prefix):
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()

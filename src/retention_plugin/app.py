@@ -56,7 +56,9 @@ class Retention:
     def engine(self):
         from .storage.db import make_engine
 
-        return make_engine(self.settings.database_url, pool_size=self.settings.section("database")["pool_size"])
+        db = self.settings.section("database")
+        return make_engine(self.settings.database_url, pool_size=db["pool_size"],
+                           sqlite_synchronous=db.get("sqlite_synchronous", "full"))
 
     @property
     def dry_run(self) -> bool:

@@ -171,9 +171,11 @@ def db_status(app):
 @click.option("--port", type=int, default=None, help="Port (default from [server]).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="gunicorn worker processes.")
 @click.option("--threads", type=click.IntRange(1, 64), default=None,
-              help="Threads per worker (default from [server]; else 1 on SQLite, 4 on PostgreSQL).")
+              help="Threads per worker (default from [server]; else 4).")
+@click.option("--metrics-bind", default=None, metavar="HOST:PORT",
+              help='Where /metrics is served (default [server] metrics_bind; "" for nowhere).')
 @pass_app
-def serve(app, host, port, workers, threads):
+def serve(app, host, port, workers, threads, metrics_bind):
     """Run the webhook receiver under gunicorn."""
     from .install.shopify_oauth import enabled, problems
     from .server import run_gunicorn
@@ -182,8 +184,12 @@ def serve(app, host, port, workers, threads):
     if enabled(app.settings) and problems(app.settings):  # the install routes would refuse to start
         raise click.ClickException("the Shopify install routes cannot start: " + "; ".join(problems(app.settings)))
     s = app.settings.section("server")
-    threads = threads or s["threads"] or (1 if app.engine.dialect.name == "sqlite" else 4)
-    run_gunicorn(str(app.settings.path), host or s["host"], port or s["port"], workers or s["workers"], threads)
+    threads = threads or s["threads"] or 4
+    try:
+        run_gunicorn(str(app.settings.path), host or s["host"], port or s["port"], workers or s["workers"], threads,
+                     s["metrics_bind"] if metrics_bind is None else metrics_bind)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
 
 
 @cli.command("worker")
@@ -258,7 +264,15 @@ def events_show(app, event_id):
         row = conn.execute(select(t.inbox).where(t.inbox.c.id == event_id)).mappings().first()
     if row is None:
         raise click.BadParameter(f"no delivery with id {event_id}", param_hint="ID")
-    echo_json(_event_json(row, body=True))
+    shown = _event_json(row, body=True)
+    text = json.dumps(shown, indent=2, default=str, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A body may hold a lone surrogate ("\\ud83d", half an emoji): valid JSON, but no
+        # encoding can print it as a character. Escaped, it prints, and reads back the same.
+        text = json.dumps(shown, indent=2, default=str, ensure_ascii=True)
+    click.echo(text)
 
 
 @events_group.command("replay")

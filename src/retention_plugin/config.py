@@ -61,16 +61,24 @@ class Strict(Schema):
 class DatabaseSchema(Strict):
     url = fields.String(load_default="sqlite:///retention.db")
     pool_size = fields.Integer(load_default=5, validate=validate.Range(min=1))
+    #: SQLite commits: "full" syncs the WAL at every commit, so a delivery answered 200 survives a
+    #: power cut; "normal" syncs only at checkpoints (faster; the last commits can be lost).
+    sqlite_synchronous = fields.String(load_default="full", validate=validate.OneOf(["full", "normal"]))
 
 
 class ServerSchema(Strict):
     host = fields.String(load_default="127.0.0.1")
     port = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
     workers = fields.Integer(load_default=2, validate=validate.Range(min=1))
-    #: Threads per worker; unset: 1 on SQLite (one writer at a time anyway), 4 on PostgreSQL
-    #: (threads waiting on a commit let others' commits share its WAL flush).
+    #: Threads per worker; unset: 4. Threads waiting on a commit let others' commits share its
+    #: WAL sync (SQLite: the receiver's group commit; PostgreSQL: its WAL flush).
     threads = fields.Integer(load_default=None, validate=validate.Range(min=1, max=64))
     max_body_bytes = fields.Integer(load_default=2 * 1024 * 1024, validate=validate.Range(min=1024))
+    #: A client must have sent its whole request within this many seconds of starting it (408 after).
+    read_timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.5, max=300))
+    #: Where /metrics is served ("host:port"); never on the webhook port. "" serves no metrics.
+    metrics_bind = fields.String(load_default="127.0.0.1:9412", validate=validate.Regexp(
+        r"^$|^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$", error="expected host:port, e.g. 127.0.0.1:9412"))
 
 
 class ShopifySchema(Strict):

@@ -7,6 +7,10 @@ import tempfile
 
 from gunicorn.app.base import BaseApplication
 
+#: Set by `retention serve` for its workers: the listener that alone answers /metrics ("" for none).
+METRICS_BIND_ENV = "RETENTION_METRICS_BIND"
+WORKER_CLASS = "retention_plugin.buffered_worker.RequestBufferingWorker"
+
 
 class _Gunicorn(BaseApplication):
     def __init__(self, options: dict):
@@ -23,16 +27,42 @@ class _Gunicorn(BaseApplication):
         return app
 
 
-def run_gunicorn(config_path: str, host: str, port: int, workers: int, threads: int = 1) -> None:
+def split_bind(bind: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``) as (host, port).
+
+    :raises ValueError: for anything else, saying what is expected.
+    """
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{bind!r} is not host:port (e.g. 127.0.0.1:9412)")
+    return host.strip("[]"), int(port)
+
+
+def join_bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def run_gunicorn(config_path: str, host: str, port: int, workers: int, threads: int = 1,
+                 metrics_bind: str = "") -> None:
+    """Serve the webhooks on host:port and, when given, /metrics on its own ``metrics_bind`` listener.
+
+    :raises ValueError: when metrics_bind is the webhook port itself (it would publish /metrics).
+    """
+    if metrics_bind and split_bind(metrics_bind)[1] == port:
+        raise ValueError(f"[server] metrics_bind {metrics_bind} uses the webhook port {port}: "
+                         "give /metrics a port of its own (or metrics_bind = \"\" for none)")
     os.environ["RETENTION_CONFIG"] = os.path.abspath(config_path)
+    os.environ[METRICS_BIND_ENV] = metrics_bind
     # Each gunicorn worker counts its own deliveries; a shared directory lets /metrics add them up.
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="retention-metrics-")
     _Gunicorn({
-        "bind": f"{host}:{port}",
+        "bind": [join_bind(host, port)] + ([metrics_bind] if metrics_bind else []),
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread" if threads > 1 else "sync",
+        # gthread with each request read whole in the event loop before a thread takes it,
+        # so slow or stalled clients cost no thread (buffered_worker.py).
+        "worker_class": WORKER_CLASS,
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": None,

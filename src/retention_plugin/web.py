@@ -15,7 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import threading
+import time
 from datetime import timezone
+from urllib.parse import parse_qsl
 
 import falcon
 import orjson
@@ -29,6 +33,7 @@ from .storage import tables as t
 import sqlite3
 
 from .inbox import FastInserter
+from .server import METRICS_BIND_ENV, split_bind
 
 log = logging.getLogger("retention_plugin.web")
 
@@ -37,6 +42,16 @@ try:
 except ImportError:  # PostgreSQL support is an extra
     class _PgError(Exception):
         pass
+
+try:
+    from gunicorn.http.errors import ParseException as _ServerParseError
+except ImportError:  # hosted by another WSGI server
+    class _ServerParseError(Exception):
+        pass
+
+# Reading a body can fail on the client's side: a chunked body whose framing is broken, a
+# connection cut mid-body. That is a bad request, not our error.
+_BODY_READ_ERRORS = (_ServerParseError, OSError, ValueError)
 
 # Shopify sends X-Shopify-* and, on newer deliveries, the same names without
 # the X- prefix. The WSGI environ keys are computed once: this runs eight
@@ -53,6 +68,20 @@ def _header(req: falcon.Request, name: str) -> str | None:
     return env.get(keys[0]) or env.get(keys[1])
 
 
+# What a delivery id or event id may look like: printable ASCII without spaces or commas, at most
+# the column's 255 characters. A comma means the header came twice (WSGI joins repeats with ","),
+# and a longer id would be cut, so two deliveries could share one.
+_ID = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,255}")
+# Shopify topics: lower-case words joined by "/" (orders/paid, customers/data_request).
+_TOPIC = re.compile(r"[a-z0-9_]+(?:/[a-z0-9_]+)+")
+
+
+def _check_id(name: str, value: str | None) -> None:
+    if value and not _ID.fullmatch(value):
+        raise Rejected(falcon.HTTP_400, "bad_header",
+                       f"{name} must be one printable token of at most 255 characters (was it sent twice?)")
+
+
 # The two answers a sender gets for a stored delivery, serialized once.
 _STORED = json.dumps({"ok": True, "duplicate": False}).encode()
 _DUPLICATE = json.dumps({"ok": True, "duplicate": True}).encode()
@@ -64,13 +93,17 @@ class Rejected(Exception):
 
 
 class Receiver:
-    def __init__(self, retention):
+    def __init__(self, retention, metrics_bind: str | None = None):
         self.retention = retention
         s = retention.settings
         self.max_body = s.section("server")["max_body_bytes"]
         self.shopify = s.section("shopify")
         self.zendesk = s.section("zendesk")
-        self.inserter = FastInserter(retention.engine)
+        if metrics_bind is None:
+            metrics_bind = s.section("server").get("metrics_bind", "")
+        self.metrics_port = split_bind(metrics_bind)[1] if metrics_bind else None
+        self.inserter = FastInserter(retention.engine,
+                                     synchronous=s.section("database").get("sqlite_synchronous", "full"))
         # Counter children bound once (labels() is a locked dict lookup per call).
         self.received = {p: metrics.RECEIVED.labels(p) for p in ("shopify", "zendesk")}
         self.duplicate = {p: metrics.DUPLICATE.labels(p) for p in ("shopify", "zendesk")}
@@ -81,7 +114,19 @@ class Receiver:
         length = req.content_length
         if length is not None and length > self.max_body:
             raise Rejected(falcon.HTTP_413, "too_large", f"body of {length} bytes exceeds {self.max_body}")
-        body = req.bounded_stream.read(self.max_body + 1)
+        try:
+            if length is None and req.env.get("wsgi.input_terminated"):
+                # Transfer-Encoding: chunked has no Content-Length; the server de-chunks and ends
+                # the stream with the body (PEP 3333's input_terminated), so read it, one byte past
+                # the limit at most. The signature is then checked on these de-chunked bytes.
+                body = req.stream.read(self.max_body + 1)
+            elif length is None and "chunked" in (req.get_header("Transfer-Encoding") or "").lower():
+                raise Rejected(falcon.HTTP_411, "length_required",
+                               "this server cannot read a chunked body here: send Content-Length")
+            else:
+                body = req.bounded_stream.read(self.max_body + 1)
+        except _BODY_READ_ERRORS:
+            raise Rejected(falcon.HTTP_400, "bad_body", "the body is malformed or was cut off") from None
         if len(body) > self.max_body:
             raise Rejected(falcon.HTTP_413, "too_large", f"body exceeds {self.max_body} bytes")
         if not body:
@@ -168,8 +213,13 @@ class Receiver:
         for name, value in (("X-Shopify-Topic", topic), ("X-Shopify-Webhook-Id", webhook_id)):
             if not value:
                 raise Rejected(falcon.HTTP_400, "missing_header", f"{name} header is missing")
-        self._check_json(body)
+        if len(topic) > 128 or not _TOPIC.fullmatch(topic):
+            raise Rejected(falcon.HTTP_400, "bad_header", "X-Shopify-Topic is not a topic like orders/paid "
+                                                          "(was it sent twice?)")
         event_id = _header(req, "Event-Id")
+        _check_id("X-Shopify-Webhook-Id", webhook_id)
+        _check_id("X-Shopify-Event-Id", event_id)
+        self._check_json(body)
         headers = {k: v for k, v in {
             "topic": topic, "api_version": _header(req, "Api-Version"),
             "triggered_at": _header(req, "Triggered-At"), "event_id": event_id,
@@ -192,7 +242,8 @@ class Receiver:
                            "X-Zendesk-Webhook-Signature and -Signature-Timestamp headers are required")
         when = zendesk_verify.parse_timestamp(timestamp)
         if when is None:
-            raise Rejected(falcon.HTTP_401, "bad_timestamp", "signature timestamp is not an ISO 8601 time")
+            raise Rejected(falcon.HTTP_401, "bad_timestamp",
+                           "signature timestamp is not an ISO 8601 time with a zone offset, in 1970-2200")
         skew = abs((self.retention.now() - when.astimezone(timezone.utc)).total_seconds())
         if skew > self.zendesk["max_clock_skew_seconds"]:
             raise Rejected(falcon.HTTP_401, "stale_timestamp",
@@ -201,11 +252,14 @@ class Receiver:
             raise Rejected(falcon.HTTP_401, "bad_signature", "signature does not match timestamp + raw body")
         payload = self._json(body)
         invocation = req.get_header("X-Zendesk-Webhook-Invocation-Id")
+        _check_id("X-Zendesk-Webhook-Invocation-Id", invocation)
         body_id = payload.get("id")
         delivery_id = invocation or (str(body_id) if body_id not in (None, "") else None)
         if not delivery_id:
             raise Rejected(falcon.HTTP_400, "missing_id",
                            "neither X-Zendesk-Webhook-Invocation-Id nor a body id to deduplicate on")
+        if len(delivery_id) > 255:
+            raise Rejected(falcon.HTTP_400, "bad_payload", "the body id is longer than 255 characters")
         topic = payload.get("type") or payload.get("retention_event") or "unknown"
         if not isinstance(topic, str):
             raise Rejected(falcon.HTTP_400, "bad_payload", "type must be a string")
@@ -221,7 +275,8 @@ class Receiver:
         try:
             with self.retention.engine.connect() as conn:
                 conn.execute(select(func.count()).select_from(t.inbox).where(t.inbox.c.id == -1))
-        except SQLAlchemyError as e:
+        except Exception as e:  # whatever the database did, the documented answer is a 503
+            log.warning("health check failed: %s", type(e).__name__)
             resp.status = falcon.HTTP_503
             resp.media = {"ok": False, "database": type(e).__name__}
             return
@@ -230,12 +285,41 @@ class Receiver:
     # --- links in messages -------------------------------------------------------------
     # Pages a customer opens from a message. Bad or forged tokens get a 400 page, never a 5xx.
 
-    def _link(self, req, resp, handler):
-        params = dict(req.params)
-        if req.method == "POST" and req.content_type and "form-urlencoded" in req.content_type:
-            from urllib.parse import parse_qsl
+    @staticmethod
+    def _single_valued(req, resp, pairs) -> dict | None:
+        """The parameters as a dict; None (after a 400 page) when any of them is repeated.
 
-            params.update(parse_qsl(req.bounded_stream.read(64 * 1024).decode("utf-8", "replace")))
+        A signed link carries each parameter once; two values of ``c`` or ``t``
+        mean the link was tampered with, and which one a handler would read is
+        anybody's guess.
+        """
+        params: dict[str, str] = {}
+        for key, value in pairs:
+            if key in params:
+                resp.status = falcon.HTTP_400
+                resp.content_type = falcon.MEDIA_HTML
+                resp.set_header("Cache-Control", "no-store")
+                resp.text = _REPEATED_PAGE
+                return None
+            params[key] = value
+        return params
+
+    @staticmethod
+    def _query_pairs(req) -> list[tuple[str, str]]:
+        return parse_qsl(req.query_string, keep_blank_values=True)
+
+    @staticmethod
+    def _form_pairs(req) -> list[tuple[str, str]]:
+        if req.method != "POST" or not req.content_type or "form-urlencoded" not in req.content_type:
+            return []
+        return parse_qsl(req.bounded_stream.read(64 * 1024).decode("utf-8", "replace"), keep_blank_values=True)
+
+    def _link(self, req, resp, handler):
+        params = self._single_valued(req, resp, self._query_pairs(req))
+        form = self._single_valued(req, resp, self._form_pairs(req)) if params is not None else None
+        if params is None or form is None:
+            return
+        params.update(form)
         status, html = handler(self.retention, req.method, params, req.get_header("Accept-Language"))
         resp.status = falcon.code_to_http_status(status)
         resp.content_type = falcon.MEDIA_HTML
@@ -262,12 +346,15 @@ class Receiver:
     def on_get_rate(self, req, resp):
         from .features import followups
 
-        query = dict(req.params)
+        query = self._single_valued(req, resp, self._query_pairs(req))
+        if query is None:
+            return
         form = None
         if req.method == "POST":
-            from urllib.parse import parse_qs
-
-            form = parse_qs(req.bounded_stream.read(64 * 1024).decode("utf-8", "replace"))
+            pairs = parse_qsl(req.bounded_stream.read(64 * 1024).decode("utf-8", "replace"), keep_blank_values=True)
+            form = self._single_valued(req, resp, pairs)
+            if form is None:
+                return
         status, html = followups.handle_rating_link(self.retention, query, method=req.method, form=form,
                                                     accept_language=req.get_header("Accept-Language"))
         resp.status = falcon.code_to_http_status(status)
@@ -280,15 +367,36 @@ class Receiver:
     on_head_rate = on_get_rate
 
     def on_get_metrics(self, req, resp):
+        # Only on the metrics listener ([server] metrics_bind), never on the webhook port:
+        # queue depths and rejection counts are nobody's business on the internet.
+        if not self._on_metrics_listener(req.env):
+            raise falcon.HTTPNotFound()
         body, content_type = metrics.render(self.retention)
         resp.content_type = content_type
         resp.data = body
 
+    def _on_metrics_listener(self, env) -> bool:
+        if self.metrics_port is None:
+            return False
+        sock = env.get("gunicorn.socket")
+        try:
+            # The local end of the connection, not SERVER_PORT: gunicorn fills that from
+            # the Host header when it listens on a unix socket, and a header is the client's.
+            local = sock.getsockname() if sock is not None else (None, int(env.get("SERVER_PORT") or 0))
+        except (OSError, ValueError):
+            return False
+        return isinstance(local, tuple) and len(local) >= 2 and local[1] == self.metrics_port
 
-def create_app(retention) -> falcon.App:
+
+_REPEATED_PAGE = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>Link not valid</title></head>"
+                  "<body><p>This link is not valid: a part of it appears twice. "
+                  "Please open the link exactly as it is in our message.</p></body></html>")
+
+
+def create_app(retention, metrics_bind: str | None = None) -> falcon.App:
     api = falcon.App()
     api.req_options.strip_url_path_trailing_slash = True
-    receiver = Receiver(retention)
+    receiver = Receiver(retention, metrics_bind)
     api.add_route("/webhooks/shopify", receiver, suffix="shopify")
     api.add_route("/webhooks/zendesk", receiver, suffix="zendesk")
     api.add_route("/healthz", receiver, suffix="healthz")
@@ -302,6 +410,13 @@ def create_app(retention) -> falcon.App:
     register_routes(api, retention)
 
     def on_error(req, resp, ex, params):
+        if isinstance(ex, (SQLAlchemyError, sqlite3.Error, _PgError)):
+            # Storage is down (a link page's write, say): a retry later will do.
+            log.error("storage error on %s %s: %s", req.method, req.path, type(ex).__name__)
+            resp.status = falcon.HTTP_503
+            resp.set_header("Retry-After", "30")
+            resp.media = {"error": "unavailable", "detail": "storage unavailable, retry later"}
+            return
         # Anything unforeseen is our bug, not the sender's: log it without the body.
         log.exception("unhandled error on %s %s", req.method, req.path)
         resp.status = falcon.HTTP_500
@@ -314,16 +429,48 @@ def create_app(retention) -> falcon.App:
 
 
 _wsgi = None
+_build_lock = threading.Lock()
+_failed_until = 0.0
+#: After a failed start, answer 503 for this long before trying again (no reconnect storm).
+RETRY_BUILD_SECONDS = 5.0
+_UNAVAILABLE = json.dumps({"ok": False, "error": "unavailable",
+                           "detail": "the receiver cannot start (configuration or database); retry later"}).encode()
+
+
+def _build():
+    from .app import Retention
+    from .storage.db import check_schema
+
+    retention = Retention.from_config(os.environ.get("RETENTION_CONFIG"))
+    try:
+        check_schema(retention.engine)
+    except Exception:
+        retention.dispose()
+        raise
+    return create_app(retention, os.environ.get(METRICS_BIND_ENV))
 
 
 def app(environ, start_response):
-    """WSGI entry point configured by RETENTION_CONFIG (built on first request, after fork)."""
-    global _wsgi
-    if _wsgi is None:
-        from .app import Retention
-        from .storage.db import check_schema
+    """WSGI entry point configured by RETENTION_CONFIG (built on first request, after fork).
 
-        retention = Retention.from_config(os.environ.get("RETENTION_CONFIG"))
-        check_schema(retention.engine)
-        _wsgi = create_app(retention)
+    While it cannot be built (the database is down, the schema is outdated, the
+    configuration is broken) every request, /healthz included, gets the
+    documented JSON 503 with Retry-After, never the server's HTML 500; it
+    tries again every RETRY_BUILD_SECONDS.
+    """
+    global _wsgi, _failed_until
+    if _wsgi is None:
+        with _build_lock:
+            if _wsgi is None and time.monotonic() >= _failed_until:
+                try:
+                    _wsgi = _build()
+                except Exception as e:
+                    _failed_until = time.monotonic() + RETRY_BUILD_SECONDS
+                    first_line = (str(e).strip().splitlines() or [""])[0][:300]
+                    log.error("receiver cannot start: %s: %s", type(e).__name__, first_line)
+        if _wsgi is None:
+            start_response("503 Service Unavailable", [("Content-Type", "application/json"),
+                                                       ("Content-Length", str(len(_UNAVAILABLE))),
+                                                       ("Retry-After", "30")])
+            return [_UNAVAILABLE]
     return _wsgi(environ, start_response)

@@ -80,3 +80,10 @@ def test_parse_timestamp():
 @pytest.mark.parametrize("value", [None, "", "yesterday", "2021-03-25T05:09:27", "1616648967", 1616648967])
 def test_parse_timestamp_refuses_garbage_and_naive(value):
     assert parse_timestamp(value) is None
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00Z",
+                                   "1969-12-31T23:59:59Z", "2200-01-01T00:00:00Z", "2021-03-25T05:09:27Z" + " " * 60])
+def test_parse_timestamp_refuses_times_outside_utc_or_1970_2200(value):
+    # The header is read before the signature is checked: it must never raise (it overflowed before).
+    assert parse_timestamp(value) is None

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -19,17 +19,28 @@ class SchemaOutdated(Exception):
     pass
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5, sqlite_synchronous: str = "full") -> Engine:
+    """An engine for ``url``.
+
+    :param sqlite_synchronous: ``full`` (every commit synced to disk before it
+        returns) or ``normal`` (synced at checkpoints; faster, the last commits
+        can be lost in a power cut). SQLite only; ``[database] sqlite_synchronous``.
+    """
     if url.startswith("sqlite"):
+        if sqlite_synchronous not in ("full", "normal"):
+            raise ValueError(f"sqlite_synchronous must be 'full' or 'normal', not {sqlite_synchronous!r}")
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        _sqlite_setup(engine)
+        _sqlite_setup(engine, sqlite_synchronous.upper())
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # A database host that does not answer must fail a connection in seconds, not hang the
+    # request (the receiver then answers 503) or the worker's loop.
+    timeout = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": 10}
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=timeout)
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, synchronous: str = "FULL") -> None:
     # pysqlite's own transaction handling defers BEGIN and would upgrade a
     # read lock to a write lock mid-transaction, which fails with "database is
     # locked" without honouring the busy timeout. Taking the write lock at
@@ -39,7 +50,7 @@ def _sqlite_setup(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()

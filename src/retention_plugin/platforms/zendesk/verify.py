@@ -48,11 +48,24 @@ def parse_timestamp(ts: str | None) -> datetime | None:
     """The signature timestamp (e.g. ``2021-03-25T05:09:27Z``) as aware UTC, or None.
 
     A value without a zone offset is taken as unparseable rather than
-    guessed, so the receiver rejects it.
+    guessed, so the receiver rejects it. So is a time that cannot be
+    expressed in UTC (``0001-01-01T00:00:00+14:00`` lies before year 1 there)
+    or falls outside 1970-2200: no genuine signature carries one, and the
+    header arrives before the signature is checked, so it must never raise.
     """
-    if not isinstance(ts, str):
+    if not isinstance(ts, str) or len(ts) > 64:
         return None
     parsed = parse_iso_datetime(ts)
     if parsed is None or parsed.tzinfo is None:
         return None
-    return parsed.astimezone(timezone.utc)
+    try:
+        when = parsed.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+    if not _EARLIEST <= when < _LATEST:
+        return None
+    return when
+
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
