@@ -26,7 +26,6 @@ from sqlalchemy import func, select
 from conftest import SHOP
 from retention_plugin.install import shopify_oauth
 from retention_plugin.install.scopes import DEFAULT_SCOPES
-from retention_plugin.platforms.shopify import verify
 from retention_plugin.shop_tokens import KEY_ENV
 from retention_plugin.storage import tables as t
 from retention_plugin.subscriptions.shopify import TOPICS
@@ -38,11 +37,6 @@ SECRET = "shpss_install_0a1b2c3d4e5f6a7b8c9d"
 TOKEN_URL = f"https://{SHOP}/admin/oauth/access_token"
 EXCHANGED = {"access_token": "shpat_offline_0001", "scope": ",".join(DEFAULT_SCOPES), "expires_in": 3600,
              "refresh_token": "shprt_0001", "refresh_token_expires_in": 7776000}
-
-needs_shopify_query_rules = pytest.mark.skipif(
-    not hasattr(verify, "oauth_query_message"),
-    reason="verify_oauth_query does not follow Shopify's array/escaping rules yet (engineer 12A's rewrite)")
-
 
 def shopify_message(pairs) -> str:
     """The text Shopify signs, by its documented rules (written here independently of verify.py)."""
@@ -270,7 +264,6 @@ def test_shopifys_documented_callback_verifies(make_app, token_key, rsps, clock)
     assert app.shop_tokens.describe(shop)["grant"] == "authorization_code"
 
 
-@needs_shopify_query_rules
 @pytest.mark.parametrize("extra", [
     [("ids[]", "1"), ("ids[]", "2")],  # an array: signed as ids=["1", "2"]
     [("ids[]", "7")],  # a one-element array is still a list
