@@ -131,3 +131,13 @@ def dumps(payload) -> bytes:
 def module_db_url(request, tmp_path_factory):
     """One database for a whole module (tests that share a running server)."""
     return fresh_database_url(request, request.param, tmp_path_factory.mktemp("moddb"))
+
+
+@pytest.fixture
+def token_key(monkeypatch):
+    """A fresh Fernet key in RETENTION_TOKEN_KEY: Shopify tokens are stored encrypted under it (shop_tokens.py)."""
+    from cryptography.fernet import Fernet
+
+    value = Fernet.generate_key().decode()
+    monkeypatch.setenv("RETENTION_TOKEN_KEY", value)
+    return value

@@ -8,7 +8,8 @@ from retention_plugin import config as cfg
 from retention_plugin.cli import cli
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "retention.example.toml"
-SECRETS = {"SHOPIFY_ACCESS_TOKEN": "shpat_example_token_value", "SHOPIFY_WEBHOOK_SECRET": "whsec-value-1",
+SECRETS = {"SHOPIFY_CLIENT_SECRET": "shpss_example_client_secret",
+           "SHOPIFY_ACCESS_TOKEN": "shpat_example_token_value", "SHOPIFY_WEBHOOK_SECRET": "whsec-value-1",
            "ZENDESK_API_TOKEN": "zd-api-token-value", "ZENDESK_WEBHOOK_SECRET": "zd-signing-secret-value"}
 
 

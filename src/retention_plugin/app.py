@@ -90,8 +90,34 @@ class Retention:
         s = self.settings.section("shopify")
         if not s:
             raise RuntimeError("no [shopify] section in the configuration")
-        return ShopifyClient(s["shop"], s.get("access_token") or "", s["api_version"],
-                             base_url=s.get("admin_base_url"), **options)
+        if s.get("access_token"):
+            token = s["access_token"]  # a legacy custom app's static token
+        elif s.get("client_id") and s.get("client_secret"):
+            from .shop_tokens import ShopTokenSource
+
+            token = ShopTokenSource(self.shop_tokens, s["shop"])
+        else:
+            raise RuntimeError("[shopify] needs client_id and client_secret (a Dev Dashboard app, docs/install.md) "
+                               "or access_token (a legacy custom app)")
+        return ShopifyClient(s["shop"], token, s["api_version"], base_url=s.get("admin_base_url"), **options)
+
+    @cached_property
+    def shop_tokens(self):
+        """The Admin API tokens of ``[shopify]``'s app, per shop (:mod:`.shop_tokens`).
+
+        :raises TokenKeyError: ``RETENTION_TOKEN_KEY`` holds something that is not a Fernet key.
+        """
+        from .platforms.shopify.oauth import TokenEndpoint
+        from .shop_tokens import ShopTokens, cipher_from_env
+
+        s = self.settings.section("shopify")
+
+        def endpoint(shop: str) -> TokenEndpoint:
+            return TokenEndpoint(shop, s.get("client_id") or "", s.get("client_secret") or "",
+                                 base_url=s.get("admin_base_url"))
+
+        return ShopTokens(self.engine, grant=s.get("grant") or "client_credentials", endpoint=endpoint,
+                          cipher=cipher_from_env(), clock=self.now)
 
     def zendesk_client(self, **options):
         """A Zendesk API client from ``[zendesk]``; ``options`` go to the client (timeout, attempts)."""
@@ -101,7 +127,7 @@ class Retention:
         if not s:
             raise RuntimeError("no [zendesk] section in the configuration")
         return ZendeskClient(s["subdomain"], s.get("email") or "", s.get("api_token") or "",
-                             base_url=s.get("base_url"), **options)
+                             oauth_token=s.get("oauth_token"), base_url=s.get("base_url"), **options)
 
     def dispose(self):
         if "engine" in self.__dict__:

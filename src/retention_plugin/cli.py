@@ -88,11 +88,20 @@ def config_group():
 @click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
 @pass_app
 def config_check(app, as_json):
-    """Validate the configuration and print it with secrets masked."""
+    """Validate the configuration and print it with secrets masked.
+
+    Also lists every setting the platforms still need and, unless in dry-run,
+    checks live that Shopify and Zendesk accept the credentials (exit 1 if not).
+    """
+    from .install import first_run
+
     settings = app.settings
     masked = settings.masked()
+    checks = first_run.run(app.app)
     if as_json:
-        echo_json({"path": str(settings.path), "settings": masked})
+        echo_json({"path": str(settings.path), "settings": masked, "checks": checks})
+        if not first_run.ok(checks):
+            sys.exit(1)
         return
     click.echo(f"{settings.path}: OK")
     for section, values in masked.items():
@@ -103,6 +112,9 @@ def config_check(app, as_json):
             click.echo(f"  {k} = {json.dumps(v, default=str)}")
     platforms = [p for p in ("shopify", "zendesk") if settings.has(p)]
     click.echo(f"platforms: {', '.join(platforms) or 'none'}; dry_run: {app.dry_run}")
+    first_run.show(checks, click.echo)
+    if not first_run.ok(checks):
+        sys.exit(1)
 
 
 @cli.command("plugins")
@@ -165,9 +177,12 @@ def db_status(app):
 @pass_app
 def serve(app, host, port, workers, threads, metrics_bind):
     """Run the webhook receiver under gunicorn."""
+    from .install.shopify_oauth import enabled, problems
     from .server import run_gunicorn
 
     require_schema(app)
+    if enabled(app.settings) and problems(app.settings):  # the install routes would refuse to start
+        raise click.ClickException("the Shopify install routes cannot start: " + "; ".join(problems(app.settings)))
     s = app.settings.section("server")
     threads = threads or s["threads"] or 4
     try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 DEFAULT_PATH = "retention.toml"
 ENV_VAR = "RETENTION_CONFIG"
@@ -24,14 +24,30 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ConfigError(Exception):
-    """A configuration problem, worded for the person who wrote the file."""
+    """A configuration problem, worded for the person who wrote the file.
 
-    def __init__(self, path: str | os.PathLike | None, key: str | None, message: str):
+    ``problems`` lists every (key, message) found, so one run reports them all.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, key: str | None, message: str,
+                 problems: list[tuple[str | None, str]] | None = None):
         self.path = str(path) if path else "<config>"
         self.key = key
         self.message = message
+        self.problems = problems or [(key, message)]
+        if len(self.problems) > 1:
+            lines = [f"  {k}: {m}" if k else f"  {m}" for k, m in self.problems]
+            super().__init__(f"{self.path}: {len(self.problems)} problems:\n" + "\n".join(lines))
+            return
         where = f"{self.path}: {key}: " if key else f"{self.path}: "
         super().__init__(where + message)
+
+    @classmethod
+    def combine(cls, path, errors: list["ConfigError"]) -> "ConfigError":
+        problems = [p for e in errors for p in e.problems]
+        if len(problems) == 1:
+            return cls(path, *problems[0])
+        return cls(path, None, "; ".join(f"{k}: {m}" if k else m for k, m in problems), problems)
 
 
 # --- schemas -------------------------------------------------------------------
@@ -71,10 +87,38 @@ class ShopifySchema(Strict):
     access_token = fields.String(load_default=None)
     api_version = fields.String(load_default="2026-07", validate=validate.Regexp(r"^\d{4}-\d{2}$|^unstable$",
                                                                                 error="expected YYYY-MM"))
-    webhook_secrets = fields.List(fields.String(validate=validate.Length(min=1)), required=True,
+    #: Unset: the client secret verifies webhooks (a Dev Dashboard app signs them with it).
+    webhook_secrets = fields.List(fields.String(validate=validate.Length(min=1)), load_default=None,
                                   validate=validate.Length(min=1, error="at least one secret is required"))
     #: Where the Admin API is; unset: https://<shop>. An egress proxy, or a local test double.
     admin_base_url = fields.String(load_default=None, validate=lambda v: _base_url(v))
+    # A Dev Dashboard app (docs/install.md): its credentials, and how it gets tokens.
+    client_id = fields.String(load_default=None, validate=validate.Length(min=1))
+    client_secret = fields.String(load_default=None, validate=validate.Length(min=1))
+    grant = fields.String(load_default="client_credentials",
+                          validate=validate.OneOf(["client_credentials", "authorization_code"]))
+    #: The public base URL of `retention serve`: install redirects, app configuration, webhook address.
+    app_url = fields.String(load_default=None, validate=lambda v: _base_url(v))
+    #: Unset: every scope the built-in features need (retention_plugin.install.scopes).
+    scopes = fields.List(fields.String(validate=validate.Regexp(r"^[a-z][a-z_]*[a-z]$", error="not a scope name")),
+                         load_default=None)
+    expiring_offline_tokens = fields.Boolean(load_default=True)
+    subscribe_on_install = fields.Boolean(load_default=True)
+    app_proxy_prefix = fields.String(load_default="apps", validate=validate.OneOf(["apps", "a", "community", "tools"]))
+    app_proxy_subpath = fields.String(load_default="rewards", validate=validate.Regexp(
+        r"^[A-Za-z0-9][A-Za-z0-9_-]*$", error="letters, digits, - and _ only"))
+
+    @validates_schema
+    def _a_webhook_secret(self, data, **kwargs):
+        if not data.get("webhook_secrets") and not data.get("client_secret"):
+            raise ValidationError("set webhook_secrets, or client_secret (which then verifies webhooks)",
+                                  "webhook_secrets")
+
+    @post_load
+    def _client_secret_verifies_webhooks(self, data, **kwargs):
+        if not data.get("webhook_secrets"):
+            data["webhook_secrets"] = [data["client_secret"]]
+        return data
 
 
 class ZendeskSchema(Strict):
@@ -82,10 +126,17 @@ class ZendeskSchema(Strict):
                                                                      error="expected the subdomain only, e.g. example"))
     email = fields.Email(load_default=None)
     api_token = fields.String(load_default=None)
+    #: Instead of email + api_token: an OAuth access token, sent as ``Authorization: Bearer``.
+    oauth_token = fields.String(load_default=None, validate=validate.Length(min=1))
     webhook_secret = fields.String(required=True, validate=validate.Length(min=1))
     max_clock_skew_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
     #: Where the API is; unset: https://<subdomain>.zendesk.com. An egress proxy, or a local test double.
     base_url = fields.String(load_default=None, validate=lambda v: _base_url(v))
+
+    @validates_schema
+    def _one_credential(self, data, **kwargs):
+        if data.get("api_token") and data.get("oauth_token"):
+            raise ValidationError("set api_token (with email) or oauth_token, not both", "oauth_token")
 
 
 class ActionsSchema(Strict):
@@ -196,16 +247,25 @@ def _mask(value, key=None):
 
 
 def substitute_env(value, env: Mapping[str, str], path: str = ""):
-    """Replace ``${VAR}`` in every string; an unset variable is an error naming it."""
+    """Replace ``${VAR}`` in every string; unset variables are one error naming every one of them."""
+    missing: list[ConfigError] = []
+    out = _substitute(value, env, path, missing)
+    if missing:
+        raise ConfigError.combine(None, missing)
+    return out
+
+
+def _substitute(value, env: Mapping[str, str], path: str, missing: list[ConfigError]):
     if isinstance(value, dict):
-        return {k: substitute_env(v, env, f"{path}.{k}" if path else k) for k, v in value.items()}
+        return {k: _substitute(v, env, f"{path}.{k}" if path else k, missing) for k, v in value.items()}
     if isinstance(value, list):
-        return [substitute_env(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_substitute(v, env, f"{path}[{i}]", missing) for i, v in enumerate(value)]
     if isinstance(value, str):
         def repl(m):
             name = m.group(1)
             if name not in env:
-                raise ConfigError(None, path, f"environment variable {name} is not set")
+                missing.append(ConfigError(None, path, f"environment variable {name} is not set"))
+                return ""
             return env[name]
         return _VAR.sub(repl, value)
     return value
@@ -234,11 +294,8 @@ def validate_section(path, name: str, schema: Schema, raw_section) -> dict[str, 
     try:
         return schema.load(raw_section)
     except ValidationError as e:
-        problems = _flatten(e.messages, f"[{name}]")
-        key, msg = problems[0]
-        key = re.sub(r"^\[(\w+)\]\.", r"[\1].", key)
-        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        raise ConfigError(path, key, msg + more) from None
+        problems = [(re.sub(r"^\[(\w+)\]\.", r"[\1].", k), m) for k, m in _flatten(e.messages, f"[{name}]")]
+        raise ConfigError.combine(path, [ConfigError(path, k, m) for k, m in problems]) from None
 
 
 def resolve_path(path: str | os.PathLike | None) -> Path | None:
@@ -264,29 +321,41 @@ def read_raw(path: Path, env: Mapping[str, str] | None = None) -> dict[str, Any]
     try:
         return substitute_env(raw, os.environ if env is None else env)
     except ConfigError as e:
-        raise ConfigError(path, e.key, e.message) from None
+        raise ConfigError(path, e.key, e.message, e.problems) from None
 
 
 def load_core(raw: dict[str, Any], path: Path | None) -> Settings:
     data: dict[str, Any] = {}
+    errors: list[ConfigError] = []
     for name, schema in CORE_SECTIONS.items():
-        if name in raw:
-            data[name] = validate_section(path, name, schema, raw[name])
-        elif name not in OPTIONAL_SECTIONS:
-            data[name] = schema.load({})
+        try:
+            if name in raw:
+                data[name] = validate_section(path, name, schema, raw[name])
+            elif name not in OPTIONAL_SECTIONS:
+                data[name] = schema.load({})
+        except ConfigError as e:
+            errors.append(e)
+    if errors:
+        raise ConfigError.combine(path, errors)
     return Settings(path=path, data=data, raw=raw)
 
 
 def apply_plugin_sections(settings: Settings, sections: Mapping[str, Schema]) -> None:
     """Validate the sections plugins registered; reject sections nobody claims."""
     raw = settings.raw
+    errors: list[ConfigError] = []
     for name, schema in sections.items():
-        settings.data[name] = validate_section(settings.path, name, schema, raw.get(name, {}))
+        try:
+            settings.data[name] = validate_section(settings.path, name, schema, raw.get(name, {}))
+        except ConfigError as e:
+            errors.append(e)
     known = set(CORE_SECTIONS) | set(sections)
     for name in raw:
         if name not in known:
-            raise ConfigError(settings.path, f"[{name}]", "unknown section (no plugin reads it; "
-                              f"known: {', '.join(sorted(known))})")
+            errors.append(ConfigError(settings.path, f"[{name}]", "unknown section (no plugin reads it; "
+                                      f"known: {', '.join(sorted(known))})"))
+    if errors:
+        raise ConfigError.combine(settings.path, errors)
 
 
 def from_dict(raw: dict[str, Any], path: Path | None = None) -> Settings:

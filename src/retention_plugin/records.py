@@ -354,7 +354,8 @@ def fill_requester(ctx, requester: ev.CustomerInfo | None) -> None:
         return
     settings = ctx.settings
     zd = settings.section("zendesk")
-    if not zd or not zd.get("api_token") or not zd.get("email") or settings.section("actions").get("dry_run", True):
+    has_credentials = zd and (zd.get("oauth_token") or (zd.get("api_token") and zd.get("email")))
+    if not has_credentials or settings.section("actions").get("dry_run", True):
         return
     c = t.customers
     known = ctx.conn.execute(select(c.c.id).where(c.c.zendesk_user_id == requester.zendesk_user_id,

@@ -92,6 +92,9 @@ NO_WORDS: dict[str, tuple[str, ...]] = {
     "tickets": ("status", "priority", "via", "complaint_severity", "complaint_evidence"),
     "refunds": ("currency", "lines"),
     "winback": ("key", "group", "segment"),
+    # The app's credentials for the shop, and install nonces: no person's words.
+    "shop_tokens": ("shop", "grant_type", "access_token", "refresh_token", "scope"),
+    "oauth_states": ("state_hash", "shop"),
 }
 
 #: Fewer digits than this are too likely to be something else (an order number, a year).

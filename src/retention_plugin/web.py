@@ -404,6 +404,10 @@ def create_app(retention, metrics_bind: str | None = None) -> falcon.App:
     api.add_route("/r/unsubscribe", receiver, suffix="unsubscribe")
     api.add_route("/r/ack", receiver, suffix="ack")
     api.add_route("/r/rate", receiver, suffix="rate")
+    # Shopify installs (authorization code grant), in their own module; refuses to start without its settings.
+    from .install.shopify_oauth import register_routes
+
+    register_routes(api, retention)
 
     def on_error(req, resp, ex, params):
         if isinstance(ex, (SQLAlchemyError, sqlite3.Error, _PgError)):

@@ -344,7 +344,8 @@ def test_example_config_sections_are_valid(make_app):
     from retention_plugin.config import read_raw
 
     path = Path(__file__).resolve().parents[2] / "config" / "retention.example.toml"
-    names = ("SHOPIFY_ACCESS_TOKEN", "SHOPIFY_WEBHOOK_SECRET", "ZENDESK_API_TOKEN", "ZENDESK_WEBHOOK_SECRET",
+    names = ("SHOPIFY_CLIENT_SECRET", "SHOPIFY_ACCESS_TOKEN", "SHOPIFY_WEBHOOK_SECRET", "ZENDESK_API_TOKEN",
+             "ZENDESK_WEBHOOK_SECRET",
              "SMTP_PASSWORD", "RETENTION_UNSUBSCRIBE_SECRET", "RETENTION_LINK_SECRET", "RECALL_SIGNING_SECRET")
     raw = read_raw(path, env={n: "x" * 32 for n in names})
     app = make_app(reminders=raw["reminders"], recalls=raw["recalls"])

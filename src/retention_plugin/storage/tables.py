@@ -575,3 +575,36 @@ shipments = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_shipments_moving", "delivered_at", "status_at"),
 )
+
+# Admin API tokens, one row per shop (shop_tokens.py): a client-credentials token cached until shortly
+# before it expires, or the offline token (and refresh token) an install stored. Keyed by the shop's
+# domain from the start, so several shops can share the table. Tokens are Fernet-encrypted when
+# ``encrypted`` (always for installs); a refresh happens with this row locked, once for all workers.
+shop_tokens = Table(
+    "shop_tokens",
+    metadata,
+    pk(),
+    Column("shop", String(255), nullable=False, unique=True),
+    Column("grant_type", String(32), nullable=False),  # client_credentials / authorization_code
+    Column("access_token", Text),  # None: a placeholder row, locked while the first token is fetched
+    Column("refresh_token", Text),
+    Column("encrypted", Boolean, nullable=False),
+    Column("scope", Text),
+    Column("obtained_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),  # None: an offline token that does not expire
+    Column("refresh_expires_at", UTCDateTime),
+    Column("version", Integer, nullable=False),  # bumped on every new token
+    created(),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Install nonces (install/shopify_oauth.py): the SHA-256 of each ``state`` sent to Shopify's authorize
+# page, for which shop, until when. The callback deletes its row: a state works once.
+oauth_states = Table(
+    "oauth_states",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("shop", String(255), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)

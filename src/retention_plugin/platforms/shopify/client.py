@@ -19,7 +19,10 @@ does not repeat those, and raises :class:`TransientError` with
 then by the action runner's schedule.
 
 Never retried: 4xx other than 429 (:class:`PermanentError`), GraphQL errors
-(:class:`PermanentError`), ``userErrors`` (:class:`UserErrors`).
+(:class:`PermanentError`), ``userErrors`` (:class:`UserErrors`). The one
+exception is a 401 with a token that can be renewed (client credentials, an
+install's expiring token: :mod:`retention_plugin.shop_tokens`): the token is
+renewed once and the request repeated once; it was refused, not applied.
 """
 
 from __future__ import annotations
@@ -29,12 +32,12 @@ import re
 import time
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import requests
 
 from ... import __version__
-from ..errors import AlreadyExists, PermanentError, TransientError, UserErrors, mask_secret
+from ..errors import AlreadyExists, PermanentError, TransientError, UserErrors
 from ..retrying import RetryPolicy, RetrySignal, call_with_retries, check_base_url, never_sent, parse_retry_after
 from .mutations import NON_IDEMPOTENT_MUTATIONS, is_mutation, root_field
 
@@ -49,6 +52,7 @@ _TRANSIENT_GRAPHQL_CODES = frozenset({"THROTTLED", "INTERNAL_SERVER_ERROR", "SER
 #: on the ``code`` field, or these words where a code is absent.
 _DUPLICATE_CODES = frozenset({"TAKEN", "DUPLICATE"})
 _DUPLICATE_MESSAGE = re.compile(r"must be unique|already (been )?taken|already exists", re.I)
+_TAKEN_ADDRESS = re.compile(r"address .*already been taken", re.I)
 
 
 def raise_for_user_errors(data: Mapping[str, Any], operation: str) -> dict[str, Any]:
@@ -56,7 +60,8 @@ def raise_for_user_errors(data: Mapping[str, Any], operation: str) -> dict[str, 
 
     A duplicate discount code (``discountCode*`` mutations) raises
     :class:`AlreadyExists`: codes are derived from idempotency keys, so the
-    code existing means an earlier attempt succeeded.
+    code existing means an earlier attempt succeeded. So does a webhook
+    subscription whose address is taken for the topic.
 
     :raises PermanentError: when ``data`` has no ``operation`` payload.
     :raises UserErrors: for any other user error.
@@ -71,6 +76,10 @@ def raise_for_user_errors(data: Mapping[str, Any], operation: str) -> dict[str, 
         return dict(payload)
     if operation.startswith("discountCode") and all(_is_duplicate_code(e) for e in errors):
         raise AlreadyExists(operation, list(errors))
+    if operation == "webhookSubscriptionCreate" and all(
+            _TAKEN_ADDRESS.search(str(e.get("message") or "")) for e in errors):
+        # "Address for this topic has already been taken": the subscription exists (an earlier attempt).
+        raise AlreadyExists(operation, list(errors))
     raise UserErrors(operation, list(errors))
 
 
@@ -82,11 +91,32 @@ def _is_duplicate_code(error: Mapping[str, Any]) -> bool:
     return bool(on_code and _DUPLICATE_MESSAGE.search(str(error.get("message") or "")))
 
 
+class TokenSource(Protocol):
+    """Where a client's token comes from (:mod:`retention_plugin.shop_tokens`)."""
+
+    refreshable: bool
+
+    def token(self) -> tuple[str, int]: ...
+
+    def refresh(self, stale_version: int | None) -> tuple[str, int]: ...
+
+
+class Unauthorized(PermanentError):
+    """HTTP 401: the token was refused. ``version`` is the token's, for a renewal."""
+
+    def __init__(self, message: str, version: int):
+        super().__init__(message, status=401, platform=PLATFORM)
+        self.version = version
+
+
 class ShopifyClient:
     """Calls one shop's GraphQL Admin API with an offline access token.
 
     :param shop: the shop's ``*.myshopify.com`` domain.
-    :param access_token: sent as ``X-Shopify-Access-Token``; never logged.
+    :param access_token: sent as ``X-Shopify-Access-Token``; never logged. A
+        string (a legacy custom app's token), or a token source with
+        ``token() -> (token, version)``, ``refresh(version)`` and
+        ``refreshable`` (:class:`~retention_plugin.shop_tokens.ShopTokenSource`).
     :param api_version: e.g. ``2026-07``.
     :param session: a ``requests.Session`` (tests pass one; default a new one).
     :param timeout: seconds for connect and for read.
@@ -99,7 +129,7 @@ class ShopifyClient:
     def __init__(
         self,
         shop: str,
-        access_token: str,
+        access_token: str | TokenSource,
         api_version: str,
         session: requests.Session | None = None,
         timeout: float = 10,
@@ -115,12 +145,16 @@ class ShopifyClient:
             raise ValueError(f"shop must be a bare domain like example.myshopify.com, got {shop!r}")
         if not access_token:
             raise ValueError("access_token is required")
+        if isinstance(access_token, str):
+            from ...shop_tokens import StaticToken
+
+            access_token = StaticToken(access_token)
         if not _API_VERSION.match(api_version or ""):
             raise ValueError(f"api_version must look like 2026-07, got {api_version!r}")
         self.shop = shop
         self.base_url = check_base_url(base_url) if base_url else f"https://{shop}"
         self.api_version = api_version
-        self._token = access_token
+        self._tokens = access_token
         self.session = session or requests.Session()
         self.timeout = timeout
         self.policy = RetryPolicy(
@@ -133,7 +167,7 @@ class ShopifyClient:
     def __repr__(self) -> str:
         return (
             f"ShopifyClient(shop={self.shop!r}, api_version={self.api_version!r}, "
-            f"access_token={mask_secret(self._token)!r})"
+            f"access_token={self._tokens!r})"
         )
 
     @property
@@ -161,8 +195,19 @@ class ShopifyClient:
         if variables is not None:
             body["variables"] = dict(variables)
         operation = root_field(query) or "graphql"
+        token = self._tokens.token()
+        try:
+            return self._call(body, retry_ambiguous, operation, token)
+        except Unauthorized as refused:
+            if not self._tokens.refreshable:
+                raise
+            # Refused, not applied: renew the token (once, for all workers) and ask once more.
+            token = self._tokens.refresh(refused.version)
+        return self._call(body, retry_ambiguous, operation, token)
+
+    def _call(self, body, retry_ambiguous: bool, operation: str, token: tuple[str, int]) -> dict[str, Any]:
         return call_with_retries(
-            lambda: self._attempt(body, retry_ambiguous),
+            lambda: self._attempt(body, retry_ambiguous, token),
             policy=self.policy,
             platform=PLATFORM,
             what=f"{operation} on {self.shop}",
@@ -192,20 +237,21 @@ class ShopifyClient:
 
     # --- one attempt ------------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
+    @staticmethod
+    def _headers(token: str) -> dict[str, str]:
         return {
-            "X-Shopify-Access-Token": self._token,
+            "X-Shopify-Access-Token": token,
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": f"retention-plugin/{__version__}",
         }
 
-    def _attempt(self, body: dict[str, Any], retry_ambiguous: bool) -> dict[str, Any]:
+    def _attempt(self, body: dict[str, Any], retry_ambiguous: bool, token: tuple[str, int]) -> dict[str, Any]:
         try:
             response = self.session.post(
                 self.url,
                 data=json.dumps(body, default=_json_default),
-                headers=self._headers(),
+                headers=self._headers(token[0]),
                 timeout=self.timeout,
             )
         except (requests.Timeout, requests.ConnectionError) as exc:
@@ -235,6 +281,8 @@ class ShopifyClient:
                 retry_ambiguous,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
+        if status == 401:
+            raise Unauthorized(f"shopify: HTTP 401 from {self.shop}: {_error_text(response)}", token[1])
         if status >= 400:
             raise PermanentError(
                 f"shopify: HTTP {status} from {self.shop}: {_error_text(response)}",

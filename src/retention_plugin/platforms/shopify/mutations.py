@@ -469,3 +469,17 @@ def is_mutation(query: str) -> bool:
     """True for ``mutation ...`` documents (comments and whitespace ignored)."""
     text = re.sub(r"#[^\n]*", "", query).lstrip()
     return text.startswith("mutation")
+
+
+# --- the shop ------------------------------------------------------------------------------
+
+SHOP_NAME = """
+query shopName {
+  shop { name myshopifyDomain }
+}
+""".strip()
+
+
+def shop_name() -> dict[str, Any]:
+    """The cheapest authenticated question (``retention config check``'s live token check)."""
+    return {"query": SHOP_NAME, "variables": {}}

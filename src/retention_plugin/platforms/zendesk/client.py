@@ -1,6 +1,8 @@
 """Zendesk Support API client on requests + tenacity.
 
-Basic auth as ``{email}/token`` with the API token. Retried: 429 (honouring
+Basic auth as ``{email}/token`` with the API token, or ``Authorization:
+Bearer`` with an OAuth access token (for accounts that switch API tokens off;
+Zendesk's "Creating and using OAuth access tokens with the API"). Retried: 429 (honouring
 ``Retry-After``), 409 (update collision), 5xx, timeouts and connection
 errors. Permanent: other 4xx, with the error body's message.
 
@@ -26,6 +28,7 @@ from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 import requests
+from requests.auth import AuthBase
 
 from ... import __version__
 from ..errors import PermanentError, TransientError, mask_secret
@@ -34,6 +37,20 @@ from ..retrying import RetryPolicy, RetrySignal, call_with_retries, check_base_u
 PLATFORM = "zendesk"
 _SUBDOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
+
+class _Bearer(AuthBase):
+    """``Authorization: Bearer <OAuth token>`` (an auth object, so requests never swaps in ~/.netrc)."""
+
+    def __init__(self, token: str):
+        self._token = token
+
+    def __repr__(self) -> str:
+        return "_Bearer(****)"
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
 
 
 @dataclass
@@ -55,6 +72,8 @@ class ZendeskClient:
     :param subdomain: ``acme`` for ``acme.zendesk.com``.
     :param email: the agent whose API token this is.
     :param api_token: never logged or put in exception messages.
+    :param oauth_token: instead of ``email`` and ``api_token``: an OAuth access
+        token, sent as ``Authorization: Bearer``; never logged either.
     :param base_url: where the API is, instead of ``https://{subdomain}.zendesk.com``
         (``[zendesk] base_url``: an egress proxy, a local test double).
     """
@@ -72,19 +91,24 @@ class ZendeskClient:
         max_retry_after: float = 60.0,
         backoff_base: float = 1.0,
         base_url: str | None = None,
+        oauth_token: str | None = None,
     ):
         subdomain = (subdomain or "").strip().lower()
         if subdomain.endswith(".zendesk.com"):
             subdomain = subdomain[: -len(".zendesk.com")]
         if not _SUBDOMAIN.match(subdomain):
             raise ValueError(f"subdomain must be like 'acme' (for acme.zendesk.com), got {subdomain!r}")
-        if not email or "@" not in email:
-            raise ValueError("email of the API token's agent is required")
-        if not api_token:
-            raise ValueError("api_token is required")
+        if oauth_token and api_token:
+            raise ValueError("give api_token (with email) or oauth_token, not both")
+        if not oauth_token:
+            if not email or "@" not in email:
+                raise ValueError("email of the API token's agent is required")
+            if not api_token:
+                raise ValueError("api_token is required")
         self.subdomain = subdomain
         self.email = email
         self._token = api_token
+        self._oauth = oauth_token or None
         self.base_url = check_base_url(base_url) if base_url else f"https://{subdomain}.zendesk.com"
         self.session = session or requests.Session()
         self.timeout = timeout
@@ -98,7 +122,8 @@ class ZendeskClient:
     def __repr__(self) -> str:
         return (
             f"ZendeskClient(subdomain={self.subdomain!r}, email={self.email!r}, "
-            f"api_token={mask_secret(self._token)!r})"
+            + (f"oauth_token={mask_secret(self._oauth)!r})" if self._oauth else
+               f"api_token={mask_secret(self._token)!r})")
         )
 
     # --- public API -------------------------------------------------------------------
@@ -247,7 +272,7 @@ class ZendeskClient:
                 data=None if body is None else json.dumps(body, default=str),
                 params=params,
                 headers=self._headers(idempotency_key),
-                auth=(f"{self.email}/token", self._token),
+                auth=_Bearer(self._oauth) if self._oauth else (f"{self.email}/token", self._token),
                 timeout=self.timeout,
             )
         except (requests.Timeout, requests.ConnectionError) as exc:
