@@ -22,7 +22,7 @@ from docs_reference import nested_schema, sections  # noqa: E402 (tools/ is not 
 GENERATED = ["docs/cli-reference.md", "docs/configuration.md"]
 REGENERATE = f"cog -r {' '.join(GENERATED)}"
 #: TOML tables the docs show that are not ours: Shopify CLI's app configuration, and a placeholder.
-FOREIGN = {"webhooks", "redacted"}
+FOREIGN = {"webhooks", "redacted", "access_scopes", "auth", "app_proxy", "build", "pos"}
 #: `[section] key`, `[section].key`, `[a.b]`, `[[a.b]] key` inside backticks.
 MENTION = re.compile(r"`(\[\[?)([a-z_][a-z0-9_.]*)(\]\]?)(?:\.| )?([a-z_][a-z0-9_]*)?")
 
