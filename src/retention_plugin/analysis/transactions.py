@@ -19,6 +19,7 @@ message (with several, the first one met may differ).
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,14 @@ class _Refused(Exception):
     """pyarrow would not read the file as it stands; the standard library's reader decides."""
 
 
+class _Untyped(Exception):
+    """pyarrow's typed columns would not take the file: the block-by-block text reader decides."""
+
+
+#: A plain date, as most exports write them: the typed fast path is tried on such files.
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def read_transactions_csv(
     path,
     *,
@@ -109,13 +118,23 @@ def read_transactions_csv(
     if len(delimiter) != 1:
         raise DataError(f"the delimiter must be one character, not {delimiter!r}")
     with path.open(newline="", encoding="utf-8-sig") as fh:
+        rows = csv.reader(fh, delimiter=delimiter)
         try:
-            header = [h.strip() for h in next(csv.reader(fh, delimiter=delimiter))]
+            header = [h.strip() for h in next(rows)]
         except StopIteration:
             raise DataError(f"{path} is empty: expected a header row") from None
+        try:
+            first = next(rows, None)
+        except (UnicodeDecodeError, csv.Error):
+            first = None  # the readers below find it and say so
     index = _column_index(header, path, customer_col, date_col, amount_col)
     names = {"customer": customer_col, "date": date_col, "amount": amount_col}
     try:
+        if first is not None and len(first) > index["date"] and _ISO_DAY.fullmatch(first[index["date"]].strip()):
+            try:
+                return _read_typed(path, header, index, names, delimiter)
+            except _Untyped:
+                pass
         return _read_arrow(path, header, index, names, delimiter)
     except _Refused:
         return _read_python(path, header, index, names, delimiter)
@@ -137,7 +156,49 @@ def _column_index(header, path, customer_col, date_col, amount_col) -> dict:
     return index
 
 
-# --- the fast path ---------------------------------------------------------------------------------
+# --- the fast paths --------------------------------------------------------------------------------
+
+
+def _read_typed(path: Path, header, index, names, delimiter) -> Transactions:
+    """The whole file at once, dates and amounts parsed by pyarrow's own threads as it reads.
+
+    Used when the first row's date is a plain ``YYYY-MM-DD``. pyarrow's ``date32`` and
+    ``float64`` conversions take a subset of what :mod:`.dates` and :func:`_floats` accept
+    (a date with nothing but blanks around it; a number that Python's ``float`` reads), with
+    the same values; anything else, and any value that is not a finite number, is left to
+    :func:`_read_arrow`, which reads the file again as text and words the error. Only the
+    ids are kept as text: ``"007"`` and ``"7"`` are two customers, which an integer
+    conversion would merge.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    cols = [f"c{i}" for i in range(len(header))]
+    role = {r: cols[i] for r, i in index.items()}
+    types = {role["customer"]: pa.string(), role["date"]: pa.date32()}
+    if "amount" in role:
+        types[role["amount"]] = pa.float64()
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=cols, block_size=_BLOCK),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(include_columns=list(types), column_types=types, null_values=[],
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowException, OverflowError):
+        raise _Untyped from None
+    if table.num_rows == 0:
+        raise _Untyped
+    amounts = table.column(role["amount"]).to_numpy() if "amount" in role else np.zeros(table.num_rows)
+    if not np.isfinite(amounts).all():
+        raise _Untyped
+    days = _date32_days(table.column(role["date"]))
+    ids = _arrow_ids(table.column(role["customer"]), names["customer"], path.name, 0)
+    del table
+    codes, labels = _codes([ids] if isinstance(ids, np.ndarray) else list(ids.chunks))
+    return Transactions(codes=codes, labels=labels, days=days, amounts=amounts)
+
 
 
 def _read_arrow(path: Path, header, index, names, delimiter) -> Transactions:
@@ -279,9 +340,15 @@ def _arrow_days(col, column: str, filename: str, offset: int) -> np.ndarray:
 
 
 def _date32_days(arr) -> np.ndarray:
+    """Day numbers (int64) of a date32 array or chunked array."""
     import pyarrow as pa
 
-    return arr.view(pa.int32()).to_numpy().astype(np.int64)
+    out = np.empty(len(arr), np.int64)
+    at = 0
+    for chunk in getattr(arr, "chunks", [arr]):
+        out[at:at + len(chunk)] = chunk.view(pa.int32()).to_numpy()
+        at += len(chunk)
+    return out
 
 
 def _arrow_amounts(col, column: str, filename: str, offset: int) -> np.ndarray:
