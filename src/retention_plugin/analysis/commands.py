@@ -183,6 +183,12 @@ def analyze():
     """Lost-customer analysis: fit purchase models, evaluate them, score customers, report."""
 
 
+#: How each model's observed information is computed (the fit's JSON says it).
+_HESSIAN = {"bgnbd": "analytic Hessian in log-parameters",
+            "pnbd": "Hessian in log-parameters by second differences of the log-likelihood",
+            None: "Hessian in log-parameters by differences of the gradient"}
+
+
 @analyze.command("fit")
 @csv_options
 @click.option("--calibration-end", type=DAY, required=True, help="Last day of the calibration period (inclusive).")
@@ -202,10 +208,11 @@ def fit_cmd(transactions, time_unit, customer_col, date_col, amount_col, delimit
     tx, facts = _purchases(tx)
     s = _summarize(tx, calibration_end, None, time_unit)
     from .models import model_class
-    from .spend import spend_inputs
 
     extra = {}
     if model_name == "gg":
+        from .spend import spend_inputs
+
         if not facts["amounts"]:
             raise click.BadParameter(f"Gamma-Gamma needs order values: column {amount_col!r} is missing or all zero",
                                      param_hint="'--amount-col'")
@@ -218,8 +225,8 @@ def fit_cmd(transactions, time_unit, customer_col, date_col, amount_col, delimit
     else:
         model = _fit_count(model_name, s, min_repeat_buyers)
     out = {**s.describe(), **facts, **extra, **model.to_dict(),
-           "interval_method": "observed information (numerical Hessian in log-parameters); standard error "
-                              "p * sd(log p), 95% interval exp(log p ± 1.96 sd(log p))"}
+           "interval_method": f"observed information ({_HESSIAN.get(model_name, _HESSIAN[None])}); standard "
+                              "error p * sd(log p), 95% interval exp(log p ± 1.96 sd(log p))"}
     if as_json:
         _echo_json(out)
         return

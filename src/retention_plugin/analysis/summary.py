@@ -234,15 +234,19 @@ def _distinct_days(codes: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     d0 = int(days.min())
     span = int(days.max()) - d0 + 1
-    # A 32-bit key sorts about twice as fast as a 64-bit one.
+    # A 32-bit key sorts about twice as fast as a 64-bit one. It is built a slice at a time,
+    # so no 64-bit temporary of every row is ever held.
     small = (int(codes.max()) + 1) * span < (1 << 32)
-    key = codes * span
-    key += days
-    key -= d0
-    key = key.astype(np.uint32) if small else key
+    key = np.empty(len(codes), np.uint32 if small else np.int64)
+    step = 1 << 18
+    for i in range(0, len(key), step):
+        part = codes[i:i + step] * span
+        part += days[i:i + step]
+        part -= d0
+        key[i:i + step] = part
     key.sort()
-    key = key[_run_starts(key)].astype(np.int64)
-    return key // span, key % span + d0
+    key = key[_run_starts(key)]
+    return key // span, (key % span).astype(np.int64) + d0
 
 
 def _sort_with_order(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -270,8 +270,15 @@ def _canonical_ints(col) -> np.ndarray | None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    # Chunk by chunk into one array of our own: pyarrow reuses each chunk's buffer for the next,
+    # and the codes can later be written over the ids (_codes).
+    values = np.empty(len(col), np.int64)
+    at = 0
     try:
-        values = pc.cast(col, pa.int64()).to_numpy()  # refuses spaces, "+", "", letters and overflow
+        for chunk in getattr(col, "chunks", [col]):
+            # The cast refuses spaces, "+", "", letters and overflow.
+            values[at:at + len(chunk)] = pc.cast(chunk, pa.int64()).to_numpy()
+            at += len(chunk)
     except (pa.ArrowException, OverflowError):
         return None
     if len(values) == 0 or values.min() < 0 or values.max() >= 10**18:
@@ -289,14 +296,18 @@ def _codes(blocks: list) -> tuple[np.ndarray, np.ndarray]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    out = None
     if all(isinstance(b, np.ndarray) for b in blocks):
-        ids = np.concatenate(blocks)
+        ids = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
         del blocks[:]
         if ids.max() - ids.min() < 4 * len(ids) + 4096:
             from .summary import dense_codes  # ids numbered 1, 2, 3...: no hashing needed
 
             return dense_codes(ids)
         values = pa.array(ids)
+        # The encoding copies the distinct ids into its dictionary: the codes can then take the
+        # ids' place, one array of two million fewer (the blocks are ours: _arrow_ids made them).
+        out = ids if ids.flags.writeable and ids.flags.owndata else None
         del ids
     else:
         # One block of text ids makes every id text: "7" and "007" are then two customers, as they are to csv.
@@ -311,7 +322,7 @@ def _codes(blocks: list) -> tuple[np.ndarray, np.ndarray]:
     rank[order] = np.arange(len(order))
     labels = dictionary.take(pa.array(order))
     labels = labels.to_numpy() if pa.types.is_integer(labels.type) else np.asarray(labels.to_pylist(), dtype=str)
-    return rank[encoded.indices.to_numpy()], labels
+    return np.take(rank, encoded.indices.to_numpy(), out=out), labels
 
 
 def _arrow_days(col, column: str, filename: str, offset: int) -> np.ndarray:
