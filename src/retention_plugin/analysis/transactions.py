@@ -6,11 +6,14 @@ object per field (docs/performance.md measures it against polars' reader and
 the standard library's). Customer ids come back as dense integer *codes*
 into the sorted distinct ids, which is what the summary sorts on.
 
-pyarrow is strict where the rules of this module are lenient (a space around
-a date, ``1_000`` as a number, a row longer than the header), so it is only
-the fast path: when it refuses a column, that column is read again by the
-numpy rules of :mod:`.dates`; when it refuses the file, the standard
-library's ``csv`` module reads it. Those slower readers define what is
+Files whose first date is a plain ``YYYY-MM-DD`` are tried first with the
+dates and amounts typed in pyarrow's own parse (:func:`_read_typed`); any
+file that does not go through that way is read as text, block by block
+(:func:`_read_arrow`). pyarrow is strict where the rules of this module are
+lenient (a space around a date, ``1_000`` as a number, a row longer than the
+header), so it is only the fast path: when it refuses a column, that column
+is read again by the numpy rules of :mod:`.dates`; when it refuses the file,
+the standard library's ``csv`` module reads it. Those slower readers define what is
 accepted and word every error (column and line), so a file reads the same
 whichever reader took it, and a file with one fault fails with the same
 message (with several, the first one met may differ).
