@@ -1,7 +1,7 @@
 """End to end: CSV of orders -> BG/NBD parameters, `retention analyze fit` against `lifetimes`.
 
     python bench/bench_fit_e2e.py [--customers 200000] [--runs 5] [--venv /tmp/lifetimes-venv]
-                                  [--readers] [--skip-lifetimes]
+                                  [--readers] [--steps] [--skip-lifetimes]
 
 Both sides run as a user runs them, as whole processes on the same file:
 
@@ -18,11 +18,14 @@ Both sides run as a user runs them, as whole processes on the same file:
   there if a release breaks it).
 
 The two commands run in turn (ours, lifetimes, ours, ...) so a change in the
-machine's speed hits both; each run's wall time is measured around the child
-and its peak resident memory is GNU time's (bench/measure.py says why). The
-table gives medians with min-max and the ratio of each pair.
-`farm-bench -n 5 --timeout 900 --vs '<lifetimes>' -- <ours>` gives the same
-figures from outside; docs/performance.md shows both.
+machine's speed hits both; each run's wall time is measured around the child,
+its CPU seconds (user + system) and peak resident memory are GNU time's
+(bench/measure.py says why). The table gives medians with min-max and the ratio
+of each pair. On a machine shared with other work, CPU seconds are the steadier
+figure: waiting for a core does not count in them.
+
+Both sides fit at the file's last order day (rows are in date order: the last
+row's date), the latest cut-off `retention analyze fit` accepts.
 
 The file (`--customers` N; 200,000 by default, about 2.1 million rows, 65 MB):
 customers are drawn from a BG/NBD population (purchase rate ~ Gamma(r=0.6,
@@ -40,6 +43,14 @@ read into numpy columns (ids, days, amounts) by pyarrow's CSV reader as
 `read_transactions_csv` does it, by polars (`pip install polars` to include
 it), and by the standard library's `csv` module (the reader before pyarrow),
 each as a whole process.
+
+`--steps` says where each side's time goes: each command run once more per
+round inside a small harness that reads CPU seconds and the clock around its
+steps (ours: the reading functions of analysis/transactions.py, the summary,
+the fit; lifetimes: its imports, `read_csv`, the summary, the fit), with the
+interpreter's own start-up measured as `python -c pass`, and the import floor
+of our command, `python -c "import numpy, click, pyarrow.csv, pyarrow.compute"`,
+as whole processes.
 """
 
 from __future__ import annotations
@@ -59,7 +70,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import run_counted, run_measured as run, spread  # noqa: E402
 
 START, END = np.datetime64("2023-01-02"), np.datetime64("2024-12-29")
-CALIBRATION_END = str(END)
 
 LIFETIMES_SCRIPT = '''\
 import json, sys
@@ -74,6 +84,92 @@ s = summary_data_from_transaction_data(df, "customer_id", "date", observation_pe
 f = BetaGeoFitter().fit(s["frequency"], s["recency"], s["T"])
 print(json.dumps({"customers": len(s), "params": {k: float(v) for k, v in f.params_.items()}}))
 '''
+
+# Ours, step by step: the command run in process, CPU seconds and the clock read around the
+# functions that do each step. Printed as JSON {step: [wall, cpu]}.
+STEPS_OURS = '''
+import json, resource, sys, time
+
+
+def now():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), r.ru_utime + r.ru_stime
+
+
+steps = {}
+start = now()
+from retention_plugin import launch  # noqa: E402
+from retention_plugin.analysis import commands, summary, transactions  # noqa: E402,F401
+import pyarrow.csv  # noqa: E402
+from retention_plugin.analysis.models import bgnbd  # noqa: E402
+after_imports = now()
+
+
+def timed(owner, name, step, method=False):
+    f = getattr(owner, name)
+    f = f.__func__ if method else f
+
+    def run(*a, **k):
+        t = now()
+        try:
+            return f(*a, **k)
+        finally:
+            u = now()
+            w, c = steps.get(step, (0.0, 0.0))
+            steps[step] = (w + u[0] - t[0], c + u[1] - t[1])
+    setattr(owner, name, classmethod(run) if method else run)
+
+
+timed(pyarrow.csv, "read_csv", "parse: pyarrow read_csv (ids as text, dates, amounts)")
+timed(transactions, "_arrow_ids", "ids to integers (with importing pyarrow.compute)")
+timed(transactions, "_codes", "customer codes: pyarrow hash, ids sorted")
+timed(transactions, "_date32_days", "days to int64")
+timed(summary, "_summarize_codes", "summary: distinct (customer, day) by one sort")
+timed(summary.Summary, "distinct_rows", "distinct (x, t_x, T) rows with weights")
+timed(bgnbd.BGNBD, "fit", "BG/NBD fit: Newton, Hessian, standard errors", method=True)
+import contextlib, io  # noqa: E402,E401
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        launch.main(["analyze", "fit", "--transactions", sys.argv[1], "--calibration-end", sys.argv[2],
+                     "--model", "bgnbd", "--json"])
+    except SystemExit as exc:
+        assert not exc.code, exc.code
+end = now()
+out = {"imports (numpy, click, pyarrow, ours) after the interpreter": (after_imports[0] - start[0],
+                                                                      after_imports[1] - start[1])}
+out.update(steps)
+out["everything else (checks, JSON, the rest of reading)"] = tuple(
+    (end[i] - after_imports[i]) - sum(v[i] for v in steps.values()) for i in (0, 1))
+print(json.dumps(out))
+'''
+
+STEPS_LIFETIMES = '''
+import json, resource, sys, time
+
+
+def now():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), r.ru_utime + r.ru_stime
+
+
+marks = [now()]
+import pandas as pd  # noqa: E402
+from lifetimes import BetaGeoFitter  # noqa: E402
+from lifetimes.utils import summary_data_from_transaction_data  # noqa: E402
+marks.append(now())
+df = pd.read_csv(sys.argv[1], parse_dates=["date"])
+marks.append(now())
+s = summary_data_from_transaction_data(df, "customer_id", "date", observation_period_end=sys.argv[2],
+                                       freq="D", freq_multiplier=7)
+marks.append(now())
+BetaGeoFitter().fit(s["frequency"], s["recency"], s["T"])
+marks.append(now())
+names = ["imports (pandas, lifetimes, scipy, autograd) after the interpreter", "read_csv with parse_dates",
+         "summary_data_from_transaction_data", "BetaGeoFitter().fit"]
+print(json.dumps({n: (b[0] - a[0], b[1] - a[1]) for n, a, b in zip(names, marks, marks[1:])}))
+'''
+
+IMPORT_FLOOR = "import numpy, click, pyarrow.csv, pyarrow.compute"
 
 READERS = {
     "pyarrow (read_transactions_csv)": '''
@@ -138,6 +234,46 @@ def generate(path: Path, customers: int, seed: int = 18) -> int:
     return len(cust)
 
 
+def last_date(path: Path) -> str:
+    """The date on the file's last row (the rows are in date order)."""
+    with path.open("rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 200))
+        return fh.read().decode().strip().splitlines()[-1].split(",")[1]
+
+
+def step_table(cmd: list[str], runs: int) -> dict:
+    """{step: (median wall, median CPU)} over ``runs`` runs of a child that prints {step: [wall, cpu]}."""
+    import statistics
+
+    rounds = [json.loads(run(cmd)[2].strip().splitlines()[-1]) for _ in range(runs)]
+    return {k: (statistics.median(r[k][0] for r in rounds), statistics.median(r[k][1] for r in rounds))
+            for k in rounds[0]}
+
+
+def print_steps(args, csv_path: Path, cal_end: str, theirs_py: Path | None) -> None:
+    import statistics
+
+    def whole(cmd):
+        rs = [run_counted(cmd)[2] for _ in range(args.runs)]
+        return statistics.median(rs)
+
+    print(f"\nwhere the time goes (medians of {args.runs} runs; CPU = user + system seconds)")
+    print(f"{'step':<72} {'wall s':>7} {'CPU s':>7}")
+    print(f"{'interpreter start-up (python -c pass, whole process)':<72} {'':>7} "
+          f"{whole([sys.executable, '-c', 'pass']):>7.3f}")
+    rows = step_table([sys.executable, "-c", STEPS_OURS, str(csv_path), cal_end], args.runs)
+    for k, (w, c) in rows.items():
+        print(f"{'ours: ' + k:<72} {w:>7.3f} {c:>7.3f}")
+    floor = f'ours: the import floor alone (python -c "{IMPORT_FLOOR}")'
+    print(f"{floor:<72} {'':>7} {whole([sys.executable, '-c', IMPORT_FLOOR]):>7.3f}")
+    if theirs_py is not None:
+        print(f"{'lifetimes: interpreter start-up (python -c pass)':<72} {'':>7} "
+              f"{whole([str(theirs_py), '-c', 'pass']):>7.3f}")
+        for k, (w, c) in step_table([str(theirs_py), "-c", STEPS_LIFETIMES, str(csv_path), cal_end],
+                                    args.runs).items():
+            print(f"{'lifetimes: ' + k:<72} {w:>7.3f} {c:>7.3f}")
+
+
 def ensure_lifetimes(venv: Path, pins: list[str]) -> Path:
     py = venv / "bin" / "python"
     if not py.exists():
@@ -156,6 +292,7 @@ def main() -> None:
     ap.add_argument("--lifetimes-pins", nargs="*", default=[], help='e.g. "pandas<2.2" "numpy<2"')
     ap.add_argument("--skip-lifetimes", action="store_true")
     ap.add_argument("--readers", action="store_true", help="also time the CSV readers on their own")
+    ap.add_argument("--steps", action="store_true", help="also say where each side's time goes, step by step")
     args = ap.parse_args()
 
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -167,17 +304,19 @@ def main() -> None:
     else:
         with csv_path.open("rb") as fh:
             rows = sum(1 for _ in fh) - 1
-    print(f"file: {args.customers:,} customers, {rows:,} rows, {csv_path.stat().st_size / 1e6:.1f} MB\n")
+    cal_end = last_date(csv_path)
+    print(f"file: {args.customers:,} customers, {rows:,} rows, {csv_path.stat().st_size / 1e6:.1f} MB; "
+          f"fitted at {cal_end}, its last order day\n")
 
     retention = shutil.which("retention", path=str(Path(sys.executable).parent)) or shutil.which("retention")
-    ours_cmd = [retention, "analyze", "fit", "--transactions", str(csv_path), "--calibration-end", CALIBRATION_END,
+    ours_cmd = [retention, "analyze", "fit", "--transactions", str(csv_path), "--calibration-end", cal_end,
                 "--model", "bgnbd", "--json"]
-    theirs_cmd = None
+    theirs_cmd = py = None
     if not args.skip_lifetimes:
         py = ensure_lifetimes(args.venv, args.lifetimes_pins)
         script = args.dir / "fit_lifetimes.py"
         script.write_text(LIFETIMES_SCRIPT)
-        theirs_cmd = [str(py), str(script), str(csv_path), CALIBRATION_END]
+        theirs_cmd = [str(py), str(script), str(csv_path), cal_end]
 
     results = {"ours": [], "lifetimes": []}
     outputs = {}
@@ -212,6 +351,9 @@ def main() -> None:
         print(f"customers: ours {ours_out['customers']:,}, lifetimes {theirs_out['customers']:,}; "
               f"largest relative parameter difference {diff:.1e}")
     print("params: " + ", ".join(f"{k}={v:.6g}" for k, v in ours_out["params"].items()))
+
+    if args.steps:
+        print_steps(args, csv_path, cal_end, py)
 
     if args.readers:
         print(f"\n{'reader (whole process: import + read to numpy)':<48} {'wall s median (min-max)':>25} "

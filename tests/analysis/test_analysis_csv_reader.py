@@ -211,3 +211,34 @@ def test_after_import_reader_reading_imports_nothing(tmp_path):
     res = subprocess.run([sys.executable, "-c", code, str(p), str(q)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("later", [
+    None,  # every date plain: the typed read takes the whole file
+    "5,2024-03-01T10:00:00+02:00,4",  # a datetime further down
+    "5,20240301,4",  # a compact date
+    "5, 2024-03-01 ,1_000",  # blanks around a date (pyarrow takes them), an amount only the rules take
+    "5,2024-03-01,inf",  # a value pyarrow reads and the rules refuse
+])
+def test_the_typed_read_takes_plain_dates_and_leaves_the_rest_to_the_text_reader(tmp_path, later, monkeypatch):
+    rng = np.random.default_rng(11)
+    rows = random_rows(rng, 2000, "6000000{:06d}", "iso")
+    if later:
+        rows.insert(1500, later)
+    p = write(tmp_path, "customer_id,date,amount\n" + "\n".join(rows) + "\n")
+    typed = []
+    real = tr._read_typed
+    monkeypatch.setattr(tr, "_read_typed", lambda *a: typed.append(1) or real(*a))
+    text = []
+    real_text = tr._read_arrow
+    monkeypatch.setattr(tr, "_read_arrow", lambda *a: text.append(1) or real_text(*a))
+    if later and later.endswith("inf"):
+        with pytest.raises(DataError, match="not a finite number: 'inf'") as fast:
+            read_transactions_csv(p)
+        with pytest.raises(DataError) as reference:
+            slow(p)
+        assert str(fast.value) == str(reference.value)
+    else:
+        same(read_transactions_csv(p), slow(p))
+    assert typed == [1]
+    assert text == ([] if later is None else [1])

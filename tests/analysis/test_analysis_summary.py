@@ -85,3 +85,20 @@ def test_csv_keeps_leading_zero_ids_distinct(tmp_path):
     tx = read_transactions_csv(p)
     assert sorted(tx.customer_ids.tolist()) == ["007", "7"]
     assert tx.amounts.tolist() == [0, 0]
+
+
+def test_a_summary_without_spend_has_the_same_counts_and_no_spend(tmp_path):
+    from retention_plugin.analysis.summary import read_transactions_csv, summarize_transactions
+
+    rng = np.random.default_rng(9)
+    p = tmp_path / "tx.csv"
+    p.write_text("customer_id,date,amount\n" + "".join(
+        f"{rng.integers(1, 300)},{np.datetime64('2024-01-01') + int(rng.integers(0, 200))},{rng.gamma(2, 9):.2f}\n"
+        for _ in range(3000)))
+    tx = read_transactions_csv(p)
+    full = summarize_transactions(tx, calibration_end=19800, holdout_end=19900, time_unit="days")
+    lean = summarize_transactions(tx, calibration_end=19800, holdout_end=19900, time_unit="days", spend=False)
+    for f in ("customer_ids", "x", "t_x", "T", "first_day", "last_day", "holdout_x"):
+        np.testing.assert_array_equal(getattr(lean, f), getattr(full, f))
+    assert lean.monetary is None and lean.total_spend is None and lean.holdout_spend is None
+    assert full.monetary is not None and len(lean.select(lean.x > 0)) == int((full.x > 0).sum())

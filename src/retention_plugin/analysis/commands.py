@@ -76,8 +76,8 @@ def _read(path, customer_col, date_col, amount_col, delimiter):
         raise click.BadParameter("not a UTF-8 text file", param_hint="'--transactions'") from None
 
 
-def _import_in_background(module: str) -> None:
-    """Start importing ``module`` (scipy and the models: about a third of a second) in a thread.
+def _import_in_background(*modules: str) -> None:
+    """Start importing ``modules`` (scipy and what uses it: about a third of a second) in a thread.
 
     pyarrow reads the CSV and numpy sorts it without holding the GIL, so the
     import runs beside them instead of after; the command's own ``import``
@@ -93,12 +93,13 @@ def _import_in_background(module: str) -> None:
     import_reader()
 
     def run():
-        try:
-            importlib.import_module(module, __package__)
-        except Exception:  # noqa: BLE001 - the command's own import raises it again, where it can be reported
-            pass
+        for module in modules:
+            try:
+                importlib.import_module(module, __package__)
+            except Exception:  # noqa: BLE001 - the command's own import raises it again, where it can be reported
+                pass
 
-    threading.Thread(target=run, name=f"import {module}", daemon=True).start()
+    threading.Thread(target=run, name=f"import {', '.join(modules)}", daemon=True).start()
 
 
 def _summarize(tx, calibration_end, holdout_end, time_unit):
@@ -122,8 +123,9 @@ def _summarize(tx, calibration_end, holdout_end, time_unit):
                                  "customers would look lost for days the file does not cover",
                                  param_hint="'--holdout-end'")
     try:
+        # Neither caller uses the summary's spend: Gamma-Gamma takes its own (spend.py).
         return summarize_transactions(tx, calibration_end=calibration_end, holdout_end=holdout_end,
-                                      time_unit=time_unit)
+                                      time_unit=time_unit, spend=False)
     except DataError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -163,10 +165,11 @@ def min_repeat_option(f):
 
 
 def _fit_count(name, s, min_repeat_buyers):
-    from .models import COUNT_MODELS
+    from .models import model_class
 
+    x, t_x, T, weights = s.distinct_rows()
     try:
-        return COUNT_MODELS[name].fit(s.x, s.t_x, s.T, min_repeat_buyers=min_repeat_buyers)
+        return model_class(name).fit(x, t_x, T, weights, aggregate_rows=False, min_repeat_buyers=min_repeat_buyers)
     except ValueError as exc:
         raise click.UsageError(f"cannot fit {name}: {exc}") from None
 
@@ -180,6 +183,12 @@ def analyze():
     """Lost-customer analysis: fit purchase models, evaluate them, score customers, report."""
 
 
+#: How each model's observed information is computed (the fit's JSON says it).
+_HESSIAN = {"bgnbd": "analytic Hessian in log-parameters",
+            "pnbd": "Hessian in log-parameters by second differences of the log-likelihood",
+            None: "Hessian in log-parameters by differences of the gradient"}
+
+
 @analyze.command("fit")
 @csv_options
 @click.option("--calibration-end", type=DAY, required=True, help="Last day of the calibration period (inclusive).")
@@ -189,29 +198,35 @@ def analyze():
 def fit_cmd(transactions, time_unit, customer_col, date_col, amount_col, delimiter, calibration_end, model_name,
             min_repeat_buyers, as_json):
     """Fit one model by maximum likelihood: parameters, standard errors, 95% intervals, log-likelihood."""
-    _import_in_background(".models")
+    if model_name != "bgnbd":
+        # BG/NBD needs numpy alone (Newton's method on its own derivatives); the others
+        # import scipy.special, and scipy.optimize for L-BFGS-B, while the file is read.
+        from .models import module_of
+
+        _import_in_background(module_of(model_name), "scipy.optimize")
     tx = _read(transactions, customer_col, date_col, amount_col, delimiter)
     tx, facts = _purchases(tx)
     s = _summarize(tx, calibration_end, None, time_unit)
-    from .models import MODELS
-    from .spend import spend_inputs
+    from .models import model_class
 
     extra = {}
     if model_name == "gg":
+        from .spend import spend_inputs
+
         if not facts["amounts"]:
             raise click.BadParameter(f"Gamma-Gamma needs order values: column {amount_col!r} is missing or all zero",
                                      param_hint="'--amount-col'")
         sp = spend_inputs(s.customer_ids, tx.customer_ids, tx.days, tx.amounts, calibration_end)
         extra = sp.describe()
         try:
-            model = MODELS["gg"].fit(sp.x, sp.monetary, min_repeat_buyers=min_repeat_buyers)
+            model = model_class("gg").fit(sp.x, sp.monetary, min_repeat_buyers=min_repeat_buyers)
         except ValueError as exc:
             raise click.UsageError(f"cannot fit gg: {exc}") from None
     else:
         model = _fit_count(model_name, s, min_repeat_buyers)
     out = {**s.describe(), **facts, **extra, **model.to_dict(),
-           "interval_method": "observed information (numerical Hessian in log-parameters); standard error "
-                              "p * sd(log p), 95% interval exp(log p ± 1.96 sd(log p))"}
+           "interval_method": f"observed information ({_HESSIAN.get(model_name, _HESSIAN[None])}); standard "
+                              "error p * sd(log p), 95% interval exp(log p ± 1.96 sd(log p))"}
     if as_json:
         _echo_json(out)
         return

@@ -354,8 +354,9 @@ def _html(s: dict, img: dict) -> str:
                           _num(m["loglik"], 1) if i == 0 else "",
                           ("yes" if m.get("converged", True) else f"no: {m.get('reason', '')}") if i == 0 else ""]
                          for k, m in s["models"].items() for i, (p, val) in enumerate(m["params"].items())]))
-    parts.append("<p class='muted'>Standard errors from the observed information (the numerical Hessian of the "
-                 "log-likelihood at the optimum, in log-parameters); intervals exp(log p ± 1.96 sd). customers.csv "
+    parts.append("<p class='muted'>Standard errors from the observed information (the Hessian of the "
+                 "log-likelihood at the optimum, in log-parameters: analytic for BG/NBD, by finite differences for "
+                 "the other models); intervals exp(log p ± 1.96 sd). customers.csv "
                  "carries 95% intervals of each customer's P(alive) and expected purchases by the delta method: "
                  "they reflect the uncertainty of the parameters, not the randomness of future purchases.</p>")
     parts.append("<p class='muted'>Files beside this one: customers.csv (one row per customer) and summary.json "

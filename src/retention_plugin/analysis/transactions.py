@@ -6,11 +6,14 @@ object per field (docs/performance.md measures it against polars' reader and
 the standard library's). Customer ids come back as dense integer *codes*
 into the sorted distinct ids, which is what the summary sorts on.
 
-pyarrow is strict where the rules of this module are lenient (a space around
-a date, ``1_000`` as a number, a row longer than the header), so it is only
-the fast path: when it refuses a column, that column is read again by the
-numpy rules of :mod:`.dates`; when it refuses the file, the standard
-library's ``csv`` module reads it. Those slower readers define what is
+Files whose first date is a plain ``YYYY-MM-DD`` are tried first with the
+dates and amounts typed in pyarrow's own parse (:func:`_read_typed`); any
+file that does not go through that way is read as text, block by block
+(:func:`_read_arrow`). pyarrow is strict where the rules of this module are
+lenient (a space around a date, ``1_000`` as a number, a row longer than the
+header), so it is only the fast path: when it refuses a column, that column
+is read again by the numpy rules of :mod:`.dates`; when it refuses the file,
+the standard library's ``csv`` module reads it. Those slower readers define what is
 accepted and word every error (column and line), so a file reads the same
 whichever reader took it, and a file with one fault fails with the same
 message (with several, the first one met may differ).
@@ -19,6 +22,7 @@ message (with several, the first one met may differ).
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +96,14 @@ class _Refused(Exception):
     """pyarrow would not read the file as it stands; the standard library's reader decides."""
 
 
+class _Untyped(Exception):
+    """pyarrow's typed columns would not take the file: the block-by-block text reader decides."""
+
+
+#: A plain date, as most exports write them: the typed fast path is tried on such files.
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def read_transactions_csv(
     path,
     *,
@@ -109,13 +121,23 @@ def read_transactions_csv(
     if len(delimiter) != 1:
         raise DataError(f"the delimiter must be one character, not {delimiter!r}")
     with path.open(newline="", encoding="utf-8-sig") as fh:
+        rows = csv.reader(fh, delimiter=delimiter)
         try:
-            header = [h.strip() for h in next(csv.reader(fh, delimiter=delimiter))]
+            header = [h.strip() for h in next(rows)]
         except StopIteration:
             raise DataError(f"{path} is empty: expected a header row") from None
+        try:
+            first = next(rows, None)
+        except (UnicodeDecodeError, csv.Error):
+            first = None  # the readers below find it and say so
     index = _column_index(header, path, customer_col, date_col, amount_col)
     names = {"customer": customer_col, "date": date_col, "amount": amount_col}
     try:
+        if first is not None and len(first) > index["date"] and _ISO_DAY.fullmatch(first[index["date"]].strip()):
+            try:
+                return _read_typed(path, header, index, names, delimiter)
+            except _Untyped:
+                pass
         return _read_arrow(path, header, index, names, delimiter)
     except _Refused:
         return _read_python(path, header, index, names, delimiter)
@@ -137,7 +159,49 @@ def _column_index(header, path, customer_col, date_col, amount_col) -> dict:
     return index
 
 
-# --- the fast path ---------------------------------------------------------------------------------
+# --- the fast paths --------------------------------------------------------------------------------
+
+
+def _read_typed(path: Path, header, index, names, delimiter) -> Transactions:
+    """The whole file at once, dates and amounts parsed by pyarrow's own threads as it reads.
+
+    Used when the first row's date is a plain ``YYYY-MM-DD``. pyarrow's ``date32`` and
+    ``float64`` conversions take a subset of what :mod:`.dates` and :func:`_floats` accept
+    (a date with nothing but blanks around it; a number that Python's ``float`` reads), with
+    the same values; anything else, and any value that is not a finite number, is left to
+    :func:`_read_arrow`, which reads the file again as text and words the error. Only the
+    ids are kept as text: ``"007"`` and ``"7"`` are two customers, which an integer
+    conversion would merge.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    cols = [f"c{i}" for i in range(len(header))]
+    role = {r: cols[i] for r, i in index.items()}
+    types = {role["customer"]: pa.string(), role["date"]: pa.date32()}
+    if "amount" in role:
+        types[role["amount"]] = pa.float64()
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=cols, block_size=_BLOCK),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(include_columns=list(types), column_types=types, null_values=[],
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowException, OverflowError):
+        raise _Untyped from None
+    if table.num_rows == 0:
+        raise _Untyped
+    amounts = table.column(role["amount"]).to_numpy() if "amount" in role else np.zeros(table.num_rows)
+    if not np.isfinite(amounts).all():
+        raise _Untyped
+    days = _date32_days(table.column(role["date"]))
+    ids = _arrow_ids(table.column(role["customer"]), names["customer"], path.name, 0)
+    del table
+    codes, labels = _codes([ids] if isinstance(ids, np.ndarray) else list(ids.chunks))
+    return Transactions(codes=codes, labels=labels, days=days, amounts=amounts)
+
 
 
 def _read_arrow(path: Path, header, index, names, delimiter) -> Transactions:
@@ -208,8 +272,15 @@ def _canonical_ints(col) -> np.ndarray | None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    # Chunk by chunk into one array of our own: pyarrow reuses each chunk's buffer for the next,
+    # and the codes can later be written over the ids (_codes).
+    values = np.empty(len(col), np.int64)
+    at = 0
     try:
-        values = pc.cast(col, pa.int64()).to_numpy()  # refuses spaces, "+", "", letters and overflow
+        for chunk in getattr(col, "chunks", [col]):
+            # The cast refuses spaces, "+", "", letters and overflow.
+            values[at:at + len(chunk)] = pc.cast(chunk, pa.int64()).to_numpy()
+            at += len(chunk)
     except (pa.ArrowException, OverflowError):
         return None
     if len(values) == 0 or values.min() < 0 or values.max() >= 10**18:
@@ -227,14 +298,18 @@ def _codes(blocks: list) -> tuple[np.ndarray, np.ndarray]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    out = None
     if all(isinstance(b, np.ndarray) for b in blocks):
-        ids = np.concatenate(blocks)
+        ids = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
         del blocks[:]
         if ids.max() - ids.min() < 4 * len(ids) + 4096:
             from .summary import dense_codes  # ids numbered 1, 2, 3...: no hashing needed
 
             return dense_codes(ids)
         values = pa.array(ids)
+        # The encoding copies the distinct ids into its dictionary: the codes can then take the
+        # ids' place, one array of two million fewer (the blocks are ours: _arrow_ids made them).
+        out = ids if ids.flags.writeable and ids.flags.owndata else None
         del ids
     else:
         # One block of text ids makes every id text: "7" and "007" are then two customers, as they are to csv.
@@ -249,7 +324,7 @@ def _codes(blocks: list) -> tuple[np.ndarray, np.ndarray]:
     rank[order] = np.arange(len(order))
     labels = dictionary.take(pa.array(order))
     labels = labels.to_numpy() if pa.types.is_integer(labels.type) else np.asarray(labels.to_pylist(), dtype=str)
-    return rank[encoded.indices.to_numpy()], labels
+    return np.take(rank, encoded.indices.to_numpy(), out=out), labels
 
 
 def _arrow_days(col, column: str, filename: str, offset: int) -> np.ndarray:
@@ -278,9 +353,15 @@ def _arrow_days(col, column: str, filename: str, offset: int) -> np.ndarray:
 
 
 def _date32_days(arr) -> np.ndarray:
+    """Day numbers (int64) of a date32 array or chunked array."""
     import pyarrow as pa
 
-    return arr.view(pa.int32()).to_numpy().astype(np.int64)
+    out = np.empty(len(arr), np.int64)
+    at = 0
+    for chunk in getattr(arr, "chunks", [arr]):
+        out[at:at + len(chunk)] = chunk.view(pa.int32()).to_numpy()
+        at += len(chunk)
+    return out
 
 
 def _arrow_amounts(col, column: str, filename: str, offset: int) -> np.ndarray:

@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import minimize
 
-__all__ = ["FitResult", "InsufficientData", "aggregate", "unique_rows", "wsum", "maximise", "as_float_arrays",
-           "BOUND", "MIN_REPEAT_BUYERS", "check_repeat_buyers", "judge_fit"]
+__all__ = ["FitResult", "InsufficientData", "Optimum", "aggregate", "unique_rows", "wsum", "maximise", "newton",
+           "as_float_arrays", "BOUND", "MIN_REPEAT_BUYERS", "check_repeat_buyers", "judge_fit"]
 
 #: The optimiser searches log-parameters in [-BOUND, BOUND] (e^18 is about 6.6e7).
 BOUND = 18.0
@@ -168,13 +167,18 @@ def maximise(objective, x0: np.ndarray, *, jac: bool, bound: float = BOUND, tol:
     """Minimise ``objective`` (a mean negative log-likelihood) over log-parameters.
 
     L-BFGS-B with analytic gradients converges in a few dozen evaluations; a
-    Nelder-Mead polish runs only when it reports failure (usually a flat
-    ridge), so a hard data set still ends at a real optimum.
+    Nelder-Mead polish runs only when it reports failure inside the box
+    (usually a flat ridge), so a hard data set still ends at a real optimum.
     """
+    from scipy.optimize import minimize
+
     bounds = [(-bound, bound)] * len(x0)
     opts = {"maxiter": 2000, "ftol": tol, "gtol": 1e-10, "maxcor": 20}
     res = minimize(objective, x0, jac=jac, method="L-BFGS-B", bounds=bounds, options=opts)
-    if not res.success or not np.isfinite(res.fun):
+    # Stopped against the box: the likelihood still rises towards a parameter of 0 or infinity,
+    # which judge_fit reports; a simplex inside the box would only wander along that ridge.
+    at_edge = np.isfinite(res.fun) and np.abs(res.x).max() >= bound - 1.0
+    if (not res.success or not np.isfinite(res.fun)) and not at_edge:
         f = (lambda z: objective(z)[0]) if jac else objective
         # Capped: on a flat ridge (Pareto/NBD with s and beta running off to
         # infinity together) an uncapped simplex walks for many minutes.
@@ -184,3 +188,86 @@ def maximise(objective, x0: np.ndarray, *, jac: bool, bound: float = BOUND, tol:
             polish.nit = int(res.nit) + int(polish.nit)
             return polish
     return res
+
+
+@dataclass
+class Optimum:
+    """Where :func:`newton` stopped (the fields :func:`judge_fit` reads from scipy's results too)."""
+
+    x: np.ndarray
+    fun: float
+    nit: int
+    hessian: np.ndarray  # of the objective (the mean), at x
+    success: bool = True
+    message: str = "Newton's method: converged"
+
+
+def newton(objective, x0: np.ndarray, *, bound: float = BOUND, max_iter: int = 50) -> Optimum | None:
+    """Minimise ``objective(z, order)`` by Newton's method on its analytic Hessian, or return None.
+
+    ``objective(z, 0)`` is the value; ``objective(z, 1)`` adds the gradient and
+    ``objective(z, 2)`` the Hessian. Why an optimiser of our own beside scipy's: a model
+    that writes down its Hessian (BG/NBD) needs it at the optimum for the standard errors
+    anyway, and with it Newton's method converges in 8 or 9 evaluations (3 or 4 from a
+    warm start) where L-BFGS-B takes about 20, plus 5 more for a Hessian by differences;
+    and importing ``scipy.optimize`` (with ``scipy.linalg``) costs 0.15-0.25 s of CPU, three
+    to five times the whole BG/NBD fit of 200,000 customers that ``retention analyze fit``
+    now does in 0.05 s (docs/performance.md). It is deliberately narrow: a damped Newton step (the Hessian
+    shifted until positive definite when it is not), halved until the value drops, and
+    a stop only when the predicted decrease is at the level of rounding. Whatever it
+    cannot settle that way (a parameter running towards the bound, no convergence, a
+    value it cannot compute) returns None, and the caller runs :func:`maximise`.
+    """
+    z = np.array(x0, dtype=np.float64)
+    f, g, H = objective(z, 2)
+    for it in range(max_iter):
+        if not (np.isfinite(f) and np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+            return None
+        step, positive = _newton_step(g, H)
+        decrease = -float(g @ step)  # what the quadratic model promises, > 0
+        if positive and decrease < 1e-20:
+            if np.abs(z).max() >= bound - 1.0:  # judge_fit's edge: let the bounded optimiser decide
+                return None
+            return Optimum(z, f, it, H)
+        # No more than a factor e^2 on any parameter per step: far from the optimum the
+        # quadratic model says little about how far to go.
+        t = min(1.0, 2.0 / np.abs(step).max())
+        full = None  # the first trial is evaluated with its derivatives: it is usually taken
+        while True:
+            trial = z + t * step
+            if np.abs(trial).max() > bound:
+                return None
+            if full is None:
+                full = objective(trial, 2)
+                f_trial = full[0]
+            else:
+                full, f_trial = (), objective(trial, 0)
+            if f_trial <= f - 1e-4 * t * decrease:
+                break
+            # Within rounding of the optimum the value cannot show the promised decrease: a short,
+            # full Newton step on a positive definite Hessian is taken on the model's word.
+            if (positive and t == 1.0 and decrease < 1e-12 and np.abs(step).max() < 1e-2
+                    and f_trial <= f + 1e-13 * (1 + abs(f))):
+                break
+            t /= 2
+            if t < 1e-12:
+                return None
+        z = trial
+        f, g, H = full if full else objective(z, 2)
+    return None
+
+
+def _newton_step(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The Newton step, and whether H itself was positive definite; if not, the step of
+    H + mu I with the smallest mu (a power of ten times the largest curvature) that is."""
+    H = (H + H.T) / 2
+    scale = max(float(np.abs(np.diag(H)).max()), 1e-12)
+    mu = 0.0
+    while True:
+        shifted = H + mu * np.eye(len(g))
+        try:
+            np.linalg.cholesky(shifted)
+        except np.linalg.LinAlgError:
+            mu = scale * 1e-6 if mu == 0.0 else mu * 10
+            continue
+        return np.linalg.solve(shifted, -g), mu == 0.0

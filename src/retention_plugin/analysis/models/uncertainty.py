@@ -22,14 +22,17 @@ that expectation.
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
-from scipy.special import expit, logit, ndtri
 
 __all__ = ["parameter_summary", "delta_interval", "z_of"]
 
 
 def z_of(level: float) -> float:
-    return float(ndtri(0.5 + level / 2))
+    # The standard library's normal quantile (within 1e-15 of scipy.special.ndtri), so that
+    # a fit's intervals do not import scipy.special (docs/performance.md).
+    return NormalDist().inv_cdf(0.5 + level / 2)
 
 
 def parameter_summary(names, params: dict, cov: np.ndarray | None, level: float = 0.95) -> dict:
@@ -50,10 +53,13 @@ def parameter_summary(names, params: dict, cov: np.ndarray | None, level: float 
     return {"standard_errors": se, "intervals": iv}
 
 
-_SCALES = {
-    "logit": (lambda v: logit(np.clip(v, 1e-15, 1 - 1e-15)), expit),
-    "log": (lambda v: np.log(np.clip(v, 1e-300, None)), np.exp),
-}
+def _scales(scale: str):
+    """(to the scale, back) for ``scale``."""
+    if scale == "log":
+        return (lambda v: np.log(np.clip(v, 1e-300, None))), np.exp
+    from scipy.special import expit, logit
+
+    return (lambda v: logit(np.clip(v, 1e-15, 1 - 1e-15))), expit
 
 
 def delta_interval(make, log_params: np.ndarray, cov: np.ndarray | None, predict, *, scale: str,
@@ -64,7 +70,7 @@ def delta_interval(make, log_params: np.ndarray, cov: np.ndarray | None, predict
     maps a model to an array of per-customer values. With no covariance the
     bounds are NaN (the fit did not give standard errors).
     """
-    fwd, back = _SCALES[scale]
+    fwd, back = _scales(scale)
     est = np.asarray(predict(make(log_params)), dtype=np.float64)
     if cov is None:
         nan = np.full(est.shape, np.nan)
