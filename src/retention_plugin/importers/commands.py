@@ -19,8 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from ..cli import ConfigProblem, echo_json, pass_app, require_schema
-from .common import MAX_SHOWN_REJECTS, ImportReport, NullBar, RowError, parse_date_or_time
+from ..clihelp import ConfigProblem, echo_json, pass_app, require_schema
+from .reading import NullBar
+from .report import MAX_SHOWN_REJECTS, ImportFileError, ImportReport
+from .values import RowError, parse_currency, parse_date_or_time
 
 
 class WhenType(click.ParamType):
@@ -111,7 +113,7 @@ _PARALLEL = click.option("--parallel/--no-parallel", default=None,
 @pass_app
 def import_shopify_csv_cmd(app, file, shop, strict, parallel, as_json, no_progress):
     """Import the Orders CSV that Shopify admin exports (Orders > Export)."""
-    from .shopify_csv import ImportFileError, import_shopify_csv
+    from .shopify_csv import import_shopify_csv
 
     shop = shop or app.settings.section("shopify").get("shop")
     if not shop:
@@ -159,8 +161,6 @@ def import_transactions_cmd(app, file, customer_col, date_col, amount_col, curre
                             sku_col, title_col, quantity_col, customer_kind, date_format, tz_name, delimiter,
                             namespace, strict, parallel, as_json, no_progress):
     """Import any store's purchase log: one row per purchase (or per item, with --order-col)."""
-    from .common import parse_currency
-    from .shopify_csv import ImportFileError
     from .transactions_csv import TransactionColumns, import_transactions
 
     if (currency is None) == (currency_col is None):

@@ -8,7 +8,7 @@ import uuid
 
 import click
 
-from ...cli import echo_json, pass_app, require_schema, resolve_customer_arg
+from ...clihelp import echo_json, pass_app, require_schema, resolve_customer_arg
 from ...context import HookContext
 from .ledger import LoyaltyError
 from .rewards import money_text
@@ -44,7 +44,8 @@ def show(app, customer, history_limit, as_json):
 
     CUSTOMER is an email, a Shopify customer id (or GID) or an internal id.
     """
-    from .engine import settings_of, summary
+    from .engine import summary
+    from .settings import settings_of
 
     c = _customer(app, customer)
     with app.engine.connect() as conn:
@@ -195,10 +196,10 @@ def sync_products(app, card_name):
     run this after changing a collection (a cron job, daily, is plenty).
     """
     from .punch import STATE_PLUGIN, products_state_key
-    from .settings import defaults
+    from .settings import settings_of
 
     require_schema(app)
-    s = app.settings.section("loyalty") or defaults()
+    s = settings_of(app)
     cards = [c for c in s["punch_cards"] if (c["match"]["collections"] or c["match"]["tags"])
              and (card_name is None or c["name"] == card_name)]
     if card_name and not cards:
