@@ -36,7 +36,7 @@ from ..platforms.schema_fields import parse_iso_datetime, split_tags
 from ..platforms.shopify import mutations
 from ..records import normalise_email, order_row, record_order
 from ..storage import tables as t
-from .common import ImportReport
+from .report import ImportReport
 
 #: The fields the importer reads; nested connections need no ``first`` in a bulk query.
 ORDERS_BULK_QUERY = """

@@ -30,7 +30,8 @@ from ..platforms.schema_fields import (
 )
 from ..platforms.zendesk.payloads import parse_satisfaction_ratings
 from ..records import record_rating, record_ticket, ticket_row
-from .common import ImportReport, split_name
+from .report import ImportReport
+from .values import split_name
 
 TICKETS_PATH = "/api/v2/incremental/tickets/cursor.json"
 
