@@ -29,6 +29,7 @@ from sqlalchemy import or_, select, update
 
 from . import events as ev
 from .customers import customer_for
+from .platforms.deliveries import parse_delivery
 from .redaction import REDACTED, Matcher, name_tokens, phone_digits, scrub, scrub_shared_text
 from .storage import tables as t
 
@@ -280,8 +281,6 @@ def _scrub_body(body: bytes, m: Matcher, *, theirs: bool) -> bytes:
 
 
 def _delivery_is_theirs(row, p: Person, markers: list[bytes]) -> bool:
-    from .worker import parse_delivery
-
     # Only a body holding one of their ids or emails can name them; the parser decides whether it does.
     folded = bytes(row.body).lower()
     if not any(m in folded for m in markers):
