@@ -129,7 +129,7 @@ def test_one_unit_free_is_a_buy_x_get_y_code_for_one_customer():
 
 def test_the_builders_requests_are_valid_for_the_pinned_and_newest_admin_api():
     from retention_plugin.features.loyalty import pricing
-    from retention_plugin.features.loyalty.tiers import metafields_request
+    from retention_plugin.features.loyalty.sync import metafields_request
 
     requests = [
         m.discount_code_basic_create("THANKS-7F3A9C", "Thank you, Ann", percent=Decimal("15"), customer_gid=CUSTOMER,

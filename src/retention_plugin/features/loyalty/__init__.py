@@ -17,7 +17,7 @@ from __future__ import annotations
 from retention_plugin import hookimpl
 
 from . import engine
-from .ledger import builtin_points
+from .account import builtin_points
 from .settings import LoyaltySchema
 
 #: How often the tier discounts are reconciled with Shopify (cheap when nothing changed).

@@ -132,8 +132,8 @@ def discount_key(tier: str, percent: Decimal, segment_gid: str, combines=()) -> 
 
 def sync(ctx) -> dict:
     """The ``loyalty.tier_pricing`` task: make Shopify's tier discounts match ``[[loyalty.tiers]]``."""
-    from ..offers import combines_with
-    from .engine import settings_of
+    from ...discounts import combines_with
+    from .settings import settings_of
 
     s = settings_of(ctx)
     conn = ctx.conn
