@@ -142,6 +142,11 @@ def _apply_customer(conn, cid, row, info: ev.CustomerInfo, mail, now):
 # --- orders ------------------------------------------------------------------------
 
 
+def order_name(row) -> str:
+    """An order as people name it: ``#1001``, or its Shopify id when it has no name."""
+    return row.get("name") or f"#{row['shopify_id']}"
+
+
 def order_row(conn, shopify_id: int):
     return conn.execute(select(t.orders).where(t.orders.c.shopify_id == shopify_id)).mappings().first()
 

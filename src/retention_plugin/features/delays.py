@@ -42,12 +42,13 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from sqlalchemy import String, cast, exists, literal, not_, or_, select, update
 
 from retention_plugin import hookimpl
-from retention_plugin.records import NotYet, order_row
+from retention_plugin.config import section_or_defaults
+from retention_plugin.records import NotYet, order_name, order_row
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import insert_ignore
 
-from ..discounts import customer_gid
-from .offers import issue_discount, load_customer, offer_data, order_name
+from retention_plugin.customers import follow_merges as load_customer
+from retention_plugin.discounts import customer_gid, issue_discount, offer_data
 
 PLUGIN = "delays"
 TASK = "delays.apologise"
@@ -109,8 +110,7 @@ def register_tasks(register):
 
 
 def settings_of(settings) -> dict:
-    s = settings.section(PLUGIN)
-    return s if s else DelaysSchema().load({})
+    return section_or_defaults(settings, PLUGIN, DelaysSchema)
 
 
 def message_key(order_id: int, problem: str = UNSHIPPED) -> str:

@@ -34,12 +34,14 @@ from sqlalchemy import select, update
 
 from retention_plugin import events as ev
 from retention_plugin import hookimpl, links
+from retention_plugin.config import section_or_defaults
 from retention_plugin.context import HookContext
-from retention_plugin.records import order_row
+from retention_plugin.records import order_name, order_row
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import for_update, insert_ignore
 
-from .offers import load_customer, order_name, record_suppressed
+from retention_plugin.customers import follow_merges as load_customer
+from retention_plugin.messaging.schedule import record_suppressed
 
 PLUGIN = "followups"
 SOURCE = "followup"
@@ -83,8 +85,7 @@ def register_config_sections(register):
 
 
 def settings_of(settings) -> dict:
-    s = settings.section(PLUGIN)
-    return s if s else FollowupsSchema().load({})
+    return section_or_defaults(settings, PLUGIN, FollowupsSchema)
 
 
 # --- scheduling ------------------------------------------------------------------------------

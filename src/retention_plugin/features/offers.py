@@ -30,8 +30,8 @@ instead, bounded by ``min_valid_days`` and ``max_valid_days``.
 
 ``[offers] combines_with`` says, per kind of code, which of Shopify's discount
 classes it combines with; every feature that creates a discount asks
-:func:`combines_with` (loyalty and recovery too), and the request builders
-refuse to make a discount without it.
+:func:`retention_plugin.discounts.combines_with` (loyalty and recovery too),
+and the request builders refuse to make a discount without it.
 """
 
 from __future__ import annotations
@@ -45,29 +45,23 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from sqlalchemy import and_, func, or_, select, update
 
 from retention_plugin import hookimpl
+from retention_plugin.config import section_or_defaults
 from retention_plugin import events as ev
-from retention_plugin.customers import follow_merges as load_customer  # noqa: F401 (delays uses it)
-from retention_plugin.discounts import code_for, customer_gid, money_text  # noqa: F401 (re-exported)
-from retention_plugin.records import order_row
+from retention_plugin.customers import follow_merges as load_customer
+from retention_plugin.discounts import (
+    COMBINES_WITH_DEFAULTS,
+    customer_gid,
+    issue_discount,
+    money_text,
+    offer_data,
+    percent_text,
+)
+from retention_plugin.messaging.schedule import record_suppressed
+from retention_plugin.records import order_name, order_row
 from retention_plugin.storage import tables as t
-from retention_plugin.storage.db import insert_ignore
 
 PLUGIN = "offers"
 OCCASIONS = ("first_order", "nth_order", "order_above")
-#: What each kind of discount the plugins create may be combined with (Shopify's discount classes).
-#: Every code here applies to all items or to named products; the tier discount is an automatic
-#: discount on all items, i.e. an *order* discount, so a code stacks on it only when both list "order".
-COMBINES_WITH_DEFAULTS = {
-    "voucher": ("order", "shipping"),
-    "delay_apology": ("order", "shipping"),
-    "win_back": ("order", "shipping"),
-    "recovery": ("order", "shipping"),
-    "loyalty_reward": ("order", "shipping"),
-    "punch_card": ("order", "shipping"),
-    "tier_discount": ("order", "product", "shipping"),
-}
-#: The kind of the codes ``issue_discount`` makes, by the feature that asks.
-FEATURE_KIND = {"offers": "voucher", "delays": "delay_apology", "winback": "win_back"}
 #: The occasion ``choose_offer`` gets when no configured occasion matches the order.
 EVERY_ORDER = "order"
 log = logging.getLogger("retention_plugin.features.offers")
@@ -173,81 +167,7 @@ def register_config_sections(register):
 
 
 def settings_of(ctx) -> dict:
-    s = ctx.section(PLUGIN)
-    return s if s else OffersSchema().load({})
-
-
-def combines_with(ctx, kind: str) -> list[str]:
-    """The discount classes codes of ``kind`` combine with: ``[offers] combines_with``, else the default.
-
-    Read by every feature that creates a discount (loyalty and recovery too); with the
-    ``offers`` plugin switched off its section does not exist and the defaults apply.
-    """
-    if kind not in COMBINES_WITH_DEFAULTS:
-        raise ValueError(f"unknown discount kind {kind!r}")
-    chosen = ((ctx.section(PLUGIN) or {}).get("combines_with") or {}).get(kind)
-    return list(COMBINES_WITH_DEFAULTS[kind] if chosen is None else chosen)
-
-
-# --- discount codes (shared with the late-delivery apology) ----------------------------------
-
-
-def percent_text(percent: Decimal) -> str:
-    return format(Decimal(percent).normalize(), "f")
-
-
-def issue_discount(ctx, *, key: str, action_key: str, feature: str, customer: Mapping,
-                   percent: Decimal | None = None, amount: Decimal | None = None, currency: str | None = None,
-                   ends_at: datetime, title: str, prefix: str, source_ref: str | None) -> dict:
-    """A single-use code limited to ``customer``: a ``rewards`` row and the Shopify action, once per ``key``.
-
-    Returns the rewards row (the existing one when ``key`` was used before).
-    The caller checks that the customer has a Shopify id.
-    """
-    existing = ctx.conn.execute(select(R).where(R.c.key == key)).mappings().first()
-    if existing is not None:
-        return dict(existing)
-    from retention_plugin.platforms.shopify.mutations import discount_code_basic_create
-
-    gid = customer_gid(customer)
-    if gid is None:
-        raise ValueError(f"customer {customer.get('id')} has no Shopify id: a code cannot be limited to them")
-    code = code_for(ctx.conn, prefix, key, customer)
-    now = ctx.now
-    insert_ignore(ctx.conn, R, {
-        "key": key, "customer_id": customer["id"], "feature": feature,
-        "kind": "percent" if percent is not None else "amount", "code": code, "percent": percent,
-        "amount": amount, "currency": currency if amount is not None else None, "status": "issued",
-        "source_ref": source_ref, "created_at": now, "expires_at": ends_at,
-    }, ["key"])
-    request = discount_code_basic_create(
-        code, title, percent=percent, amount=money_text(amount) if amount is not None else None,
-        currency=currency if amount is not None else None, customer_gid=gid, starts_at=now, ends_at=ends_at,
-        usage_limit=1, applies_once_per_customer=True,
-        combines_with=combines_with(ctx, FEATURE_KIND.get(feature, "voucher")))
-    ctx.enqueue_action("shopify", "discount_code_basic_create", action_key, request)
-    return dict(ctx.conn.execute(select(R).where(R.c.key == key)).mappings().one())
-
-
-def offer_data(reward: Mapping) -> dict:
-    """The offer variables templates share: code, discount_percent, discount_amount, currency, expires_at."""
-    return {
-        "code": reward["code"],
-        "discount_percent": percent_text(reward["percent"]) if reward["percent"] is not None else None,
-        "discount_amount": money_text(reward["amount"]) if reward["amount"] is not None else None,
-        "currency": reward["currency"],
-        "expires_at": reward["expires_at"].isoformat() if reward["expires_at"] else None,
-    }
-
-
-def record_suppressed(ctx, *, key: str, customer_id: int, kind: str, data: Mapping, reason: str,
-                      locale: str | None = None) -> int:
-    """A message row that is never sent, stored ``suppressed`` with ``reason``, so an admin sees why."""
-    mid = ctx.schedule_message(key=key, customer_id=customer_id, kind=kind, due_at=ctx.now, data=dict(data),
-                               locale=locale)
-    ctx.conn.execute(update(t.messages).where(t.messages.c.id == mid, t.messages.c.status == "scheduled")
-                     .values(status="suppressed", reason=reason))
-    return mid
+    return section_or_defaults(ctx, PLUGIN, OffersSchema)
 
 
 # --- occasions ---------------------------------------------------------------------------
@@ -368,10 +288,6 @@ def voucher_end(ctx, customer_id: int, valid_days: int, s: Mapping) -> datetime:
 def _keys(order_id: int) -> dict:
     return {"thank_you": f"offers:thank_you:order:{order_id}", "voucher": f"offers:voucher:order:{order_id}",
             "discount": f"offers:discount:order:{order_id}", "state": f"order:{order_id}"}
-
-
-def order_name(row: Mapping) -> str:
-    return row.get("name") or f"#{row['shopify_id']}"
 
 
 @hookimpl

@@ -39,6 +39,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import and_, func, not_, or_, select, update
 
 from retention_plugin import hookimpl
+from retention_plugin.config import section_or_defaults
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import insert_ignore
 
@@ -95,8 +96,7 @@ def register_tasks(register):
 
 
 def _cfg(settings) -> dict:
-    s = settings.section(PLUGIN)
-    return s if s else RecallsSchema().load({})
+    return section_or_defaults(settings, PLUGIN, RecallsSchema)
 
 
 def _require_links(cfg: Mapping) -> None:
@@ -954,7 +954,7 @@ def _text_options(f):
 def register_commands(cli):
     import click
 
-    from retention_plugin.cli import echo_json, pass_app, resolve_customer_arg
+    from retention_plugin.clihelp import echo_json, pass_app, resolve_customer_arg
 
     def fail(e: Exception):
         raise click.ClickException(str(e)) from None
@@ -989,7 +989,7 @@ def register_commands(cli):
         like, or --texts FILE, give other languages theirs. The output says which languages fall
         back to the default text.
         """
-        from retention_plugin.cli import require_schema
+        from retention_plugin.clihelp import require_schema
 
         require_schema(app)
         try:

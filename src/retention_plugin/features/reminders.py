@@ -40,6 +40,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from retention_plugin import hookimpl
+from retention_plugin.config import section_or_defaults
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import insert_ignore
 
@@ -156,8 +157,7 @@ def register_tasks(register):
 
 
 def _settings(ctx) -> dict:
-    s = ctx.section(PLUGIN)
-    return s if s else RemindersSchema().load({})
+    return section_or_defaults(ctx, PLUGIN, RemindersSchema)
 
 
 def order_time(order: Mapping) -> datetime:
@@ -539,7 +539,7 @@ def sync_statuses(ctx) -> int:
 def register_commands(cli):
     import click
 
-    from retention_plugin.cli import echo_json, pass_app, resolve_customer_arg
+    from retention_plugin.clihelp import echo_json, pass_app, resolve_customer_arg
 
     @cli.group("reminders")
     def reminders_group():
@@ -579,7 +579,7 @@ def register_commands(cli):
     @pass_app
     def reminders_interval(app, sku, as_json):
         """The repeat interval learned for SKU from order history (what learn = true uses)."""
-        s = app.settings.section(PLUGIN) or RemindersSchema().load({})
+        s = _settings(app)
         with app.engine.connect() as conn:
             per_order, pairs = learn_interval(conn, sku, per_unit=False, max_gap_days=s["learn_max_gap_days"])
             per_unit, _ = learn_interval(conn, sku, per_unit=True, max_gap_days=s["learn_max_gap_days"])

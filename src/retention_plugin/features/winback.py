@@ -19,6 +19,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 
 from retention_plugin import hookimpl
+from retention_plugin.config import section_or_defaults
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import insert_ignore
 
@@ -44,7 +45,7 @@ class WinbackSchema(Schema):
 
 
 def settings_of(ctx) -> dict:
-    return ctx.section(PLUGIN) or WinbackSchema().load({})
+    return section_or_defaults(ctx, PLUGIN, WinbackSchema)
 
 
 @hookimpl
@@ -128,7 +129,7 @@ def win_back(ctx, customer_id: int, segment: str) -> str | None:
     customer = ctx.customer(customer_id)
     data = {}
     if customer and customer.get("shopify_id"):
-        from retention_plugin.features.offers import issue_discount, offer_data
+        from retention_plugin.discounts import issue_discount, offer_data
 
         reward = issue_discount(ctx, key=f"{key}:code", action_key=f"{key}:discount", feature=PLUGIN,
                                 customer=customer, percent=st["discount_percent"],
