@@ -38,89 +38,12 @@ from ..records import normalise_email, order_row, record_order
 from ..storage import tables as t
 from .report import ImportReport
 
-#: The fields the importer reads; nested connections need no ``first`` in a bulk query.
-ORDERS_BULK_QUERY = """
-{
-  orders(query: "%(filter)s", sortKey: CREATED_AT) {
-    edges {
-      node {
-        id
-        name
-        email
-        createdAt
-        updatedAt
-        processedAt
-        cancelledAt
-        closedAt
-        test
-        tags
-        discountCodes
-        currencyCode
-        presentmentCurrencyCode
-        customerLocale
-        displayFinancialStatus
-        displayFulfillmentStatus
-        subtotalPriceSet { shopMoney { amount currencyCode } presentmentMoney { amount currencyCode } }
-        totalPriceSet { shopMoney { amount currencyCode } }
-        totalDiscountsSet { shopMoney { amount currencyCode } }
-        totalTaxSet { shopMoney { amount currencyCode } }
-        totalShippingPriceSet { shopMoney { amount currencyCode } }
-        totalRefundedSet { shopMoney { amount currencyCode } }
-        fulfillments { createdAt status }
-        billingAddress { countryCodeV2 provinceCode }
-        customer {
-          id
-          firstName
-          lastName
-          phone
-          locale
-          tags
-          updatedAt
-          defaultEmailAddress { emailAddress marketingState }
-          defaultAddress { countryCodeV2 provinceCode }
-        }
-        lineItems {
-          edges {
-            node {
-              id
-              sku
-              title
-              name
-              quantity
-              vendor
-              originalUnitPriceSet { shopMoney { amount currencyCode } }
-              totalDiscountSet { shopMoney { amount currencyCode } }
-              product { id productType }
-              variant { id }
-            }
-          }
-        }
-      }
-    }
-  }
-}
-""".strip()
-
 RUNNING = ("CREATED", "RUNNING", "CANCELING")
 _GID = re.compile(r"^gid://shopify/([A-Za-z]+)/(\d+)(?:\?.*)?$")
 
 
 class BulkOperationError(Exception):
     """The bulk operation could not be started, failed, or did not finish in time."""
-
-
-def orders_query(since: datetime, until: datetime | None = None) -> str:
-    """The bulk query text for orders created in ``[since, until)``."""
-    parts = [f"created_at:>='{_iso(since)}'"]
-    if until is not None:
-        parts.append(f"created_at:<'{_iso(until)}'")
-    return ORDERS_BULK_QUERY % {"filter": " AND ".join(parts)}
-
-
-def _iso(when: datetime) -> str:
-    if when.tzinfo is None:
-        raise ValueError("an aware datetime is required")
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- running the operation ------------------------------------------------------------------------
@@ -414,7 +337,7 @@ def import_shopify_bulk(engine, client, *, shop: str, since: datetime, until: da
     :param on_download: called with the result's size in bytes (or None) when the
         download starts; may return a callback that receives byte counts.
     """
-    op = run_bulk_query(client, orders_query(since, until), sleep=sleep, poll_seconds=poll_seconds,
+    op = run_bulk_query(client, mutations.orders_bulk_query(since, until), sleep=sleep, poll_seconds=poll_seconds,
                         timeout_seconds=timeout_seconds, on_status=on_status)
     report = ImportReport()
     report.extra["bulk_operation"] = {k: op.get(k) for k in ("id", "status", "objectCount", "fileSize")}

@@ -10,6 +10,7 @@ import click
 
 from ...clihelp import echo_json, pass_app, require_schema, resolve_customer_arg
 from ...context import HookContext
+from ...platforms.shopify.mutations import COLLECTION_PRODUCTS, TAGGED_PRODUCTS
 from .ledger import LoyaltyError
 from .rewards import money_text
 
@@ -135,27 +136,6 @@ def redeem_cmd(app, customer, points, key, actor, as_json):
     value = f"{amount} {r['currency']}" if amount is not None else f"{percent}%"
     click.echo(f"code {r['code']}: {value} off, until {r['expires_at'].date().isoformat()}; "
                f"{result['available']} points left")
-
-
-COLLECTION_PRODUCTS = """
-query loyaltyCollectionProducts($id: ID!, $after: String) {
-  collection(id: $id) {
-    products(first: 250, after: $after) {
-      nodes { id }
-      pageInfo { hasNextPage endCursor }
-    }
-  }
-}
-""".strip()
-
-TAGGED_PRODUCTS = """
-query loyaltyTaggedProducts($query: String!, $after: String) {
-  products(first: 250, after: $after, query: $query) {
-    nodes { id }
-    pageInfo { hasNextPage endCursor }
-  }
-}
-""".strip()
 
 
 def _pages(client, query: str, variables: dict, path: tuple[str, ...]) -> set[int]:
