@@ -30,6 +30,8 @@ class HookContext:
         self.inbox_id = inbox_id
         self.source = source  # "webhook", "import", "task", "cli"
         self.log = logging.getLogger("retention_plugin.hooks")
+        #: During ``customer_redact``: the :class:`~retention_plugin.privacy.Erasure` running (who the person is).
+        self.erasure = None
 
     @property
     def settings(self):

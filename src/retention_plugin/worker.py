@@ -91,7 +91,7 @@ def storable_error(text: str, limit: int = 4000) -> str:
 
 #: Events whose hook the privacy code calls itself, at the point where plugins
 #: must contribute (the export) or erase (before the request is recorded done).
-SELF_DISPATCHED = {"customer_data_request", "customer_redact"}
+SELF_DISPATCHED = {"customer_data_request", "customer_redact", "shop_redact"}
 
 
 def dispatch(app, ctx: HookContext, event) -> None:

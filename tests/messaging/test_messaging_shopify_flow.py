@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import select
 
 from conftest import shared_path
-from retention_plugin.messaging import channels
 from retention_plugin.platforms.shopify import mutations
 from retention_plugin.messaging.channels import ShopifyChannel
 from retention_plugin.messaging.outbox import schedule_message, send_due

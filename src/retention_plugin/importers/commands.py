@@ -125,7 +125,7 @@ def import_shopify_csv_cmd(app, file, shop, strict, parallel, as_json, no_progre
     try:
         report = import_shopify_csv(app.engine, file, shop=shop, now=app.now(), strict=strict, parallel=parallel,
                                     on_read=progress.update,
-                                    on_restart=lambda: progress.start(f"importing {file.name}"))
+                                    on_restart=lambda: progress.start(f"importing {file.name}"), app=app.app)
     except ImportFileError as e:
         raise _file_error(e) from None
     finally:
@@ -189,7 +189,7 @@ def import_transactions_cmd(app, file, customer_col, date_col, amount_col, curre
                                      date_format=date_format, delimiter=delimiter, customer_kind=customer_kind,
                                      namespace=namespace, strict=strict, parallel=parallel,
                                      on_read=progress.update,
-                                     on_restart=lambda: progress.start(f"importing {file.name}"))
+                                     on_restart=lambda: progress.start(f"importing {file.name}"), app=app.app)
     except ImportFileError as e:
         raise _file_error(e) from None
     finally:
@@ -241,7 +241,7 @@ def import_shopify_cmd(app, since, until, poll_seconds, timeout_s, as_json, no_p
     try:
         report = import_shopify_bulk(app.engine, client, shop=s["shop"], since=since, until=until, now=app.now(),
                                      poll_seconds=poll_seconds, timeout_seconds=timeout_s, on_status=on_status,
-                                     on_download=on_download)
+                                     on_download=on_download, app=app.app)
     except BulkOperationError as e:
         raise click.ClickException(str(e)) from None
     except PlatformError as e:
@@ -283,7 +283,7 @@ def import_zendesk_cmd(app, since, no_ratings, as_json, no_progress):
 
     try:
         report = import_zendesk(app.engine, client, since=since, now=now, ratings=not no_ratings,
-                                on_progress=on_progress)
+                                on_progress=on_progress, app=app.app)
     except PlatformError as e:
         raise click.ClickException(f"Zendesk: {e}") from None
     finally:

@@ -32,7 +32,7 @@ Parser = Callable[..., Iterator[ImportOrder]]
 def import_orders(parse: Parser, parse_kwargs: dict, engine, now: datetime, *, strict: bool = False,
                   parallel: bool | None = None, chunk_size: int = 5000,
                   on_read: Callable[[int], None] | None = None,
-                  on_restart: Callable[[], None] | None = None) -> ImportReport:
+                  on_restart: Callable[[], None] | None = None, app=None) -> ImportReport:
     """Run ``parse(**parse_kwargs, report=, on_read=)`` and write what it yields.
 
     :param strict: read everything first and write nothing if any row is rejected
@@ -40,10 +40,11 @@ def import_orders(parse: Parser, parse_kwargs: dict, engine, now: datetime, *, s
     :param parallel: parse in a second process; ``None`` decides by file size and CPUs.
     :param on_read: progress callback with the bytes read so far (per call, the increment).
     :param on_restart: called between the strict check and the import, to reset progress.
+    :param app: the Retention app, whose plugins move their rows when the import merges two customers.
     """
     with paused_gc():
         return _import_orders(parse, parse_kwargs, engine, now, strict=strict, parallel=parallel,
-                              chunk_size=chunk_size, on_read=on_read, on_restart=on_restart)
+                              chunk_size=chunk_size, on_read=on_read, on_restart=on_restart, app=app)
 
 
 @contextmanager
@@ -65,7 +66,7 @@ def paused_gc():
             gc.collect()
 
 
-def _import_orders(parse, parse_kwargs, engine, now, *, strict, parallel, chunk_size, on_read, on_restart):
+def _import_orders(parse, parse_kwargs, engine, now, *, strict, parallel, chunk_size, on_read, on_restart, app):
     report = ImportReport()
     if strict:
         for _ in parse(**parse_kwargs, report=report, on_read=on_read):
@@ -83,7 +84,7 @@ def _import_orders(parse, parse_kwargs, engine, now, *, strict, parallel, chunk_
         except OSError:
             size = 0
         parallel = size >= PARALLEL_MIN_BYTES and _cpus() >= PARALLEL_MIN_CPUS
-    with OrderWriter(engine, now, report, chunk_size=chunk_size) as writer:
+    with OrderWriter(engine, now, report, chunk_size=chunk_size, app=app) as writer:
         if parallel:
             _import_parallel(parse, parse_kwargs, writer, report, on_read, chunk_size)
         else:

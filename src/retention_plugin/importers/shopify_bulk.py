@@ -34,9 +34,11 @@ from .. import events as ev
 from ..platforms.errors import PayloadError
 from ..platforms.schema_fields import parse_iso_datetime, split_tags
 from ..platforms.shopify import mutations
-from ..records import normalise_email, order_row, record_order
+from ..records.customers import normalise_email
+from ..records.orders import order_row, record_order
 from ..storage import tables as t
 from .report import ImportReport
+from .writer import import_context
 
 RUNNING = ("CREATED", "RUNNING", "CANCELING")
 _GID = re.compile(r"^gid://shopify/([A-Za-z]+)/(\d+)(?:\?.*)?$")
@@ -269,8 +271,11 @@ class _Parent:
 
 
 def import_bulk_lines(engine, lines: Iterable[tuple[int, dict]], *, shop: str, now: datetime,
-                      report: ImportReport | None = None, chunk_size: int = 200) -> ImportReport:
-    """Record the orders of a bulk JSONL result (``(line number, object)`` pairs)."""
+                      report: ImportReport | None = None, chunk_size: int = 200, app=None) -> ImportReport:
+    """Record the orders of a bulk JSONL result (``(line number, object)`` pairs).
+
+    :param app: the app, whose plugins move their rows when the import merges two customers.
+    """
     report = report or ImportReport()
     parents: dict[str, _Parent] = {}
     orphans: dict[str, list] = {}
@@ -295,11 +300,11 @@ def import_bulk_lines(engine, lines: Iterable[tuple[int, dict]], *, shop: str, n
     for i in range(0, len(items), chunk_size):
         with engine.begin() as conn:
             for p in items[i:i + chunk_size]:
-                _record(conn, p, shop, now, report)
+                _record(conn, p, shop, now, report, import_context(app, conn, now))
     return report
 
 
-def _record(conn, p: _Parent, shop: str, now: datetime, report: ImportReport) -> None:
+def _record(conn, p: _Parent, shop: str, now: datetime, report: ImportReport, ctx) -> None:
     children = [obj for _, obj in sorted(p.children, key=lambda c: c[0])]
     try:
         order, refunded = order_from_bulk(p.node, children)
@@ -313,7 +318,7 @@ def _record(conn, p: _Parent, shop: str, now: datetime, report: ImportReport) ->
             report.skipped += 1
             return
         order.source = existing["source"]
-    oid = record_order(conn, order, now, import_key=f"shopify:{shop}:{order.shopify_id}")
+    oid = record_order(conn, order, now, import_key=f"shopify:{shop}:{order.shopify_id}", ctx=ctx)
     if existing is None:
         report.imported += 1
         report.lines += len(order.lines)
@@ -330,8 +335,8 @@ def import_shopify_bulk(engine, client, *, shop: str, since: datetime, until: da
                         now: datetime, sleep: Callable[[float], None] | None = None, poll_seconds: float = 5.0,
                         timeout_seconds: float = 6 * 3600,
                         on_status: Callable[[Mapping[str, Any]], None] | None = None,
-                        on_download: Callable[[int | None], Callable[[int], None] | None] | None = None
-                        ) -> ImportReport:
+                        on_download: Callable[[int | None], Callable[[int], None] | None] | None = None,
+                        app=None) -> ImportReport:
     """Run the bulk query, download its result and record the orders.
 
     :param on_download: called with the result's size in bytes (or None) when the
@@ -351,4 +356,4 @@ def import_shopify_bulk(engine, client, *, shop: str, since: datetime, until: da
         size = None
     on_bytes = on_download(size) if on_download is not None else None
     lines = download_lines(client.session, url, on_bytes=on_bytes)
-    return import_bulk_lines(engine, lines, shop=shop, now=now, report=report)
+    return import_bulk_lines(engine, lines, shop=shop, now=now, report=report, app=app)

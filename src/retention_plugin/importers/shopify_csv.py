@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 
 from .. import events as ev
 from ..platforms.schema_fields import split_tags
-from ..records import normalise_email
+from ..records.customers import normalise_email
 from .reading import open_text
 from .report import ImportFileError, ImportReport, not_utf8
 from .running import import_orders
@@ -310,13 +310,14 @@ def _finish(cur: _Pending, report: ImportReport) -> Iterator[ImportOrder]:
 
 def import_shopify_csv(engine, path, *, shop: str, now, strict: bool = False, parallel: bool | None = None,
                        chunk_size: int = 5000, on_read: Callable[[int], None] | None = None,
-                       on_restart: Callable[[], None] | None = None) -> ImportReport:
+                       on_restart: Callable[[], None] | None = None, app=None) -> ImportReport:
     """Import a Shopify orders export; returns the report.
 
     :param strict: read the whole file first and write nothing if any row is rejected.
     :param parallel: parse in a second process (default: for files of 16 MB and more).
     :param on_read: called with the number of bytes read, for a progress bar.
+    :param app: the app, whose plugins move their rows when the import merges two customers.
     :raises ImportFileError: when the file is not an orders export at all.
     """
     return import_orders(iter_orders, {"path": Path(path), "shop": shop}, engine, now, strict=strict,
-                         parallel=parallel, chunk_size=chunk_size, on_read=on_read, on_restart=on_restart)
+                         parallel=parallel, chunk_size=chunk_size, on_read=on_read, on_restart=on_restart, app=app)

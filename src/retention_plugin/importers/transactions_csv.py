@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .. import events as ev
-from ..records import normalise_email
+from ..records.customers import normalise_email
 from .reading import open_text
 from .report import ImportFileError, ImportReport, not_utf8
 from .running import import_orders
@@ -217,11 +217,14 @@ def import_transactions(engine, path, *, columns: TransactionColumns, now, curre
                         date_format: str | None = None, delimiter: str = ",", customer_kind: str = "auto",
                         namespace: str = "txn", strict: bool = False, parallel: bool | None = None,
                         on_read: Callable[[int], None] | None = None,
-                        on_restart: Callable[[], None] | None = None) -> ImportReport:
-    """Import a purchase log; returns the report (see the module docstring)."""
+                        on_restart: Callable[[], None] | None = None, app=None) -> ImportReport:
+    """Import a purchase log; returns the report (see the module docstring).
+
+    :param app: the app, whose plugins move their rows when the import merges two customers.
+    """
     if currency is None and columns.currency is None:
         raise ValueError("give a currency or a currency column")
     kwargs = {"path": Path(path), "columns": columns, "currency": currency, "tz": tz, "date_format": date_format,
               "delimiter": delimiter, "customer_kind": customer_kind, "namespace": namespace}
     return import_orders(iter_transactions, kwargs, engine, now, strict=strict, parallel=parallel,
-                         on_read=on_read, on_restart=on_restart)
+                         on_read=on_read, on_restart=on_restart, app=app)

@@ -24,7 +24,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from .. import events as ev
-from ..records import normalise_email, resolve_customer
+from ..context import HookContext
+from ..records.customers import normalise_email, resolve_customer
 from ..storage import tables as t
 from ..storage.db import is_sqlite
 from .report import ImportReport
@@ -212,6 +213,14 @@ def _accepts_list(proc) -> bool:
         return False
 
 
+def import_context(app, conn, now: datetime) -> HookContext | None:
+    """The HookContext an import's transaction gives the hooks it calls (a customer merge's), if it has the app.
+
+    Without the app a merge cannot tell the plugins, and :func:`records.resolve_customer` refuses it.
+    """
+    return HookContext(app, conn, now=now, source="import") if app is not None else None
+
+
 class CustomerCache:
     """Normalised email (or external id) -> customer id, for one import run.
 
@@ -225,7 +234,7 @@ class CustomerCache:
     def __init__(self):
         self.ids: dict[tuple[str, str], int] = {}
 
-    def resolve(self, conn, wanted: dict[tuple[str, str], ev.CustomerInfo], now: datetime) -> None:
+    def resolve(self, conn, wanted: dict[tuple[str, str], ev.CustomerInfo], now: datetime, ctx=None) -> None:
         missing = [k for k in wanted if k not in self.ids]
         if not missing:
             return
@@ -235,7 +244,7 @@ class CustomerCache:
             values = [v for k, v in missing if k == kind]
             found.update((kind, v) for v in stored_values(conn, c.c[kind], values, unless=c.c.merged_into))
         for key in found:
-            self.ids[key] = resolve_customer(conn, wanted[key], now)
+            self.ids[key] = resolve_customer(conn, wanted[key], now, ctx=ctx)
         new = [k for k in missing if k not in found]
         if not new:
             return
@@ -279,8 +288,9 @@ class OrderWriter:
     Call :meth:`close` (or use it as a context manager) to write the rest.
     """
 
-    def __init__(self, engine, now: datetime, report: ImportReport, *, chunk_size: int = 5000):
+    def __init__(self, engine, now: datetime, report: ImportReport, *, chunk_size: int = 5000, app=None):
         self.engine = engine
+        self.app = app
         self.now = now
         self.report = report
         self.chunk_size = chunk_size
@@ -332,7 +342,7 @@ class OrderWriter:
                     wanted[key] = info
                 else:
                     merge_info(info, order.customer)
-            self.customers.resolve(conn, wanted, self.now)
+            self.customers.resolve(conn, wanted, self.now, import_context(self.app, conn, self.now))
             self._insert(conn, todo)
         self.report.skipped += len(chunk) - len(todo)
         self.report.imported += len(todo)

@@ -1,38 +1,4 @@
-"""Thank-you offers: a thank-you message after every paid order, and on chosen occasions a voucher.
-
-The built-in plugin ``offers`` (``[plugins] disabled = ["offers"]`` switches
-it off), configured under ``[offers]`` (docs/offers-and-followups.md).
-
-On ``order_paid``:
-
-1. a ``thank_you`` message (transactional), key ``offers:thank_you:order:<id>``;
-2. the *occasion* is the first ``[[offers.occasions]]`` entry the order
-   matches (``first_order``, ``nth_order``, ``order_above``), or ``"order"``
-   when none does; ``choose_offer(order, customer, occasion, ctx)`` decides
-   the voucher (the built-in, ``trylast``, returns the matched entry's offer,
-   and ``False`` for ``"order"``), so a plugin can change, veto or add offers;
-3. a chosen voucher is given only to a customer with marketing consent
-   ``subscribed`` and a Shopify id (the code is limited to them). Otherwise
-   no code is made and the decision is recorded: a ``voucher`` message row
-   with status ``suppressed`` and the reason (``retention messages list``),
-   and in ``plugin_state`` (``offers``/``order:<id>``);
-4. a voucher is a ``rewards`` row (feature ``offers``), a
-   ``discountCodeBasicCreate`` action (single use, that customer only) and a
-   ``voucher`` message (marketing), under keys derived from the order id, in
-   the delivery's transaction. The code's text is a digest of its key, so a
-   retried create sends the same code. Three deliveries of the same
-   ``orders/paid`` make one voucher and one thank-you.
-
-The voucher ends ``valid_days`` after the order; when the daily scoring
-predicted the customer's next purchase (``customer_scores.next_purchase_at``)
-and ``expire_after_expected_days`` is set, it ends that many days after it
-instead, bounded by ``min_valid_days`` and ``max_valid_days``.
-
-``[offers] combines_with`` says, per kind of code, which of Shopify's discount
-classes it combines with; every feature that creates a discount asks
-:func:`retention_plugin.discounts.combines_with` (loyalty and recovery too),
-and the request builders refuse to make a discount without it.
-"""
+"""What thank-you offers do: the thank-you message, which occasion an order is, the voucher decision."""
 
 from __future__ import annotations
 
@@ -41,133 +7,20 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Mapping
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import and_, func, or_, select, update
 
-from retention_plugin import hookimpl
-from retention_plugin.config import section_or_defaults
 from retention_plugin import events as ev
 from retention_plugin.customers import follow_merges as load_customer
-from retention_plugin.discounts import (
-    COMBINES_WITH_DEFAULTS,
-    customer_gid,
-    issue_discount,
-    money_text,
-    offer_data,
-    percent_text,
-)
-from retention_plugin.messaging.schedule import record_suppressed
-from retention_plugin.records import order_name, order_row
+from retention_plugin.discounts import customer_gid, issue_discount, money_text, offer_data, percent_text
+from retention_plugin.messaging.schedule import cancel_message, record_suppressed
+from retention_plugin.records.orders import order_name, order_row
 from retention_plugin.storage import tables as t
 
-PLUGIN = "offers"
-OCCASIONS = ("first_order", "nth_order", "order_above")
-#: The occasion ``choose_offer`` gets when no configured occasion matches the order.
-EVERY_ORDER = "order"
+from .settings import EVERY_ORDER, OCCASIONS, PLUGIN, settings_of
+
 log = logging.getLogger("retention_plugin.features.offers")
 
 R = t.rewards
-
-
-# --- configuration -------------------------------------------------------------------
-
-
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-_CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="expected an ISO 4217 code like EUR")
-
-
-class OccasionSchema(_Strict):
-    """One ``[[offers.occasions]]`` entry: when an order earns a voucher, and which."""
-
-    occasion = fields.String(required=True, validate=validate.OneOf(OCCASIONS))
-    #: nth_order: the customer's n-th paid order (counting this one).
-    n = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=2))
-    #: nth_order: every n-th order (n, 2n, 3n, ...) instead of only the n-th.
-    every = fields.Boolean(load_default=False)
-    #: order_above: the order's subtotal (after discounts, before shipping and tax) is at least this.
-    min_subtotal = fields.Decimal(load_default=None, validate=validate.Range(min=0))
-    #: order_above: only orders in this currency (default: any; the subtotal is in shop money).
-    #: amount offers: the currency of ``amount`` (default: the order's, i.e. the shop currency).
-    currency = fields.String(load_default=None, validate=_CURRENCY)
-    percent = fields.Decimal(load_default=None, validate=validate.Range(min=0, max=100, min_inclusive=False))
-    amount = fields.Decimal(load_default=None, validate=validate.Range(min=0, min_inclusive=False))
-    valid_days = fields.Integer(load_default=30, strict=True, validate=validate.Range(min=1, max=3650))
-
-    @validates_schema
-    def _check(self, data, **_):
-        if (data.get("percent") is None) == (data.get("amount") is None):
-            raise ValidationError("give exactly one of percent or amount", "percent")
-        occ = data["occasion"]
-        if occ == "nth_order" and data.get("n") is None:
-            raise ValidationError("required for occasion = \"nth_order\"", "n")
-        if occ != "nth_order":
-            for k in ("n", "every"):
-                if data.get(k):
-                    raise ValidationError("only used with occasion = \"nth_order\"", k)
-        if occ == "order_above" and data.get("min_subtotal") is None:
-            raise ValidationError("required for occasion = \"order_above\"", "min_subtotal")
-        if occ != "order_above" and data.get("min_subtotal") is not None:
-            raise ValidationError("only used with occasion = \"order_above\"", "min_subtotal")
-
-
-class OffersSchema(_Strict):
-    #: Send a thank-you message (transactional) after every paid order.
-    thank_you = fields.Boolean(load_default=True)
-    thank_you_delay_minutes = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
-    #: Link to the order in the thank-you; placeholders {order_id} {order_name} {order_number}.
-    order_url = fields.String(load_default=None, validate=validate.Regexp(r"^https?://\S+$",
-                                                                          error="expected an http(s) URL"))
-    #: When the voucher message is due after the order (time for the code to be created in Shopify).
-    voucher_delay_minutes = fields.Integer(load_default=60, strict=True, validate=validate.Range(min=0))
-    #: An orders/paid older than this (a replayed dead letter, an import) gets neither message nor voucher.
-    #: The age is taken from the payload's updated_at (about when it was paid), else processed_at/created_at.
-    max_order_age_days = fields.Float(load_default=7.0, validate=validate.Range(min=0, min_inclusive=False))
-    #: Voucher codes are PREFIX-XXXXXXXXXXXX.
-    code_prefix = fields.String(load_default="THANKS", validate=validate.Regexp(
-        r"^[A-Z0-9]{1,20}$", error="expected 1-20 capital letters or digits"))
-    #: Discount title in the Shopify admin (the order name is appended).
-    title = fields.String(load_default="Thank-you offer", validate=validate.Length(min=1, max=200))
-    #: With a known expected next purchase: the voucher ends this many days after it.
-    expire_after_expected_days = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=0))
-    #: Bounds for the expected-purchase-based end.
-    min_valid_days = fields.Integer(load_default=7, strict=True, validate=validate.Range(min=1))
-    max_valid_days = fields.Integer(load_default=90, strict=True, validate=validate.Range(min=1))
-    occasions = fields.List(fields.Nested(OccasionSchema), load_default=list)
-    #: Per kind of code, the discount classes it combines with; kinds not given keep their default.
-    combines_with = fields.Dict(
-        keys=fields.String(validate=validate.OneOf(tuple(COMBINES_WITH_DEFAULTS))),
-        values=fields.List(fields.String(validate=validate.OneOf(("order", "product", "shipping")))),
-        load_default=dict)
-    #: Bounds of the daily scoring's predicted next purchase (customer_scores.next_purchase_at), in days.
-    next_purchase_min_days = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=0))
-    next_purchase_max_days = fields.Integer(load_default=365, strict=True, validate=validate.Range(min=1))
-
-    @validates_schema
-    def _bounds(self, data, **_):
-        if data["next_purchase_min_days"] > data["next_purchase_max_days"]:
-            raise ValidationError("must not be greater than next_purchase_max_days", "next_purchase_min_days")
-        if data["min_valid_days"] > data["max_valid_days"]:
-            raise ValidationError("must not be greater than max_valid_days", "min_valid_days")
-        url = data.get("order_url")
-        if url:
-            try:
-                url.format(order_id="", order_name="", order_number="")
-            except (KeyError, IndexError, ValueError) as e:
-                raise ValidationError(f"unknown placeholder {e} (known: {{order_id}} {{order_name}} "
-                                      "{order_number})", "order_url") from None
-
-
-@hookimpl
-def register_config_sections(register):
-    register(PLUGIN, OffersSchema())
-
-
-def settings_of(ctx) -> dict:
-    return section_or_defaults(ctx, PLUGIN, OffersSchema)
 
 
 # --- occasions ---------------------------------------------------------------------------
@@ -208,11 +61,7 @@ def matching_rule(ctx, order: Mapping, occasion: str | None = None) -> dict | No
     return next((r for r in rules if rule_matches(r, order, position, total)), None)
 
 
-# --- the decision hook --------------------------------------------------------------------
-
-
-@hookimpl(trylast=True)
-def choose_offer(order, customer, occasion, ctx):
+def builtin_offer(order, occasion, ctx) -> dict | bool:
     """The built-in: the offer of the first ``[[offers.occasions]]`` entry of this occasion the order matches."""
     if occasion not in OCCASIONS:
         return False
@@ -288,11 +137,6 @@ def voucher_end(ctx, customer_id: int, valid_days: int, s: Mapping) -> datetime:
 def _keys(order_id: int) -> dict:
     return {"thank_you": f"offers:thank_you:order:{order_id}", "voucher": f"offers:voucher:order:{order_id}",
             "discount": f"offers:discount:order:{order_id}", "state": f"order:{order_id}"}
-
-
-@hookimpl
-def order_paid(event, ctx):
-    on_order_paid(ctx, event.order)
 
 
 def on_order_paid(ctx, order: ev.Order) -> None:
@@ -380,12 +224,9 @@ def _decline(ctx, keys, base, reason: str) -> dict:
     return decision
 
 
-@hookimpl
-def order_cancelled(event, ctx):
+def withdraw(ctx, order_id: int) -> None:
     """Withdraw the thank-you and voucher not yet sent; the voucher's reward is marked cancelled."""
-    from retention_plugin.messaging.outbox import cancel_message
-
-    keys = _keys(event.order.shopify_id)
+    keys = _keys(order_id)
     cancel_message(ctx.conn, keys["thank_you"], "the order was cancelled")
     if cancel_message(ctx.conn, keys["voucher"], "the order was cancelled"):
         # The code exists in Shopify (single use, that customer only) but the customer never got it.
@@ -393,8 +234,8 @@ def order_cancelled(event, ctx):
                          .values(status="cancelled"))
 
 
-@hookimpl
-def customer_facts(customer_id, ctx):
+def facts(ctx, customer_id: int) -> dict | None:
+    """The customer's latest vouchers, for ``customers show``."""
     rows = ctx.conn.execute(select(R.c.code, R.c.percent, R.c.amount, R.c.currency, R.c.status, R.c.source_ref,
                                    R.c.expires_at).where(R.c.customer_id == customer_id, R.c.feature == PLUGIN)
                             .order_by(R.c.id.desc()).limit(10)).mappings().all()
