@@ -177,6 +177,21 @@ def test_a_switched_off_plugins_rows_still_lose_the_persons_words_and_go_with_th
         assert conn.execute(select(func.count()).select_from(t.ledger)).scalar() == 0
 
 
+def test_a_switched_off_plugins_rows_still_follow_a_merge(make_app):
+    app = make_app(plugins={"disabled": ["loyalty"]})
+    guest, account = two_rows_of_one_person(app)
+    now = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    with app.engine.begin() as conn:
+        conn.execute(t.ledger.insert().values(key="loyalty:earn:order:4101", customer_id=account, kind="earn",
+                                              points=40, available_at=now, created_at=now))
+    deliver_shopify(app, "customers/update", {"id": 6101, "email": "ann.home@example.com",
+                                              "updated_at": "2026-03-02T10:00:00+00:00"})
+    run_worker(app)
+    assert customer(app, id=account)["merged_into"] == guest
+    with app.engine.connect() as conn:
+        assert conn.execute(select(t.ledger.c.customer_id)).scalars().all() == [guest]
+
+
 def test_a_merge_without_the_plugins_is_refused(app):
     """Recording without a HookContext (a script, an importer not given the app) must not merge behind the
     plugins' backs: their rows would stay with the merged row."""

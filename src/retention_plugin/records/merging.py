@@ -6,7 +6,10 @@ another); the older row survives. The merged row keeps its id, points at the
 survivor (``merged_into``) and gives up its unique links. The core's tables
 follow here; then ``customers_merged(survivor, merged, ctx)`` lets every
 plugin move the rows it keeps, in the same transaction, so a plugin with
-tables of its own takes part exactly as the built-ins do.
+tables of its own takes part exactly as the built-ins do. Last, the rows of a
+switched-off plugin (a table of the schema nobody declares) follow too, where
+no uniqueness makes it a choice: its hook cannot run, and its rows would
+otherwise stay with the merged row.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Mapping
 
-from sqlalchemy import update
+from sqlalchemy import UniqueConstraint, update
 
+from ..redaction import declared_columns
 from ..storage import tables as t
 
 #: The core's tables whose ``customer_id`` follows a merge (``rewards`` is written by the discounts
@@ -45,6 +49,7 @@ def merge_customers(conn, survivor: Mapping, merged: Mapping, now: datetime, ctx
         conn.execute(update(c).where(c.c.id == survivor["id"]).values(**links))
     move_rows(conn, CORE_TABLES, survivor["id"], merged["id"])
     ctx.hook.customers_merged(survivor=survivor["id"], merged=merged["id"], ctx=ctx)
+    move_rows(conn, unowned_tables(ctx.pm), survivor["id"], merged["id"])
 
 
 def move_rows(conn, tables, survivor: int, merged: int) -> None:
@@ -55,3 +60,19 @@ def move_rows(conn, tables, survivor: int, merged: int) -> None:
     for table in tables:
         table = t.metadata.tables[table] if isinstance(table, str) else table
         conn.execute(update(table).where(table.c.customer_id == merged).values(customer_id=survivor))
+
+
+def unowned_tables(pm) -> list:
+    """Tables of the schema with a ``customer_id`` that neither the core nor a registered plugin declares
+    (a switched-off plugin's), and where the customer is in no unique key, so a row can simply follow."""
+    owned = {name for d in declared_columns(pm) if d.metadata is None for name in d.tables()}
+    out = []
+    for table in t.metadata.sorted_tables:
+        if table.name in owned or "customer_id" not in table.c:
+            continue
+        unique = [table.primary_key] + [c for c in table.constraints if isinstance(c, UniqueConstraint)]
+        unique += [ix for ix in table.indexes if ix.unique]
+        if any("customer_id" in {col.name for col in key.columns} for key in unique):
+            continue
+        out.append(table)
+    return out
