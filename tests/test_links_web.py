@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from conftest import base_config
 from server_util import running_server, write_config
-from retention_plugin.features.recalls import sign_ack
+from retention_plugin.features.recalls.ack import sign_ack
 from retention_plugin.messaging.channels import unsubscribe_token
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import make_engine

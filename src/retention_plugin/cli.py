@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -11,58 +10,17 @@ import click
 from sqlalchemy import select
 
 from . import __version__
+from .clihelp import (  # noqa: F401 (re-exported: the names scripts and tests know cli by)
+    ConfigProblem,
+    LazyApp,
+    echo_json,
+    pass_app,
+    require_schema,
+    resolve_customer_arg,
+)
 from .config import ConfigError
 from .plugins import PluginLoadError, make_plugin_manager, plugin_info
 from .storage import tables as t
-
-
-class ConfigProblem(click.ClickException):
-    """A configuration error: exit status 2, like any other usage error."""
-
-    exit_code = 2
-
-    def show(self, file=None):
-        click.echo(f"Error: {self.format_message()}", err=True)
-
-
-class LazyApp:
-    """``ctx.obj``: builds the Retention object on first use, so ``--help`` needs no config."""
-
-    def __init__(self, config_path):
-        self.config_path = config_path
-        self._app = None
-
-    @property
-    def app(self):
-        if self._app is None:
-            from .app import Retention
-
-            try:
-                self._app = Retention.from_config(self.config_path)
-            except (ConfigError, PluginLoadError) as e:
-                raise ConfigProblem(str(e)) from None
-            level = self._app.settings.section("logging").get("level", "INFO")
-            logging.basicConfig(level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return self._app
-
-    def __getattr__(self, name):
-        return getattr(self.app, name)
-
-
-pass_app = click.make_pass_decorator(LazyApp)
-
-
-def echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-
-
-def require_schema(app) -> None:
-    from .storage.db import SchemaOutdated, check_schema
-
-    try:
-        check_schema(app.engine)
-    except SchemaOutdated as e:
-        raise click.ClickException(str(e)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -341,17 +299,6 @@ def actions_retry(app, action_ids, status):
 
 
 # --- customers and privacy ---------------------------------------------------------------------
-
-
-def resolve_customer_arg(app, ref) -> dict:
-    from .customers import find_customer
-
-    with app.engine.connect() as conn:
-        c = find_customer(conn, ref)
-    if c is None:
-        raise click.BadParameter(f"no customer matches {ref!r} (try an email, a Shopify id, an internal id, or id:/shopify:/zendesk:/email: before it)",
-                                 param_hint="CUSTOMER")
-    return c
 
 
 @cli.group("customers")

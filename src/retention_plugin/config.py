@@ -361,3 +361,18 @@ def apply_plugin_sections(settings: Settings, sections: Mapping[str, Schema]) ->
 def from_dict(raw: dict[str, Any], path: Path | None = None) -> Settings:
     """Core settings from an in-memory mapping (tests, the demo)."""
     return load_core(substitute_env(raw, os.environ), path)
+
+
+def section_or_defaults(source, name: str, schema: Schema | type[Schema]) -> dict[str, Any]:
+    """The validated ``[name]`` section, or what ``schema`` loads from nothing when it is absent.
+
+    A plugin's section is missing when the plugin is switched off (another
+    plugin may still read it, as every discount reads ``[offers] combines_with``)
+    or when settings were built without it; readers then get the defaults.
+    ``source`` is the ``Settings``, or anything that has them (a HookContext, the app).
+    """
+    settings = getattr(source, "settings", source)
+    got = settings.section(name) if settings is not None else None
+    if got:
+        return got
+    return (schema() if isinstance(schema, type) else schema).load({})

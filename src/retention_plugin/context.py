@@ -30,6 +30,8 @@ class HookContext:
         self.inbox_id = inbox_id
         self.source = source  # "webhook", "import", "task", "cli"
         self.log = logging.getLogger("retention_plugin.hooks")
+        #: During ``customer_redact``: the :class:`~retention_plugin.privacy.Erasure` running (who the person is).
+        self.erasure = None
 
     @property
     def settings(self):
@@ -69,7 +71,7 @@ class HookContext:
                          data: dict | None = None, message_class: str | None = None,
                          channel: str | None = None, locale: str | None = None) -> int:
         """Schedule a message once per key; the contact policy decides at send time."""
-        from .messaging.outbox import schedule_message
+        from .messaging.schedule import schedule_message
 
         return schedule_message(self.conn, key=key, customer_id=customer_id, kind=kind,
                                 message_class=message_class or self.app.message_kinds.get(kind),

@@ -198,6 +198,13 @@ class OrderFulfilled(Event):
     order: Order | None  # None for fulfillments/* deliveries, which carry only the order id
     fulfillment: Fulfillment | None = None
 
+    @property
+    def order_id(self) -> int | None:
+        """The Shopify order id, from the order, or from the fulfillment when there is no order."""
+        if self.order is not None:
+            return self.order.shopify_id
+        return self.fulfillment.order_id if self.fulfillment is not None else None
+
 
 @dataclass
 class RefundCreated(Event):

@@ -426,3 +426,22 @@ def customer_lost(customer_id: int, score: float, ctx: HookContext) -> None:
     :param score: the customer's lost score, 0..1 (higher: more likely gone).
     :param ctx: the daily early-warning task's transaction.
     """
+
+
+# --- the core's records: every plugin keeps its own rows in step ---------------
+
+
+@hookspec
+def customers_merged(survivor: int, merged: int, ctx: HookContext) -> None:
+    """Two customer rows turned out to be one person; move your rows to the survivor.
+
+    Called inside the transaction that found it (a delivery, an import), after
+    the core moved its own rows (orders, tickets, ratings, rewards) and before
+    anything else reads the customer. The merged row stays, with
+    ``merged_into = survivor``. A row of yours that is unique per customer
+    decides which one stays.
+
+    :param survivor: the id of the customer row that stays (the older one).
+    :param merged: the id of the row merged into it.
+    :param ctx: the :class:`~retention_plugin.context.HookContext` of the transaction.
+    """

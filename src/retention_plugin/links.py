@@ -38,6 +38,7 @@ from urllib.parse import urlencode
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from . import hookimpl
+from .config import section_or_defaults
 
 SECTION = "links"
 VERSION = "v1"
@@ -198,8 +199,7 @@ def register_config_sections(register):
 
 def settings_of(settings) -> dict:
     """The loaded ``[links]`` section (defaults when absent or this plugin is disabled)."""
-    s = settings.section(SECTION)
-    return s if s else LinksSchema().load({})
+    return section_or_defaults(settings, SECTION, LinksSchema)
 
 
 def configured(settings) -> str | None:

@@ -5,15 +5,19 @@ Erasing a person touches only what is theirs, and keeps every row that sums
 
 - **their own rows, found by id** (the customer row and rows merged into it;
   their orders and the orders Shopify names; those orders' refunds; their
-  tickets, ratings, messages, ledger adjustments, exports, outbound actions;
-  the stored webhook bodies whose parsed events name them): identity columns
-  are cleared and free text is blanked, one step per table
-  (:data:`ERASE_STEPS`);
-- **everyone's free text** (:data:`redaction.FREE_TEXT`): only whole-token
-  matches of their email, phone and full name are replaced, so erasing
-  "Wei Li" leaves "Olivia" and "telling" alone.
+  tickets, ratings, exports, outbound actions; the stored webhook bodies whose
+  parsed events name them): identity columns are cleared and free text is
+  blanked, one step per core table (:data:`ERASE_STEPS`). Then every plugin
+  erases its own rows in ``customer_redact``, where ``ctx.erasure``
+  (:class:`Erasure`) says who the person is: the messaging plugin their
+  messages, loyalty their ledger adjustments;
+- **everyone's free text** (every column the core and the plugins declare as
+  free text, :mod:`.redaction`): only whole-token matches of their email,
+  phone and full name are replaced, so erasing "Wei Li" leaves "Olivia" and
+  "telling" alone.
 
-Deleting a whole shop is ``shop_erasure``'s.
+Who the person is is read once, before anything is erased. Deleting a whole
+shop is ``shop_erasure``'s.
 """
 
 from __future__ import annotations
@@ -29,7 +33,17 @@ from sqlalchemy import or_, select, update
 
 from . import events as ev
 from .customers import customer_for
-from .redaction import REDACTED, Matcher, name_tokens, phone_digits, scrub, scrub_shared_text
+from .platforms.deliveries import parse_delivery
+from .redaction import (
+    REDACTED,
+    Matcher,
+    declared_columns,
+    name_tokens,
+    phone_digits,
+    scrub,
+    scrub_shared_text,
+    searched_columns,
+)
 from .storage import tables as t
 
 
@@ -210,17 +224,6 @@ def _erase_ratings(ctx, p: Person, m: Matcher) -> int:
                             .values(comment=None)).rowcount
 
 
-def _erase_messages(ctx, p: Person, m: Matcher) -> int:
-    return ctx.conn.execute(update(t.messages).where(t.messages.c.customer_id.in_(p.customer_ids))
-                            .values(data={}, rendered=None)).rowcount
-
-
-def _erase_ledger(ctx, p: Person, m: Matcher) -> int:
-    # An adjustment's reason is an admin's free text; the generated ones name only orders.
-    return ctx.conn.execute(update(t.ledger).where(t.ledger.c.customer_id.in_(p.customer_ids),
-                                                   t.ledger.c.kind == "adjust").values(reason=REDACTED)).rowcount
-
-
 def _erase_exports(ctx, p: Person, m: Matcher) -> int:
     return ctx.conn.execute(update(t.privacy_requests).where(t.privacy_requests.c.customer_id.in_(p.customer_ids),
                                                              t.privacy_requests.c.export.is_not(None))
@@ -281,8 +284,6 @@ def _scrub_body(body: bytes, m: Matcher, *, theirs: bool) -> bytes:
 
 
 def _delivery_is_theirs(row, p: Person, markers: list[bytes]) -> bool:
-    from .worker import parse_delivery
-
     # Only a body holding one of their ids or emails can name them; the parser decides whether it does.
     folded = bytes(row.body).lower()
     if not any(m in folded for m in markers):
@@ -310,42 +311,72 @@ def _erase_inbox(ctx, p: Person, m: Matcher) -> int:
     return changed
 
 
-#: The person's own rows, table by table, in this order; then their tokens in everyone's free text.
+#: The person's own rows in the core's tables, table by table, in this order; then the plugins'
+#: (``customer_redact``); then their tokens in everyone's free text.
 ERASE_STEPS = (
     ("customers", _erase_customers),
     ("orders", _erase_orders),
     ("refunds", _erase_refunds),
     ("tickets", _erase_tickets),
     ("ratings", _erase_ratings),
-    ("messages", _erase_messages),
-    ("ledger", _erase_ledger),
     ("privacy_requests", _erase_exports),
     ("actions", _erase_actions),
     ("inbox", _erase_inbox),
 )
 
 
-def erase_person(ctx, p: Person) -> dict[str, int]:
-    """Run every step, then the shared free-text pass; returns rows changed per table."""
-    m = p.matcher()
-    changed: dict[str, int] = {}
+@dataclass
+class Erasure:
+    """One person's erasure while it runs: what ``customer_redact`` finds as ``ctx.erasure``.
+
+    A plugin erases the rows it keeps about :attr:`person` (their ids are on it:
+    ``customer_ids``, ``order_ids``, ``ticket_ids``, ``shopify_ids``, ``emails``
+    ...), says how many it changed with :meth:`count`, and uses :meth:`scrub`
+    for text that may quote them. Free-text columns it declares in
+    ``TEXT_COLUMNS`` are searched for the person's words by the core afterwards.
+    """
+
+    person: Person
+    matcher: Matcher
+    changed: dict[str, int] = field(default_factory=dict)
+
+    def count(self, table: str, rows: int) -> None:
+        if rows:
+            self.changed[table] = self.changed.get(table, 0) + rows
+
+    def scrub(self, value, *, theirs: bool = False):
+        """``value`` (text or JSON) with the person's email, phone and full name replaced; with ``theirs``
+        (a record that is the person's own) every personal field (email, name, note, ...) blanked too."""
+        return scrub(value, self.matcher, pii_keys=theirs)
+
+
+def erase_person(ctx, p: Person, event: ev.CustomerRedact | None = None) -> dict[str, int]:
+    """The core's steps, every plugin's ``customer_redact``, then the free-text search; rows changed per table."""
+    erasure = Erasure(p, p.matcher())
     for table, step in ERASE_STEPS:
-        n = step(ctx, p, m)
-        if n:
-            changed[table] = n
-    for table, n in scrub_shared_text(ctx.conn, m).items():
-        changed[table] = changed.get(table, 0) + n
-    return changed
+        erasure.count(table, step(ctx, p, erasure.matcher))
+    if event is not None:
+        ctx.erasure = erasure
+        try:
+            ctx.hook.customer_redact(event=event, ctx=ctx)
+        finally:
+            ctx.erasure = None
+    columns = searched_columns(declared_columns(ctx.pm))
+    for table, n in scrub_shared_text(ctx.conn, erasure.matcher, columns).items():
+        erasure.count(table, n)
+    return erasure.changed
 
 
 def erase_customer(ctx, customer: dict, extra: ev.CustomerInfo | None = None,
-                   orders_to_redact: list[int] = (), *, call_hook: bool = True) -> dict:
-    """Erase one person's personal data, keeping sums intact. Returns counts."""
+                   orders_to_redact: list[int] = (), *, event: ev.CustomerRedact | None = None) -> dict:
+    """Erase one person's personal data, keeping sums intact. Returns counts.
+
+    :param event: the ``customers/redact`` being honoured; None (an admin's command) makes one from the
+        customer, for the plugins' ``customer_redact``.
+    """
     person = find_person(ctx.conn, customer, extra, orders_to_redact)
-    changed = erase_person(ctx, person)
-    if call_hook:
-        ctx.pm.hook.customer_redact(event=ev.CustomerRedact(customer=extra or ev.CustomerInfo(
-            shopify_id=customer.get("shopify_id"))), ctx=ctx)
+    event = event or ev.CustomerRedact(customer=extra or ev.CustomerInfo(shopify_id=customer.get("shopify_id")))
+    changed = erase_person(ctx, person, event)
     ctx.conn.execute(t.privacy_requests.insert().values(kind="redact", customer_id=customer["id"],
                                                         shopify_customer_id=None, inbox_id=ctx.inbox_id,
                                                         created_at=ctx.now))
@@ -357,8 +388,6 @@ def redact_for_request(ctx, event: ev.CustomerRedact) -> None:
     customer = customer_for(ctx.conn, shopify_id=info.shopify_id, email=info.email)
     if customer is None:
         # No customer row: still erase the orders Shopify names, and the person's words wherever they are.
-        erase_person(ctx, find_person(ctx.conn, None, info, event.orders_to_redact))
-        ctx.pm.hook.customer_redact(event=event, ctx=ctx)
+        erase_person(ctx, find_person(ctx.conn, None, info, event.orders_to_redact), event)
         return
-    erase_customer(ctx, customer, info, event.orders_to_redact, call_hook=False)
-    ctx.pm.hook.customer_redact(event=event, ctx=ctx)
+    erase_customer(ctx, customer, info, event.orders_to_redact, event=event)

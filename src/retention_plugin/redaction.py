@@ -6,19 +6,24 @@ not matched at all, since it names many people. Emails and phone numbers are
 matched as whole tokens too; a phone in any spacing (``+370 611 22333``,
 ``(370) 61122333``) is the same digits.
 
-Every text-like column of the schema is listed in exactly one of
-:data:`OWN_IDENTITY`, :data:`FREE_TEXT` and :data:`NO_WORDS`
-(``tests/test_privacy.py`` fails when a new column is in none), so a column
-added later cannot escape erasure unnoticed.
+Every text-like column of the schema is declared, by whoever owns its table,
+as one of three kinds (:class:`TextColumns`): the person's identity on their
+own rows, free text anyone may have written, or text that names nobody. The
+core declares its tables' (:data:`CORE_COLUMNS`); a plugin that keeps tables
+declares theirs as ``TEXT_COLUMNS`` on the plugin (module or object), which
+:func:`declared_columns` collects. ``tests/test_privacy.py`` fails when a
+column of the schema is declared by nobody, or twice, so a column added later
+cannot escape erasure unnoticed.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
-from sqlalchemy import JSON, LargeBinary, Text, cast, select, update
+from sqlalchemy import JSON, LargeBinary, MetaData, String, Table, Text, cast, select, update
 
 from .storage import tables as t
 
@@ -31,6 +36,36 @@ PII_KEYS = {
     "description", "subject", "comment", "body", "html_body", "plain_body", "requester_email",
     "requester_name", "current_comment",
 }
+
+@dataclass(frozen=True)
+class TextColumns:
+    """What the text columns of some tables hold, table name -> column names, in three kinds.
+
+    :param own_identity: the person's identity on their own rows: cleared on those rows, found by id.
+    :param free_text: words anyone may have written or been sent. The person's own rows are blanked
+        by the erasure steps; in every row, whole-token matches of their email, phone and full name go.
+    :param no_words: text that names nobody: keys, ids, codes, statuses, enumerations, product data,
+        and coarse attributes (locale, country) kept so sums and reports still add up.
+    :param metadata: where the tables are; None: the core schema (``storage.tables.metadata``).
+        A plugin that creates tables of its own metadata names it here, and the core searches them too.
+    """
+
+    own_identity: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    free_text: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    no_words: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    metadata: MetaData | None = None
+
+    def schema(self) -> MetaData:
+        return self.metadata if self.metadata is not None else t.metadata
+
+    def columns(self) -> list[tuple[str, str]]:
+        """Every (table, column) declared, of any kind (a column declared twice appears twice)."""
+        return [(table, col) for kind in (self.own_identity, self.free_text, self.no_words)
+                for table, cols in kind.items() for col in cols]
+
+    def tables(self) -> set[str]:
+        return {table for table, _ in self.columns()}
+
 
 #: The person's identity on their own rows: cleared on those rows, found by id.
 OWN_IDENTITY: dict[str, tuple[str, ...]] = {
@@ -49,14 +84,10 @@ FREE_TEXT: dict[str, tuple[str, ...]] = {
     "analysis_runs": ("params", "summary"),
     "plugin_state": ("value",),
     "privacy_requests": ("export",),
-    "recalls": ("title",),
-    "messages": ("data", "rendered", "reason"),
     "orders": ("tags",),
     "refunds": ("note",),
     "tickets": ("subject", "description", "tags", "custom_fields", "complaint_reason"),
     "ratings": ("comment",),
-    "ledger": ("reason", "actor"),
-    "recoveries": ("reason", "hold", "review_note", "offer"),
 }
 
 #: Text that names nobody: keys, ids, codes, statuses, enumerations, product data, and
@@ -68,34 +99,67 @@ NO_WORDS: dict[str, tuple[str, ...]] = {
     "app_uninstalls": ("shop",),
     "customers": ("locale", "country", "timezone", "marketing_consent"),
     "customer_scores": ("segment",),
-    "customer_tiers": ("tier",),
     "fulfillments": ("status",),
     "inbox": ("platform", "shop", "delivery_id", "topic", "event_id", "status", "claimed_by"),
-    "ledger": ("key", "kind", "currency"),
-    "messages": ("key", "kind", "message_class", "channel", "template", "locale", "status", "provider_id"),
     "order_lines": ("line_key", "sku", "title", "product_type", "vendor", "tags"),
     "orders": ("name", "currency", "presentment_currency", "financial_status", "fulfillment_status", "locale",
                "discount_codes", "source", "import_key"),
     "plugin_state": ("plugin", "key"),
     "privacy_requests": ("kind",),
-    "punches": ("key", "card"),
     "ratings": ("source", "source_id", "score"),
-    "recall_cases": ("status",),
-    "recalls": ("key", "sku", "severity", "status"),
-    "recoveries": ("key", "trigger", "severity", "decision", "currency", "outcome", "incident", "evidence",
-                   "reviewed_by"),  # reviewed_by names the admin who decided, not the customer
-    "loyalty_sync": ("action_key",),
-    "shipments": ("status",),
-    "reminders": ("key", "rule", "sku", "status"),
     "rewards": ("key", "feature", "kind", "code", "currency", "status", "source_ref"),
     "task_runs": ("name",),
     "tickets": ("status", "priority", "via", "complaint_severity", "complaint_evidence"),
     "refunds": ("currency", "lines"),
-    "winback": ("key", "group", "segment"),
     # The app's credentials for the shop, and install nonces: no person's words.
     "shop_tokens": ("shop", "grant_type", "access_token", "refresh_token", "scope"),
     "oauth_states": ("state_hash", "shop"),
 }
+
+#: The core's tables (the plugins declare theirs).
+CORE_COLUMNS = TextColumns(own_identity=OWN_IDENTITY, free_text=FREE_TEXT, no_words=NO_WORDS)
+
+
+def declared_columns(pm) -> list[TextColumns]:
+    """The core's declaration, then every registered plugin's ``TEXT_COLUMNS``.
+
+    :raises ValueError: a column declared twice (in one schema): which kind wins would be a guess.
+    """
+    found = [CORE_COLUMNS] + [p.TEXT_COLUMNS for p in (pm.get_plugins() if pm is not None else ())
+                              if isinstance(getattr(p, "TEXT_COLUMNS", None), TextColumns)]
+    seen: set[tuple[int, str, str]] = set()
+    for declared in found:
+        for table, col in declared.columns():
+            key = (id(declared.schema()), table, col)
+            if key in seen:
+                raise ValueError(f"{table}.{col} is declared twice (redaction.py and the plugins' TEXT_COLUMNS)")
+            seen.add(key)
+    return found
+
+
+def undeclared_columns(metadata: MetaData, declared: Iterable[TextColumns]) -> set[tuple[str, str]]:
+    """Text columns (strings, JSON, raw bytes) of ``metadata``'s tables that no declaration names."""
+    named = {pair for d in declared if d.schema() is metadata for pair in d.columns()}
+    return {(table.name, c.name) for table in metadata.sorted_tables for c in table.columns
+            if isinstance(c.type, (String, JSON, LargeBinary)) and (table.name, c.name) not in named}
+
+
+def searched_columns(declared: Iterable[TextColumns]) -> list[tuple[Table, tuple[str, ...]]]:
+    """Where the search for the person's words looks: every declared free-text column, and every text
+    column of a core table nobody declared (a switched-off plugin's), which nobody said names nobody."""
+    declared = list(declared)
+    out = []
+    for d in declared:
+        schema = d.schema()
+        out += [(schema.tables[name], tuple(cols)) for name, cols in d.free_text.items()]
+    claimed = {name for d in declared if d.schema() is t.metadata for name in d.tables()}
+    for table in t.metadata.sorted_tables:
+        if table.name not in claimed:
+            cols = tuple(c.name for c in table.columns if isinstance(c.type, (String, JSON)))
+            if cols:
+                out.append((table, cols))
+    return out
+
 
 #: Fewer digits than this are too likely to be something else (an order number, a year).
 MIN_PHONE_DIGITS = 7
@@ -201,13 +265,19 @@ def scrub(value, matcher: Matcher | None, *, pii_keys: bool = False):
     return walk(value)
 
 
-def scrub_shared_text(conn, matcher: Matcher) -> dict[str, int]:
-    """Replace the person's whole tokens in every row's free text (binary bodies are the inbox step's)."""
+def scrub_shared_text(conn, matcher: Matcher, columns: Iterable[tuple[Table, Iterable[str]]] | None = None
+                      ) -> dict[str, int]:
+    """Replace the person's whole tokens in every row's free text (binary bodies are the inbox step's).
+
+    :param columns: (table, column names) to search; default: the core's free text.
+    """
     changed: dict[str, int] = {}
     if not matcher:
         return changed
-    for name, names in FREE_TEXT.items():
-        table = t.metadata.tables[name]
+    if columns is None:
+        columns = searched_columns([CORE_COLUMNS])
+    for table, names in columns:
+        name = table.name
         cols = [table.c[c] for c in names if not isinstance(table.c[c].type, LargeBinary)]
         if not cols:
             continue

@@ -87,21 +87,39 @@ def hold_reason(conn, shop: str, body: dict) -> str | None:
     return None
 
 
-def erase_shop(ctx, keep_inbox: list[int] = ()) -> dict[str, int]:
+def _rows(conn, keep_inbox) -> dict:
+    """Rows per table of the shop's data: every table but ``task_runs``, and ``inbox`` but the requests kept."""
+    rows = {}
+    for table in t.metadata.sorted_tables:
+        if table is t.task_runs:
+            continue
+        q = select(func.count()).select_from(table)
+        if table is t.inbox:
+            q = q.where(table.c.id.not_in(list(keep_inbox) or [-1]))
+        n = conn.execute(q).scalar()
+        if n:
+            rows[table.name] = n
+    return rows
+
+
+def erase_shop(ctx, event: ev.ShopRedact, keep_inbox: list[int] = ()) -> dict[str, int]:
     """Delete every row of the shop's data (the uninstall record too); returns rows deleted per table.
 
-    ``keep_inbox``: the request(s) being honoured, kept with the record that they were.
+    Every plugin deletes its own rows first (``shop_redact``: while the core's rows they point at are
+    still there); then the core deletes the rest of the schema, children first, which also empties the
+    tables of a plugin that is switched off. ``keep_inbox``: the request(s) being honoured, kept with
+    the record that they were.
     """
-    conn, deleted = ctx.conn, {}
+    conn = ctx.conn
+    deleted = _rows(conn, keep_inbox)
+    ctx.hook.shop_redact(event=event, ctx=ctx)
     for table in reversed(t.metadata.sorted_tables):
         if table is t.task_runs:
             continue
         q = delete(table)
         if table is t.inbox:
             q = q.where(table.c.id.not_in(list(keep_inbox) or [-1]))
-        n = conn.execute(q).rowcount
-        if n:
-            deleted[table.name] = n
+        conn.execute(q)
     conn.execute(t.privacy_requests.insert().values(kind="shop_redact", inbox_id=max(keep_inbox, default=None),
                                                     created_at=ctx.now))
     return deleted
@@ -112,7 +130,7 @@ def shop_redact_for_request(ctx, event: ev.ShopRedact) -> None:
     if reason:
         log.warning("shop/redact delivery %s held: %s", ctx.inbox_id, reason)
         raise DeadLetter(reason)
-    erase_shop(ctx, [ctx.inbox_id] if ctx.inbox_id is not None else [])
+    erase_shop(ctx, event, [ctx.inbox_id] if ctx.inbox_id is not None else [])
 
 
 # --- the admin's view and confirmation ---------------------------------------------------------
@@ -129,17 +147,7 @@ def held_requests(conn) -> list[dict]:
 def plan(conn, shop: str) -> dict:
     """What ``retention privacy shop-redact --confirm`` would do, erasing nothing."""
     held = held_requests(conn)
-    keep = [h["id"] for h in held]
-    rows = {}
-    for table in t.metadata.sorted_tables:
-        if table is t.task_runs:
-            continue
-        q = select(func.count()).select_from(table)
-        if table is t.inbox:
-            q = q.where(table.c.id.not_in(keep or [-1]))
-        n = conn.execute(q).scalar()
-        if n:
-            rows[table.name] = n
+    rows = _rows(conn, [h["id"] for h in held])
     return {"shop": shop, "uninstalls": uninstalls(conn, shop), "held": held, "rows": rows}
 
 
@@ -151,9 +159,8 @@ def confirm(app, shop: str, now) -> dict:
         ctx = HookContext(app, conn, now=now, source="cli")
         before = plan(conn, shop)
         keep = [h["id"] for h in before["held"]]
-        deleted = erase_shop(ctx, keep)
+        deleted = erase_shop(ctx, ev.ShopRedact(platform="shopify", shop=shop), keep)
         if keep:
             conn.execute(update(t.inbox).where(t.inbox.c.id.in_(keep)).values(
                 status="done", last_error=None, processed_at=now, lease_until=None))
-        ctx.pm.hook.shop_redact(event=ev.ShopRedact(platform="shopify", shop=shop), ctx=ctx)
     return {**before, "deleted": deleted}

@@ -15,15 +15,8 @@ from sqlalchemy import select, update
 
 from .context import HookContext
 from .messaging.channels import unsubscribe_token
+from .platforms.shopify.mutations import customer_email_marketing_consent_update
 from .storage import tables as t
-
-CONSENT_MUTATION = """mutation customerEmailMarketingConsentUpdate($input: CustomerEmailMarketingConsentUpdateInput!) {
-  customerEmailMarketingConsentUpdate(input: $input) {
-    customer { id }
-    userErrors { field message }
-  }
-}"""
-
 
 def check(app, customer_id: str | None, token: str | None) -> int | None:
     """The customer id when the token is right for it, else None."""
@@ -65,6 +58,5 @@ def unsubscribe(app, customer_id: int) -> None:
             ctx = HookContext(app, conn, now=now, source="web")
             ctx.enqueue_action("shopify", "customer_email_marketing_consent_update",
                                f"unsubscribe:{customer_id}:{now.date().isoformat()}",
-                               {"query": CONSENT_MUTATION, "variables": {"input": {
-                                   "customerId": f"gid://shopify/Customer/{row.shopify_id}",
-                                   "emailMarketingConsent": {"marketingState": "UNSUBSCRIBED"}}}})
+                               customer_email_marketing_consent_update(
+                                   f"gid://shopify/Customer/{row.shopify_id}", "UNSUBSCRIBED"))

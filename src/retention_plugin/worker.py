@@ -10,7 +10,6 @@ every effect carries an idempotency key the replay changes nothing twice.
 from __future__ import annotations
 
 import decimal
-import json
 import logging
 import os
 import random
@@ -27,6 +26,7 @@ from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from . import records
 from .context import HookContext
+from .platforms.deliveries import parse_delivery
 from .platforms.errors import DeadLetter, PlatformError, UnsupportedTopic
 from .storage import tables as t
 from .storage.db import for_update
@@ -51,23 +51,6 @@ class Counts:
     def add_messages(self, d: dict):
         for k, v in d.items():
             self.messages[k] = self.messages.get(k, 0) + v
-
-
-def parse_delivery(row, configured_shop: str | None = None) -> list:
-    """Payload bytes to domain events, by platform.
-
-    :param configured_shop: ``[shopify] shop``; privacy requests must name it.
-    """
-    payload = json.loads(row["body"])
-    if row["platform"] == "shopify":
-        from .platforms.shopify.payloads import parse_shopify
-
-        return parse_shopify(row["topic"], payload, shop=row["shop"], configured_shop=configured_shop)
-    if row["platform"] == "zendesk":
-        from .platforms.zendesk.payloads import parse_zendesk
-
-        return parse_zendesk(payload)
-    raise UnsupportedTopic(f"unknown platform {row['platform']!r}")
 
 
 #: SQLSTATE classes of integrity errors that a retry could get past: a unique
@@ -108,7 +91,7 @@ def storable_error(text: str, limit: int = 4000) -> str:
 
 #: Events whose hook the privacy code calls itself, at the point where plugins
 #: must contribute (the export) or erase (before the request is recorded done).
-SELF_DISPATCHED = {"customer_data_request", "customer_redact"}
+SELF_DISPATCHED = {"customer_data_request", "customer_redact", "shop_redact"}
 
 
 def dispatch(app, ctx: HookContext, event) -> None:

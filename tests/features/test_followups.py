@@ -19,6 +19,8 @@ from sqlalchemy import select
 from payloads import order
 from retention_plugin import hookimpl, links
 from retention_plugin.features import followups
+from retention_plugin.features.followups import commands as followup_commands
+from retention_plugin.features.followups import engine as followup_engine
 from retention_plugin.storage import tables as t
 from retention_plugin.testing import deliver_shopify, run_worker
 
@@ -192,7 +194,7 @@ def test_a_good_answer_is_a_rating_and_nothing_else(make, clock, rated):
                                                 ("5", Decimal(1), False), ("bad", Decimal(0), True),
                                                 ("GOOD", Decimal(1), False)])
 def test_answers_are_normalised(answer, value, bad):
-    score, v, b = followups.parse_answer(answer)
+    score, v, b = followup_engine.parse_answer(answer)
     assert (v, b) == (value, bad) and score == answer.lower()
 
 
@@ -236,7 +238,7 @@ def test_a_ticket_needs_zendesk_and_can_be_switched_off(make, clock):
     app = make(ticket_on_bad=False)
     msg = _shipped(app, clock)
     token = _query(msg["data"]["rating_url"])["t"][0]
-    result = followups.record_rating_answer(app, token, "1")
+    result = followup_engine.record_rating_answer(app, token, "1")
     assert result.bad and result.ticket == "skipped: [followups] ticket_on_bad = false" and _tickets(app) == []
 
 
@@ -326,11 +328,11 @@ def test_cli_rate(make, clock):
     msg = _shipped(app, clock)
     token = _query(msg["data"]["rating_url"])["t"][0]
     runner = CliRunner()
-    res = runner.invoke(followups.followups_group, ["rate", token, "4", "--comment", "fine"],
+    res = runner.invoke(followup_commands.followups_group, ["rate", token, "4", "--comment", "fine"],
                         obj=SimpleNamespace(app=app))
     assert res.exit_code == 0, res.output
     assert "order 8001: 4 (0.75) recorded" in res.output
-    res = runner.invoke(followups.followups_group, ["rate", "nonsense", "4"], obj=SimpleNamespace(app=app))
+    res = runner.invoke(followup_commands.followups_group, ["rate", "nonsense", "4"], obj=SimpleNamespace(app=app))
     assert res.exit_code == 2 and "not one of ours" in res.output
     [r] = _ratings(app)
     assert r["comment"] == "fine"

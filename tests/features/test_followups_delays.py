@@ -15,6 +15,8 @@ from sqlalchemy import select
 from payloads import order
 from retention_plugin.config import ConfigError
 from retention_plugin.features import delays
+from retention_plugin.features.delays import engine as delay_engine
+from retention_plugin.features.delays import settings as delay_settings
 from retention_plugin.messaging.templates import Renderer
 from retention_plugin.storage import tables as t
 from retention_plugin.testing import deliver_shopify, run_worker
@@ -78,8 +80,8 @@ def test_the_apology_can_carry_a_credit_made_once(make, clock):
 
         delays.apologise_for_late_orders(HookContext(app, conn, now=clock.now, source="task"))
         row = conn.execute(select(t.orders).where(t.orders.c.shopify_id == 9001)).mappings().one()
-        delays.apologise(HookContext(app, conn, now=clock.now, source="task"), dict(row),
-                         delays.settings_of(app.settings))
+        delay_engine.apologise(HookContext(app, conn, now=clock.now, source="task"), dict(row),
+                         delay_settings.settings_of(app.settings))
     [msg] = _apologies(app)
     with app.engine.connect() as conn:
         rewards = conn.execute(select(t.rewards).where(t.rewards.c.feature == "delays")).mappings().all()

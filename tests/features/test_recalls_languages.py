@@ -15,8 +15,11 @@ import pytest
 from sqlalchemy import select
 
 from messaging.lang_check import english_words
-from retention_plugin.features import recalls
-from retention_plugin.features.recalls import RecallError, create_recall, handle_ack, sign_ack
+from retention_plugin.features.recalls import texts as recall_texts
+from retention_plugin.features.recalls.ack import sign_ack
+from retention_plugin.features.recalls.ack_page import handle_ack
+from retention_plugin.features.recalls.engine import create_recall
+from retention_plugin.features.recalls.settings import RecallError
 from retention_plugin.storage import tables as t
 from retention_plugin.testing import run_worker
 
@@ -138,4 +141,4 @@ def test_a_bad_texts_file_is_a_clear_cli_error(buyers, monkeypatch, tmp_path):
     res = _invoke(buyers, monkeypatch, "recall", "create", "--sku", X, "--title", "x", "--texts",
                   str(tmp_path / "missing.json"))
     assert res.exit_code == 1 and "cannot read" in res.output
-    assert recalls.check_texts(None) == {}
+    assert recall_texts.check_texts(None) == {}

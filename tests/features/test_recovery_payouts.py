@@ -29,7 +29,7 @@ from retention_plugin.app import Retention
 from retention_plugin.cli import cli
 from retention_plugin.discounts import UnboundCode, code_for, code_secret, derive_code, rotate_secret
 from retention_plugin.events import Ticket
-from retention_plugin.features import followups
+from retention_plugin.features.followups import engine as followup_engine
 from retention_plugin.features import recovery as recovery_plugin
 from retention_plugin.features.recovery.classify import builtin_classify
 from retention_plugin.features.recovery.labelled import LANGUAGES, load, score
@@ -289,7 +289,7 @@ def test_one_bad_experience_is_paid_once(make_app, clock):
     app = make(make_app, links=LINKS, messages={"default_channel": "email", "shop_name": "Shop"},
                offers={"thank_you": False})
     token = _fulfilled(app, clock, 8001)
-    result = followups.record_rating_answer(app, token, "bad", comment="The mug was broken and I am unhappy")
+    result = followup_engine.record_rating_answer(app, token, "bad", comment="The mug was broken and I am unhappy")
     assert result.ticket == "enqueued"
     run_worker(app)
     [first] = rows(app, t.recoveries)

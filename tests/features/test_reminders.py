@@ -21,6 +21,7 @@ from retention_plugin import events as ev
 from retention_plugin import hookimpl
 from retention_plugin.config import ConfigError
 from retention_plugin.features import reminders
+from retention_plugin.features.reminders import engine as reminder_engine
 from retention_plugin.records import record_order
 from retention_plugin.storage import tables as t
 from retention_plugin.testing import deliver_shopify, run_worker
@@ -107,7 +108,7 @@ def test_sixty_day_rule_reorder_on_day_40_moves_the_reminder_to_day_100(make_app
     with app.engine.begin() as conn:
         from retention_plugin.context import HookContext
 
-        reminders.sync_statuses(HookContext(app, conn, now=clock.now))
+        reminder_engine.sync_statuses(HookContext(app, conn, now=clock.now))
     assert [r["status"] for r in _reminders(app)] == ["cancelled", "sent"]
 
 
@@ -140,7 +141,7 @@ def test_variant_unknown_falls_back_to_the_product_page(make_app, clock):
               "price": "20.00"}]
     _paid(app, 5301, clock.now, lines=lines)
     assert _messages(app)[0]["data"]["reorder_url"] == "https://shop.example/products/ink-cartridge"
-    assert reminders.reorder_url("https://s.example", variant_id=None, quantity=1, sku="A B") == \
+    assert reminder_engine.reorder_url("https://s.example", variant_id=None, quantity=1, sku="A B") == \
         "https://s.example/search?q=A%20B"
 
 
@@ -195,7 +196,7 @@ def test_learned_rule_uses_the_median_repeat_interval_from_history(make_app, clo
     assert msg["data"]["interval_source"] == "learned"
 
     with app.engine.connect() as conn:
-        assert reminders.learn_interval(conn, "BEANS", per_unit=False, max_gap_days=400) == (30.0, 4)
+        assert reminder_engine.learn_interval(conn, "BEANS", per_unit=False, max_gap_days=400) == (30.0, 4)
 
 
 def test_learned_rule_falls_back_without_enough_repeat_pairs(make_app, clock):
@@ -215,8 +216,8 @@ def test_learned_rule_falls_back_without_enough_repeat_pairs(make_app, clock):
 def test_gaps_per_unit_and_lapses():
     d = date(2026, 1, 1)
     purchases = [(d, 2), (d + timedelta(days=60), 1), (d + timedelta(days=90), 1), (d + timedelta(days=900), 1)]
-    assert reminders.gaps(purchases, per_unit=True, max_gap_days=400) == [30.0, 30.0]
-    assert reminders.gaps(purchases, per_unit=False, max_gap_days=400) == [60.0, 30.0]
+    assert reminder_engine.gaps(purchases, per_unit=True, max_gap_days=400) == [30.0, 30.0]
+    assert reminder_engine.gaps(purchases, per_unit=False, max_gap_days=400) == [60.0, 30.0]
 
 
 # --- configuration --------------------------------------------------------------------------------

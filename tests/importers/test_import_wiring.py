@@ -16,7 +16,7 @@ def retention(config, *args):
 
 
 def test_the_builtin_plugin_adds_the_groups(sqlite_url, tmp_path):
-    assert "retention_plugin.importers" in DEFAULT_PLUGINS
+    assert "retention_plugin.importers.plugin" in DEFAULT_PLUGINS
     info = {p["name"]: p for p in plugin_info(make_plugin_manager(entry_points=False))}
     assert "register_commands" in info["importers"]["hooks"]
 

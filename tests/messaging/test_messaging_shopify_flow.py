@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from conftest import shared_path
-from retention_plugin.messaging import channels
+from retention_plugin.platforms.shopify import mutations
 from retention_plugin.messaging.channels import ShopifyChannel
 from retention_plugin.messaging.outbox import schedule_message, send_due
 from retention_plugin.storage import tables as t
@@ -100,7 +100,7 @@ def test_the_channels_documents_are_valid_against_the_pinned_schema(admin_schema
     graphql, schema = admin_schema
     from graphql.execution.values import get_variable_values
 
-    doc = graphql.parse(getattr(channels, name))
+    doc = graphql.parse(getattr(mutations, name))
     assert not graphql.validate(schema, doc)
     values = get_variable_values(schema, doc.definitions[0].variable_definitions or [], variables)
     assert not isinstance(values, list), values

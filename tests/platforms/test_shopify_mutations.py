@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -128,8 +129,7 @@ def test_one_unit_free_is_a_buy_x_get_y_code_for_one_customer():
 
 
 def test_the_builders_requests_are_valid_for_the_pinned_and_newest_admin_api():
-    from retention_plugin.features.loyalty import pricing
-    from retention_plugin.features.loyalty.tiers import metafields_request
+    from retention_plugin.features.loyalty.sync import metafields_request
 
     requests = [
         m.discount_code_basic_create("THANKS-7F3A9C", "Thank you, Ann", percent=Decimal("15"), customer_gid=CUSTOMER,
@@ -143,10 +143,10 @@ def test_the_builders_requests_are_valid_for_the_pinned_and_newest_admin_api():
                                    variant_gids=["gid://shopify/ProductVariant/8001"], customer_gid=CUSTOMER,
                                    starts_at=START, ends_at=START + timedelta(days=90), combines_with=["order"]),
         metafields_request({"metafield_namespace": "retention"}, CUSTOMER, 322, "gold"),
-        pricing.discount_automatic_basic_create("Gold members: 5% off", Decimal("5"), "gid://shopify/Segment/42",
+        m.discount_automatic_basic_create("Gold members: 5% off", Decimal("5"), "gid://shopify/Segment/42",
                                                 START, ["order", "product", "shipping"]),
-        pricing.segment_create("Retention tier: Gold", "customer_tags CONTAINS 'retention-tier-gold'"),
-        pricing.discount_automatic_deactivate("gid://shopify/DiscountAutomaticNode/9"),
+        m.segment_create("Retention tier: Gold", "customer_tags CONTAINS 'retention-tier-gold'"),
+        m.discount_automatic_deactivate("gid://shopify/DiscountAutomaticNode/9"),
         m.tags_add(CUSTOMER, ["retention-tier-gold"]),
         m.tags_remove(CUSTOMER, ["retention-tier-silver"]),
     ]
@@ -241,3 +241,44 @@ def test_root_field_and_is_mutation():
     assert m.root_field("{ shop { name } }") == "shop"
     assert m.is_mutation("# comment\n  mutation { a }")
     assert not m.is_mutation("query { a }")
+
+
+def _graphql_documents_outside_mutations() -> list[str]:
+    """String constants anywhere in the package that read as a GraphQL operation or a bulk query."""
+    import ast
+    from pathlib import Path
+
+    import retention_plugin
+
+    root = Path(retention_plugin.__file__).resolve().parent
+    operation = re.compile(r"^\s*(mutation|query)\s+\w+\s*[({]|^\s*\{\s*\w+\([^)]*\)\s*\{", re.S)
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "platforms" / "shopify" / "mutations.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and operation.match(node.value):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    return found
+
+
+def test_every_graphql_document_lives_in_mutations():
+    assert _graphql_documents_outside_mutations() == []
+
+
+def test_every_document_in_mutations_is_valid_for_the_pinned_admin_api():
+    from graphql import parse, validate
+
+    from .helpers import _admin_schema
+
+    schema = _admin_schema("2026-07")
+    documents = {name: value for name, value in vars(m).items()
+                 if name.isupper() and isinstance(value, str) and re.match(r"\s*(mutation|query)\b", value)}
+    assert {"TAGS_ADD", "METAFIELDS_SET", "SEGMENT_CREATE", "COLLECTION_PRODUCTS",
+            "CUSTOMER_EMAIL_MARKETING_CONSENT_UPDATE"} <= set(documents)
+    for name, text in documents.items():
+        assert [e.message for e in validate(schema, parse(text))] == [], name
+    # The bulk query runs as the argument of bulkOperationRunQuery: a query of its own.
+    bulk = m.orders_bulk_query(START, START + timedelta(days=1))
+    assert [e.message for e in validate(schema, parse(bulk))] == []
+    assert "created_at:>='2026-03-02T12:00:00Z' AND created_at:<'2026-03-03T12:00:00Z'" in bulk

@@ -88,6 +88,7 @@ def _import_in_background(*modules: str) -> None:
     import importlib
     import threading
 
+    from . import summary  # noqa: F401 (summarising needs nothing more once this is imported)
     from .transactions import import_reader
 
     import_reader()

@@ -22,6 +22,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from .codes import dense_codes
+from .codes import run_starts as _run_starts
 from .dates import TIME_UNITS, day_to_iso, to_days
 from .transactions import DataError, Transactions, read_transactions_csv
 
@@ -208,26 +210,6 @@ def _summarize_codes(codes, labels, days, amt, calibration_end, holdout_end, tim
     )
 
 
-def dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes 0..n-1 in the order of the ids, and the ids they stand for (``labels[codes] == ids``)."""
-    if len(ids) == 0:
-        return np.zeros(0, np.int64), ids[:0]
-    if ids.dtype.kind in "iu":
-        lo, hi = int(ids.min()), int(ids.max())
-        if hi - lo < 4 * len(ids) + 4096:
-            # Stored customers are numbered 1, 2, 3...: the id less the smallest is already a code.
-            return ids.astype(np.int64) - lo, np.arange(lo, hi + 1, dtype=ids.dtype)
-        shifted, order = _sort_with_order(ids.astype(np.int64) - lo)
-        starts = _run_starts(shifted)
-        new = np.zeros(len(ids), bool)
-        new[starts] = True
-        codes = np.empty(len(ids), np.int64)
-        codes[order] = np.cumsum(new) - 1
-        return codes, (shifted[starts] + lo).astype(ids.dtype)
-    labels, codes = np.unique(ids, return_inverse=True)
-    return codes.ravel().astype(np.int64), labels
-
-
 def _distinct_days(codes: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct (customer code, day) pairs, sorted by code, then day."""
     if len(days) == 0:
@@ -247,29 +229,6 @@ def _distinct_days(codes: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.
     key.sort()
     key = key[_run_starts(key)]
     return key // span, (key % span).astype(np.int64) + d0
-
-
-def _sort_with_order(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted keys and the permutation, like argsort but several times faster.
-
-    Packing the position into the low bits lets numpy's vectorised sort of
-    plain int64 do the work; argsort has no such fast path.
-    """
-    bits = max(len(key), 2).bit_length()
-    if len(key) and int(key.max()) < (1 << (62 - bits)) and int(key.min()) >= 0:
-        packed = (key << bits) | np.arange(len(key), dtype=np.int64)
-        packed.sort()
-        return packed >> bits, packed & ((1 << bits) - 1)
-    order = np.argsort(key, kind="stable")
-    return key[order], order
-
-
-def _run_starts(sorted_values: np.ndarray) -> np.ndarray:
-    new = np.empty(len(sorted_values), bool)
-    if len(new):
-        new[0] = True
-        np.not_equal(sorted_values[1:], sorted_values[:-1], out=new[1:])
-    return np.flatnonzero(new)
 
 
 def _one_day(value) -> int:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .codes import dense_codes
 from .dates import DateError, compact_days, to_days
 
 __all__ = ["Transactions", "DataError", "read_transactions_csv"]
@@ -82,8 +83,6 @@ def import_reader() -> None:
     import numpy.char  # noqa: F401
     import pyarrow as pa
     import pyarrow.csv  # noqa: F401
-
-    from . import summary  # noqa: F401
 
     _codes([_arrow_ids(pa.array([" a "]), "", "", 0)])
     _codes([_arrow_ids(pa.array(["1", "1000000000000"]), "", "", 0)])
@@ -303,9 +302,7 @@ def _codes(blocks: list) -> tuple[np.ndarray, np.ndarray]:
         ids = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
         del blocks[:]
         if ids.max() - ids.min() < 4 * len(ids) + 4096:
-            from .summary import dense_codes  # ids numbered 1, 2, 3...: no hashing needed
-
-            return dense_codes(ids)
+            return dense_codes(ids)  # ids numbered 1, 2, 3...: no hashing needed
         values = pa.array(ids)
         # The encoding copies the distinct ids into its dictionary: the codes can then take the
         # ids' place, one array of two million fewer (the blocks are ours: _arrow_ids made them).

@@ -19,8 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from ..cli import ConfigProblem, echo_json, pass_app, require_schema
-from .common import MAX_SHOWN_REJECTS, ImportReport, NullBar, RowError, parse_date_or_time
+from ..clihelp import ConfigProblem, echo_json, pass_app, require_schema
+from .reading import NullBar
+from .report import MAX_SHOWN_REJECTS, ImportFileError, ImportReport
+from .values import RowError, parse_currency, parse_date_or_time
 
 
 class WhenType(click.ParamType):
@@ -111,7 +113,7 @@ _PARALLEL = click.option("--parallel/--no-parallel", default=None,
 @pass_app
 def import_shopify_csv_cmd(app, file, shop, strict, parallel, as_json, no_progress):
     """Import the Orders CSV that Shopify admin exports (Orders > Export)."""
-    from .shopify_csv import ImportFileError, import_shopify_csv
+    from .shopify_csv import import_shopify_csv
 
     shop = shop or app.settings.section("shopify").get("shop")
     if not shop:
@@ -123,7 +125,7 @@ def import_shopify_csv_cmd(app, file, shop, strict, parallel, as_json, no_progre
     try:
         report = import_shopify_csv(app.engine, file, shop=shop, now=app.now(), strict=strict, parallel=parallel,
                                     on_read=progress.update,
-                                    on_restart=lambda: progress.start(f"importing {file.name}"))
+                                    on_restart=lambda: progress.start(f"importing {file.name}"), app=app.app)
     except ImportFileError as e:
         raise _file_error(e) from None
     finally:
@@ -159,8 +161,6 @@ def import_transactions_cmd(app, file, customer_col, date_col, amount_col, curre
                             sku_col, title_col, quantity_col, customer_kind, date_format, tz_name, delimiter,
                             namespace, strict, parallel, as_json, no_progress):
     """Import any store's purchase log: one row per purchase (or per item, with --order-col)."""
-    from .common import parse_currency
-    from .shopify_csv import ImportFileError
     from .transactions_csv import TransactionColumns, import_transactions
 
     if (currency is None) == (currency_col is None):
@@ -189,7 +189,7 @@ def import_transactions_cmd(app, file, customer_col, date_col, amount_col, curre
                                      date_format=date_format, delimiter=delimiter, customer_kind=customer_kind,
                                      namespace=namespace, strict=strict, parallel=parallel,
                                      on_read=progress.update,
-                                     on_restart=lambda: progress.start(f"importing {file.name}"))
+                                     on_restart=lambda: progress.start(f"importing {file.name}"), app=app.app)
     except ImportFileError as e:
         raise _file_error(e) from None
     finally:
@@ -241,7 +241,7 @@ def import_shopify_cmd(app, since, until, poll_seconds, timeout_s, as_json, no_p
     try:
         report = import_shopify_bulk(app.engine, client, shop=s["shop"], since=since, until=until, now=app.now(),
                                      poll_seconds=poll_seconds, timeout_seconds=timeout_s, on_status=on_status,
-                                     on_download=on_download)
+                                     on_download=on_download, app=app.app)
     except BulkOperationError as e:
         raise click.ClickException(str(e)) from None
     except PlatformError as e:
@@ -283,7 +283,7 @@ def import_zendesk_cmd(app, since, no_ratings, as_json, no_progress):
 
     try:
         report = import_zendesk(app.engine, client, since=since, now=now, ratings=not no_ratings,
-                                on_progress=on_progress)
+                                on_progress=on_progress, app=app.app)
     except PlatformError as e:
         raise click.ClickException(f"Zendesk: {e}") from None
     finally:

@@ -1,8 +1,8 @@
 """The built-in plugin that adds ``retention import ...``, ``retention shopify ...`` and ``retention zendesk ...``.
 
-Registered from ``DEFAULT_PLUGINS`` as ``retention_plugin.importers`` (the
-package re-exports this hook), so its plugin name is ``importers``:
-``[plugins].disabled = ["importers"]`` removes the commands.
+Registered from ``DEFAULT_PLUGINS`` as ``retention_plugin.importers.plugin``; its
+plugin name is the package's, ``importers``: ``[plugins].disabled = ["importers"]``
+removes the commands.
 """
 
 from __future__ import annotations

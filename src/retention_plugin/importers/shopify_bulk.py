@@ -34,72 +34,11 @@ from .. import events as ev
 from ..platforms.errors import PayloadError
 from ..platforms.schema_fields import parse_iso_datetime, split_tags
 from ..platforms.shopify import mutations
-from ..records import normalise_email, order_row, record_order
+from ..records.customers import normalise_email
+from ..records.orders import order_row, record_order
 from ..storage import tables as t
-from .common import ImportReport
-
-#: The fields the importer reads; nested connections need no ``first`` in a bulk query.
-ORDERS_BULK_QUERY = """
-{
-  orders(query: "%(filter)s", sortKey: CREATED_AT) {
-    edges {
-      node {
-        id
-        name
-        email
-        createdAt
-        updatedAt
-        processedAt
-        cancelledAt
-        closedAt
-        test
-        tags
-        discountCodes
-        currencyCode
-        presentmentCurrencyCode
-        customerLocale
-        displayFinancialStatus
-        displayFulfillmentStatus
-        subtotalPriceSet { shopMoney { amount currencyCode } presentmentMoney { amount currencyCode } }
-        totalPriceSet { shopMoney { amount currencyCode } }
-        totalDiscountsSet { shopMoney { amount currencyCode } }
-        totalTaxSet { shopMoney { amount currencyCode } }
-        totalShippingPriceSet { shopMoney { amount currencyCode } }
-        totalRefundedSet { shopMoney { amount currencyCode } }
-        fulfillments { createdAt status }
-        billingAddress { countryCodeV2 provinceCode }
-        customer {
-          id
-          firstName
-          lastName
-          phone
-          locale
-          tags
-          updatedAt
-          defaultEmailAddress { emailAddress marketingState }
-          defaultAddress { countryCodeV2 provinceCode }
-        }
-        lineItems {
-          edges {
-            node {
-              id
-              sku
-              title
-              name
-              quantity
-              vendor
-              originalUnitPriceSet { shopMoney { amount currencyCode } }
-              totalDiscountSet { shopMoney { amount currencyCode } }
-              product { id productType }
-              variant { id }
-            }
-          }
-        }
-      }
-    }
-  }
-}
-""".strip()
+from .report import ImportReport
+from .writer import import_context
 
 RUNNING = ("CREATED", "RUNNING", "CANCELING")
 _GID = re.compile(r"^gid://shopify/([A-Za-z]+)/(\d+)(?:\?.*)?$")
@@ -107,20 +46,6 @@ _GID = re.compile(r"^gid://shopify/([A-Za-z]+)/(\d+)(?:\?.*)?$")
 
 class BulkOperationError(Exception):
     """The bulk operation could not be started, failed, or did not finish in time."""
-
-
-def orders_query(since: datetime, until: datetime | None = None) -> str:
-    """The bulk query text for orders created in ``[since, until)``."""
-    parts = [f"created_at:>='{_iso(since)}'"]
-    if until is not None:
-        parts.append(f"created_at:<'{_iso(until)}'")
-    return ORDERS_BULK_QUERY % {"filter": " AND ".join(parts)}
-
-
-def _iso(when: datetime) -> str:
-    if when.tzinfo is None:
-        raise ValueError("an aware datetime is required")
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- running the operation ------------------------------------------------------------------------
@@ -346,8 +271,11 @@ class _Parent:
 
 
 def import_bulk_lines(engine, lines: Iterable[tuple[int, dict]], *, shop: str, now: datetime,
-                      report: ImportReport | None = None, chunk_size: int = 200) -> ImportReport:
-    """Record the orders of a bulk JSONL result (``(line number, object)`` pairs)."""
+                      report: ImportReport | None = None, chunk_size: int = 200, app=None) -> ImportReport:
+    """Record the orders of a bulk JSONL result (``(line number, object)`` pairs).
+
+    :param app: the app, whose plugins move their rows when the import merges two customers.
+    """
     report = report or ImportReport()
     parents: dict[str, _Parent] = {}
     orphans: dict[str, list] = {}
@@ -372,11 +300,11 @@ def import_bulk_lines(engine, lines: Iterable[tuple[int, dict]], *, shop: str, n
     for i in range(0, len(items), chunk_size):
         with engine.begin() as conn:
             for p in items[i:i + chunk_size]:
-                _record(conn, p, shop, now, report)
+                _record(conn, p, shop, now, report, import_context(app, conn, now))
     return report
 
 
-def _record(conn, p: _Parent, shop: str, now: datetime, report: ImportReport) -> None:
+def _record(conn, p: _Parent, shop: str, now: datetime, report: ImportReport, ctx) -> None:
     children = [obj for _, obj in sorted(p.children, key=lambda c: c[0])]
     try:
         order, refunded = order_from_bulk(p.node, children)
@@ -390,7 +318,7 @@ def _record(conn, p: _Parent, shop: str, now: datetime, report: ImportReport) ->
             report.skipped += 1
             return
         order.source = existing["source"]
-    oid = record_order(conn, order, now, import_key=f"shopify:{shop}:{order.shopify_id}")
+    oid = record_order(conn, order, now, import_key=f"shopify:{shop}:{order.shopify_id}", ctx=ctx)
     if existing is None:
         report.imported += 1
         report.lines += len(order.lines)
@@ -407,14 +335,14 @@ def import_shopify_bulk(engine, client, *, shop: str, since: datetime, until: da
                         now: datetime, sleep: Callable[[float], None] | None = None, poll_seconds: float = 5.0,
                         timeout_seconds: float = 6 * 3600,
                         on_status: Callable[[Mapping[str, Any]], None] | None = None,
-                        on_download: Callable[[int | None], Callable[[int], None] | None] | None = None
-                        ) -> ImportReport:
+                        on_download: Callable[[int | None], Callable[[int], None] | None] | None = None,
+                        app=None) -> ImportReport:
     """Run the bulk query, download its result and record the orders.
 
     :param on_download: called with the result's size in bytes (or None) when the
         download starts; may return a callback that receives byte counts.
     """
-    op = run_bulk_query(client, orders_query(since, until), sleep=sleep, poll_seconds=poll_seconds,
+    op = run_bulk_query(client, mutations.orders_bulk_query(since, until), sleep=sleep, poll_seconds=poll_seconds,
                         timeout_seconds=timeout_seconds, on_status=on_status)
     report = ImportReport()
     report.extra["bulk_operation"] = {k: op.get(k) for k in ("id", "status", "objectCount", "fileSize")}
@@ -428,4 +356,4 @@ def import_shopify_bulk(engine, client, *, shop: str, since: datetime, until: da
         size = None
     on_bytes = on_download(size) if on_download is not None else None
     lines = download_lines(client.session, url, on_bytes=on_bytes)
-    return import_bulk_lines(engine, lines, shop=shop, now=now, report=report)
+    return import_bulk_lines(engine, lines, shop=shop, now=now, report=report, app=app)

@@ -24,20 +24,12 @@ from typing import Callable, Iterator
 
 from .. import events as ev
 from ..platforms.schema_fields import split_tags
-from ..records import normalise_email
-from .common import (
-    ImportOrder,
-    ImportReport,
-    import_orders,
-    ZERO,
-    RowError,
-    open_text,
-    parse_currency,
-    parse_money,
-    parse_time,
-    split_name,
-    text_or_none,
-)
+from ..records.customers import normalise_email
+from .reading import open_text
+from .report import ImportFileError, ImportReport, not_utf8
+from .running import import_orders
+from .values import ZERO, RowError, parse_currency, parse_money, parse_time, split_name, text_or_none
+from .writer import ImportOrder
 
 #: Columns without which a file is not an orders export.
 REQUIRED_COLUMNS = ("Name", "Currency", "Subtotal", "Total", "Created at", "Lineitem quantity", "Lineitem price")
@@ -51,15 +43,6 @@ READ_COLUMNS = REQUIRED_COLUMNS + (
 )
 
 _CONSENT = {"yes": "subscribed", "true": "subscribed", "no": "not_subscribed", "false": "not_subscribed"}
-
-
-class ImportFileError(Exception):
-    """The file as a whole cannot be imported (not a CSV of the expected kind); nothing was written."""
-
-
-def _not_utf8(path, line: int, e: UnicodeDecodeError) -> ImportFileError:
-    return ImportFileError(f"{path} is not UTF-8 text ({e.reason} at or after line {line}); save it as UTF-8 "
-                           "and import it again (orders already imported are skipped)")
 
 
 class _Columns:
@@ -208,7 +191,7 @@ def iter_orders(path, *, shop: str, report: ImportReport,
         except StopIteration:
             raise ImportFileError(f"{path} is empty") from None
         except UnicodeDecodeError as e:
-            raise _not_utf8(path, 1, e) from None
+            raise not_utf8(path, 1, e) from None
         except csv.Error as e:
             raise ImportFileError(f"{path}: not a CSV file ({e})") from None
         cols = _Columns(header, path)
@@ -233,7 +216,7 @@ def iter_orders(path, *, shop: str, report: ImportReport,
                 report.reject(start, f"not valid CSV ({e})")
                 continue
             except UnicodeDecodeError as e:
-                raise _not_utf8(path, start, e) from None
+                raise not_utf8(path, start, e) from None
             end = reader.line_num
             n = len(row)
             if n != width:
@@ -327,13 +310,14 @@ def _finish(cur: _Pending, report: ImportReport) -> Iterator[ImportOrder]:
 
 def import_shopify_csv(engine, path, *, shop: str, now, strict: bool = False, parallel: bool | None = None,
                        chunk_size: int = 5000, on_read: Callable[[int], None] | None = None,
-                       on_restart: Callable[[], None] | None = None) -> ImportReport:
+                       on_restart: Callable[[], None] | None = None, app=None) -> ImportReport:
     """Import a Shopify orders export; returns the report.
 
     :param strict: read the whole file first and write nothing if any row is rejected.
     :param parallel: parse in a second process (default: for files of 16 MB and more).
     :param on_read: called with the number of bytes read, for a progress bar.
+    :param app: the app, whose plugins move their rows when the import merges two customers.
     :raises ImportFileError: when the file is not an orders export at all.
     """
     return import_orders(iter_orders, {"path": Path(path), "shop": shop}, engine, now, strict=strict,
-                         parallel=parallel, chunk_size=chunk_size, on_read=on_read, on_restart=on_restart)
+                         parallel=parallel, chunk_size=chunk_size, on_read=on_read, on_restart=on_restart, app=app)

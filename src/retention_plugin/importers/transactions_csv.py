@@ -25,20 +25,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .. import events as ev
-from ..records import normalise_email
-from .common import (
-    ZERO,
-    ImportOrder,
-    ImportReport,
-    RowError,
-    import_orders,
-    open_text,
-    parse_currency,
-    parse_date_or_time,
-    parse_money,
-    parse_quantity,
-)
-from .shopify_csv import ImportFileError, _not_utf8
+from ..records.customers import normalise_email
+from .reading import open_text
+from .report import ImportFileError, ImportReport, not_utf8
+from .running import import_orders
+from .values import ZERO, RowError, parse_currency, parse_date_or_time, parse_money, parse_quantity
+from .writer import ImportOrder
 
 CUSTOMER_KINDS = ("auto", "email", "external-id")
 
@@ -99,7 +91,7 @@ def iter_transactions(path, *, columns: TransactionColumns, currency: str | None
         except StopIteration:
             raise ImportFileError(f"{path} is empty") from None
         except UnicodeDecodeError as e:
-            raise _not_utf8(path, 1, e) from None
+            raise not_utf8(path, 1, e) from None
         where = _index(header, columns, path)
         col = {role: getattr(columns, role) for role in where}  # role -> column name, for messages
         width = len(header)
@@ -118,7 +110,7 @@ def iter_transactions(path, *, columns: TransactionColumns, currency: str | None
                 report.reject(start, f"not valid CSV ({e})")
                 continue
             except UnicodeDecodeError as e:
-                raise _not_utf8(path, start, e) from None
+                raise not_utf8(path, start, e) from None
             end = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
@@ -225,11 +217,14 @@ def import_transactions(engine, path, *, columns: TransactionColumns, now, curre
                         date_format: str | None = None, delimiter: str = ",", customer_kind: str = "auto",
                         namespace: str = "txn", strict: bool = False, parallel: bool | None = None,
                         on_read: Callable[[int], None] | None = None,
-                        on_restart: Callable[[], None] | None = None) -> ImportReport:
-    """Import a purchase log; returns the report (see the module docstring)."""
+                        on_restart: Callable[[], None] | None = None, app=None) -> ImportReport:
+    """Import a purchase log; returns the report (see the module docstring).
+
+    :param app: the app, whose plugins move their rows when the import merges two customers.
+    """
     if currency is None and columns.currency is None:
         raise ValueError("give a currency or a currency column")
     kwargs = {"path": Path(path), "columns": columns, "currency": currency, "tz": tz, "date_format": date_format,
               "delimiter": delimiter, "customer_kind": customer_kind, "namespace": namespace}
     return import_orders(iter_transactions, kwargs, engine, now, strict=strict, parallel=parallel,
-                         on_read=on_read, on_restart=on_restart)
+                         on_read=on_read, on_restart=on_restart, app=app)

@@ -29,8 +29,10 @@ from ..platforms.schema_fields import (
     payload_error_from,
 )
 from ..platforms.zendesk.payloads import parse_satisfaction_ratings
-from ..records import record_rating, record_ticket, ticket_row
-from .common import ImportReport, split_name
+from ..records.support import record_rating, record_ticket, ticket_row
+from .report import ImportReport
+from .values import split_name
+from .writer import import_context
 
 TICKETS_PATH = "/api/v2/incremental/tickets/cursor.json"
 
@@ -118,12 +120,13 @@ def _epoch(when: datetime) -> int:
 
 
 def import_zendesk(engine, client, *, since: datetime, now: datetime, ratings: bool = True,
-                   on_progress: Callable[[datetime], None] | None = None) -> ImportReport:
+                   on_progress: Callable[[datetime], None] | None = None, app=None) -> ImportReport:
     """Import tickets changed since ``since``, then ratings given since then.
 
     ``report.imported`` / ``updated`` count tickets new and already stored;
     ``report.skipped`` deleted tickets; ``report.extra`` holds the ratings' counts.
     :param on_progress: called with the update time the export has reached.
+    :param app: the app, whose plugins move their rows when a requester turns out to be a known customer.
     """
     report = ImportReport(kind="tickets")
     users: dict[int, ev.CustomerInfo] = {}
@@ -154,7 +157,7 @@ def import_zendesk(engine, client, *, since: datetime, now: datetime, ratings: b
                     report.reject(None, f"{where}: {e}")
                     continue
                 known = ticket_row(conn, ticket.zendesk_id) is not None
-                record_ticket(conn, ticket, now)
+                record_ticket(conn, ticket, now, ctx=import_context(app, conn, now))
                 if known:
                     report.updated += 1
                 else:
@@ -181,7 +184,7 @@ def import_zendesk(engine, client, *, since: datetime, now: datetime, ratings: b
                     for rating in parsed:  # none for "unoffered"
                         if rating.customer is not None and rating.customer.zendesk_user_id in users:
                             rating.customer = users[rating.customer.zendesk_user_id]
-                        if record_rating(conn, rating, now) is None:
+                        if record_rating(conn, rating, now, ctx=import_context(app, conn, now)) is None:
                             old += 1
                         else:
                             new += 1

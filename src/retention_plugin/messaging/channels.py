@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Protocol, runtime_checkable
 from urllib.parse import quote
 
+from ..platforms.shopify.mutations import metafields_set, tags_add, tags_remove
 from .kinds import MARKETING
 from .settings import section
 from .templates import Rendered
@@ -265,18 +266,6 @@ class ZendeskChannel:
         return _enqueue(ctx, "zendesk", kind, f"message:{message.get('key')}:zendesk", request)
 
 
-TAGS_ADD = """mutation tagsAdd($id: ID!, $tags: [String!]!) {
-  tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } }
-}"""
-
-TAGS_REMOVE = """mutation tagsRemove($id: ID!, $tags: [String!]!) {
-  tagsRemove(id: $id, tags: $tags) { node { id } userErrors { field message } }
-}"""
-
-METAFIELDS_SET = """mutation metafieldsSet($metafields: [MetafieldsSetInput!]!) {
-  metafieldsSet(metafields: $metafields) { metafields { id namespace key } userErrors { field message code } }
-}"""
-
 #: plugin_state: the per-send tag a customer carries for a kind, removed when the next one is added.
 TAG_STATE_PLUGIN = "messaging"
 
@@ -326,11 +315,10 @@ class ShopifyChannel:
             value = {"key": message.get("key"), "subject": rendered.subject, "locale": rendered.locale,
                      "data": message.get("data") or {},
                      "sent_at": (now or datetime.now(timezone.utc)).isoformat()}
-            return "customer_metafield_set", {"query": METAFIELDS_SET, "variables": {"metafields": [
-                {"ownerId": gid, "namespace": "retention", "key": kind, "type": "json",
-                 "value": json.dumps(value, default=str, ensure_ascii=False)}]}}
-        return "customer_tags_add", {"query": TAGS_ADD, "variables": {
-            "id": gid, "tags": [f"retention:{kind}", send_tag(kind, message)]}}
+            return "customer_metafield_set", metafields_set(gid, [
+                {"namespace": "retention", "key": kind, "type": "json",
+                 "value": json.dumps(value, default=str, ensure_ascii=False)}])
+        return "customer_tags_add", tags_add(gid, [f"retention:{kind}", send_tag(kind, message)])
 
     def send(self, message: Mapping, customer: Mapping, rendered: Rendered, ctx: Any) -> str:
         mode = self.mode or section(_settings(ctx), "messages")["shopify_mode"]
@@ -348,8 +336,7 @@ class ShopifyChannel:
         previous = ctx.state_get(TAG_STATE_PLUGIN, key)
         if previous and previous != tag:
             ctx.enqueue_action("shopify", "customer_tags_remove", f"message:{message.get('key')}:shopify:untag",
-                               {"query": TAGS_REMOVE, "variables": {"id": ShopifyChannel._gid(customer),
-                                                                    "tags": [previous]}})
+                               tags_remove(ShopifyChannel._gid(customer), [previous]))
         ctx.state_set(TAG_STATE_PLUGIN, key, tag)
 
 

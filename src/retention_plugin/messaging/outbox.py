@@ -1,8 +1,7 @@
-"""Scheduled messages in storage: schedule, cancel, send what is due, explain, list.
+"""Scheduled messages in storage: send what is due, explain, list.
 
-Features call :func:`schedule_message` inside their event transaction; the
-unique ``key`` makes a replayed event a no-op. The worker calls
-:func:`send_due`, which
+Features schedule through ``ctx.schedule_message`` (:mod:`.schedule`, whose
+functions this module re-exports). The worker calls :func:`send_due`, which
 
 1. claims due rows (``scheduled``/``deferred`` with ``send_at <= now``) under a
    lease, in a short transaction (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so
@@ -24,9 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, is_dataclass
-from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import datetime, timedelta
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, Callable, Mapping
@@ -38,91 +35,33 @@ from sqlalchemy.engine import Connection, Engine
 from ..context import HookContext
 from ..customers import follow_merges as load_customer  # noqa: F401 (features import it from here)
 from ..storage import tables as t
-from ..storage.db import for_update, insert_ignore
+from ..storage.db import for_update
 from .channels import Channel, ChannelError, unsubscribe_links
-from .kinds import MARKETING, KindRegistry, check_class
+from .kinds import MARKETING, KindRegistry
 from .policy import DEFER, SUPPRESS, WINDOW, Decision, PolicySettings, decide
+from .schedule import (  # noqa: F401 (re-exported: messaging's API for scheduling)
+    CANCELLED,
+    DEFAULT_CHANNEL,
+    DEFERRED,
+    FAILED,
+    PENDING,
+    SCHEDULED,
+    SENT,
+    STATUSES,
+    SUPPRESSED,
+    _utc,
+    cancel_message,
+    jsonable,
+    record_suppressed,
+    retry_message,
+    schedule_message,
+)
 from .settings import section, templates_dir
 from .templates import Renderer, RenderError
 
 log = logging.getLogger(__name__)
 
-SCHEDULED, DEFERRED, SENT, SUPPRESSED, FAILED, CANCELLED = (
-    "scheduled", "deferred", "sent", "suppressed", "failed", "cancelled")
-STATUSES = (SCHEDULED, DEFERRED, SENT, SUPPRESSED, FAILED, CANCELLED)
-PENDING = (SCHEDULED, DEFERRED)
-#: Stored when a feature leaves the channel open: ``[messages] default_channel`` at send time.
-DEFAULT_CHANNEL = "default"
-
 m, c = t.messages, t.customers
-
-
-def _utc(value: datetime, name: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise ValueError(f"{name} must be an aware datetime, got {value!r}")
-    return value.astimezone(timezone.utc)
-
-
-def jsonable(value: Any) -> Any:
-    """Message data as JSON: Decimal as text (never float), dates ISO 8601, Money as {amount, currency}."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if is_dataclass(value) and not isinstance(value, type):
-        return jsonable(asdict(value))
-    if isinstance(value, float):
-        return str(Decimal(str(value)))
-    return value
-
-
-# --- scheduling ---------------------------------------------------------------------------
-
-
-def schedule_message(conn: Connection, *, key: str, customer_id: int, kind: str, message_class: str | None = None,
-                     due_at: datetime, data: Mapping | None = None, channel: str | None = None,
-                     locale: str | None = None, template: str | None = None, now: datetime | None = None,
-                     kinds: KindRegistry | None = None) -> int:
-    """Schedule a message once per ``key``; returns its id, whether new or already there.
-
-    :param message_class: ``transactional`` or ``marketing``; None takes the kind's default
-        (built-ins, or ``kinds`` for kinds a plugin registered).
-    :param channel: None: ``[messages] default_channel`` at send time.
-    :param locale: the order's ``customer_locale``; None: the customer's locale at send time.
-    """
-    if not key or len(key) > 255:
-        raise ValueError(f"message key must be 1..255 characters, got {key!r}")
-    if message_class is None:
-        message_class = (kinds or KindRegistry.from_pm()).class_of(kind)
-    check_class(message_class)
-    due_at = _utc(due_at, "due_at")
-    now = _utc(now, "now") if now else datetime.now(timezone.utc)
-    new_id = insert_ignore(conn, m, {
-        "key": key, "customer_id": customer_id, "kind": kind, "message_class": message_class,
-        "channel": channel or DEFAULT_CHANNEL, "template": template, "locale": locale,
-        "data": jsonable(dict(data or {})), "due_at": due_at, "send_at": due_at, "status": SCHEDULED,
-        "attempts": 0, "created_at": now,
-    }, ["key"])
-    return new_id if new_id is not None else conn.execute(select(m.c.id).where(m.c.key == key)).scalar_one()
-
-
-def cancel_message(conn: Connection, key: str, reason: str) -> bool:
-    """Withdraw a message not yet sent (e.g. the order was refunded). True if one was cancelled."""
-    res = conn.execute(update(m).where(m.c.key == key, m.c.status.in_(PENDING))
-                       .values(status=CANCELLED, reason=f"cancelled: {reason}", lease_until=None))
-    return res.rowcount > 0
-
-
-def retry_message(conn: Connection, message_id: int, now: datetime) -> bool:
-    """Put a ``failed`` message back in the queue (after fixing a template or the SMTP settings)."""
-    now = _utc(now, "now")
-    res = conn.execute(update(m).where(m.c.id == message_id, m.c.status == FAILED).values(
-        status=SCHEDULED, send_at=now, attempts=0, lease_until=None, reason="requeued by an admin"))
-    return res.rowcount > 0
 
 
 # --- customers ----------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The built-in messaging plugin: channels, message kinds, config sections and the ``messages`` commands.
 
+It also keeps its rows in step when customers merge or are erased (:mod:`.data`).
+
 Registered from ``DEFAULT_PLUGINS`` like any other plugin; a third-party
 plugin adds channels and kinds through the same hooks.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 from retention_plugin import hookimpl
 
 from .channels import builtin_channels
+from .data import TEXT_COLUMNS, customer_redact, customers_merged, shop_redact  # noqa: F401 (hook implementations)
 from .kinds import BUILTIN_KINDS
 from .settings import SECTIONS
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..cli import ConfigProblem, echo_json, pass_app
+from ..clihelp import ConfigProblem, echo_json, pass_app
 from ..platforms.errors import PlatformError
 
 

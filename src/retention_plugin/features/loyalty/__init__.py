@@ -9,7 +9,8 @@ balance or tier change; tells ``customers show`` (and service recovery, which
 reads ``perks``) where a customer stands through ``customer_facts``; and runs
 a daily task (tier re-evaluation, expiry and its warnings, automatic rewards
 for points that matured), a tier-pricing task, and a task that keeps the
-points and tier metafields in Shopify current (:mod:`.sync`).
+points and tier metafields in Shopify current (:mod:`.sync`). Its rows follow
+customer merges and erasure through :mod:`.data`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from __future__ import annotations
 from retention_plugin import hookimpl
 
 from . import engine
-from .ledger import builtin_points
+from .account import builtin_points
+from .data import TEXT_COLUMNS, customer_redact, customers_merged, shop_redact  # noqa: F401 (hook implementations)
 from .settings import LoyaltySchema
 
 #: How often the tier discounts are reconciled with Shopify (cheap when nothing changed).

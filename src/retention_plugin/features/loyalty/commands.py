@@ -8,8 +8,9 @@ import uuid
 
 import click
 
-from ...cli import echo_json, pass_app, require_schema, resolve_customer_arg
+from ...clihelp import echo_json, pass_app, require_schema, resolve_customer_arg
 from ...context import HookContext
+from ...platforms.shopify.mutations import COLLECTION_PRODUCTS, TAGGED_PRODUCTS
 from .ledger import LoyaltyError
 from .rewards import money_text
 
@@ -44,7 +45,8 @@ def show(app, customer, history_limit, as_json):
 
     CUSTOMER is an email, a Shopify customer id (or GID) or an internal id.
     """
-    from .engine import settings_of, summary
+    from .engine import summary
+    from .settings import settings_of
 
     c = _customer(app, customer)
     with app.engine.connect() as conn:
@@ -136,27 +138,6 @@ def redeem_cmd(app, customer, points, key, actor, as_json):
                f"{result['available']} points left")
 
 
-COLLECTION_PRODUCTS = """
-query loyaltyCollectionProducts($id: ID!, $after: String) {
-  collection(id: $id) {
-    products(first: 250, after: $after) {
-      nodes { id }
-      pageInfo { hasNextPage endCursor }
-    }
-  }
-}
-""".strip()
-
-TAGGED_PRODUCTS = """
-query loyaltyTaggedProducts($query: String!, $after: String) {
-  products(first: 250, after: $after, query: $query) {
-    nodes { id }
-    pageInfo { hasNextPage endCursor }
-  }
-}
-""".strip()
-
-
 def _pages(client, query: str, variables: dict, path: tuple[str, ...]) -> set[int]:
     found: set[int] = set()
     after = None
@@ -195,10 +176,10 @@ def sync_products(app, card_name):
     run this after changing a collection (a cron job, daily, is plenty).
     """
     from .punch import STATE_PLUGIN, products_state_key
-    from .settings import defaults
+    from .settings import settings_of
 
     require_schema(app)
-    s = app.settings.section("loyalty") or defaults()
+    s = settings_of(app)
     cards = [c for c in s["punch_cards"] if (c["match"]["collections"] or c["match"]["tags"])
              and (card_name is None or c["name"] == card_name)]
     if card_name and not cards:

@@ -8,23 +8,14 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from ...storage import tables as t
+from .settings import SECTION, settings_of  # noqa: F401 (SECTION: the plugin registers it by this)
 from . import punch, rewards, sync, tiers
-from .ledger import ADJUST, EARN, EXPIRE, LoyaltyError, LoyaltyOp, balance, balances, earn_for_order, \
-    order_row, reconcile_order
+from .account import LoyaltyOp, earn_for_order, reconcile_order
+from .ledger import ADJUST, EARN, EXPIRE, LoyaltyError, balance, balances, order_row
 
 log = logging.getLogger("retention_plugin.loyalty")
 
-SECTION = "loyalty"
 L = t.ledger
-
-
-def settings_of(ctx) -> dict:
-    s = ctx.section(SECTION)
-    if not s:  # the section is registered by this plugin; empty only if loaded oddly
-        from .settings import defaults
-
-        s = defaults()
-    return s
 
 
 def finish(op: LoyaltyOp, *, evaluate_tier: bool) -> None:
@@ -43,7 +34,7 @@ def finish(op: LoyaltyOp, *, evaluate_tier: bool) -> None:
     if op.changes and s["metafields"] == "balance_change":
         sync.mark(op.conn, cid, op.now)
     if changed:
-        tiers.announce_tier_change(ctx, s, ctx.customer(cid), before, after)
+        sync.announce_tier_change(ctx, s, ctx.customer(cid), before, after)
     if not ctx.hook.loyalty_changed.get_hookimpls():
         return  # nobody listens: spare the balance query
     for notice in op.notices():
@@ -226,7 +217,7 @@ def run_tiers(ctx, s: dict) -> int:
     bals = balances(conn, now, [c for c, _, _ in changed]) if changed else {}
     for cid, before, tier in changed:
         bal = bals.get(cid) or balance(conn, cid, now)
-        tiers.announce_tier_change(ctx, s, ctx.customer(cid), before, tier)
+        sync.announce_tier_change(ctx, s, ctx.customer(cid), before, tier)
         ctx.hook.loyalty_changed(customer_id=cid, change={
             "points": 0, "balance": bal.available, "pending": bal.pending, "lifetime": bal.lifetime,
             "tier": tier, "previous_tier": before, "reason": "tier", "key": None}, ctx=ctx)

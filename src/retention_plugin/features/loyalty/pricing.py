@@ -32,74 +32,16 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from ...platforms.shopify.mutations import (
+    discount_automatic_activate,
+    discount_automatic_basic_create,
+    discount_automatic_deactivate,
+    segment_create,
+)
 from ...storage import tables as t
 from .tiers import tag_for
 
 A = t.actions
-
-SEGMENT_CREATE = """
-mutation segmentCreate($name: String!, $query: String!) {
-  segmentCreate(name: $name, query: $query) {
-    segment { id name query }
-    userErrors { field message }
-  }
-}
-""".strip()
-
-DISCOUNT_AUTOMATIC_BASIC_CREATE = """
-mutation discountAutomaticBasicCreate($automaticBasicDiscount: DiscountAutomaticBasicInput!) {
-  discountAutomaticBasicCreate(automaticBasicDiscount: $automaticBasicDiscount) {
-    automaticDiscountNode { id }
-    userErrors { field code message }
-  }
-}
-""".strip()
-
-DISCOUNT_AUTOMATIC_ACTIVATE = """
-mutation discountAutomaticActivate($id: ID!) {
-  discountAutomaticActivate(id: $id) {
-    automaticDiscountNode { id }
-    userErrors { field code message }
-  }
-}
-""".strip()
-
-DISCOUNT_AUTOMATIC_DEACTIVATE = """
-mutation discountAutomaticDeactivate($id: ID!) {
-  discountAutomaticDeactivate(id: $id) {
-    automaticDiscountNode { id }
-    userErrors { field code message }
-  }
-}
-""".strip()
-
-
-def segment_create(name: str, query: str) -> dict:
-    return {"query": SEGMENT_CREATE, "variables": {"name": name, "query": query}}
-
-
-def discount_automatic_basic_create(title: str, percent: Decimal, segment_gid: str, starts_at,
-                                    combines_with=("order", "product", "shipping")) -> dict:
-    from ...platforms.shopify.mutations import combines_with_input
-
-    if not (0 < percent <= 100):
-        raise ValueError(f"percent must be in (0, 100], got {percent}")
-    return {"query": DISCOUNT_AUTOMATIC_BASIC_CREATE, "variables": {"automaticBasicDiscount": {
-        "title": title,
-        "startsAt": starts_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "context": {"customerSegments": {"add": [segment_gid]}},
-        "customerGets": {"value": {"percentage": float(percent / 100)}, "items": {"all": True}},
-        "combinesWith": combines_with_input(combines_with),
-    }}}
-
-
-def discount_automatic_deactivate(gid: str) -> dict:
-    return {"query": DISCOUNT_AUTOMATIC_DEACTIVATE, "variables": {"id": gid}}
-
-
-def discount_automatic_activate(gid: str) -> dict:
-    return {"query": DISCOUNT_AUTOMATIC_ACTIVATE, "variables": {"id": gid}}
-
 
 def segment_query(settings: dict, tier: str) -> str:
     return f"customer_tags CONTAINS '{tag_for(settings, tier)}'"
@@ -132,8 +74,8 @@ def discount_key(tier: str, percent: Decimal, segment_gid: str, combines=()) -> 
 
 def sync(ctx) -> dict:
     """The ``loyalty.tier_pricing`` task: make Shopify's tier discounts match ``[[loyalty.tiers]]``."""
-    from ..offers import combines_with
-    from .engine import settings_of
+    from ...discounts import combines_with
+    from .settings import settings_of
 
     s = settings_of(ctx)
     conn = ctx.conn

@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 
 from ...storage import tables as t
 from ...storage.db import insert_ignore
-from .ledger import LoyaltyOp
+from .account import LoyaltyOp
 from .rewards import issue
 from ...discounts import customer_gid
 

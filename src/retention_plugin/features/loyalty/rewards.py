@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 
 from ...storage import tables as t
 from ...storage.db import insert_ignore
-from .ledger import LoyaltyError, LoyaltyOp
+from .account import LoyaltyOp
+from .ledger import LoyaltyError
 from .settings import reward_name
 from ...discounts import code_for, customer_gid, money_text, shop_currency  # noqa: F401 (re-exported)
 
@@ -68,7 +69,7 @@ def issue(op: LoyaltyOp, *, key_base: str, feature: str, points: int | None, amo
         "points": points, "status": "issued", "source_ref": source_ref, "created_at": now, "expires_at": expires,
     }, ["key"])
     from ...platforms.shopify.mutations import discount_code_basic_create, discount_code_free_units
-    from ..offers import combines_with
+    from ...discounts import combines_with
 
     stacks = combines_with(ctx, "punch_card" if feature == "punch" else "loyalty_reward")
     if free_units:

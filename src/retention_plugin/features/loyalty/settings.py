@@ -11,6 +11,10 @@ from decimal import Decimal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from ...config import section_or_defaults
+
+SECTION = "loyalty"
+
 NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 NAME_ERROR = "use 1-40 lower-case letters, digits, '-' or '_' (it becomes a Shopify tag and a key)"
 
@@ -151,5 +155,19 @@ def defaults() -> dict:
     return LoyaltySchema().load({})
 
 
+def settings_of(source) -> dict:
+    """``[loyalty]`` from a HookContext, the app or the Settings; its defaults when absent."""
+    return section_or_defaults(source, SECTION, LoyaltySchema)
+
+
 def reward_name(reward: dict) -> str:
     return reward.get("name") or f"{reward['points']}pts"
+
+
+def tier_config(settings: dict, name: str | None) -> dict | None:
+    if name is None:
+        return None
+    for tier in settings["tiers"]:
+        if tier["name"] == name:
+            return tier
+    return None  # a tier removed from the configuration since it was given

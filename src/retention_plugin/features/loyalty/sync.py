@@ -1,4 +1,6 @@
-"""Shopify's view of an account: the ``<namespace>.points`` and ``<namespace>.tier`` customer metafields.
+"""Shopify's view of an account: the tier tags, and the ``<namespace>.points`` and ``<namespace>.tier`` metafields.
+
+A tier change swaps the customer's tier tags at once (:func:`announce_tier_change`).
 
 Every change of a customer's balance or tier *marks* them (``loyalty_sync``:
 ``version`` + 1, ``dirty``) in the transaction that made it: an earn, a
@@ -29,10 +31,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, or_, select, update
 
 from ...discounts import customer_gid
+from ...platforms.shopify.mutations import metafields_set, tags_add, tags_remove
 from ...storage import tables as t
 from ...storage.db import upsert
-from .ledger import balance
-from .tiers import current_tier, metafields_request
+from .ledger import balance, stamp
+from .settings import settings_of
+from .tiers import current_tier, tag_for
 
 log = logging.getLogger("retention_plugin.loyalty")
 
@@ -80,8 +84,6 @@ def mark_everyone(conn, now: datetime) -> int:
 
 def run(ctx) -> dict:
     """The ``loyalty.metafields`` task."""
-    from .engine import settings_of
-
     s = settings_of(ctx)
     out = {"matured": 0, "written": 0, "skipped": 0, "failed": 0}
     if s["metafields"] == "off":
@@ -129,3 +131,27 @@ def run(ctx) -> dict:
     if out["written"] or out["failed"]:
         log.info("loyalty metafields: %s", out)
     return out
+
+
+def metafields_request(settings: dict, gid: str, points: int, tier: str | None) -> dict:
+    ns = settings["metafield_namespace"]
+    return metafields_set(gid, [
+        {"namespace": ns, "key": "points", "type": "number_integer", "value": str(int(points))},
+        {"namespace": ns, "key": "tier", "type": "single_line_text_field", "value": tier or "none"},
+    ])
+
+
+def announce_tier_change(ctx, settings: dict, customer: dict, previous: str | None, tier: str | None) -> None:
+    """Tell Shopify: swap the tier tags (once per change: the key has its time); mark the metafields stale."""
+    gid = customer_gid(customer)
+    if gid is None:
+        return  # a customer we know only from Zendesk: nothing to tag in Shopify
+    cid, when = customer["id"], stamp(ctx.now)
+    if previous is not None:
+        ctx.enqueue_action("shopify", "tags_remove", f"loyalty:tier:{cid}:-{previous}:{when}",
+                           tags_remove(gid, [tag_for(settings, previous)]))
+    if tier is not None:
+        ctx.enqueue_action("shopify", "tags_add", f"loyalty:tier:{cid}:+{tier}:{when}",
+                           tags_add(gid, [tag_for(settings, tier)]))
+    if settings["metafields"] != "off":
+        mark(ctx.conn, cid, ctx.now)  # the sync task writes points and tier as they are then

@@ -9,9 +9,9 @@ order event of the customer and by the daily task, so customers are promoted
 and demoted without anyone looking.
 
 A change is stored in ``customer_tiers`` and told to Shopify through the
-actions outbox: the tag ``<tag_prefix><tier>`` added and the old one removed
-(``tagsAdd`` / ``tagsRemove``); the metafields ``<namespace>.points`` and
-``<namespace>.tier`` follow through :mod:`.sync`.
+actions outbox by :func:`.sync.announce_tier_change`: the tag ``<tag_prefix><tier>``
+added and the old one removed (``tagsAdd`` / ``tagsRemove``); the metafields
+``<namespace>.points`` and ``<namespace>.tier`` follow.
 """
 
 from __future__ import annotations
@@ -21,22 +21,13 @@ from decimal import Decimal
 
 from sqlalchemy import func, select, update
 
-from ...discounts import customer_gid
 from ...storage import tables as t
-from .ledger import EARN, REVERSE, stamp
+from .ledger import EARN, REVERSE
+from .settings import tier_config
 
 CT = t.customer_tiers
 O = t.orders
 L = t.ledger
-
-
-def tier_config(settings: dict, name: str | None) -> dict | None:
-    if name is None:
-        return None
-    for tier in settings["tiers"]:
-        if tier["name"] == name:
-            return tier
-    return None  # a tier removed from the configuration since it was given
 
 
 def tier_row(conn, customer_id: int):
@@ -114,32 +105,3 @@ def store_tier(conn, customer_id: int, tier: str | None, now: datetime) -> tuple
 
 def tag_for(settings: dict, tier: str) -> str:
     return f"{settings['tag_prefix']}{tier}"
-
-
-def metafields_request(settings: dict, gid: str, points: int, tier: str | None) -> dict:
-    from ...platforms.shopify.mutations import metafields_set
-
-    ns = settings["metafield_namespace"]
-    return metafields_set(gid, [
-        {"namespace": ns, "key": "points", "type": "number_integer", "value": str(int(points))},
-        {"namespace": ns, "key": "tier", "type": "single_line_text_field", "value": tier or "none"},
-    ])
-
-
-def announce_tier_change(ctx, settings: dict, customer: dict, previous: str | None, tier: str | None) -> None:
-    """Tell Shopify: swap the tier tags (once per change: the key has its time); mark the metafields stale."""
-    gid = customer_gid(customer)
-    if gid is None:
-        return  # a customer we know only from Zendesk: nothing to tag in Shopify
-    from ...platforms.shopify.mutations import tags_add, tags_remove
-    from .sync import mark
-
-    cid, when = customer["id"], stamp(ctx.now)
-    if previous is not None:
-        ctx.enqueue_action("shopify", "tags_remove", f"loyalty:tier:{cid}:-{previous}:{when}",
-                           tags_remove(gid, [tag_for(settings, previous)]))
-    if tier is not None:
-        ctx.enqueue_action("shopify", "tags_add", f"loyalty:tier:{cid}:+{tier}:{when}",
-                           tags_add(gid, [tag_for(settings, tier)]))
-    if settings["metafields"] != "off":
-        mark(ctx.conn, cid, ctx.now)  # the sync task writes points and tier as they are then

@@ -21,6 +21,8 @@ in docs/recovery.md):
    (``policy.py``, ``offers.py``);
 5. **outcome**: whether the customer ordered again, recorded by a task and
    reported by ``retention recovery report`` (``report.py``).
+
+Its cases follow customer merges and erasure through ``data.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from retention_plugin import hookimpl
 from ...platforms.zendesk.requests import ticket_comment, ticket_update
 from . import classify as cls
 from .context_note import note_text, route, snapshot
+from .data import TEXT_COLUMNS, customers_merged, shop_redact  # noqa: F401 (hook implementations)
 from .offers import KIND, decide, rating_case_key, ticket_case_key
 from .settings import schema, settings_of
 from .watch import OUTCOMES_EVERY, WATCH_EVERY, record_outcomes, response_watch
@@ -163,7 +166,7 @@ def _rating_order(ctx, rating) -> int | None:
     """The ``orders.id`` a rating is about (a follow-up rating names its order)."""
     if rating.order_id is None:
         return None
-    from ...records import order_row
+    from ...records.orders import order_row
 
     row = order_row(ctx.conn, rating.order_id)
     return row["id"] if row else None

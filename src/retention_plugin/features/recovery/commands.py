@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import click
 from sqlalchemy import select
 
-from ...cli import echo_json, pass_app, require_schema
+from ...clihelp import echo_json, pass_app, require_schema
 from ...context import HookContext
 from ...storage import tables as t
 from .settings import settings_of

@@ -46,7 +46,7 @@ from ...platforms.shopify.mutations import discount_code_basic_create, store_cre
 from ...platforms.zendesk.requests import ticket_comment, ticket_create
 from ...storage import tables as t
 from ...storage.db import for_update, insert_ignore
-from ..offers import combines_with
+from ...discounts import combines_with
 from .classify import keyword_only
 from .context_note import customer_facts, money_text
 from .policy import Decline, check_budget, lock_budget, normalise_offer, propose, record_spent

@@ -13,6 +13,8 @@ from decimal import Decimal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from ...config import section_or_defaults
+
 SEVERITIES = ("low", "medium", "high")
 PRIORITIES = ("low", "normal", "high", "urgent")
 KINDS = ("discount_code", "store_credit")
@@ -191,6 +193,4 @@ def defaults() -> dict:
 
 def settings_of(ctx_or_app) -> dict:
     """The loaded ``[recovery]`` section (its defaults when the app never registered it)."""
-    settings = ctx_or_app.settings if hasattr(ctx_or_app, "settings") else ctx_or_app
-    got = settings.section("recovery")
-    return got if got else defaults()
+    return section_or_defaults(ctx_or_app, "recovery", RecoverySchema)

@@ -321,6 +321,114 @@ def metafields_set(owner_gid: str, metafields: Sequence[Mapping[str, Any]]) -> d
     return {"query": METAFIELDS_SET, "variables": {"metafields": items}}
 
 
+# --- email marketing consent -------------------------------------------------------------
+
+CUSTOMER_EMAIL_MARKETING_CONSENT_UPDATE = """
+mutation customerEmailMarketingConsentUpdate($input: CustomerEmailMarketingConsentUpdateInput!) {
+  customerEmailMarketingConsentUpdate(input: $input) {
+    customer { id }
+    userErrors { field message }
+  }
+}
+""".strip()
+
+
+def customer_email_marketing_consent_update(customer_gid: str, marketing_state: str) -> dict[str, Any]:
+    """Record a customer's email marketing consent (``customerEmailMarketingConsentUpdate``)."""
+    return {"query": CUSTOMER_EMAIL_MARKETING_CONSENT_UPDATE, "variables": {"input": {
+        "customerId": _gid(customer_gid, "customer_gid", "Customer"),
+        "emailMarketingConsent": {"marketingState": marketing_state}}}}
+
+
+# --- tier pricing: customer segments and automatic discounts ------------------------------
+
+SEGMENT_CREATE = """
+mutation segmentCreate($name: String!, $query: String!) {
+  segmentCreate(name: $name, query: $query) {
+    segment { id name query }
+    userErrors { field message }
+  }
+}
+""".strip()
+
+DISCOUNT_AUTOMATIC_BASIC_CREATE = """
+mutation discountAutomaticBasicCreate($automaticBasicDiscount: DiscountAutomaticBasicInput!) {
+  discountAutomaticBasicCreate(automaticBasicDiscount: $automaticBasicDiscount) {
+    automaticDiscountNode { id }
+    userErrors { field code message }
+  }
+}
+""".strip()
+
+DISCOUNT_AUTOMATIC_ACTIVATE = """
+mutation discountAutomaticActivate($id: ID!) {
+  discountAutomaticActivate(id: $id) {
+    automaticDiscountNode { id }
+    userErrors { field code message }
+  }
+}
+""".strip()
+
+DISCOUNT_AUTOMATIC_DEACTIVATE = """
+mutation discountAutomaticDeactivate($id: ID!) {
+  discountAutomaticDeactivate(id: $id) {
+    automaticDiscountNode { id }
+    userErrors { field code message }
+  }
+}
+""".strip()
+
+
+def segment_create(name: str, query: str) -> dict[str, Any]:
+    """A customer segment from a segment query (``segmentCreate``)."""
+    return {"query": SEGMENT_CREATE, "variables": {"name": name, "query": query}}
+
+
+def discount_automatic_basic_create(title: str, percent: Decimal, segment_gid: str, starts_at,
+                                    combines_with=("order", "product", "shipping")) -> dict[str, Any]:
+    """A percentage off everything for a customer segment, applied automatically (the tier discount)."""
+    if not (0 < percent <= 100):
+        raise ValueError(f"percent must be in (0, 100], got {percent}")
+    return {"query": DISCOUNT_AUTOMATIC_BASIC_CREATE, "variables": {"automaticBasicDiscount": {
+        "title": title,
+        "startsAt": starts_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "context": {"customerSegments": {"add": [segment_gid]}},
+        "customerGets": {"value": {"percentage": float(percent / 100)}, "items": {"all": True}},
+        "combinesWith": combines_with_input(combines_with),
+    }}}
+
+
+def discount_automatic_deactivate(gid: str) -> dict[str, Any]:
+    return {"query": DISCOUNT_AUTOMATIC_DEACTIVATE, "variables": {"id": gid}}
+
+
+def discount_automatic_activate(gid: str) -> dict[str, Any]:
+    return {"query": DISCOUNT_AUTOMATIC_ACTIVATE, "variables": {"id": gid}}
+
+
+# --- products (the punch cards' collections and tags) -------------------------------------
+
+COLLECTION_PRODUCTS = """
+query loyaltyCollectionProducts($id: ID!, $after: String) {
+  collection(id: $id) {
+    products(first: 250, after: $after) {
+      nodes { id }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}
+""".strip()
+
+TAGGED_PRODUCTS = """
+query loyaltyTaggedProducts($query: String!, $after: String) {
+  products(first: 250, after: $after, query: $query) {
+    nodes { id }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+""".strip()
+
+
 # --- store credit ---------------------------------------------------------------------
 
 STORE_CREDIT_ACCOUNT_CREDIT = """
@@ -456,6 +564,84 @@ def current_bulk_operation() -> dict[str, Any]:
 def bulk_operation(gid: str) -> dict[str, Any]:
     """One bulk operation by id (status, ``url`` of the JSONL result when done)."""
     return {"query": BULK_OPERATION, "variables": {"id": _gid(gid, "gid", "BulkOperation")}}
+
+
+#: The fields the importer reads; nested connections need no ``first`` in a bulk query.
+ORDERS_BULK_QUERY = """
+{
+  orders(query: "%(filter)s", sortKey: CREATED_AT) {
+    edges {
+      node {
+        id
+        name
+        email
+        createdAt
+        updatedAt
+        processedAt
+        cancelledAt
+        closedAt
+        test
+        tags
+        discountCodes
+        currencyCode
+        presentmentCurrencyCode
+        customerLocale
+        displayFinancialStatus
+        displayFulfillmentStatus
+        subtotalPriceSet { shopMoney { amount currencyCode } presentmentMoney { amount currencyCode } }
+        totalPriceSet { shopMoney { amount currencyCode } }
+        totalDiscountsSet { shopMoney { amount currencyCode } }
+        totalTaxSet { shopMoney { amount currencyCode } }
+        totalShippingPriceSet { shopMoney { amount currencyCode } }
+        totalRefundedSet { shopMoney { amount currencyCode } }
+        fulfillments { createdAt status }
+        billingAddress { countryCodeV2 provinceCode }
+        customer {
+          id
+          firstName
+          lastName
+          phone
+          locale
+          tags
+          updatedAt
+          defaultEmailAddress { emailAddress marketingState }
+          defaultAddress { countryCodeV2 provinceCode }
+        }
+        lineItems {
+          edges {
+            node {
+              id
+              sku
+              title
+              name
+              quantity
+              vendor
+              originalUnitPriceSet { shopMoney { amount currencyCode } }
+              totalDiscountSet { shopMoney { amount currencyCode } }
+              product { id productType }
+              variant { id }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+""".strip()
+
+
+def orders_bulk_query(since: datetime, until: datetime | None = None) -> str:
+    """The bulk query text (for :func:`bulk_operation_run_query`) of orders created in ``[since, until)``."""
+    parts = [f"created_at:>='{_bulk_time(since)}'"]
+    if until is not None:
+        parts.append(f"created_at:<'{_bulk_time(until)}'")
+    return ORDERS_BULK_QUERY % {"filter": " AND ".join(parts)}
+
+
+def _bulk_time(when: datetime) -> str:
+    if when.tzinfo is None:
+        raise ValueError("an aware datetime is required")
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def root_field(query: str) -> str | None:

@@ -1,30 +1,4 @@
-"""Replenishment and service reminders, and the auto-replenishment offer.
-
-A rule in ``[[reminders.rules]]`` matches order lines by SKU, product id,
-product type or tag and says when the customer will need the product again:
-a fixed ``interval_days``, or ``learn = true`` for the median interval between
-repeat purchases of that SKU across all customers (with ``fallback_days``
-until there is enough history). When an order is paid, every matching line
-schedules one reminder message at
-
-    order time + interval x quantity factor
-
-(the factor is the quantity bought, unless the rule says otherwise). A newer
-order of the same SKU by the same customer cancels the pending reminder and
-schedules one from the new order; an older order arriving late changes
-nothing. Reminders are ``reminder`` messages (marketing) with a one-click
-reorder link; rules with ``service = true`` send ``service_reminder``
-(transactional).
-
-A customer who has bought the same SKU at least three times at regular
-intervals is a subscription prospect: the ``replenishment_candidate`` hook is
-called once per customer and SKU, and unless an implementation returns
-``False`` a single ``replenishment_offer`` message (marketing) is scheduled.
-
-Everything is keyed (``reminder:<rule>:<customer>:<sku>:<order>``,
-``replenishment_offer:<customer>:<sku>``), so a replayed delivery changes
-nothing. See docs/reminders-and-recalls.md.
-"""
+"""What reminders do: learn repeat intervals, schedule and cancel reminders, spot subscription prospects."""
 
 from __future__ import annotations
 
@@ -35,129 +9,18 @@ from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from retention_plugin import hookimpl
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import insert_ignore
 
-PLUGIN = "reminders"
-OFFER_KIND = "replenishment_offer"
+from .settings import OFFER_KIND, PLUGIN, settings_of
+
 log = logging.getLogger("retention_plugin.features.reminders")
-
-_URL = validate.Regexp(r"^https?://\S+$", error="expected an http(s) URL")
-
-
-# --- configuration -------------------------------------------------------------------
-
-
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class RuleSchema(_Strict):
-    #: Part of every reminder's key: keep it stable once reminders exist.
-    name = fields.String(required=True, validate=validate.Regexp(
-        r"^[a-z0-9][a-z0-9_-]{0,63}$", error="expected lower-case letters, digits, _ or - (at most 64)"))
-    skus = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
-    product_ids = fields.List(fields.Integer(strict=True), load_default=list)
-    product_types = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
-    tags = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
-    interval_days = fields.Float(load_default=None, validate=validate.Range(min=0, min_inclusive=False))
-    learn = fields.Boolean(load_default=False)
-    fallback_days = fields.Float(load_default=None, validate=validate.Range(min=0, min_inclusive=False))
-    min_pairs = fields.Integer(load_default=None, validate=validate.Range(min=1))
-    scale_by_quantity = fields.Boolean(load_default=None)
-    max_quantity_factor = fields.Integer(load_default=None, validate=validate.Range(min=1))
-    service = fields.Boolean(load_default=False)
-    service_name = fields.String(load_default=None)
-    booking_url = fields.String(load_default=None, validate=_URL)
-    product_url = fields.String(load_default=None, validate=_URL)
-    kind = fields.String(load_default=None, validate=validate.Length(min=1, max=32))
-
-    @validates_schema
-    def _check(self, data, **_):
-        if not any(data.get(k) for k in ("skus", "product_ids", "product_types", "tags")):
-            raise ValidationError("a rule needs at least one of skus, product_ids, product_types, tags", "skus")
-        if data.get("learn"):
-            if data.get("interval_days") is not None:
-                raise ValidationError("give interval_days or learn = true, not both "
-                                      "(with learn, fallback_days applies until there is enough history)",
-                                      "interval_days")
-        else:
-            if data.get("interval_days") is None:
-                raise ValidationError("required unless learn = true", "interval_days")
-            if data.get("fallback_days") is not None:
-                raise ValidationError("only used with learn = true", "fallback_days")
-            if data.get("min_pairs") is not None:
-                raise ValidationError("only used with learn = true", "min_pairs")
-
-
-class OfferSchema(_Strict):
-    enabled = fields.Boolean(load_default=True)
-    min_purchases = fields.Integer(load_default=3, validate=validate.Range(min=3))
-    tolerance = fields.Float(load_default=0.25, validate=validate.Range(min=0, max=1))
-    min_interval_days = fields.Float(load_default=7.0, validate=validate.Range(min=0))
-    delay_days = fields.Float(load_default=1.0, validate=validate.Range(min=0))
-    url = fields.String(load_default=None, validate=_URL)
-
-    @validates_schema
-    def _placeholders(self, data, **_):
-        url = data.get("url")
-        if url:
-            try:
-                url.format(**dict.fromkeys(OFFER_URL_PLACEHOLDERS, ""))
-            except (KeyError, IndexError, ValueError) as e:
-                raise ValidationError(f"unknown placeholder {e} (known: "
-                                      f"{', '.join('{%s}' % p for p in OFFER_URL_PLACEHOLDERS)})", "url") from None
-
-
-OFFER_URL_PLACEHOLDERS = ("sku", "variant_id", "product_id", "interval_days", "quantity", "customer_id")
-
-
-class RemindersSchema(_Strict):
-    store_url = fields.String(load_default=None, validate=_URL)
-    learn_min_pairs = fields.Integer(load_default=5, validate=validate.Range(min=1))
-    learn_max_gap_days = fields.Float(load_default=400.0, validate=validate.Range(min=1))
-    rules = fields.List(fields.Nested(RuleSchema), load_default=list)
-    offer = fields.Nested(OfferSchema, load_default=lambda: OfferSchema().load({}))
-
-    @validates_schema
-    def _unique(self, data, **_):
-        seen = set()
-        for i, rule in enumerate(data.get("rules") or []):
-            if rule["name"] in seen:
-                raise ValidationError({i: {"name": [f"rule name {rule['name']!r} is used twice"]}}, "rules")
-            seen.add(rule["name"])
-
-
-# --- registries --------------------------------------------------------------------------
-
-
-@hookimpl
-def register_config_sections(register):
-    register(PLUGIN, RemindersSchema())
-
-
-@hookimpl
-def register_message_kinds(register):
-    register(OFFER_KIND, "marketing")
-
-
-@hookimpl
-def register_tasks(register):
-    register("reminders.sync", sync_statuses, 300)
 
 
 # --- small helpers ------------------------------------------------------------------------
-
-
-def _settings(ctx) -> dict:
-    s = ctx.section(PLUGIN)
-    return s if s else RemindersSchema().load({})
 
 
 def order_time(order: Mapping) -> datetime:
@@ -166,7 +29,7 @@ def order_time(order: Mapping) -> datetime:
 
 
 def store_url(ctx) -> str | None:
-    url = _settings(ctx).get("store_url")
+    url = settings_of(ctx).get("store_url")
     if url:
         return url.rstrip("/")
     shop = ctx.section("shopify").get("shop") if ctx.settings.has("shopify") else None
@@ -274,7 +137,7 @@ def learn_interval(conn, sku: str, *, per_unit: bool, max_gap_days: float) -> tu
 
 def learned_interval(ctx, sku: str, *, per_unit: bool) -> tuple[float | None, int]:
     """:func:`learn_interval`, computed at most once a day per SKU (cached in ``plugin_state``)."""
-    s = _settings(ctx)
+    s = settings_of(ctx)
     key = f"learned:{'unit' if per_unit else 'order'}:{sku}"[:255]
     today = ctx.now.date().isoformat()
     cached = ctx.state_get(PLUGIN, key)
@@ -289,7 +152,7 @@ def rule_interval(ctx, rule: Mapping, sku: str | None, *, per_unit: bool) -> tup
     """The interval in days a rule gives for a SKU and where it came from (``fixed``/``learned``/``fallback``)."""
     if not rule["learn"]:
         return rule["interval_days"], "fixed"
-    min_pairs = rule["min_pairs"] or _settings(ctx)["learn_min_pairs"]
+    min_pairs = rule["min_pairs"] or settings_of(ctx)["learn_min_pairs"]
     if sku:
         days, pairs = learned_interval(ctx, sku, per_unit=per_unit)
         if days is not None and pairs >= min_pairs:
@@ -324,7 +187,7 @@ def schedule_for_order(ctx, order_id: int) -> list[str]:
     from retention_plugin.messaging.outbox import cancel_message
 
     conn = ctx.conn
-    s = _settings(ctx)
+    s = settings_of(ctx)
     if not s["rules"]:
         return []
     order = _order(conn, order_id)
@@ -441,7 +304,7 @@ def regular_interval(purchases: list[tuple[date, int]], offer: Mapping) -> float
 
 def check_candidates(ctx, order_id: int) -> list[str]:
     """Call ``replenishment_candidate`` (once per customer and SKU) for regular buyers in this order."""
-    s = _settings(ctx)
+    s = settings_of(ctx)
     offer = s["offer"]
     conn = ctx.conn
     order = _order(conn, order_id)
@@ -482,40 +345,13 @@ def check_candidates(ctx, order_id: int) -> list[str]:
 # --- reactions ------------------------------------------------------------------------------------
 
 
-def _stored_order_id(ctx, event_order) -> int | None:
-    from retention_plugin.records import order_row
+def stored_order_id(ctx, event_order) -> int | None:
+    from retention_plugin.records.orders import order_row
 
     if event_order is None or event_order.shopify_id is None:
         return None
     row = order_row(ctx.conn, event_order.shopify_id)
     return row["id"] if row else None
-
-
-@hookimpl
-def order_paid(event, ctx):
-    oid = _stored_order_id(ctx, event.order)
-    if oid is None:
-        return
-    schedule_for_order(ctx, oid)
-    check_candidates(ctx, oid)
-
-
-@hookimpl
-def order_cancelled(event, ctx):
-    oid = _stored_order_id(ctx, event.order)
-    if oid is not None:
-        cancel_for_order(ctx, oid, "order cancelled")
-
-
-@hookimpl
-def customer_facts(customer_id, ctx):
-    r = t.reminders
-    rows = ctx.conn.execute(select(r.c.rule, r.c.sku, r.c.due_at, r.c.status).where(
-        r.c.customer_id == customer_id).order_by(r.c.due_at.desc()).limit(20)).mappings().all()
-    if not rows:
-        return None
-    return {PLUGIN: [{"rule": x["rule"], "sku": x["sku"], "due_at": x["due_at"].isoformat(),
-                      "status": x["status"]} for x in rows]}
 
 
 # --- keeping reminder rows in step with their messages ----------------------------------------------
@@ -532,66 +368,3 @@ def sync_statuses(ctx) -> int:
     return n
 
 
-# --- commands ----------------------------------------------------------------------------------------
-
-
-@hookimpl
-def register_commands(cli):
-    import click
-
-    from retention_plugin.cli import echo_json, pass_app, resolve_customer_arg
-
-    @cli.group("reminders")
-    def reminders_group():
-        """Replenishment and service reminders."""
-
-    @reminders_group.command("list")
-    @click.option("--customer", help="Only this customer (email, Shopify id or internal id).")
-    @click.option("--status", type=click.Choice(["scheduled", "cancelled", "sent", "suppressed", "failed"]))
-    @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
-    @click.option("--json", "as_json", is_flag=True)
-    @pass_app
-    def reminders_list(app, customer, status, limit, as_json):
-        """List reminders, soonest due first."""
-        from retention_plugin.context import HookContext
-
-        r = t.reminders
-        q = select(r).order_by(r.c.due_at, r.c.id).limit(limit)
-        if customer:
-            q = q.where(r.c.customer_id == resolve_customer_arg(app, customer)["id"])
-        if status:
-            q = q.where(r.c.status == status)
-        with app.engine.begin() as conn:
-            sync_statuses(HookContext(app.app, conn, now=app.now(), source="cli"))
-            rows = [{"id": x["id"], "key": x["key"], "customer_id": x["customer_id"], "rule": x["rule"],
-                     "sku": x["sku"], "order_id": x["order_id"], "due_at": x["due_at"].isoformat(),
-                     "status": x["status"], "message_id": x["message_id"]} for x in conn.execute(q).mappings()]
-        if as_json:
-            echo_json(rows)
-            return
-        for x in rows:
-            click.echo(f"{x['id']:>7}  {x['due_at'][:16]}  {x['status']:<10} customer {x['customer_id']:<7} "
-                       f"{x['rule']}  {x['sku']}")
-
-    @reminders_group.command("interval")
-    @click.argument("sku")
-    @click.option("--json", "as_json", is_flag=True)
-    @pass_app
-    def reminders_interval(app, sku, as_json):
-        """The repeat interval learned for SKU from order history (what learn = true uses)."""
-        s = app.settings.section(PLUGIN) or RemindersSchema().load({})
-        with app.engine.connect() as conn:
-            per_order, pairs = learn_interval(conn, sku, per_unit=False, max_gap_days=s["learn_max_gap_days"])
-            per_unit, _ = learn_interval(conn, sku, per_unit=True, max_gap_days=s["learn_max_gap_days"])
-        out = {"sku": sku, "pairs": pairs, "median_days_per_order": per_order,
-               "median_days_per_unit": per_unit, "min_pairs": s["learn_min_pairs"],
-               "enough_history": pairs >= s["learn_min_pairs"]}
-        if as_json:
-            echo_json(out)
-            return
-        if not pairs:
-            click.echo(f"{sku}: no repeat purchases in the stored history")
-            return
-        click.echo(f"{sku}: median {per_order:.1f} days between orders, {per_unit:.1f} days per unit, "
-                   f"from {pairs} repeat pair(s) ({'enough' if out['enough_history'] else 'not enough'}: "
-                   f"learn_min_pairs = {s['learn_min_pairs']})")

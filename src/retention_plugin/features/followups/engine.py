@@ -1,24 +1,5 @@
-"""Follow-ups: a while after fulfilment, a message that reassures and asks for a one-click rating.
-
-The built-in plugin ``followups`` (``[plugins] disabled = ["followups"]``),
-configured under ``[followups]`` (docs/offers-and-followups.md).
-
-- ``order_fulfilled`` schedules one ``follow_up`` message per order (key
-  ``followups:order:<id>``), due ``days_after_fulfillment`` after the first
-  fulfilment, carrying signed rating links (``/r/rate?t=<token>&a=<answer>``,
-  see :mod:`retention_plugin.links`): good/bad and 1-5. ``order_cancelled``
-  withdraws it if not sent yet.
-- An answer (the web route calls :func:`handle_rating_link`; the CLI
-  ``retention followups rate TOKEN ANSWER``; code :func:`record_rating_answer`)
-  is a ``ratings`` row, source ``followup``, ``source_id`` the Shopify order
-  id, ``value`` normalised (good 1, bad 0, n of 5 -> (n-1)/4). **The last
-  answer wins**: a customer who clicked the wrong button clicks the right one.
-  Every new or changed answer fires ``satisfaction_rated``; the same answer
-  again changes nothing.
-- A bad answer (``bad``, 1 or 2) opens one Zendesk ticket per order
-  (``ticket_create``, key ``followups:ticket:order:<id>``) for a person to
-  handle, requested by the customer, with an internal note.
-"""
+"""What follow-ups do: schedule the message with its signed rating links, record an answer (from the
+page, the command or code), open a ticket on a bad one."""
 
 from __future__ import annotations
 
@@ -28,64 +9,20 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Mapping
 
-import click
-from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select, update
 
 from retention_plugin import events as ev
-from retention_plugin import hookimpl, links
+from retention_plugin import links
 from retention_plugin.context import HookContext
-from retention_plugin.records import order_row
+from retention_plugin.customers import follow_merges as load_customer
+from retention_plugin.messaging.schedule import cancel_message, record_suppressed
+from retention_plugin.records.orders import order_name, order_row
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import for_update, insert_ignore
 
-from .offers import load_customer, order_name, record_suppressed
+from .settings import ANSWERS, PURPOSE, RATING_PATH, SOURCE, settings_of
 
-PLUGIN = "followups"
-SOURCE = "followup"
-PURPOSE = "rate"
-#: The route the lead mounts in web.py; handled by :func:`handle_rating_link`.
-RATING_PATH = "/r/rate"
-ANSWERS = ("good", "bad", "1", "2", "3", "4", "5")
 log = logging.getLogger("retention_plugin.features.followups")
-
-_URL = validate.Regexp(r"^https?://\S+$", error="expected an http(s) URL")
-
-
-# --- configuration -------------------------------------------------------------------
-
-
-class FollowupsSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    #: The message is due this long after the order's first fulfilment.
-    days_after_fulfillment = fields.Float(load_default=7.0, validate=validate.Range(min=0))
-    #: A follow-up that would already be this many days overdue (an old order imported or replayed) is skipped.
-    stale_after_days = fields.Float(load_default=14.0, validate=validate.Range(min=0))
-    #: Rating links work this long after the message is due.
-    link_valid_days = fields.Integer(load_default=60, strict=True, validate=validate.Range(min=1, max=3650))
-    #: A bad answer (bad, 1 or 2) opens a Zendesk ticket (once per order).
-    ticket_on_bad = fields.Boolean(load_default=True)
-    ticket_tags = fields.List(fields.String(validate=validate.Regexp(
-        r"^\S+$", error="tags are single words")), load_default=lambda: ["retention", "followup", "bad_rating"])
-    #: The link opens a page with a Confirm button (and a comment box); only the button records the answer.
-    #: Turn on when mail scanners that open every link (Safe Links, ...) record answers nobody gave.
-    confirm_clicks = fields.Boolean(load_default=False)
-    #: Passed to the template as support_url / help_url (how to reach support; how to get the most from it).
-    support_url = fields.String(load_default=None, validate=_URL)
-    help_url = fields.String(load_default=None, validate=_URL)
-
-
-@hookimpl
-def register_config_sections(register):
-    register(PLUGIN, FollowupsSchema())
-
-
-def settings_of(settings) -> dict:
-    s = settings.section(PLUGIN)
-    return s if s else FollowupsSchema().load({})
-
 
 # --- scheduling ------------------------------------------------------------------------------
 
@@ -108,14 +45,6 @@ def rating_links(settings, order_id: int, customer_id: int, expires_at) -> dict:
         "rating_urls": {str(n): f"{base}&a={n}" for n in range(1, 6)},
         "rating_expires_at": expires_at.isoformat(),
     }
-
-
-@hookimpl
-def order_fulfilled(event, ctx):
-    order_id = event.order.shopify_id if event.order is not None else (
-        event.fulfillment.order_id if event.fulfillment is not None else None)
-    if order_id is not None:
-        schedule_follow_up(ctx, order_id)
 
 
 def schedule_follow_up(ctx, order_id: int) -> int | None:
@@ -158,11 +87,9 @@ def _titles(conn, internal_order_id: int) -> list[str]:
     return [r[0] for r in rows if r[0]][:5]
 
 
-@hookimpl
-def order_cancelled(event, ctx):
-    from retention_plugin.messaging.outbox import cancel_message
-
-    cancel_message(ctx.conn, message_key(event.order.shopify_id), "the order was cancelled")
+def withdraw(ctx, order_id: int) -> None:
+    """The follow-up of a cancelled order, if not sent yet, is withdrawn."""
+    cancel_message(ctx.conn, message_key(order_id), "the order was cancelled")
 
 
 # --- answers -------------------------------------------------------------------------------
@@ -358,33 +285,3 @@ def handle_rating_link(app, query: Mapping, *, method: str = "GET", form: Mappin
     except links.LinkError as e:  # expired between the two checks
         return 400, page("expired" if e.reason == "expired" else "invalid", reason=e.reason)
     return 200, page("thanks_bad" if result.bad else "thanks_good", score=score)
-
-
-# --- CLI -------------------------------------------------------------------------------------
-
-
-@hookimpl
-def register_commands(cli):
-    cli.add_command(followups_group)
-
-
-@click.group("followups")
-def followups_group():
-    """Follow-up messages and their rating answers."""
-
-
-@followups_group.command("rate")
-@click.argument("token")
-@click.argument("answer", type=click.Choice(ANSWERS, case_sensitive=False))
-@click.option("--comment", help="What the customer said, if anything.")
-@click.pass_obj
-def rate_cmd(app, token, answer, comment):
-    """Record a rating answer from a link's token (the t= value), e.g. one a customer sent back by mail."""
-    try:
-        result = record_rating_answer(app.app, token, answer, comment=comment)
-    except links.LinkError as e:
-        raise click.BadParameter(e.message, param_hint="TOKEN") from None
-    except RatingError as e:
-        raise click.ClickException(e.message) from None
-    click.echo(f"order {result.order_id}: {result.score} ({result.value}) {result.status}"
-               + (f"; ticket {result.ticket}" if result.ticket else ""))

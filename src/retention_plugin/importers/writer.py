@@ -1,4 +1,4 @@
-"""What every history importer shares: value parsing, the report, progress, and the batch order writer.
+"""The batch order writer every file importer shares.
 
 Imported orders are plain rows in ``orders`` / ``order_lines`` with
 ``source = "import"`` and a stable ``import_key``; the same input imported
@@ -17,282 +17,24 @@ updated: webhooks keep stored orders current.
 
 from __future__ import annotations
 
-import decimal
-import gc
-import io
-import multiprocessing
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, Iterator
 
 from sqlalchemy import func, select
 
 from .. import events as ev
-from ..records import normalise_email, resolve_customer
+from ..context import HookContext
+from ..records.customers import normalise_email, resolve_customer
 from ..storage import tables as t
 from ..storage.db import is_sqlite
+from .report import ImportReport
 
 UTC = timezone.utc
 ZERO = Decimal("0")
 
 #: Financial states in which :func:`records.record_order` considers an order paid.
 PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded", "partially_paid"})
-
-#: How many rejected rows a command prints before it only counts them.
-MAX_SHOWN_REJECTS = 100
-
-
-class RowError(ValueError):
-    """One value of one input row is unusable; ``str()`` names the column."""
-
-    def __init__(self, column: str, message: str):
-        self.column = column
-        self.message = message
-        super().__init__(f"{column}: {message}")
-
-
-# --- values ------------------------------------------------------------------------------
-
-
-def text_or_none(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
-
-
-def parse_money(value: str, column: str, *, required: bool = True) -> Decimal:
-    """A non-negative finite amount such as ``53.91``; empty is 0 unless required."""
-    s = value.strip()
-    if not s:
-        if required:
-            raise RowError(column, "missing")
-        return ZERO
-    try:
-        amount = Decimal(s)
-    except decimal.InvalidOperation:
-        raise RowError(column, f"{value!r} is not an amount") from None
-    if not amount.is_finite():
-        raise RowError(column, f"{value!r} is not an amount")
-    if amount < 0:
-        raise RowError(column, f"{value!r} is negative")
-    return amount
-
-
-def parse_quantity(value: str, column: str) -> int:
-    s = value.strip()
-    if not s.isdigit():
-        if not s:
-            raise RowError(column, "missing")
-        raise RowError(column, f"{value!r} is not a whole number")
-    return int(s)
-
-
-def parse_currency(value: str, column: str) -> str:
-    s = value.strip().upper()
-    if len(s) != 3 or not s.isalpha() or not s.isascii():
-        if not s:
-            raise RowError(column, "missing")
-        raise RowError(column, f"{value!r} is not an ISO 4217 currency code")
-    return s
-
-
-_OFFSETS: dict[str, tzinfo] = {}
-
-
-def _offset(text: str, column: str, original: str) -> tzinfo:
-    tz = _OFFSETS.get(text)
-    if tz is None:
-        sign = text[0]
-        digits = text[1:].replace(":", "")
-        if sign not in "+-" or len(digits) != 4 or not digits.isdigit():
-            raise RowError(column, f"{original!r} is not a date and time")
-        minutes = int(digits[:2]) * 60 + int(digits[2:])
-        if minutes >= 24 * 60:
-            raise RowError(column, f"{original!r} has an impossible UTC offset")
-        tz = timezone(timedelta(minutes=-minutes if sign == "-" else minutes))
-        _OFFSETS[text] = tz
-    return tz
-
-
-_last_time: list = [None, None]  # the last Shopify-format text parsed and its result
-
-
-def parse_time(value: str, column: str, *, default_tz: tzinfo | None = None) -> datetime:
-    """An aware UTC datetime from Shopify's ``2024-01-15 10:23:45 -0500`` or ISO 8601.
-
-    A time without an offset is refused unless ``default_tz`` says which zone
-    it is in: guessing would shift it silently.
-    """
-    if value == _last_time[0]:  # "Paid at" is often "Created at" again
-        return _last_time[1]
-    s = value.strip()
-    if not s:
-        raise RowError(column, "missing")
-    # Shopify's export format, fast: 'YYYY-MM-DD HH:MM:SS +HHMM'
-    if len(s) == 25 and s[10] == " " and s[19] == " " and s[4] == "-" and s[7] == "-":
-        tz = _offset(s[20:], column, value)
-        try:
-            dt = datetime.fromisoformat(s[:19]).replace(tzinfo=tz).astimezone(UTC)
-        except ValueError:
-            raise RowError(column, f"{value!r} is not a date and time") from None
-        _last_time[0], _last_time[1] = value, dt
-        return dt
-    text = s
-    if len(s) > 6 and s[-6] == " " and s[-5] in "+-":  # '2024-01-15T10:23:45 +0500'
-        text = s[:-6] + s[-5:]
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise RowError(column, f"{value!r} is not a date and time (expected e.g. 2024-01-15 10:23:45 -0500)") from None
-    if dt.tzinfo is None:
-        if default_tz is None:
-            raise RowError(column, f"{value!r} has no UTC offset")
-        dt = dt.replace(tzinfo=default_tz)
-    return dt.astimezone(UTC)
-
-
-def parse_date_or_time(value: str, column: str, *, tz: tzinfo, fmt: str | None = None) -> datetime:
-    """A purchase date: ``fmt`` (strptime) if given, else ISO date, ``YYYYMMDD`` or a date and time.
-
-    Dates and naive times are in ``tz``; a date means its midnight there.
-    """
-    s = value.strip()
-    if not s:
-        raise RowError(column, "missing")
-    if fmt:
-        try:
-            dt = datetime.strptime(s, fmt)
-        except ValueError:
-            raise RowError(column, f"{value!r} does not match the date format {fmt!r}") from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=tz)
-        return dt.astimezone(UTC)
-    try:
-        if len(s) == 10 and s[4] == "-" and s[7] == "-":
-            d = date.fromisoformat(s)
-            return datetime.combine(d, time(0), tzinfo=tz).astimezone(UTC)
-        if len(s) == 8 and s.isdigit():
-            d = date(int(s[:4]), int(s[4:6]), int(s[6:]))
-            return datetime.combine(d, time(0), tzinfo=tz).astimezone(UTC)
-    except ValueError:
-        raise RowError(column, f"{value!r} is not a date") from None
-    return parse_time(s, column, default_tz=tz)
-
-
-def check_length(value: str | None, column: str, limit: int) -> str | None:
-    if value is not None and len(value) > limit:
-        raise RowError(column, f"longer than {limit} characters")
-    return value
-
-
-def split_name(name: str | None) -> tuple[str | None, str | None]:
-    """``"Ona Petraitė"`` -> (``Ona``, ``Petraitė``); one word is a first name."""
-    if not name:
-        return None, None
-    parts = name.strip().split(None, 1)
-    if not parts:
-        return None, None
-    return parts[0], (parts[1] if len(parts) > 1 else None)
-
-
-# --- the report --------------------------------------------------------------------------
-
-
-@dataclass
-class ImportReport:
-    """What an import did. Rejects are ``(line, reason)``; ``line`` may be None for API records."""
-
-    kind: str = "orders"
-    imported: int = 0
-    lines: int = 0
-    updated: int = 0
-    skipped: int = 0
-    rejected_rows: int = 0
-    rejects: list[tuple[int | None, str]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def reject(self, line: int | None, reason: str, rows: int = 1) -> None:
-        self.rejected_rows += rows
-        self.rejects.append((line, reason))
-
-    def reject_messages(self) -> list[str]:
-        """One message per reject, in line order."""
-        out = []
-        for line, reason in sorted(self.rejects, key=lambda r: (r[0] is None, r[0] or 0)):
-            out.append(f"line {line}: {reason}" if line is not None else reason)
-        return out
-
-    def summary(self) -> str:
-        if self.kind == "orders":
-            text = f"imported {self.imported} orders ({self.lines} lines)"
-            if self.updated:
-                text += f", updated {self.updated}"
-            return text + f", skipped {self.skipped} already imported, rejected {self.rejected_rows} rows"
-        return (f"imported {self.imported} {self.kind}, updated {self.updated}, skipped {self.skipped}, "
-                f"rejected {self.rejected_rows} records")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "imported": self.imported, "lines": self.lines, "updated": self.updated,
-                "skipped": self.skipped, "rejected_rows": self.rejected_rows,
-                "rejects": self.reject_messages(), **self.extra}
-
-
-# --- reading files with progress --------------------------------------------------------------
-
-
-class CountingReader(io.RawIOBase):
-    """Wraps a binary file and counts the bytes read, for a progress bar sized by file size."""
-
-    def __init__(self, raw, on_read: Callable[[int], None] | None = None):
-        self._raw = raw
-        self._on_read = on_read
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = self._raw.readinto(buffer)
-        if n:
-            self.count += n
-            if self._on_read is not None:
-                self._on_read(n)
-        return n or 0
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-def open_text(path, on_read: Callable[[int], None] | None = None, encoding: str = "utf-8-sig"):
-    """Open a CSV for csv.reader: universal newlines off (csv handles them), BOM stripped."""
-    raw = open(path, "rb")  # noqa: SIM115 - closed with the wrapper
-    counting = CountingReader(raw, on_read)
-    buffered = io.BufferedReader(counting, buffer_size=1 << 20)
-    return io.TextIOWrapper(buffered, encoding=encoding, newline="")
-
-
-class NullBar:
-    """Stands in for click's progress bar when there is nothing to show."""
-
-    def update(self, n: int, current_item=None) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-# --- the batch order writer --------------------------------------------------------------
-
 
 #: An order line is a plain tuple (the hot path makes a million of them):
 #: ``(sku, title, quantity, price, total_discount, vendor, product_id, variant_id, product_type)``.
@@ -471,6 +213,14 @@ def _accepts_list(proc) -> bool:
         return False
 
 
+def import_context(app, conn, now: datetime) -> HookContext | None:
+    """The HookContext an import's transaction gives the hooks it calls (a customer merge's), if it has the app.
+
+    Without the app a merge cannot tell the plugins, and :func:`records.resolve_customer` refuses it.
+    """
+    return HookContext(app, conn, now=now, source="import") if app is not None else None
+
+
 class CustomerCache:
     """Normalised email (or external id) -> customer id, for one import run.
 
@@ -484,7 +234,7 @@ class CustomerCache:
     def __init__(self):
         self.ids: dict[tuple[str, str], int] = {}
 
-    def resolve(self, conn, wanted: dict[tuple[str, str], ev.CustomerInfo], now: datetime) -> None:
+    def resolve(self, conn, wanted: dict[tuple[str, str], ev.CustomerInfo], now: datetime, ctx=None) -> None:
         missing = [k for k in wanted if k not in self.ids]
         if not missing:
             return
@@ -494,7 +244,7 @@ class CustomerCache:
             values = [v for k, v in missing if k == kind]
             found.update((kind, v) for v in stored_values(conn, c.c[kind], values, unless=c.c.merged_into))
         for key in found:
-            self.ids[key] = resolve_customer(conn, wanted[key], now)
+            self.ids[key] = resolve_customer(conn, wanted[key], now, ctx=ctx)
         new = [k for k in missing if k not in found]
         if not new:
             return
@@ -538,8 +288,9 @@ class OrderWriter:
     Call :meth:`close` (or use it as a context manager) to write the rest.
     """
 
-    def __init__(self, engine, now: datetime, report: ImportReport, *, chunk_size: int = 5000):
+    def __init__(self, engine, now: datetime, report: ImportReport, *, chunk_size: int = 5000, app=None):
         self.engine = engine
+        self.app = app
         self.now = now
         self.report = report
         self.chunk_size = chunk_size
@@ -591,7 +342,7 @@ class OrderWriter:
                     wanted[key] = info
                 else:
                     merge_info(info, order.customer)
-            self.customers.resolve(conn, wanted, self.now)
+            self.customers.resolve(conn, wanted, self.now, import_context(self.app, conn, self.now))
             self._insert(conn, todo)
         self.report.skipped += len(chunk) - len(todo)
         self.report.imported += len(todo)
@@ -707,148 +458,3 @@ def stored_values(conn, column, values: list, *, unless=None) -> list:
     return found
 
 
-# --- running a parser, in a second process for big files ------------------------------------------
-
-#: By default, files at least this big are parsed in a second process while this one writes,
-#: on machines with at least PARALLEL_MIN_CPUS processors (below that the second process only
-#: competes for the same CPU: on a busy 2-vCPU machine it measured no faster).
-PARALLEL_MIN_BYTES = 16 * 1024 * 1024
-PARALLEL_MIN_CPUS = 4
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-Parser = Callable[..., Iterator[ImportOrder]]
-
-
-def import_orders(parse: Parser, parse_kwargs: dict, engine, now: datetime, *, strict: bool = False,
-                  parallel: bool | None = None, chunk_size: int = 5000,
-                  on_read: Callable[[int], None] | None = None,
-                  on_restart: Callable[[], None] | None = None) -> ImportReport:
-    """Run ``parse(**parse_kwargs, report=, on_read=)`` and write what it yields.
-
-    :param strict: read everything first and write nothing if any row is rejected
-        (``report.extra["written"]`` says whether anything was written).
-    :param parallel: parse in a second process; ``None`` decides by file size and CPUs.
-    :param on_read: progress callback with the bytes read so far (per call, the increment).
-    :param on_restart: called between the strict check and the import, to reset progress.
-    """
-    with paused_gc():
-        return _import_orders(parse, parse_kwargs, engine, now, strict=strict, parallel=parallel,
-                              chunk_size=chunk_size, on_read=on_read, on_restart=on_restart)
-
-
-@contextmanager
-def paused_gc():
-    """No cyclic garbage collection while importing.
-
-    The import makes millions of short-lived objects and keeps a few hundred
-    thousand (customers, keys seen); every full collection would walk them
-    all again. Nothing here makes reference cycles that matter; one
-    collection runs at the end.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-            gc.collect()
-
-
-def _import_orders(parse, parse_kwargs, engine, now, *, strict, parallel, chunk_size, on_read, on_restart):
-    report = ImportReport()
-    if strict:
-        for _ in parse(**parse_kwargs, report=report, on_read=on_read):
-            pass
-        if report.rejected_rows:
-            report.extra["written"] = False
-            return report
-        report = ImportReport()
-        if on_restart is not None:
-            on_restart()
-    if parallel is None:
-        path = parse_kwargs.get("path")
-        try:
-            size = os.path.getsize(path) if path is not None else 0
-        except OSError:
-            size = 0
-        parallel = size >= PARALLEL_MIN_BYTES and _cpus() >= PARALLEL_MIN_CPUS
-    with OrderWriter(engine, now, report, chunk_size=chunk_size) as writer:
-        if parallel:
-            _import_parallel(parse, parse_kwargs, writer, report, on_read, chunk_size)
-        else:
-            for order in parse(**parse_kwargs, report=report, on_read=on_read):
-                writer.add(order)
-    report.extra["written"] = True
-    return report
-
-
-def _import_parallel(parse, parse_kwargs, writer, report, on_read, chunk_size) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue(maxsize=4)
-    child = ctx.Process(target=_parse_child, args=(parse, parse_kwargs, q, chunk_size),
-                        name="retention-import-parser", daemon=True)
-    child.start()
-    try:
-        while True:
-            try:
-                kind, payload, read, rejects, rejected_rows = q.get(timeout=5)
-            except Exception:  # queue.Empty: is the child still there?
-                if not child.is_alive():
-                    raise RuntimeError(f"the parser process died (exit code {child.exitcode})") from None
-                continue
-            report.rejects.extend(rejects)
-            report.rejected_rows += rejected_rows
-            if read and on_read is not None:
-                on_read(read)
-            if kind == "orders":
-                for order in payload:
-                    writer.add(order)
-            elif kind == "done":
-                return
-            else:  # "error": (exception class name, message)
-                name, message = payload
-                from .shopify_csv import ImportFileError
-
-                raise ImportFileError(message) if name == "ImportFileError" else RuntimeError(
-                    f"parsing failed: {name}: {message}")
-    finally:
-        if child.is_alive():
-            child.terminate()
-        child.join()
-
-
-def _parse_child(parse, parse_kwargs, q, chunk_size) -> None:
-    gc.disable()  # see paused_gc
-    report = ImportReport()
-    state = {"read": 0, "rejects": 0, "rows": 0}
-
-    def on_read(n):
-        state["read"] += n
-
-    def send(kind, payload):
-        new_rejects = report.rejects[state["rejects"]:]
-        state["rejects"] = len(report.rejects)
-        rows = report.rejected_rows - state["rows"]
-        state["rows"] = report.rejected_rows
-        read, state["read"] = state["read"], 0
-        q.put((kind, payload, read, new_rejects, rows))
-
-    try:
-        batch = []
-        for order in parse(**parse_kwargs, report=report, on_read=on_read):
-            batch.append(order)
-            if len(batch) >= chunk_size:
-                send("orders", batch)
-                batch = []
-        if batch:
-            send("orders", batch)
-        send("done", None)
-    except BaseException as e:  # reported to the parent, which raises
-        send("error", (type(e).__name__, str(e)))

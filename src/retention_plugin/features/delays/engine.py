@@ -1,116 +1,33 @@
-"""Late-delivery apologies: once per order and problem, found by the clock and by the carrier.
-
-The built-in plugin ``delays`` (``[plugins] disabled = ["delays"]``),
-configured under ``[delays]`` (docs/offers-and-followups.md).
-
-Two ways an order is found late:
-
-- **Never shipped** (the clock). An hourly task finds orders that are paid,
-  not cancelled, not refunded or voided, not fulfilled (not even partly), not
-  test orders, not tagged with one of ``skip_tags`` (pre-orders are late on
-  purpose), paid between ``max_age_days`` and ``after_days`` ago, and
-  schedules one ``delay_apology`` (reason ``unshipped``), key ``delay:<order id>``.
-- **Shipped, but the carrier says it is going wrong** (``fulfillment_events/create``).
-  Each tracking event is kept per fulfillment in ``shipments`` (latest status,
-  when it happened). A status listed in ``carrier_statuses`` (``delayed``,
-  ``failure``, ``attempted_delivery``) schedules one apology for that problem,
-  key ``delay:<order id>:<status>``; the hourly task also finds shipments with
-  no new tracking event for ``stalled_after_days`` while still on their way
-  (reason ``stalled``, key ``delay:<order id>:stalled``).
-
-Exactly once per order and problem: the keys are unique, so replayed events,
-duplicate deliveries and every later run of the task find the apology there.
-With ``credit_percent`` or ``credit_amount`` the first apology for an order
-(any problem but ``attempted_delivery``, which is not a delay of ours) carries
-a single-use code for that customer (``rewards`` feature ``delays``, key
-``delay:credit:<order id>``, action ``delay:discount:<order id>``); later
-apologies for the same order carry none.
-
-``max_age_days`` keeps a first run (or an import of old orders, or a tracking
-event replayed long after) from apologising for what nobody is waiting for any
-more. An apology not yet sent (it may wait for quiet hours) is withdrawn when
-the order ships (``unshipped``), when every shipment of the order is delivered
-(the carrier problems), or when the order is cancelled.
-"""
+"""What the delays plugin does: find late orders and stuck parcels, apologise once per problem, and
+withdraw an apology the order overtook."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import String, cast, exists, literal, not_, or_, select, update
 
-from retention_plugin import hookimpl
-from retention_plugin.records import NotYet, order_row
+from retention_plugin.customers import follow_merges as load_customer
+from retention_plugin.discounts import customer_gid, issue_discount, offer_data
+from retention_plugin.messaging.schedule import cancel_message
+from retention_plugin.records.orders import NotYet, order_name, order_row
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import insert_ignore
 
-from ..discounts import customer_gid
-from .offers import issue_discount, load_customer, offer_data, order_name
+from .settings import (
+    BATCH,
+    CARRIER_PROBLEMS,
+    DELIVERED,
+    MOVING,
+    NO_CREDIT,
+    PLUGIN,
+    STALLED,
+    UNSHIPPED,
+    settings_of,
+)
 
-PLUGIN = "delays"
-TASK = "delays.apologise"
-EVERY_SECONDS = 3600
-#: Orders handled per run at most (the next run continues).
-BATCH = 500
-#: The problems an apology can be for (the ``reason`` its template words it by).
-UNSHIPPED, STALLED = "unshipped", "stalled"
-CARRIER_PROBLEMS = ("delayed", "failure", "attempted_delivery")
-#: Carrier statuses of a parcel still on its way: no new event for ``stalled_after_days`` means it is stuck.
-#: (delivered, picked_up, ready_for_pickup wait for nobody but the customer; failure has its own apology.)
-MOVING = ("label_purchased", "label_printed", "confirmed", "carrier_picked_up", "in_transit", "out_for_delivery",
-          "delayed", "attempted_delivery")
-DELIVERED = ("delivered", "picked_up")
-#: No goodwill credit for these: the carrier came, and the customer was not there.
-NO_CREDIT = ("attempted_delivery",)
 log = logging.getLogger("retention_plugin.features.delays")
-
-
-class DelaysSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    #: An order paid this many days ago and not shipped is late.
-    after_days = fields.Float(load_default=5.0, validate=validate.Range(min=0, min_inclusive=False))
-    #: Orders paid longer ago than this get no apology (first run, imports, long-forgotten orders).
-    max_age_days = fields.Float(load_default=30.0, validate=validate.Range(min=0, min_inclusive=False))
-    #: Orders with any of these tags are never "late" (case-insensitive).
-    skip_tags = fields.List(fields.String(validate=validate.Length(min=1)),
-                            load_default=lambda: ["preorder", "pre-order"])
-    #: An optional small credit with the apology: a single-use code for that customer.
-    credit_percent = fields.Decimal(load_default=None, validate=validate.Range(min=0, max=100, min_inclusive=False))
-    credit_amount = fields.Decimal(load_default=None, validate=validate.Range(min=0, min_inclusive=False))
-    credit_valid_days = fields.Integer(load_default=60, strict=True, validate=validate.Range(min=1, max=3650))
-    code_prefix = fields.String(load_default="SORRY", validate=validate.Regexp(
-        r"^[A-Z0-9]{1,20}$", error="expected 1-20 capital letters or digits"))
-    #: Carrier statuses (fulfillment_events/create) that get an apology of their own.
-    carrier_statuses = fields.List(fields.String(validate=validate.OneOf(CARRIER_PROBLEMS)),
-                                   load_default=lambda: list(CARRIER_PROBLEMS))
-    #: A shipment with no new tracking event for this many days while on its way is stuck (0: never).
-    stalled_after_days = fields.Float(load_default=5.0, allow_none=True, validate=validate.Range(min=0))
-
-    @validates_schema
-    def _check(self, data, **_):
-        if data.get("credit_percent") is not None and data.get("credit_amount") is not None:
-            raise ValidationError("give at most one of credit_percent or credit_amount", "credit_percent")
-        if data["max_age_days"] <= data["after_days"]:
-            raise ValidationError("must be greater than after_days", "max_age_days")
-
-
-@hookimpl
-def register_config_sections(register):
-    register(PLUGIN, DelaysSchema())
-
-
-@hookimpl
-def register_tasks(register):
-    register(TASK, apologise_for_late_orders, EVERY_SECONDS)
-
-
-def settings_of(settings) -> dict:
-    s = settings.section(PLUGIN)
-    return s if s else DelaysSchema().load({})
 
 
 def message_key(order_id: int, problem: str = UNSHIPPED) -> str:
@@ -235,10 +152,21 @@ def record_shipment(conn, order: dict, event, now) -> dict:
     return row
 
 
-@hookimpl
-def shipment_updated(event, ctx):
+def _withdraw_when_delivered(ctx, order: dict) -> None:
+    sh = t.shipments
+    waiting = ctx.conn.execute(select(sh.c.id).where(sh.c.order_id == order["id"], sh.c.delivered_at.is_(None))).first()
+    if waiting is None:
+        for problem in (*CARRIER_PROBLEMS, STALLED):
+            _withdraw(ctx, order["shopify_id"], "the order was delivered before the apology went out", problem)
+
+
+def _withdraw(ctx, order_id: int, why: str, problem: str = UNSHIPPED) -> None:
+    cancel_message(ctx.conn, message_key(order_id, problem), why)
+
+
+def on_shipment(ctx, ship) -> None:
+    """A carrier's tracking event: keep it, withdraw apologies once delivered, apologise for a problem."""
     s = settings_of(ctx.settings)
-    ship = event.shipment
     order = order_row(ctx.conn, ship.order_id)
     if order is None:  # orders/* has not arrived yet: the worker retries this delivery later
         raise NotYet(f"tracking event {ship.shopify_id} is for order {ship.order_id}, not stored yet")
@@ -258,29 +186,10 @@ def shipment_updated(event, ctx):
     apologise(ctx, order, s, problem=ship.status, new_estimate=ship.estimated_delivery_at)
 
 
-def _withdraw_when_delivered(ctx, order: dict) -> None:
-    sh = t.shipments
-    waiting = ctx.conn.execute(select(sh.c.id).where(sh.c.order_id == order["id"], sh.c.delivered_at.is_(None))).first()
-    if waiting is None:
-        for problem in (*CARRIER_PROBLEMS, STALLED):
-            _withdraw(ctx, order["shopify_id"], "the order was delivered before the apology went out", problem)
+def withdraw_when_shipped(ctx, order_id: int) -> None:
+    _withdraw(ctx, order_id, "the order shipped before the apology went out")
 
 
-def _withdraw(ctx, order_id: int, why: str, problem: str = UNSHIPPED) -> None:
-    from retention_plugin.messaging.outbox import cancel_message
-
-    cancel_message(ctx.conn, message_key(order_id, problem), why)
-
-
-@hookimpl
-def order_fulfilled(event, ctx):
-    order_id = event.order.shopify_id if event.order is not None else (
-        event.fulfillment.order_id if event.fulfillment is not None else None)
-    if order_id is not None:
-        _withdraw(ctx, order_id, "the order shipped before the apology went out")
-
-
-@hookimpl
-def order_cancelled(event, ctx):
+def withdraw_when_cancelled(ctx, order_id: int) -> None:
     for problem in (UNSHIPPED, *CARRIER_PROBLEMS, STALLED):
-        _withdraw(ctx, event.order.shopify_id, "the order was cancelled", problem)
+        _withdraw(ctx, order_id, "the order was cancelled", problem)

@@ -1,0 +1,26 @@
+"""The rows reminders keeps (``reminders``): what their text holds, and what becomes of them when
+customers merge or the shop's data is deleted. A reminder holds keys, a rule, a SKU and times: no
+words of anyone's, so erasing a person needs no step here."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+
+from retention_plugin import hookimpl
+from retention_plugin.records.merging import move_rows
+from retention_plugin.redaction import TextColumns
+from retention_plugin.storage import tables as t
+
+R = t.reminders
+
+TEXT_COLUMNS = TextColumns(no_words={"reminders": ("key", "rule", "sku", "status")})
+
+
+@hookimpl
+def customers_merged(survivor, merged, ctx):
+    move_rows(ctx.conn, [R], survivor, merged)
+
+
+@hookimpl
+def shop_redact(event, ctx):
+    ctx.conn.execute(delete(R))

@@ -1,0 +1,145 @@
+"""Orders, their lines, refunds and fulfilments, as the platform reports them.
+
+Deliveries arrive out of order: the newest platform ``updated_at`` wins for
+what changes, and facts that only ever become true (paid, cancelled,
+fulfilled) are kept whichever delivery brings them. A refund or fulfilment of
+an order not stored yet raises :class:`NotYet`, so the delivery is retried.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import delete, select, update
+
+from .. import events as ev
+from ..storage import tables as t
+from ..storage.db import insert_ignore
+from .customers import customer_redacted, normalise_email, resolve_customer
+
+
+class NotYet(Exception):
+    """A record this event depends on has not arrived yet; retrying later will help."""
+
+    transient = True
+
+
+def order_name(row) -> str:
+    """An order as people name it: ``#1001``, or its Shopify id when it has no name."""
+    return row.get("name") or f"#{row['shopify_id']}"
+
+
+def order_row(conn, shopify_id: int):
+    return conn.execute(select(t.orders).where(t.orders.c.shopify_id == shopify_id)).mappings().first()
+
+
+def record_order(conn, order: ev.Order, now: datetime, *, paid: bool = False, import_key: str | None = None,
+                 ctx=None) -> int:
+    """Insert or update an order and its lines; returns the internal order id."""
+    o = t.orders
+    customer_id = resolve_customer(conn, order.customer, now, email=order.email, ctx=ctx)
+    existing = order_row(conn, order.shopify_id) if order.shopify_id is not None else None
+    if existing is None and import_key:
+        existing = conn.execute(select(o).where(o.c.import_key == import_key)).mappings().first()
+    paid_at = (order.processed_at or order.created_at) if (paid or order.financial_status in (
+        "paid", "partially_refunded", "refunded", "partially_paid")) else None
+    values = {
+        "shopify_id": order.shopify_id, "name": order.name, "customer_id": customer_id,
+        "email": normalise_email(order.email), "currency": order.currency,
+        "presentment_currency": order.presentment_currency, "subtotal": order.subtotal.amount,
+        "total": order.total.amount, "total_discounts": order.total_discounts.amount,
+        "total_tax": order.total_tax.amount, "shipping": order.shipping.amount,
+        "presentment_subtotal": order.presentment_subtotal.amount if order.presentment_subtotal else None,
+        "financial_status": order.financial_status, "fulfillment_status": order.fulfillment_status,
+        "created_at": order.created_at, "processed_at": order.processed_at,
+        "source_updated_at": order.updated_at, "locale": order.locale, "tags": list(order.tags),
+        "discount_codes": list(order.discount_codes), "test": order.test, "source": order.source,
+    }
+    sticky = {"paid_at": paid_at, "cancelled_at": order.cancelled_at, "fulfilled_at": order.fulfilled_at}
+    if existing is None:
+        values.update(sticky)
+        values["import_key"] = import_key
+        oid = conn.execute(o.insert().values(**values)).inserted_primary_key[0]
+        _replace_lines(conn, oid, order.lines)
+        return oid
+    oid = existing["id"]
+    stale = (order.updated_at is not None and existing["source_updated_at"] is not None
+             and order.updated_at < existing["source_updated_at"])
+    changes = {} if stale else dict(values)
+    if stale and existing["customer_id"] is None and customer_id is not None:
+        changes["customer_id"] = customer_id
+    for k, v in sticky.items():
+        if v is not None and existing[k] is None:
+            changes[k] = v
+    if changes:
+        if "email" in changes and customer_redacted(conn, existing["customer_id"]):
+            changes.pop("email")  # a late update must not bring an erased address back
+        conn.execute(update(o).where(o.c.id == oid).values(**changes))
+    if not stale and order.lines:
+        _replace_lines(conn, oid, order.lines)
+    return oid
+
+
+def _replace_lines(conn, order_id: int, lines: list[ev.OrderLine]) -> None:
+    ol = t.order_lines
+    existing = {r["line_key"]: r for r in conn.execute(select(ol).where(ol.c.order_id == order_id)).mappings()}
+    for pos, line in enumerate(lines):
+        key = str(line.line_id) if line.line_id is not None else f"pos:{pos}"
+        values = {"sku": line.sku, "product_id": line.product_id, "variant_id": line.variant_id,
+                  "title": line.title, "product_type": line.product_type, "vendor": line.vendor,
+                  "tags": list(line.tags), "quantity": line.quantity, "price": line.price.amount,
+                  "total_discount": line.total_discount.amount}
+        if key in existing:
+            conn.execute(update(ol).where(ol.c.id == existing[key]["id"]).values(**values))
+        else:
+            conn.execute(ol.insert().values(order_id=order_id, line_key=key, **values))
+    # Lines a file import stored by position give way to the platform's own line ids.
+    if any(line.line_id is not None for line in lines):
+        stale = [r["id"] for k, r in existing.items() if k.startswith("pos:")]
+        if stale:
+            conn.execute(delete(ol).where(ol.c.id.in_(stale)))
+
+
+def record_refund(conn, refund: ev.Refund, now: datetime) -> int | None:
+    """Store a refund once; returns its id, or None when it was already stored."""
+    order = order_row(conn, refund.order_id)
+    if order is None:
+        raise NotYet(f"refund {refund.shopify_id} is for order {refund.order_id}, which is not stored yet")
+    rid = insert_ignore(conn, t.refunds, {
+        "shopify_id": refund.shopify_id, "order_id": order["id"], "merchandise": refund.merchandise.amount,
+        "currency": refund.merchandise.currency, "lines": [_jsonable(x) for x in refund.lines],
+        # A refund arriving after its customer was erased must not bring their words back.
+        "note": None if customer_redacted(conn, order["customer_id"]) else refund.note,
+        "created_at": refund.created_at}, ["shopify_id"])
+    if rid is None:
+        return None
+    conn.execute(update(t.orders).where(t.orders.c.id == order["id"]).values(
+        refunded=t.orders.c.refunded + refund.merchandise.amount))
+    ol = t.order_lines
+    for line in refund.lines:
+        if line.get("line_id") is not None and line.get("quantity"):
+            conn.execute(update(ol).where(ol.c.order_id == order["id"], ol.c.line_key == str(line["line_id"]))
+                         .values(refunded_quantity=ol.c.refunded_quantity + int(line["quantity"])))
+    return rid
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in d.items()}
+
+
+def record_fulfillment(conn, fulfillment: ev.Fulfillment, now: datetime) -> None:
+    order = order_row(conn, fulfillment.order_id)
+    if order is None:
+        raise NotYet(f"fulfillment {fulfillment.shopify_id} is for order {fulfillment.order_id}, not stored yet")
+    f = t.fulfillments
+    row = conn.execute(select(f).where(f.c.shopify_id == fulfillment.shopify_id)).mappings().first()
+    if row is None:
+        conn.execute(f.insert().values(shopify_id=fulfillment.shopify_id, order_id=order["id"],
+                                       status=fulfillment.status, created_at=fulfillment.created_at,
+                                       source_updated_at=fulfillment.updated_at))
+    elif fulfillment.updated_at and (row["source_updated_at"] is None or fulfillment.updated_at >= row["source_updated_at"]):
+        conn.execute(update(f).where(f.c.id == row["id"]).values(status=fulfillment.status,
+                                                                  source_updated_at=fulfillment.updated_at))
+    if order["fulfilled_at"] is None and fulfillment.status not in ("cancelled", "failure", "error"):
+        conn.execute(update(t.orders).where(t.orders.c.id == order["id"]).values(fulfilled_at=fulfillment.created_at))
