@@ -7,7 +7,7 @@ from decimal import Decimal
 from click.testing import CliRunner
 from sqlalchemy import JSON, Boolean, Integer, LargeBinary, Numeric, String, func, select
 
-from payloads import order, rating_values, refund, zendesk_envelope, zendesk_trigger
+from payloads import order, rating_values, refund, zendesk_trigger
 from retention_plugin.plugins import make_plugin_manager
 from retention_plugin.redaction import REDACTED, declared_columns, undeclared_columns
 from retention_plugin.storage import tables as t

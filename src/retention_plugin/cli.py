@@ -373,7 +373,8 @@ def privacy_erase(app, customer, yes):
         click.confirm(f"Erase personal data of customer {c['id']} ({c.get('email')})?", abort=True)
     with app.engine.begin() as conn:
         result = erase_customer(HookContext(app.app, conn, now=app.now(), source="cli"), c)
-    click.echo(f"erased customer {result['customer_id']}; {result['inbox_rows_scrubbed']} stored webhook bodies scrubbed")
+    click.echo(f"erased customer {result['customer_id']}; "
+               f"{result['inbox_rows_scrubbed']} stored webhook bodies scrubbed")
 
 
 @privacy_group.command("shop-redact")

@@ -71,6 +71,7 @@ def resolve_customer_arg(app, ref) -> dict:
     with app.engine.connect() as conn:
         c = find_customer(conn, ref)
     if c is None:
-        raise click.BadParameter(f"no customer matches {ref!r} (try an email, a Shopify id, an internal id, or id:/shopify:/zendesk:/email: before it)",
+        raise click.BadParameter(f"no customer matches {ref!r} (try an email, a Shopify id, an internal id, "
+                                 "or id:/shopify:/zendesk:/email: before it)",
                                  param_hint="CUSTOMER")
     return c

@@ -138,7 +138,8 @@ def record_fulfillment(conn, fulfillment: ev.Fulfillment, now: datetime) -> None
         conn.execute(f.insert().values(shopify_id=fulfillment.shopify_id, order_id=order["id"],
                                        status=fulfillment.status, created_at=fulfillment.created_at,
                                        source_updated_at=fulfillment.updated_at))
-    elif fulfillment.updated_at and (row["source_updated_at"] is None or fulfillment.updated_at >= row["source_updated_at"]):
+    elif fulfillment.updated_at and (row["source_updated_at"] is None
+                                     or fulfillment.updated_at >= row["source_updated_at"]):
         conn.execute(update(f).where(f.c.id == row["id"]).values(status=fulfillment.status,
                                                                   source_updated_at=fulfillment.updated_at))
     if order["fulfilled_at"] is None and fulfillment.status not in ("cancelled", "failure", "error"):

@@ -15,8 +15,8 @@ Balances are sums, never stored: ``available`` is every entry with ``available_a
 credited, net of take-backs; spending and expiry do not lower it).
 
 Every function here runs inside the caller's transaction. :class:`.account.LoyaltyOp` takes a row
-lock on the customer first (:func:`lock_customer`) (PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers), so
-two workers handling two orders of one customer cannot both spend the same points.
+lock on the customer first (:func:`lock_customer`) (PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already
+serialises writers), so two workers handling two orders of one customer cannot both spend the same points.
 """
 
 from __future__ import annotations

@@ -445,7 +445,8 @@ def _case_for(conn, recall_id: int, customer_id: int) -> dict | None:
     customer = load_customer(conn, customer_id)  # follows merges to the surviving record
     if customer is None:
         return None
-    r = conn.execute(select(rc).where(rc.c.recall_id == recall_id, rc.c.customer_id == customer["id"])).mappings().first()
+    r = conn.execute(select(rc).where(rc.c.recall_id == recall_id,
+                                      rc.c.customer_id == customer["id"])).mappings().first()
     return dict(r) if r else None
 
 

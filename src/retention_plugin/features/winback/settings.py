@@ -18,7 +18,8 @@ class WinbackSchema(Schema):
     enabled = fields.Boolean(load_default=True)
     segments = fields.List(fields.String(validate=validate.OneOf(["at_risk", "lost"])),
                            load_default=lambda: ["at_risk", "lost"])
-    holdout_percent = fields.Decimal(load_default=Decimal("10"), validate=validate.Range(min=0, max=50), as_string=False)
+    holdout_percent = fields.Decimal(load_default=Decimal("10"), validate=validate.Range(min=0, max=50),
+                                     as_string=False)
     discount_percent = fields.Decimal(load_default=Decimal("15"), validate=validate.Range(min=1, max=100))
     valid_days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=365))
     #: one offer per customer per this many days, whatever the crossings
