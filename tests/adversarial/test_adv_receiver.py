@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from conftest import SHOP, SHOPIFY_SECRET, ZENDESK_SECRET, base_config, shopify_sign, zendesk_sign
 from server_util import http_bytes, raw_http, running_server, write_config
-from retention_plugin.features.recalls import sign_ack
+from retention_plugin.features.recalls.ack import sign_ack
 from retention_plugin.messaging.channels import unsubscribe_token
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import make_engine
