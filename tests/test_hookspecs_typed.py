@@ -23,7 +23,7 @@ SPECS = {name: getattr(hookspecs, name) for name in dir(hookspecs)
 #: Hooks that get no ``ctx``: registries run before any transaction exists, and the contact policy asks
 #: these two at send time and from ``messages explain``, outside any delivery (their docstrings say so).
 NO_CTX = {"register_commands", "register_channels", "register_message_kinds", "register_config_sections",
-          "register_tasks", "customer_timezone", "contact_allowed"}
+          "register_tasks", "register_routes", "customer_timezone", "contact_allowed"}
 
 
 def _checked_module() -> types.ModuleType:
@@ -81,7 +81,7 @@ def test_every_hook_but_registries_and_policy_callbacks_gets_ctx():
     assert without == NO_CTX
     for name in SPECS:
         if name.startswith("register_"):
-            assert list(inspect.signature(SPECS[name]).parameters) in (["register"], ["cli"]), name
+            assert list(inspect.signature(SPECS[name]).parameters) in (["register"], ["cli"], ["retention"]), name
 
 
 def test_importing_the_specs_loads_nothing_heavy():

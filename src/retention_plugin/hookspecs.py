@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
     from . import events as ev
     from .context import HookContext
+    from .app import Retention
     from .messaging.channels import Channel
+    from .routes import Route
 
     #: A stored row (``customers``, ``tickets``, ``messages``...) as a mapping of column to value.
     Row: TypeAlias = Mapping[str, Any]
@@ -90,6 +92,21 @@ def register_tasks(register: Callable[[str, Callable[[HookContext], None], float
     :param register: ``register(name, func, every_seconds)``; ``func(ctx)``
         runs inside a transaction of its own, at most once per period across
         every worker sharing the database.
+    """
+
+
+@hookspec
+def register_routes(retention: Retention) -> Iterable[Route] | None:
+    """Add pages or endpoints to the web app that ``retention serve`` runs.
+
+    Called once when the app is built (in each server process). Return
+    :class:`retention_plugin.routes.Route` values; two plugins claiming one
+    path stop the app with an error naming both. A plugin that needs settings
+    it lacks should raise with a message naming them rather than serve a
+    half-working page.
+
+    :param retention: the running :class:`~retention_plugin.app.Retention`
+        (settings, engine, plugin manager) the resources use per request.
     """
 
 

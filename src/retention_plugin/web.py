@@ -393,6 +393,27 @@ _REPEATED_PAGE = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>Lin
                   "Please open the link exactly as it is in our message.</p></body></html>")
 
 
+def add_plugin_routes(api: falcon.App, retention) -> None:
+    """Add every plugin's ``register_routes`` pages; two plugins on one path stop the app."""
+    from .routes import Route, RouteConflict
+
+    owners: dict[str, str] = {}
+    for impl in retention.pm.hook.register_routes.get_hookimpls():
+        kwargs = {name: retention for name in impl.argnames if name == "retention"}
+        for route in impl.function(**kwargs) or ():
+            route = Route(*route)
+            key = route.path if route.suffix is None else f"{route.path} ({route.suffix})"
+            if route.path in owners:
+                raise RouteConflict(f"two plugins claim the path {route.path}: "
+                                    f"{owners[route.path]} and {impl.plugin_name}")
+            owners[route.path] = impl.plugin_name
+            log.debug("route %s from %s", key, impl.plugin_name)
+            if route.suffix is None:
+                api.add_route(route.path, route.resource)
+            else:
+                api.add_route(route.path, route.resource, suffix=route.suffix)
+
+
 def create_app(retention, metrics_bind: str | None = None) -> falcon.App:
     api = falcon.App()
     api.req_options.strip_url_path_trailing_slash = True
@@ -408,6 +429,7 @@ def create_app(retention, metrics_bind: str | None = None) -> falcon.App:
     from .install.shopify_oauth import register_routes
 
     register_routes(api, retention)
+    add_plugin_routes(api, retention)
 
     def on_error(req, resp, ex, params):
         if isinstance(ex, (SQLAlchemyError, sqlite3.Error, _PgError)):
