@@ -7,8 +7,8 @@ import tempfile
 
 from gunicorn.app.base import BaseApplication
 
-#: Set by `retention serve` for its workers: the listener that alone answers /metrics ("" for none).
-METRICS_BIND_ENV = "RETENTION_METRICS_BIND"
+from .binding import METRICS_BIND_ENV, split_bind
+
 WORKER_CLASS = "retention_plugin.buffered_worker.RequestBufferingWorker"
 
 
@@ -27,15 +27,6 @@ class _Gunicorn(BaseApplication):
         return app
 
 
-def split_bind(bind: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port``) as (host, port).
-
-    :raises ValueError: for anything else, saying what is expected.
-    """
-    host, _, port = bind.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{bind!r} is not host:port (e.g. 127.0.0.1:9412)")
-    return host.strip("[]"), int(port)
 
 
 def join_bind(host: str, port: int) -> str:

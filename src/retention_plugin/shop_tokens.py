@@ -36,8 +36,7 @@ from typing import Callable, Mapping
 
 from sqlalchemy import select, update
 
-from .platforms.errors import PermanentError, mask_secret
-from .platforms.shopify.oauth import TokenEndpoint, TokenGrant
+from .platforms.shopify.oauth import NoToken, TokenEndpoint, TokenGrant
 from .storage import tables as t
 from .storage.db import for_update, insert_ignore, is_sqlite
 
@@ -54,13 +53,6 @@ REFRESH_MARGIN = timedelta(minutes=5)
 
 class TokenKeyError(ValueError):
     """``RETENTION_TOKEN_KEY`` is unusable (the message never contains it)."""
-
-
-class NoToken(PermanentError):
-    """No usable token for the shop, and none can be fetched without a person (install it again)."""
-
-    def __init__(self, message: str):
-        super().__init__(message, status=None, platform="shopify")
 
 
 def cipher_from_env(env: Mapping[str, str] | None = None):
@@ -281,23 +273,3 @@ class ShopTokenSource:
     def refresh(self, stale_version: int | None) -> tuple[str, int]:
         cur = self._current = self.store.refresh(self.shop, stale_version)
         return cur.token, cur.version
-
-
-class StaticToken:
-    """A legacy custom app's ``shpat_`` token: nothing to refresh."""
-
-    refreshable = False
-
-    def __init__(self, token: str):
-        if not token:
-            raise ValueError("access_token is required")
-        self._token = token
-
-    def __repr__(self) -> str:
-        return repr(mask_secret(self._token))
-
-    def token(self) -> tuple[str, int]:
-        return self._token, 0
-
-    def refresh(self, stale_version: int | None) -> tuple[str, int]:
-        raise NoToken("shopify: the configured access_token was refused (401); replace it")

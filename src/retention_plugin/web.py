@@ -33,7 +33,7 @@ from .storage import tables as t
 import sqlite3
 
 from .inbox import FastInserter
-from .server import METRICS_BIND_ENV, split_bind
+from .binding import METRICS_BIND_ENV, split_bind
 
 log = logging.getLogger("retention_plugin.web")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import ConfigProblem, pass_app
+from ..clihelp import ConfigProblem, pass_app
 
 
 @click.group("shopify")

@@ -146,7 +146,7 @@ class ShopifyClient:
         if not access_token:
             raise ValueError("access_token is required")
         if isinstance(access_token, str):
-            from ...shop_tokens import StaticToken
+            from .oauth import StaticToken
 
             access_token = StaticToken(access_token)
         if not _API_VERSION.match(api_version or ""):

@@ -37,7 +37,7 @@ from urllib.parse import urlencode
 import requests
 
 from ... import __version__
-from ..errors import PermanentError
+from ..errors import PermanentError, mask_secret
 from ..retrying import RetryPolicy, RetrySignal, call_with_retries, check_base_url, parse_retry_after
 
 PLATFORM = "shopify"
@@ -214,3 +214,30 @@ def _seconds(value: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return seconds if seconds > 0 else None
+
+
+class NoToken(PermanentError):
+    """No usable token for the shop, and none can be fetched without a person (install it again)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, status=None, platform="shopify")
+
+
+class StaticToken:
+    """A legacy custom app's ``shpat_`` token: nothing to refresh."""
+
+    refreshable = False
+
+    def __init__(self, token: str):
+        if not token:
+            raise ValueError("access_token is required")
+        self._token = token
+
+    def __repr__(self) -> str:
+        return repr(mask_secret(self._token))
+
+    def token(self) -> tuple[str, int]:
+        return self._token, 0
+
+    def refresh(self, stale_version: int | None) -> tuple[str, int]:
+        raise NoToken("shopify: the configured access_token was refused (401); replace it")
