@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from browser_support import browser, page, phone_page  # noqa: F401  (fixtures for tests/browser/)
 from retention_plugin.testing import SHOP, SHOPIFY_SECRET, ZENDESK_SECRET, AppFactory, base_config
 from retention_plugin.testing.pytest_plugin import fresh_database_url
 
