@@ -412,6 +412,58 @@ def customer_facts(customer_id: int, ctx: HookContext) -> dict[str, Any] | None:
     """
 
 
+# --- the shopper's side: pages a customer opens --------------------------------
+
+
+@hookspec(firstresult=True)
+def loyalty_account(customer_id: int, ctx: HookContext) -> dict[str, Any] | None:
+    """One customer's own loyalty account, for a page that customer sees. Stops at the first non-None result.
+
+    The built-in loyalty plugin answers (``trylast``); another programme can answer instead.
+
+    :param customer_id: the internal customer id of the signed-in customer, and nobody else.
+    :param ctx: a transaction to read in.
+    :returns: a dict with ``available``, ``pending`` and ``lifetime`` points, ``tier``,
+        ``tier_title``, ``perks``, ``next_tier`` (``name``, ``measure``, ``needed``, ``have``,
+        ``missing``, ``percent``) or None, ``punch_cards``, ``offers`` (``name``, ``points``,
+        ``title``, ``amount``/``percent``, ``currency``, ``affordable``), ``rewards`` (codes issued),
+        ``history`` (ledger entries), ``paused`` and ``ledger_marker``; or None to defer.
+    """
+
+
+@hookspec(firstresult=True)
+def loyalty_redeem(customer_id: int, reward: str, key: str, ctx: HookContext) -> dict[str, Any] | None:
+    """Spend a customer's points on one offered reward, once per ``key``. Stops at the first non-None result.
+
+    Called inside the request's transaction; the caller rolls it back when the answer is a refusal.
+
+    :param customer_id: the internal customer id of the signed-in customer.
+    :param reward: the offer's ``name`` from :func:`loyalty_account`.
+    :param key: the request's idempotency key: the same key redeems once and answers the same code.
+    :param ctx: the transaction to write in.
+    :returns: ``{"reward": row, "available": points, "pending": points}`` (``row`` has ``code``,
+        ``points``, ``amount``/``percent``, ``currency``, ``expires_at``), or ``{"refused": reason,
+        "detail": text}`` with reason ``paused``, ``disabled``, ``unknown``, ``insufficient_points``
+        or ``invalid``; or None to defer.
+    """
+
+
+@hookspec
+def storefront_sections(customer_id: int, account: Mapping[str, Any], locale: str,
+                        ctx: HookContext) -> Iterable[Mapping[str, str]] | None:
+    """Add sections to the storefront rewards page (a referral link, a birthday form...).
+
+    Called for a signed-in customer only, after the account was read.
+
+    :param customer_id: the internal id of the customer viewing the page; show nothing of anyone else.
+    :param account: what :func:`loyalty_account` answered for them (empty when nothing did).
+    :param locale: the page's language (``en``, ``lt``, ``sl``, ``ru``, ``ka``...).
+    :param ctx: a transaction to read in.
+    :returns: sections, each ``{"id": ..., "title": text, "html": markup}``; ``title`` is
+        escaped by the page, ``html`` is inserted as it is, so escape what you put in it.
+        Sections appear in plugin order, after the built-in ones.
+    """
+
 # --- analysis ----------------------------------------------------------------
 
 

@@ -79,3 +79,17 @@ def customer_facts(customer_id, ctx):
     if ctx is None or getattr(ctx, "conn", None) is None:
         return None  # asked outside a transaction: nothing to look up
     return engine.facts(ctx, customer_id)
+
+
+@hookimpl(trylast=True)
+def loyalty_account(customer_id, ctx):
+    from .shopper import account
+
+    return account(ctx, customer_id)
+
+
+@hookimpl(trylast=True)
+def loyalty_redeem(customer_id, reward, key, ctx):
+    from .shopper import redeem
+
+    return redeem(ctx, customer_id, reward, key, actor=f"customer:{customer_id}")

@@ -109,7 +109,8 @@ def issue_automatic(op: LoyaltyOp) -> list[dict]:
     state, and a replay after commit finds the points already spent.
     """
     s = op.settings
-    autos = sorted((r for r in s["rewards"] if r["automatic"]), key=lambda r: r["points"], reverse=True)
+    autos = sorted((r for r in s["rewards"] if r["automatic"] and r["enabled"]), key=lambda r: r["points"],
+                   reverse=True)
     if not autos:
         return []
     customer = op.ctx.customer(op.customer_id)

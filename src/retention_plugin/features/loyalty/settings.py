@@ -63,6 +63,13 @@ class RewardSchema(_Strict):
     percent = _decimal(load_default=None, validate=validate.Range(min=0, max=100, min_inclusive=False))
     automatic = fields.Boolean(load_default=True)
     valid_days = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=1))
+    #: False: kept for codes already issued, but no longer offered on the rewards page nor issued automatically.
+    enabled = fields.Boolean(load_default=True)
+    #: What the rewards page calls it (per language: ``titles = {lt = "..."}``); unset: "10.00 EUR off".
+    title = fields.String(load_default=None, validate=validate.Length(min=1, max=120))
+    titles = fields.Dict(keys=fields.String(validate=validate.Regexp(
+        r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$", error="expected a locale such as lt or pt-BR")),
+        values=fields.String(validate=validate.Length(min=1, max=120)), load_default=dict)
 
     @validates_schema
     def _one_value(self, data, **_):
@@ -126,6 +133,9 @@ class LoyaltySchema(_Strict):
     #: At most one metafield write per customer this often; the last change always goes out.
     sync_interval_minutes = fields.Integer(load_default=10, strict=True, validate=validate.Range(min=1, max=1440))
     metafield_namespace = fields.String(load_default="retention", validate=validate.Length(min=3, max=255))
+    #: True: customers cannot redeem on the rewards page (it says the programme is paused); earning and
+    #: the admin's ``loyalty redeem`` go on.
+    paused = fields.Boolean(load_default=False)
     tiers = fields.List(fields.Nested(TierSchema), load_default=list)
     rewards = fields.List(fields.Nested(RewardSchema), load_default=list)
     punch_cards = fields.List(fields.Nested(PunchCardSchema), load_default=list)
