@@ -60,7 +60,8 @@ def test_app_config_writes_the_documented_shape(tmp_path):
     assert sub["compliance_topics"] == ["customers/data_request", "customers/redact", "shop/redact"]
     assert list(COMPLIANCE_TOPICS) == sub["compliance_topics"]
 
-    assert doc["app_proxy"] == {"url": "https://retention.example.com/proxy", "subpath": "rewards", "prefix": "apps"}
+    assert doc["app_proxy"] == {"url": "https://retention.example.com/proxy/rewards", "subpath": "rewards",
+                                "prefix": "apps"}
     for url in (doc["application_url"], doc["app_proxy"]["url"], *doc["auth"]["redirect_urls"], sub["uri"]):
         assert urlsplit(url).scheme == "https"
 
@@ -77,7 +78,8 @@ def test_installs_open_the_install_route_and_the_proxy_follows_the_config(tmp_pa
     doc = tomllib.loads(result.output)
     assert doc["name"] == 'Rewards "Plus"'
     assert doc["application_url"] == "https://retention.example.com/auth/shopify/install"
-    assert doc["app_proxy"] == {"url": "https://retention.example.com/proxy", "subpath": "loyalty", "prefix": "tools"}
+    assert doc["app_proxy"] == {"url": "https://retention.example.com/proxy/rewards", "subpath": "loyalty",
+                                "prefix": "tools"}
     assert doc["access_scopes"]["scopes"] == "read_orders,write_discounts,write_app_proxy"
 
 
@@ -103,3 +105,13 @@ def test_shopify_needs_https(tmp_path, app_url):
 def test_a_bad_proxy_prefix_is_a_config_error(tmp_path):
     result = run(tmp_path, {**SHOPIFY, "app_proxy_prefix": "shop"})
     assert result.exit_code == 2 and "[shopify].app_proxy_prefix" in result.output
+
+
+def test_the_proxy_url_is_where_the_rewards_page_answers(tmp_path):
+    register_plugin_commands([])
+    path = write_config(tmp_path / "retention.toml", {"database": {"url": f"sqlite:///{tmp_path}/r.db"},
+                                                      "shopify": SHOPIFY, "storefront": {"path": "/shop-proxy/points"}})
+    result = CliRunner().invoke(cli, ["--config", str(path), "shopify", "app-config", "--out", "-"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert tomllib.loads(result.output)["app_proxy"]["url"] == "https://retention.example.com/shop-proxy/points"

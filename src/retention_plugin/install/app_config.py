@@ -12,8 +12,9 @@ Shopify's "App configuration" reference:
   and the three mandatory ``compliance_topics``, which can only be declared
   here (or in the Dev Dashboard), never through the API;
 - ``[app_proxy] url, subpath, prefix``: storefront requests to
-  ``/<prefix>/<subpath>`` go to ``<app_url>/proxy`` (Shopify's "About app
-  proxies"; the prefix is one of ``apps``, ``a``, ``community``, ``tools``).
+  ``/<prefix>/<subpath>`` go to ``<app_url><[storefront] path>``, where the
+  rewards page answers (``/proxy/rewards`` unless configured; Shopify's
+  "About app proxies"; the prefix is one of ``apps``, ``a``, ``community``, ``tools``).
 
 Subscriptions declared here are the app's, for every shop it is installed on.
 """
@@ -29,7 +30,8 @@ from .scopes import configured_scopes
 
 CALLBACK_PATH = "/auth/shopify/callback"
 INSTALL_PATH = "/auth/shopify/install"
-PROXY_PATH = "/proxy"
+#: ``[storefront] path`` unless configured: where the rewards page answers the proxy.
+PROXY_PATH = "/proxy/rewards"
 PROXY_PREFIXES = ("apps", "a", "community", "tools")
 
 
@@ -37,8 +39,12 @@ class AppConfigError(ValueError):
     """What ``[shopify]`` lacks for the file, worded for the person who edits it."""
 
 
-def app_config(shopify: Mapping[str, Any], *, name: str = "retention-plugin", app_proxy: bool = True) -> dict:
-    """The configuration as a mapping (what :func:`render` writes)."""
+def app_config(shopify: Mapping[str, Any], *, name: str = "retention-plugin", app_proxy: bool = True,
+               proxy_path: str | None = None) -> dict:
+    """The configuration as a mapping (what :func:`render` writes).
+
+    :param proxy_path: ``[storefront] path``, where the proxy's requests go (default :data:`PROXY_PATH`).
+    """
     problems = []
     if not shopify:
         raise AppConfigError("no [shopify] section in the configuration")
@@ -73,7 +79,7 @@ def app_config(shopify: Mapping[str, Any], *, name: str = "retention-plugin", ap
         },
     }
     if app_proxy:
-        doc["app_proxy"] = {"url": app_url + PROXY_PATH, "subpath": shopify.get("app_proxy_subpath") or "rewards",
+        doc["app_proxy"] = {"url": app_url + (proxy_path or PROXY_PATH), "subpath": shopify.get("app_proxy_subpath") or "rewards",
                             "prefix": shopify.get("app_proxy_prefix") or "apps"}
     return doc
 

@@ -20,14 +20,17 @@ def shopify_group():
 @click.option("--name", default="retention-plugin", show_default=True, help="The app's name in Shopify.")
 @click.option("--app-proxy/--no-app-proxy", default=True, show_default=True,
               help="Declare the storefront app proxy "
-                   "([shopify] app_proxy_prefix/app_proxy_subpath -> <app_url>/proxy).")
+                   "([shopify] app_proxy_prefix/app_proxy_subpath -> <app_url><[storefront] path>).")
 @pass_app
 def app_config_cmd(app, out, name, app_proxy):
     """Write the app configuration (scopes, redirect URL, webhook topics, compliance topics, app proxy)."""
     from .app_config import AppConfigError, app_config, render
 
     try:
-        text = render(app_config(app.settings.section("shopify"), name=name, app_proxy=app_proxy))
+        # The storefront plugin's own section, read as settings: install does not import a feature.
+        proxy_path = app.settings.section("storefront").get("path")
+        text = render(app_config(app.settings.section("shopify"), name=name, app_proxy=app_proxy,
+                                 proxy_path=proxy_path))
     except AppConfigError as e:
         raise ConfigProblem(str(e)) from None
     if out == "-":

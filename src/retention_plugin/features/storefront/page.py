@@ -156,8 +156,7 @@ class RewardsPage:
         prefix, subpath = shopify.get("app_proxy_prefix") or "apps", shopify.get("app_proxy_subpath") or "rewards"
         self.path_prefix = f"/{prefix}/{subpath}"
         self.cfg = settings_of(retention.settings)
-        self.fallback = normalize_locale(
-            retention.settings.section("messages").get("fallback_locale") or self.cfg["fallback_locale"]) or "en"
+        self.fallback = self.cfg["fallback_locale"]
 
     # Falcon responders --------------------------------------------------------------------------------
 
