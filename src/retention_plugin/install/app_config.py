@@ -79,7 +79,8 @@ def app_config(shopify: Mapping[str, Any], *, name: str = "retention-plugin", ap
         },
     }
     if app_proxy:
-        doc["app_proxy"] = {"url": app_url + (proxy_path or PROXY_PATH), "subpath": shopify.get("app_proxy_subpath") or "rewards",
+        doc["app_proxy"] = {"url": app_url + (proxy_path or PROXY_PATH),
+                            "subpath": shopify.get("app_proxy_subpath") or "rewards",
                             "prefix": shopify.get("app_proxy_prefix") or "apps"}
     return doc
 
