@@ -22,7 +22,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from retention_plugin.testing.apps import SHOP, SHOPIFY_SECRET
 
 PREFIX = "/apps/rewards"
-THEME = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Test shop</title></head>"
+THEME = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+         "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>Test shop</title></head>"
          "<body><header style=\"padding:12px 16px;background:#1d3557;color:#fff;font:600 18px sans-serif\">"
          "Test shop</header><main>{content}</main></body></html>")
 
