@@ -73,8 +73,11 @@ def test_a_signed_in_customer_sees_their_account_inside_the_theme(shop, clock):
     assert "Silver" in body and "free shipping" in body and "750 more points to reach Gold" in body
     assert "10.00 USD off" in body and "20% off" in body
     assert "2.00 USD off" not in body  # a disabled reward is not offered
-    assert 'value="ten-off"' in got.text and 'value="big"' not in got.text.split("big")[0][-200:]
-    assert "250 more points needed" in body  # "big" costs 500
+    forms = {re.search(r'name="reward" value="([^"]+)"', f).group(1): f
+             for f in re.findall(r'<form class="rp-offer".*?</form>', got.text, re.S)}
+    assert set(forms) == {"ten-off", "big"}
+    assert "<button" in forms["ten-off"] and "<button" not in forms["big"]
+    assert "250 more points needed" in text(forms["big"])  # "big" costs 500
     assert "Order" in body and "+250" in body  # the history
     assert "ann@example.com" not in got.text  # no personal data on the page
 
@@ -177,7 +180,8 @@ def test_two_tabs_opened_on_one_balance_redeem_once(shop, clock):
 def test_a_refused_redemption_says_why_and_changes_nothing(shop, clock, case, loyalty, reward, message):
     app, client = shop(loyalty=loyalty)
     earn(app)
-    fields = {**form_fields(get(client, clock).text.replace("ten-off", "ten-off"), "ten-off"), "reward": reward}
+    # The form of a reward the page offers, sent for another one (the disabled or unaffordable one).
+    fields = {**form_fields(get(client, clock).text, "ten-off"), "reward": reward}
     with app.engine.connect() as conn:
         before = conn.execute(select(func.count()).select_from(t.ledger)).scalar()
         actions_before = conn.execute(select(func.count()).select_from(t.actions)).scalar()
@@ -303,3 +307,12 @@ def test_twenty_concurrent_identical_redemptions_spend_once(make_app, clock):
         assert conn.execute(select(func.count()).select_from(t.actions).where(
             t.actions.c.kind == "discount_code_basic_create")).scalar() == 1
     assert all("150" in a.text for a in answers)
+
+
+def test_punch_cards_show_how_full_they_are(shop, clock):
+    app, client = shop(loyalty={"punch_cards": [{"name": "ink", "title": "Ink cartridges", "size": 3,
+                                                 "match": {"skus": ["SKU-1"]}}]})
+    earn(app)
+    body = text(get(client, clock).text)
+    assert "Punch cards" in body and "Ink cartridges" in body and "1 of 3" in body
+    assert "1 iš 3" in text(get(client, clock, locale="lt").text)
