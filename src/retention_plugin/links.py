@@ -4,13 +4,12 @@ Every link a message carries that does something when clicked is made and
 checked here, each with its own ``purpose`` bound into the signature, so a
 token made for one purpose is refused for any other:
 
-============== ============================== ===================== =====================
-purpose        link                           payload               made by
-============== ============================== ===================== =====================
-``rate``       ``/r/rate?t=...&a=good``       ``{"o": order, "c": customer}``   follow-ups
-``recall_ack`` ``/r/ack?t=...``               ``{"r": recall, "c": customer}``  recalls
-``unsubscribe`` ``[email] unsubscribe_url``'s ``{token}``  ``{"c": customer}``  messaging
-============== ============================== ===================== =====================
+- ``rate``: a follow-up's rating buttons, ``{base_url}/r/rate?t=...&a=good``,
+  payload ``{"o": order id, "c": customer id}`` (the followups plugin);
+- ``recall_ack``: a recall notice's acknowledgment link, ``{base_url}/r/ack?t=...``,
+  payload ``{"r": recall id, "c": customer id}`` (the recalls plugin);
+- ``unsubscribe``: the ``{token}`` of ``[email] unsubscribe_url``, payload
+  ``{"c": customer id}`` (messaging).
 
 ::
 
