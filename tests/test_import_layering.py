@@ -21,12 +21,6 @@ FEATURES = f"{PACKAGE}.features"
 #: What assembles the application out of the plugins: no feature may import these.
 ASSEMBLY = tuple(f"{PACKAGE}.{name}" for name in ("cli", "web", "worker", "server", "launch", "__main__"))
 
-# TODO(issue 14, item 1): web.py serves the recall acknowledgment and rating pages itself until
-# plugins add routes through a hook. Remove these two entries when the route hook lands.
-ALLOWED_CORE_TO_FEATURE = {
-    (f"{PACKAGE}.web", f"{FEATURES}.recalls"),
-    (f"{PACKAGE}.web", f"{FEATURES}.followups"),
-}
 
 
 def module_files() -> dict[str, tuple[Path, bool]]:
@@ -194,7 +188,7 @@ def layering_violations(graph) -> list[str]:
                     bad.append(f"{module} imports another feature, {target} (line {line})")
                 elif target in ASSEMBLY:
                     bad.append(f"{module} imports {target} (line {line}); use retention_plugin.clihelp")
-            elif theirs is not None and (module, theirs) not in ALLOWED_CORE_TO_FEATURE and target != FEATURES:
+            elif theirs is not None and target != FEATURES:
                 bad.append(f"{module} (core) imports the feature {target} (line {line})")
     return bad
 
@@ -215,4 +209,21 @@ def test_the_layering_rule_catches_a_feature_importing_the_cli_or_another_featur
         f"{FEATURES}.delays imports another feature, {FEATURES}.offers (line 50)",
         f"{FEATURES}.recalls.commands imports {PACKAGE}.cli (line 9); use retention_plugin.clihelp",
         f"{PACKAGE}.records (core) imports the feature {FEATURES}.loyalty (line 7)",
+        f"{PACKAGE}.web (core) imports the feature {FEATURES}.recalls (line 252)",
     ]
+
+
+def test_the_web_app_imports_no_feature_at_any_depth():
+    """Pages come from their plugins (``register_routes``): nothing web.py imports, directly or through
+    other modules, is a feature, so a page of a switched-off plugin is not even loaded."""
+    graph = import_graph()
+    seen, todo = set(), [f"{PACKAGE}.web"]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        todo.extend(graph.get(module, ()))
+    reached = sorted(m for m in seen if m == FEATURES or m.startswith(FEATURES + "."))
+    assert not reached, f"web.py reaches features through imports: {reached}"
+    assert f"{PACKAGE}.routes" in seen  # the walk did follow web's imports

@@ -65,6 +65,17 @@ def test_every_missing_setting_is_named_at_once(tmp_path, monkeypatch):
         assert missing in result.output
 
 
+def test_an_unsubscribe_token_without_the_links_secret_is_a_problem(tmp_path):
+    """{token} used to need [email] unsubscribe_secret at load; now [links] secret signs it: said here."""
+    cfg = {"email": {"unsubscribe_url": "https://x.example/r/unsubscribe?c={customer_id}&t={token}",
+                     "unsubscribe_secret": "an-old-unsubscribe-secret"}}
+    result = check(write_config(tmp_path / "retention.toml", cfg))
+    assert result.exit_code == 1 and "[links] secret is not set: [email].unsubscribe_url uses {token}" in result.output
+    cfg["links"] = {"secret": "a-link-secret-0123456789"}
+    result = check(write_config(tmp_path / "retention.toml", cfg))
+    assert result.exit_code == 0 and "[links] secret" not in result.output, result.output
+
+
 def test_a_malformed_token_key_is_a_problem_naming_the_variable_not_its_value(tmp_path, monkeypatch):
     monkeypatch.setenv(KEY_ENV, "not-a-fernet-key-but-secret-text")
     path = write_config(tmp_path / "retention.toml", {"shopify": {

@@ -153,3 +153,45 @@ def test_config_defaults_and_what_is_missing(make_app):
 def test_bad_config_names_the_key(make_app, section, key):
     with pytest.raises(ConfigError, match=rf"\[links\]\.{key}"):
         make_app(links=section)
+
+
+# --- links sent before there was one scheme ---------------------------------------------------------
+
+
+def test_legacy_tokens_made_by_the_old_code_still_verify_for_their_own_purpose_only():
+    from legacy_links import sign_ack, unsubscribe_token
+
+    old = "the-old-secret-0123456789"
+    ack, unsub = sign_ack(old, 12, 345), unsubscribe_token(old, 345)
+    assert links.verify_legacy("recall_ack", ack, old) == {"r": 12, "c": 345}
+    assert links.verify_legacy("unsubscribe", unsub, old, customer_id="345") == {"c": 345}
+    # The old unsubscribe token names its customer only through the link's c: another c, no c, no match.
+    for cid in ("346", None, "", "x345"):
+        assert links.verify_legacy("unsubscribe", unsub, old, customer_id=cid) is None
+    # Each old scheme answers for its own purpose only; the rating link never had one.
+    assert links.verify_legacy("unsubscribe", ack, old, customer_id="345") is None
+    assert links.verify_legacy("recall_ack", unsub, old) is None
+    assert links.verify_legacy("rate", ack, old) is None
+    for wrong in ("another-old-secret-012345", "", None):
+        assert links.verify_legacy("recall_ack", ack, wrong) is None
+    assert links.verify_legacy("recall_ack", ack[:-1] + ("A" if ack[-1] != "A" else "B"), old) is None
+
+
+def test_settings_verify_today_s_tokens_then_the_legacy_ones(make_app):
+    from legacy_links import sign_ack
+
+    old = "the-old-secret-0123456789"
+    app = make_app(links={"secret": SECRET, "base_url": "https://r.example.com"})
+    new = links.sign("recall_ack", {"r": 1, "c": 2}, SECRET, LATER)
+    assert links.verify_with_settings(app.settings, "recall_ack", new, NOW, legacy_secret=old) == {"r": 1, "c": 2}
+    assert links.verify_with_settings(app.settings, "recall_ack", sign_ack(old, 1, 2), NOW,
+                                      legacy_secret=old) == {"r": 1, "c": 2}
+    with pytest.raises(links.LinkError):  # without the legacy secret, an old token is just malformed
+        links.verify_with_settings(app.settings, "recall_ack", sign_ack(old, 1, 2), NOW)
+    # An expired or forged token of today's scheme is not retried as a legacy one.
+    with pytest.raises(links.LinkExpired):
+        links.verify_with_settings(app.settings, "recall_ack", new, LATER, legacy_secret=old)
+    with pytest.raises(links.LinkError) as e:
+        links.verify_with_settings(app.settings, "recall_ack", links.sign("recall_ack", {"r": 1}, old, LATER), NOW,
+                                   legacy_secret=old)
+    assert e.value.reason == "signature"

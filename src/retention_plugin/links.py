@@ -1,8 +1,17 @@
-"""Signed links: HMAC-signed tokens with an expiry, for links in customer messages.
+"""Signed links: HMAC-signed tokens with an expiry, for every link in customer messages.
 
-A follow-up's rating buttons, a recall notice's acknowledgment link and
-anything like them carry a token that proves *we* made the link, says what it
-is for (``purpose``) and until when it is valid::
+Every link a message carries that does something when clicked is made and
+checked here, each with its own ``purpose`` bound into the signature, so a
+token made for one purpose is refused for any other:
+
+- ``rate``: a follow-up's rating buttons, ``{base_url}/r/rate?t=...&a=good``,
+  payload ``{"o": order id, "c": customer id}`` (the followups plugin);
+- ``recall_ack``: a recall notice's acknowledgment link, ``{base_url}/r/ack?t=...``,
+  payload ``{"r": recall id, "c": customer id}`` (the recalls plugin);
+- ``unsubscribe``: the ``{token}`` of ``[email] unsubscribe_url``, payload
+  ``{"c": customer id}`` (messaging).
+
+::
 
     token = sign("rate", {"o": 1001, "c": 7}, secret, expires_at=now + timedelta(days=60))
     payload = verify("rate", token, secret, now)   # {"o": 1001, "c": 7}, or raises LinkError
@@ -20,8 +29,16 @@ Configuration (``[links]``, registered by this module as the built-in plugin
     secret = "${RETENTION_LINK_SECRET}"          # or ["${NEW}", "${OLD}"] while rotating
     base_url = "https://retention.example.com"   # where `retention serve` is reachable
 
-With a list of secrets the first signs and every one verifies, so a secret is
-rotated without breaking the links already in inboxes.
+``secret`` signs every link; ``base_url`` is where rating and recall links
+point (an unsubscribe link's address is ``[email] unsubscribe_url``). With a
+list of secrets the first signs and every one verifies, so a secret is rotated
+without breaking the links already in inboxes.
+
+Links sent before there was one scheme (a recall acknowledgment
+``<recall>.<customer>.<mac>`` signed with ``[recalls] signing_secret``; an
+unsubscribe token, the customer id's HMAC with ``[email] unsubscribe_secret``)
+still verify through :func:`verify_legacy`, as long as those secrets stay
+configured. Nothing new is signed with them.
 """
 
 from __future__ import annotations
@@ -31,6 +48,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlencode
@@ -207,7 +225,8 @@ def configured(settings) -> str | None:
     s = settings_of(settings)
     missing = [k for k in ("secret", "base_url") if not s.get(k)]
     if missing:
-        return f"[links] {missing[0]} is not set: signed links (rating, acknowledgment) cannot be made"
+        return (f"[links] {missing[0]} is not set: signed links (rating, recall acknowledgment) "
+                f"cannot be made")
     return None
 
 
@@ -226,6 +245,87 @@ def make_url(settings, path: str, purpose: str, payload: Mapping[str, Any], expi
     return f"{s['base_url'].rstrip('/')}/{path.lstrip('/')}?{query}"
 
 
-def verify_with_settings(settings, purpose: str, token: str | None, now: datetime) -> dict:
-    """:func:`verify` with ``[links] secret`` (every configured secret)."""
-    return verify(purpose, token, settings_of(settings).get("secret"), now)
+def secret_of(settings) -> str | list[str] | None:
+    """``[links] secret`` from the ``Settings`` (or what has them), a plain mapping of sections, or None."""
+    settings = getattr(settings, "settings", settings)
+    if settings is None:
+        return None
+    if hasattr(settings, "section"):
+        return settings_of(settings).get("secret")
+    if isinstance(settings, Mapping):
+        return (settings.get(SECTION) or {}).get("secret")
+    return None
+
+
+def sign_with_settings(settings, purpose: str, payload: Mapping[str, Any], expires_at: datetime) -> str:
+    """:func:`sign` with ``[links] secret``.
+
+    :raises LinkError: (``not_configured``) without ``[links] secret``.
+    """
+    return sign(purpose, payload, settings_of(settings).get("secret"), expires_at)
+
+
+def verify_with_settings(settings, purpose: str, token: str | None, now: datetime, *,
+                         legacy_secret: str | None = None, customer_id: str | None = None) -> dict:
+    """:func:`verify` with ``[links] secret`` (every configured secret).
+
+    With ``legacy_secret`` a token of the scheme this purpose had before
+    (see :func:`verify_legacy`) is accepted too, checked with that secret.
+    """
+    try:
+        return verify(purpose, token, settings_of(settings).get("secret"), now)
+    except LinkExpired:
+        raise
+    except LinkError as e:
+        if legacy_secret and e.reason in ("malformed", "not_configured"):
+            payload = verify_legacy(purpose, token, legacy_secret, customer_id=customer_id)
+            if payload is not None:
+                return payload
+        raise
+
+
+# --- links sent before there was one scheme -------------------------------------------------------
+# Recall notices and marketing mail already in inboxes carry these; they never expire, as they never did.
+
+_LEGACY_ACK = re.compile(r"^(\d{1,18})\.(\d{1,18})\.([A-Za-z0-9_-]{24})$")
+_LEGACY_UNSUBSCRIBE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _legacy_ack_mac(secret: str, recall_id: int, customer_id: int) -> str:
+    mac = hmac.new(secret.encode(), f"retention-recall-ack:{recall_id}:{customer_id}".encode(), hashlib.sha256)
+    return _b64(mac.digest()[:18])
+
+
+def _legacy_unsubscribe_mac(secret: str, customer_id: int) -> str:
+    return hmac.new(secret.encode(), f"unsubscribe:{customer_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def verify_legacy(purpose: str, token: str | None, secret: str | None, *,
+                  customer_id: str | None = None) -> dict | None:
+    """The payload, in today's shape, of a genuine token of a scheme that came before; else None.
+
+    - ``recall_ack``: ``<recall id>.<customer id>.<mac>`` (``[recalls] signing_secret``) -> ``{"r", "c"}``.
+    - ``unsubscribe``: 32 hex digits of the customer id's HMAC (``[email] unsubscribe_secret``); the
+      id is the link's own ``c`` parameter, given as ``customer_id`` -> ``{"c"}``.
+
+    Checked in constant time; any other purpose has no legacy scheme.
+    """
+    if not secret or not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+        return None
+    token = token.strip()
+    if purpose == "recall_ack":
+        match = _LEGACY_ACK.match(token)
+        if not match:
+            return None
+        rid, cid = int(match.group(1)), int(match.group(2))
+        if hmac.compare_digest(_legacy_ack_mac(secret, rid, cid), match.group(3)):
+            return {"r": rid, "c": cid}
+        return None
+    if purpose == "unsubscribe":
+        if not _LEGACY_UNSUBSCRIBE.match(token) or not customer_id or not str(customer_id).isdigit():
+            return None
+        cid = int(customer_id)
+        if len(str(customer_id)) <= 18 and hmac.compare_digest(_legacy_unsubscribe_mac(secret, cid), token):
+            return {"c": cid}
+        return None
+    return None

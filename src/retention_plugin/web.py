@@ -6,6 +6,9 @@ content, never calls out and never runs plugin code: it checks the size, the
 headers and the signature on the raw bytes, inserts one inbox row (a
 duplicate delivery id inserts nothing) and answers.
 
+Pages (the links in messages, the Shopify install) are added by the plugins
+that own them through ``register_routes``; this module imports no feature.
+
 Any WSGI server can host ``retention_plugin.web:app``; it reads the
 configuration named by ``RETENTION_CONFIG``.
 """
@@ -19,7 +22,6 @@ import re
 import threading
 import time
 from datetime import timezone
-from urllib.parse import parse_qsl
 
 import falcon
 import orjson
@@ -282,90 +284,6 @@ class Receiver:
             return
         resp.media = {"ok": True, "database": "reachable"}
 
-    # --- links in messages -------------------------------------------------------------
-    # Pages a customer opens from a message. Bad or forged tokens get a 400 page, never a 5xx.
-
-    @staticmethod
-    def _single_valued(req, resp, pairs) -> dict | None:
-        """The parameters as a dict; None (after a 400 page) when any of them is repeated.
-
-        A signed link carries each parameter once; two values of ``c`` or ``t``
-        mean the link was tampered with, and which one a handler would read is
-        anybody's guess.
-        """
-        params: dict[str, str] = {}
-        for key, value in pairs:
-            if key in params:
-                resp.status = falcon.HTTP_400
-                resp.content_type = falcon.MEDIA_HTML
-                resp.set_header("Cache-Control", "no-store")
-                resp.text = _REPEATED_PAGE
-                return None
-            params[key] = value
-        return params
-
-    @staticmethod
-    def _query_pairs(req) -> list[tuple[str, str]]:
-        return parse_qsl(req.query_string, keep_blank_values=True)
-
-    @staticmethod
-    def _form_pairs(req) -> list[tuple[str, str]]:
-        if req.method != "POST" or not req.content_type or "form-urlencoded" not in req.content_type:
-            return []
-        return parse_qsl(req.bounded_stream.read(64 * 1024).decode("utf-8", "replace"), keep_blank_values=True)
-
-    def _link(self, req, resp, handler):
-        params = self._single_valued(req, resp, self._query_pairs(req))
-        form = self._single_valued(req, resp, self._form_pairs(req)) if params is not None else None
-        if params is None or form is None:
-            return
-        params.update(form)
-        status, html = handler(self.retention, req.method, params, req.get_header("Accept-Language"))
-        resp.status = falcon.code_to_http_status(status)
-        resp.content_type = falcon.MEDIA_HTML
-        resp.text = html
-
-    def on_get_unsubscribe(self, req, resp):
-        from . import unsubscribe
-
-        self._link(req, resp, unsubscribe.handle)
-
-    on_post_unsubscribe = on_get_unsubscribe
-
-    def on_get_ack(self, req, resp):
-        from .features import recalls
-
-        def handler(app, method, params, accept_language=None):
-            r = recalls.handle_ack(app, method, params.get("t"), accept_language)
-            return r.status, r.body.decode()
-
-        self._link(req, resp, handler)
-
-    on_post_ack = on_get_ack
-
-    def on_get_rate(self, req, resp):
-        from .features import followups
-
-        query = self._single_valued(req, resp, self._query_pairs(req))
-        if query is None:
-            return
-        form = None
-        if req.method == "POST":
-            pairs = parse_qsl(req.bounded_stream.read(64 * 1024).decode("utf-8", "replace"), keep_blank_values=True)
-            form = self._single_valued(req, resp, pairs)
-            if form is None:
-                return
-        status, html = followups.handle_rating_link(self.retention, query, method=req.method, form=form,
-                                                    accept_language=req.get_header("Accept-Language"))
-        resp.status = falcon.code_to_http_status(status)
-        resp.content_type = "text/html; charset=utf-8"
-        resp.set_header("Cache-Control", "no-store")
-        resp.set_header("X-Robots-Tag", "noindex")
-        resp.text = html
-
-    on_post_rate = on_get_rate
-    on_head_rate = on_get_rate
-
     def on_get_metrics(self, req, resp):
         # Only on the metrics listener ([server] metrics_bind), never on the webhook port:
         # queue depths and rejection counts are nobody's business on the internet.
@@ -386,11 +304,6 @@ class Receiver:
         except (OSError, ValueError):
             return False
         return isinstance(local, tuple) and len(local) >= 2 and local[1] == self.metrics_port
-
-
-_REPEATED_PAGE = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>Link not valid</title></head>"
-                  "<body><p>This link is not valid: a part of it appears twice. "
-                  "Please open the link exactly as it is in our message.</p></body></html>")
 
 
 def add_plugin_routes(api: falcon.App, retention) -> None:
@@ -422,13 +335,8 @@ def create_app(retention, metrics_bind: str | None = None) -> falcon.App:
     api.add_route("/webhooks/zendesk", receiver, suffix="zendesk")
     api.add_route("/healthz", receiver, suffix="healthz")
     api.add_route("/metrics", receiver, suffix="metrics")
-    api.add_route("/r/unsubscribe", receiver, suffix="unsubscribe")
-    api.add_route("/r/ack", receiver, suffix="ack")
-    api.add_route("/r/rate", receiver, suffix="rate")
-    # Shopify installs (authorization code grant), in their own module; refuses to start without its settings.
-    from .install.shopify_oauth import register_routes
-
-    register_routes(api, retention)
+    # Every page beyond the receiver's own comes from a plugin: unsubscribe (messaging), recall
+    # acknowledgment (recalls), rating (followups), the Shopify install (install).
     add_plugin_routes(api, retention)
 
     def on_error(req, resp, ex, params):

@@ -21,8 +21,7 @@ from sqlalchemy import func, select
 
 from conftest import SHOP, SHOPIFY_SECRET, ZENDESK_SECRET, base_config, shopify_sign, zendesk_sign
 from server_util import http_bytes, raw_http, running_server, write_config
-from retention_plugin.features.recalls.ack import sign_ack
-from retention_plugin.messaging.channels import unsubscribe_token
+from legacy_links import sign_ack, unsubscribe_token  # still accepted: the old secrets are configured
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import make_engine
 
@@ -46,7 +45,8 @@ def site(module_db_url, tmp_path_factory):
     cfg = base_config(module_db_url,
                       email={"unsubscribe_secret": UNSUB,
                              "unsubscribe_url": "https://x.example/r/unsubscribe?c={customer_id}&t={token}"},
-                      recalls={"signing_secret": RECALL, "public_url": "https://x.example"})
+                      recalls={"signing_secret": RECALL},
+                      links={"secret": "link-secret-for-adversaries-0123", "base_url": "https://x.example"})
     engine = make_engine(module_db_url)
     now = datetime.now(timezone.utc)
     with engine.begin() as conn:

@@ -168,7 +168,7 @@ def test_without_links_configured_the_follow_up_is_recorded_suppressed_with_the_
     app = make(links_cfg=None)
     msg = _shipped(app, clock, 8301)
     assert msg["status"] == "suppressed"
-    assert msg["reason"] == ("not sent: [links] secret is not set: signed links (rating, acknowledgment) "
+    assert msg["reason"] == ("not sent: [links] secret is not set: signed links (rating, recall acknowledgment) "
                              "cannot be made")
 
 

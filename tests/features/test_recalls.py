@@ -16,7 +16,9 @@ from retention_plugin import events as ev
 from retention_plugin.features import recalls
 from retention_plugin.features.recalls import ack_page
 from retention_plugin.features.recalls import engine as recall_engine
-from retention_plugin.features.recalls.ack import sign_ack, verify_ack
+from legacy_links import sign_ack, unsubscribe_token
+from retention_plugin import links
+from retention_plugin.features.recalls.ack import verify_ack
 from retention_plugin.features.recalls.ack_page import handle_ack
 from retention_plugin.features.recalls.engine import create_recall
 from retention_plugin.features.recalls.settings import RecallError
@@ -25,8 +27,11 @@ from retention_plugin.records import record_order, resolve_customer
 from retention_plugin.storage import tables as t
 from retention_plugin.testing import deliver_shopify, deliver_zendesk, run_worker
 
+#: [recalls] signing_secret now only verifies links sent before there was one signed-link scheme.
 SECRET = "recall-signing-secret-0123456789"
-RECALLS = {"public_url": "https://retention.example.com", "signing_secret": SECRET}
+RECALLS = {"signing_secret": SECRET}
+LINK_SECRET = "link-secret-for-recall-tests-0123"
+LINKS = {"secret": LINK_SECRET, "base_url": "https://retention.example.com"}
 LOG = {"default_channel": "log"}
 X = "KETTLE-K1"
 
@@ -86,7 +91,7 @@ def add_up(s):
 @pytest.fixture
 def store(make_app, clock):
     """Buyers of X inside and outside the window, by webhook and by import, and a buyer of something else."""
-    app = make_app(recalls=RECALLS, messages=LOG)
+    app = make_app(recalls=RECALLS, links=LINKS, messages=LOG)
     now = clock.now
     inside = now - timedelta(days=20)
     paid(app, 7001, inside, customer_id=501, email="a@example.com")  # A: webhook, in window
@@ -147,7 +152,7 @@ def test_recall_reaches_exactly_the_buyers_in_the_window_and_rerunning_notifies_
 
 
 def test_states_move_through_ack_ticket_and_command_and_always_add_up(make_app, clock, monkeypatch):
-    app = make_app(recalls=dict(RECALLS, zendesk_tickets=True), messages=LOG)
+    app = make_app(recalls=dict(RECALLS, zendesk_tickets=True), links=LINKS, messages=LOG)
     inside = clock.now - timedelta(days=10)
     for i, who in enumerate("pqrs"):
         paid(app, 7100 + i, inside, customer_id=600 + i, email=f"{who}@example.com")
@@ -169,7 +174,7 @@ def test_states_move_through_ack_ticket_and_command_and_always_add_up(make_app, 
     assert status(app, rid)["notified"] == 4  # (status brings the stored states up to date first)
 
     # P clicks the link: the page asks to confirm (a link scanner's GET records nothing), the button records it.
-    token = sign_ack(SECRET, rid, p)
+    token = notice_token(app, rid, p)
     page = handle_ack(app, "GET", token)
     assert page.status == 200 and b"<form" in page.body and cases(app, rid)[p]["status"] == "notified"
     done = handle_ack(app, "POST", token)
@@ -217,7 +222,7 @@ def test_states_move_through_ack_ticket_and_command_and_always_add_up(make_app, 
 
 
 def test_an_order_arriving_later_inside_the_window_joins_the_recall(make_app, clock):
-    app = make_app(recalls=RECALLS, messages=LOG)
+    app = make_app(recalls=RECALLS, links=LINKS, messages=LOG)
     out = create_recall(app, sku=X, title="the handle breaks", ordered_from="2026-02-01")
     rid = out["id"]
     assert out["total"] == 0
@@ -245,7 +250,7 @@ def test_an_order_arriving_later_inside_the_window_joins_the_recall(make_app, cl
 
 def test_safety_notices_ignore_quiet_hours_quality_notices_keep_them(make_app, clock):
     clock.now = datetime(2026, 3, 2, 23, 30, tzinfo=timezone.utc)  # 01:30 in Vilnius
-    app = make_app(recalls=RECALLS, messages=LOG)
+    app = make_app(recalls=RECALLS, links=LINKS, messages=LOG)
     paid(app, 7301, clock.now - timedelta(days=3), customer_id=801, email="k@example.com")
     paid(app, 7302, clock.now - timedelta(days=3), customer_id=802, email="l@example.com", sku="MUG-M1")
     run_worker(app)
@@ -263,7 +268,7 @@ def test_safety_notices_ignore_quiet_hours_quality_notices_keep_them(make_app, c
 
 
 def test_create_validates_its_input(make_app):
-    app = make_app(recalls=RECALLS, messages=LOG)
+    app = make_app(recalls=RECALLS, links=LINKS, messages=LOG)
     with pytest.raises(RecallError, match="--title is required"):
         create_recall(app, sku=X)
     with pytest.raises(RecallError, match="--sku or --product-id"):
@@ -273,12 +278,15 @@ def test_create_validates_its_input(make_app):
     with pytest.raises(RecallError, match="after"):
         create_recall(app, sku=X, title="x", ordered_from="2026-03-01", ordered_to="2026-02-01")
     bare = make_app(messages=LOG)
-    with pytest.raises(RecallError, match=r"\[recalls\]\.public_url"):
+    with pytest.raises(RecallError, match=r"\[links\] secret is not set.*needs \[links\] secret and \[links\] base"):
         create_recall(bare, sku=X, title="x")
+    no_base = make_app(messages=LOG, links={"secret": LINK_SECRET})
+    with pytest.raises(RecallError, match=r"\[links\] base_url is not set"):
+        create_recall(no_base, sku=X, title="x")
 
 
 def test_product_id_recall_and_preview(make_app, clock, monkeypatch):
-    app = make_app(recalls=RECALLS, messages=LOG)
+    app = make_app(recalls=RECALLS, links=LINKS, messages=LOG)
     paid(app, 7401, clock.now - timedelta(days=2), customer_id=901, email="m@example.com", sku="KETTLE-K1-RED")
     run_worker(app)
     imported(app, 90201, clock.now - timedelta(days=3), email="n@example.com")  # no product id, right SKU
@@ -295,18 +303,54 @@ def test_product_id_recall_and_preview(make_app, clock, monkeypatch):
     assert res.exit_code == 1 and "not a date" in res.output
 
 
-def test_ack_tokens_are_signed():
-    token = sign_ack(SECRET, 12, 345)
-    assert verify_ack(SECRET, token) == (12, 345)
-    assert verify_ack("another-secret-0123456789", token) is None
-    assert verify_ack(SECRET, token.replace("12.", "13.", 1)) is None
-    assert verify_ack(SECRET, "junk") is None and verify_ack(SECRET, None) is None
+def notice_token(app, recall_id, customer_id):
+    """The ``t`` of the acknowledgment link in the customer's recall notice, as it was sent."""
+    with app.engine.connect() as conn:
+        data = conn.execute(select(t.messages.c.data).where(
+            t.messages.c.key == f"recall:{recall_id}:{customer_id}")).scalar_one()
+    url = data["ack_url"]
+    assert url.startswith("https://retention.example.com/r/ack?t=v1."), url
+    return url.split("t=", 1)[1]
+
+
+def test_ack_tokens_are_signed_links_bound_to_their_purpose(make_app, clock):
+    app = make_app(recalls=RECALLS, links=LINKS, messages=LOG)
+    later = clock.now + timedelta(days=1)
+    token = links.sign("recall_ack", {"r": 12, "c": 345}, LINK_SECRET, later)
+    assert verify_ack(app.settings, token, clock.now) == (12, 345)
+    # A genuine token made for another purpose (an unsubscribe, a rating) acknowledges nothing.
+    for purpose in ("unsubscribe", "rate"):
+        with pytest.raises(links.LinkError) as e:
+            verify_ack(app.settings, links.sign(purpose, {"r": 12, "c": 345}, LINK_SECRET, later), clock.now)
+        assert e.value.reason == "purpose"
+    with pytest.raises(links.LinkError) as e:
+        verify_ack(app.settings, links.sign("recall_ack", {"r": 12, "c": 345}, "another-secret-0123456789", later),
+                   clock.now)
+    assert e.value.reason == "signature"
+    for junk in ("junk", None, token[:-3] + "AAA"):
+        with pytest.raises(links.LinkError):
+            verify_ack(app.settings, junk, clock.now)
     assert ack_page.token_from_request("t=" + token) == token
     assert ack_page.token_from_request("", ("t=" + token).encode()) == token
 
 
+def test_ack_links_sent_before_the_one_scheme_still_verify(make_app, clock):
+    """Notices already in inboxes carry the old ``<recall>.<customer>.<mac>`` token, made by the old code."""
+    app = make_app(recalls=RECALLS, links=LINKS, messages=LOG)
+    old = sign_ack(SECRET, 12, 345)
+    assert verify_ack(app.settings, old, clock.now + timedelta(days=3650)) == (12, 345)  # they never expired
+    for forged in (sign_ack("another-secret-0123456789", 12, 345), old.replace("12.", "13.", 1),
+                   unsubscribe_token(SECRET, 345)):
+        with pytest.raises(links.LinkError):
+            verify_ack(app.settings, forged, clock.now)
+    # Without [recalls] signing_secret nothing old verifies; without [links] nothing new does.
+    with pytest.raises(links.LinkError):
+        verify_ack(make_app(links=LINKS, messages=LOG).settings, old, clock.now)
+    assert verify_ack(make_app(recalls=RECALLS, messages=LOG).settings, old, clock.now) == (12, 345)
+
+
 def test_merging_two_affected_customers_keeps_one_case(make_app, clock):
-    app = make_app(recalls=RECALLS, messages=LOG)
+    app = make_app(recalls=RECALLS, links=LINKS, messages=LOG)
     imported(app, 90301, clock.now - timedelta(days=3), email="o@example.com")  # no Shopify id
     paid(app, 7501, clock.now - timedelta(days=2), customer_id=951, email="o2@example.com")
     run_worker(app)

@@ -16,14 +16,13 @@ from sqlalchemy import select
 
 from messaging.lang_check import english_words
 from retention_plugin.features.recalls import texts as recall_texts
-from retention_plugin.features.recalls.ack import sign_ack
 from retention_plugin.features.recalls.ack_page import handle_ack
 from retention_plugin.features.recalls.engine import create_recall
 from retention_plugin.features.recalls.settings import RecallError
 from retention_plugin.storage import tables as t
 from retention_plugin.testing import run_worker
 
-from test_recalls import RECALLS, SECRET, X, _invoke, customer_id, paid
+from test_recalls import LINKS, RECALLS, X, _invoke, customer_id, notice_token, paid
 
 WINDOW = ["--ordered-from", "2026-01-15", "--ordered-to", "2026-02-28"]
 EN = {"title": "the lid can come loose and cause burns", "instructions": "Unplug the kettle and stop using it.",
@@ -35,7 +34,7 @@ RU = {"title": "крышка может открыться и стать при�
 
 @pytest.fixture
 def buyers(make_app, clock):
-    app = make_app(recalls=RECALLS, messages={"default_channel": "log", "shop_name": "Kavos Namai"})
+    app = make_app(recalls=RECALLS, links=LINKS, messages={"default_channel": "log", "shop_name": "Kavos Namai"})
     inside = clock.now - timedelta(days=20)
     for oid, cid, email, locale in ((7301, 801, "lt@example.com", "lt"), (7302, 802, "ru@example.com", "ru-RU"),
                                     (7303, 803, "sl@example.com", "sl"), (7304, 804, "en@example.com", "en")):
@@ -76,11 +75,11 @@ def test_per_language_text_reaches_each_customer_and_the_output_names_the_fallba
 
     # The acknowledgment page greets each customer in their language, with the recall's title in it.
     rid = json.loads(_invoke(app, monkeypatch, "recall", "list", "--json").output)[0]["id"]
-    page = handle_ack(app, "GET", sign_ack(SECRET, rid, customer_id(app, "lt@example.com")),
+    page = handle_ack(app, "GET", notice_token(app, rid, customer_id(app, "lt@example.com")),
                       accept_language="en-US").body.decode()
     assert '<html lang="lt">' in page and LT["title"] in page and "Pranešimą perskaičiau" in page
     assert english_words(page, "lt", ["Kavos Namai"]) == []
-    done = handle_ack(app, "POST", sign_ack(SECRET, rid, customer_id(app, "ru@example.com"))).body.decode()
+    done = handle_ack(app, "POST", notice_token(app, rid, customer_id(app, "ru@example.com"))).body.decode()
     assert '<html lang="ru">' in done and "Спасибо" in done
     bad = handle_ack(app, "GET", "nonsense", accept_language="sl-SI,sl;q=0.9").body.decode()
     assert '<html lang="sl">' in bad and "Povezava ni veljavna" in bad

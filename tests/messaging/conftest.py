@@ -52,6 +52,10 @@ def add_customer(engine):
     return add
 
 
+#: [links] secret: it signs the {token} of unsubscribe links.
+LINK_SECRET = "link-secret-for-messaging-tests"
+
+
 @pytest.fixture
 def settings():
     """Sections as the app would load them (the schemas fill in every default)."""
@@ -61,6 +65,7 @@ def settings():
         "email": {"from_address": "shop@shop.example", "from_name": "Kavos Namai",
                   "unsubscribe_url": "https://shop.example/unsubscribe?c={customer_id}&t={token}",
                   "unsubscribe_secret": "s3cret-unsub", "unsubscribe_mailto": "unsubscribe@shop.example"},
+        "links": {"secret": LINK_SECRET},
     }
 
 

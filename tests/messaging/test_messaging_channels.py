@@ -11,12 +11,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from retention_plugin import links
 from retention_plugin.messaging.channels import (ChannelError, EmailChannel, LogChannel, ShopifyChannel,
                                                   ZendeskChannel, channels_from_pm, message_id, unsubscribe_token)
 from retention_plugin.messaging.kinds import BUILTIN_KINDS
 from retention_plugin.messaging.settings import load_section
 from retention_plugin.messaging.templates import Renderer, Rendered
 
+LINK_SECRET = "link-secret-for-messaging-tests"  # [links] secret, as in conftest's settings
 CUSTOMER = {"id": 42, "email": "ona@example.com", "first_name": "Ona", "last_name": "Petraitė", "shopify_id": 7001,
             "zendesk_user_id": None, "locale": "lt"}
 
@@ -27,6 +29,10 @@ def email_cfg(server, **kw):
         "from_name": "Kavos Namai", "reply_to": "help@shop.example",
         "unsubscribe_url": "https://shop.example/unsubscribe?c={customer_id}&t={token}",
         "unsubscribe_secret": "s3cret-unsub", "unsubscribe_mailto": "unsubscribe@shop.example", **kw})
+
+
+def channel(server):
+    return EmailChannel(email_cfg(server), link_secret=LINK_SECRET)
 
 
 def render(kind, locale="en", message_class=None):
@@ -42,7 +48,7 @@ def received(server, n=-1):
 
 def test_thank_you_mail_arrives_with_text_and_html_and_no_unsubscribe_when_transactional(smtp_server):
     msg = {"key": "thanks:1001", "kind": "thank_you", "message_class": "transactional"}
-    provider_id = EmailChannel(email_cfg(smtp_server)).send(msg, CUSTOMER, render("thank_you"), None)
+    provider_id = channel(smtp_server).send(msg, CUSTOMER, render("thank_you"), None)
     assert len(smtp_server.inbox.envelopes) == 1
     env = smtp_server.inbox.envelopes[0]
     assert env.rcpt_tos == ["ona@example.com"] and env.mail_from == "shop@shop.example"
@@ -61,7 +67,7 @@ def test_thank_you_mail_arrives_with_text_and_html_and_no_unsubscribe_when_trans
 
 def test_courtesy_mail_carries_the_header_when_configured_and_goes_out_without_it(smtp_server):
     msg = {"key": "thanks:1001", "kind": "thank_you", "message_class": "transactional", "list_unsubscribe": True}
-    EmailChannel(email_cfg(smtp_server)).send(msg, CUSTOMER, render("thank_you"), None)
+    channel(smtp_server).send(msg, CUSTOMER, render("thank_you"), None)
     assert received(smtp_server)["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     bare = {k: v for k, v in email_cfg(smtp_server).items() if not k.startswith("unsubscribe")}
     EmailChannel(bare).send({**msg, "key": "thanks:1002"}, CUSTOMER, render("thank_you"), None)
@@ -72,11 +78,17 @@ def test_courtesy_mail_carries_the_header_when_configured_and_goes_out_without_i
 @pytest.mark.parametrize("kind", ["voucher", "thank_you"])
 def test_marketing_mail_carries_one_click_list_unsubscribe(smtp_server, kind):
     msg = {"key": f"{kind}:1001", "kind": kind, "message_class": "marketing"}
-    EmailChannel(email_cfg(smtp_server)).send(msg, CUSTOMER, render(kind, message_class="marketing"), None)
+    channel(smtp_server).send(msg, CUSTOMER, render(kind, message_class="marketing"), None)
     got = received(smtp_server)
-    token = unsubscribe_token("s3cret-unsub", 42)
-    assert got["List-Unsubscribe"].strip() == (f"<https://shop.example/unsubscribe?c=42&t={token}>, "
-                                       "<mailto:unsubscribe@shop.example?subject=unsubscribe>")
+    url, mailto = (part.strip().strip("<>") for part in got["List-Unsubscribe"].split(","))
+    assert mailto == "mailto:unsubscribe@shop.example?subject=unsubscribe"
+    assert url.startswith("https://shop.example/unsubscribe?c=42&t=v1.")
+    # The token is a signed link for "unsubscribe" naming the customer, made with [links] secret.
+    now = dt.datetime.now(dt.timezone.utc)
+    assert links.verify("unsubscribe", url.split("&t=", 1)[1], LINK_SECRET, now) == {"c": 42}
+    assert url.split("&t=", 1)[1] == unsubscribe_token(LINK_SECRET, 42, now)
+    with pytest.raises(links.LinkError, match="for 'unsubscribe', not 'rate'"):
+        links.verify("rate", url.split("&t=", 1)[1], LINK_SECRET, now)
     assert got["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "https://shop.example/u" in got.get_body(("plain",)).get_content()
 
@@ -84,7 +96,7 @@ def test_marketing_mail_carries_one_click_list_unsubscribe(smtp_server, kind):
 def test_non_ascii_subject_and_body_survive_the_trip(smtp_server):
     msg = {"key": "recall:9", "kind": "recall", "message_class": "transactional"}
     r = render("recall", "ka")
-    EmailChannel(email_cfg(smtp_server)).send(msg, CUSTOMER, r, None)
+    channel(smtp_server).send(msg, CUSTOMER, r, None)
     got = received(smtp_server)
     assert got["Subject"] == r.subject
     assert got["Content-Language"] == "ka"
@@ -92,12 +104,20 @@ def test_non_ascii_subject_and_body_survive_the_trip(smtp_server):
 
 
 def test_the_same_key_gives_the_same_message_id_so_a_retry_is_recognisable(smtp_server):
-    ch = EmailChannel(email_cfg(smtp_server))
+    ch = channel(smtp_server)
     msg = {"key": "thanks:7", "kind": "thank_you", "message_class": "transactional"}
     a = ch.send(msg, CUSTOMER, render("thank_you"), None)
     b = ch.send(msg, CUSTOMER, render("thank_you"), None)
     assert a == b and received(smtp_server, 0)["Message-ID"] == received(smtp_server, 1)["Message-ID"]
     assert a != message_id("thanks:8", "shop@shop.example")
+
+
+def test_an_unsubscribe_token_needs_the_links_secret(smtp_server):
+    """The {token} is signed with [links] secret; without it the mail waits (transient) naming the setting."""
+    msg = {"key": "v:2", "kind": "voucher", "message_class": "marketing"}
+    with pytest.raises(ChannelError, match=r"\{token\}, which is signed with \[links\] secret") as e:
+        EmailChannel(email_cfg(smtp_server)).send(msg, CUSTOMER, render("voucher", message_class="marketing"), None)
+    assert e.value.transient and smtp_server.inbox.envelopes == []
 
 
 def test_marketing_without_an_unsubscribe_address_is_not_sent(smtp_server):
@@ -110,7 +130,7 @@ def test_marketing_without_an_unsubscribe_address_is_not_sent(smtp_server):
 
 def test_no_email_address_is_a_permanent_error(smtp_server):
     with pytest.raises(ChannelError) as e:
-        EmailChannel(email_cfg(smtp_server)).send({"key": "k", "message_class": "transactional"},
+        channel(smtp_server).send({"key": "k", "message_class": "transactional"},
                                                   {**CUSTOMER, "email": None}, render("thank_you"), None)
     assert not e.value.transient
 

@@ -35,7 +35,6 @@ def test_defaults_are_the_issues():
     ("email", {"security": "ssl"}, "[email].security: Must be one of"),
     ("email", {"username": "u"}, "[email].password: password is required when username is set"),
     ("email", {"unsubscribe_url": "https://x/{customer}"}, "[email].unsubscribe_url: unknown placeholder {customer}"),
-    ("email", {"unsubscribe_url": "https://x/{token}"}, "[email].unsubscribe_secret: unsubscribe_secret is required"),
     ("messages", {"shopify_mode": "flow"}, "[messages].shopify_mode"),
 ])
 def test_problems_name_the_key(name, raw, message):

@@ -1,8 +1,8 @@
 """Getting the product onto a shop: Dev Dashboard app tokens, the install routes, ``shopify.app.toml``.
 
 A built-in plugin (``install`` in ``[plugins].disabled``) that adds
-``retention shopify app-config``; the install routes are served by
-``retention serve`` (:mod:`.shopify_oauth`), the first-run checks run in
+``retention shopify app-config`` and the install routes ``retention serve``
+serves (:mod:`.shopify_oauth`, when ``[shopify]`` installs), the first-run checks run in
 ``retention config check`` (:mod:`.first_run`). docs/install.md walks through it.
 """
 
@@ -21,3 +21,10 @@ def register_commands(cli):
     elif existing is not shopify_group:  # another plugin's `shopify` group: join it
         for name, command in shopify_group.commands.items():
             existing.add_command(command, name)
+
+
+@hookimpl
+def register_routes(retention):
+    from .shopify_oauth import install_routes
+
+    return install_routes(retention)

@@ -2,7 +2,8 @@
 
 - **Problems**: every setting missing for the way the platforms are set up,
   listed together (not only the first): Shopify credentials for the grant,
-  ``RETENTION_TOKEN_KEY`` where installs store tokens, Zendesk credentials.
+  ``RETENTION_TOKEN_KEY`` where installs store tokens, Zendesk credentials,
+  ``[links] secret`` where the unsubscribe link needs a signed ``{token}``.
 - **Live checks** (when ``[actions] dry_run = false``): Shopify: a token is
   obtained as the worker would (client credentials: requested; an install:
   read, renewed if due) and ``{ shop { name } }`` is asked with it; Zendesk:
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .. import links
 from ..shop_tokens import KEY_ENV
 from . import shopify_oauth
 
@@ -42,6 +44,10 @@ def problems_and_notes(settings, env=None) -> tuple[list[str], list[str]]:
             problems.append("[zendesk].api_token (with email) or [zendesk].oauth_token is not set")
         elif not z.get("email"):
             problems.append("[zendesk].email is not set (the agent whose API token [zendesk].api_token is)")
+    email = settings.section("email") or {}
+    if "{token}" in (email.get("unsubscribe_url") or "") and not links.secret_of(settings):
+        problems.append("[links] secret is not set: [email].unsubscribe_url uses {token}, a signed link made "
+                        "with it (marketing mail waits until it is set)")
     return problems, notes
 
 

@@ -43,6 +43,7 @@ import falcon
 from sqlalchemy import delete
 
 from ..context import HookContext
+from ..routes import Route
 from ..platforms.errors import PlatformError, TransientError
 from ..platforms.shopify import mutations
 from ..platforms.shopify.oauth import TokenEndpoint, authorize_url, valid_shop
@@ -100,19 +101,18 @@ def problems(settings, env=None) -> list[str]:
     return out
 
 
-def register_routes(api: falcon.App, retention) -> None:
-    """Add the install routes when the configuration installs; refuse to start when it cannot.
+def install_routes(retention) -> list[Route]:
+    """The install routes when the configuration installs (none otherwise); refuse to start when it cannot.
 
     :raises InstallNotReady: naming every missing setting.
     """
     if not enabled(retention.settings):
-        return
+        return []
     missing = problems(retention.settings)
     if missing:
         raise InstallNotReady("the Shopify install routes cannot start: " + "; ".join(missing))
     routes = InstallRoutes(retention)
-    api.add_route(INSTALL_PATH, routes, suffix="install")
-    api.add_route(CALLBACK_PATH, routes, suffix="callback")
+    return [Route(INSTALL_PATH, routes, suffix="install"), Route(CALLBACK_PATH, routes, suffix="callback")]
 
 
 class Refused(Exception):

@@ -14,7 +14,6 @@ message is never "sent" without its action, nor the action queued twice.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import smtplib
@@ -22,10 +21,11 @@ import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Protocol, runtime_checkable
 from urllib.parse import quote
 
+from .. import links
 from ..platforms.shopify.mutations import metafields_set, tags_add, tags_remove
 from .kinds import MARKETING
 from .settings import section
@@ -56,21 +56,43 @@ def _settings(ctx):
 # --- unsubscribing -------------------------------------------------------------------
 
 
-def unsubscribe_token(secret: str, customer_id) -> str:
-    """The ``{token}`` in unsubscribe links: the unsubscribe endpoint recomputes it to check a request."""
-    return hmac.new(secret.encode(), f"unsubscribe:{customer_id}".encode(), hashlib.sha256).hexdigest()[:32]
+#: The signed-link purpose of the ``{token}`` in unsubscribe links (:mod:`retention_plugin.links`).
+UNSUBSCRIBE_PURPOSE = "unsubscribe"
+#: The law asks that an unsubscribe link keep working; a decade outlives any inbox.
+UNSUBSCRIBE_VALID_DAYS = 10 * 365
 
 
-def unsubscribe_links(email_cfg: Mapping, customer: Mapping, message: Mapping) -> tuple[str | None, str | None]:
-    """The one-click URL and the mailto for a marketing message (either may be None)."""
+def unsubscribe_token(link_secret: str | list[str], customer_id: int, now: datetime) -> str:
+    """The ``{token}`` in unsubscribe links: a ``links`` token for ``unsubscribe``, carrying the customer id.
+
+    Its expiry is a whole day, so the header and the footer of one message carry the same link.
+    """
+    expires = (now + timedelta(days=UNSUBSCRIBE_VALID_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return links.sign(UNSUBSCRIBE_PURPOSE, {"c": int(customer_id)}, link_secret, expires)
+
+
+def unsubscribe_links(email_cfg: Mapping, customer: Mapping, message: Mapping, *,
+                      link_secret: str | list[str] | None = None,
+                      now: datetime | None = None) -> tuple[str | None, str | None]:
+    """The one-click URL and the mailto for a marketing message (either may be None).
+
+    :param link_secret: ``[links] secret``, which signs the URL's ``{token}``.
+    :raises ChannelError: (transient) the URL has a ``{token}`` and there is no secret to sign it.
+    """
     url = None
     if email_cfg.get("unsubscribe_url"):
-        secret = email_cfg.get("unsubscribe_secret")
-        url = email_cfg["unsubscribe_url"].format(
+        template = email_cfg["unsubscribe_url"]
+        token = ""
+        if "{token}" in template:
+            if not link_secret or customer.get("id") is None:
+                raise ChannelError("[email].unsubscribe_url uses {token}, which is signed with [links] secret: "
+                                   "set it", transient=True)
+            token = unsubscribe_token(link_secret, customer["id"], now or datetime.now(timezone.utc))
+        url = template.format(
             customer_id=quote(str(customer.get("id", "")), safe=""),
             email=quote(customer.get("email") or "", safe=""),
             message_key=quote(str(message.get("key", "")), safe=""),
-            token=unsubscribe_token(secret, customer.get("id")) if secret else "",
+            token=token,
         )
     mailto = None
     if email_cfg.get("unsubscribe_mailto"):
@@ -96,13 +118,18 @@ class EmailChannel:
 
     :param config: a loaded ``[email]`` section; None reads ``ctx.settings`` at send time.
     :param ssl_context: for a private CA in tests or on premises; default: the system's.
+    :param link_secret: signs the unsubscribe ``{token}`` when a send has no settings (``ctx`` None);
+        otherwise ``[links] secret`` does.
     """
 
     name = "email"
 
-    def __init__(self, config: Mapping | None = None, *, ssl_context: ssl.SSLContext | None = None):
+    def __init__(self, config: Mapping | None = None, *, ssl_context: ssl.SSLContext | None = None,
+                 link_secret: str | list[str] | None = None):
         self.config = config
         self.ssl_context = ssl_context
+        # For sends without settings (ctx None); with settings, [links] secret signs.
+        self.link_secret = link_secret
 
     def __repr__(self) -> str:  # never the password
         host = (self.config or {}).get("host")
@@ -112,7 +139,7 @@ class EmailChannel:
         return dict(self.config) if self.config is not None else section(_settings(ctx), "email")
 
     def build(self, message: Mapping, customer: Mapping, rendered: Rendered, cfg: Mapping,
-              now: datetime | None = None) -> EmailMessage:
+              now: datetime | None = None, link_secret: str | list[str] | None = None) -> EmailMessage:
         if not cfg.get("from_address"):
             raise ChannelError("[email].from_address is not set", transient=True)
         to = (customer.get("email") or "").strip()
@@ -129,7 +156,7 @@ class EmailChannel:
         msg["Message-ID"] = message_id(str(message["key"]), cfg["from_address"])
         marketing = message.get("message_class") == MARKETING
         if marketing or message.get("list_unsubscribe"):
-            url, mailto = unsubscribe_links(cfg, customer, message)
+            url, mailto = unsubscribe_links(cfg, customer, message, link_secret=link_secret, now=now)
             # Marketing may not go out without a way to stop it; a courtesy mail goes out regardless.
             if marketing and not (url or mailto):
                 raise ChannelError("marketing mail needs [email].unsubscribe_url or unsubscribe_mailto "
@@ -167,7 +194,9 @@ class EmailChannel:
 
     def send(self, message: Mapping, customer: Mapping, rendered: Rendered, ctx: Any) -> str:
         cfg = self._config(ctx)
-        msg = self.build(message, customer, rendered, cfg, getattr(ctx, "now", None))
+        settings = _settings(ctx)
+        link_secret = links.secret_of(settings) if settings is not None else self.link_secret
+        msg = self.build(message, customer, rendered, cfg, getattr(ctx, "now", None), link_secret)
         try:
             smtp = self._connect(cfg)
             try:

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from .. import links
 from ..context import HookContext
 from ..customers import follow_merges as load_customer  # noqa: F401 (features import it from here)
 from ..storage import tables as t
@@ -239,7 +240,12 @@ def _attempt(conn, mid, lease, now, *, channels, cfg, email_cfg, policy, tz_hook
         _finish(conn, mid, FAILED, f"unknown channel {name!r} (registered: {', '.join(sorted(channels)) or 'none'})")
         return "failed"
     offers_unsubscribe = policy.offers_unsubscribe(msg["message_class"], msg["kind"])
-    unsubscribe = unsubscribe_links(email_cfg, customer, msg)[0] if offers_unsubscribe else None
+    try:
+        secret = links.secret_of(settings)
+        unsubscribe = (unsubscribe_links(email_cfg, customer, msg, link_secret=secret, now=now)[0]
+                       if offers_unsubscribe else None)
+    except ChannelError as e:
+        raise _SendFailed(f"{name}: {e.message}", e.transient) from e
     msg["list_unsubscribe"] = offers_unsubscribe  # the email channel adds the header by this
     try:
         rendered = renderer.render(msg["kind"], msg["locale"] or customer.get("locale"), msg["data"] or {},

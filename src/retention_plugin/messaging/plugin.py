@@ -1,6 +1,7 @@
 """The built-in messaging plugin: channels, message kinds, config sections and the ``messages`` commands.
 
-It also keeps its rows in step when customers merge or are erased (:mod:`.data`).
+It also keeps its rows in step when customers merge or are erased (:mod:`.data`), and adds
+the one-click unsubscribe page (:mod:`.unsubscribe`).
 
 Registered from ``DEFAULT_PLUGINS`` like any other plugin; a third-party
 plugin adds channels and kinds through the same hooks.
@@ -32,6 +33,15 @@ def register_message_kinds(register):
 def register_config_sections(register):
     for name, schema in SECTIONS.items():
         register(name, schema)
+
+
+@hookimpl
+def register_routes(retention):
+    from retention_plugin.routes import Route
+
+    from .unsubscribe import UNSUBSCRIBE_PATH, UnsubscribePage
+
+    return [Route(UNSUBSCRIBE_PATH, UnsubscribePage(retention))]
 
 
 @hookimpl

@@ -8,7 +8,8 @@ configured under ``[followups]`` (docs/offers-and-followups.md).
   fulfilment, carrying signed rating links (``/r/rate?t=<token>&a=<answer>``,
   see :mod:`retention_plugin.links`): good/bad and 1-5. ``order_cancelled``
   withdraws it if not sent yet.
-- An answer (the web route calls :func:`handle_rating_link`; the CLI
+- An answer (the ``/r/rate`` page this plugin adds, :class:`.engine.RatingPage`, calls
+  :func:`handle_rating_link`; the CLI
   ``retention followups rate TOKEN ANSWER``; code :func:`record_rating_answer`)
   is a ``ratings`` row, source ``followup``, ``source_id`` the Shopify order
   id, ``value`` normalised (good 1, bad 0, n of 5 -> (n-1)/4). **The last
@@ -27,8 +28,7 @@ from __future__ import annotations
 
 from retention_plugin import hookimpl
 
-# TODO(issue 14, item 1): web.py serves RATING_PATH with handle_rating_link until plugins add routes through a hook
-# (docs/offers-and-followups.md shows these two names imported from here).
+# docs/offers-and-followups.md shows handle_rating_link imported from here.
 from .engine import handle_rating_link, schedule_follow_up, withdraw  # noqa: F401
 from .settings import PLUGIN, RATING_PATH, FollowupsSchema  # noqa: F401
 
@@ -43,6 +43,15 @@ def register_commands(cli):
     from .commands import followups_group
 
     cli.add_command(followups_group)
+
+
+@hookimpl
+def register_routes(retention):
+    from retention_plugin.routes import Route
+
+    from .engine import RatingPage
+
+    return [Route(RATING_PATH, RatingPage(retention))]
 
 
 @hookimpl

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from retention_plugin import events as ev
 from retention_plugin import links
 from retention_plugin.context import HookContext
+from retention_plugin.routes import LinkPage, LinkRequest
 from retention_plugin.customers import follow_merges as load_customer
 from retention_plugin.messaging.schedule import cancel_message, record_suppressed
 from retention_plugin.records.orders import order_name, order_row
@@ -285,3 +286,12 @@ def handle_rating_link(app, query: Mapping, *, method: str = "GET", form: Mappin
     except links.LinkError as e:  # expired between the two checks
         return 400, page("expired" if e.reason == "expired" else "invalid", reason=e.reason)
     return 200, page("thanks_bad" if result.bad else "thanks_good", score=score)
+
+
+class RatingPage(LinkPage):
+    """``/r/rate``: a click on a rating button, or the page's confirm form."""
+
+    def respond(self, link: LinkRequest) -> tuple[int, str]:
+        return handle_rating_link(self.retention, link.query, method=link.method,
+                                  form=link.form if link.method == "POST" else None,
+                                  accept_language=link.accept_language)

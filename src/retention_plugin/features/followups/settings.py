@@ -9,7 +9,7 @@ from retention_plugin.config import section_or_defaults
 PLUGIN = "followups"
 SOURCE = "followup"
 PURPOSE = "rate"
-#: The route the lead mounts in web.py; handled by :func:`handle_rating_link`.
+#: The page this plugin adds (``register_routes``); handled by :func:`handle_rating_link`.
 RATING_PATH = "/r/rate"
 ANSWERS = ("good", "bad", "1", "2", "3", "4", "5")
 

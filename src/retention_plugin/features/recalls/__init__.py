@@ -34,8 +34,7 @@ from sqlalchemy import select
 from retention_plugin import hookimpl
 from retention_plugin.storage import tables as t
 
-# TODO(issue 14, item 1): web.py serves /r/ack with handle_ack until plugins add routes through a hook.
-from .ack_page import handle_ack  # noqa: F401
+from .ack import ACK_PATH
 from .data import TEXT_COLUMNS, customers_merged, shop_redact  # noqa: F401 (hook implementations)
 from .engine import join_order, link_ticket, resolve_case, stored_order_id, sync_all
 from .settings import PLUGIN, QUALITY_KIND, RecallsSchema
@@ -53,6 +52,15 @@ def register_message_kinds(register):
     # ``recall`` is built in (and listed in [contact_policy].safety_kinds); a quality recall is
     # transactional too but keeps quiet hours, so it needs a kind of its own.
     register(QUALITY_KIND, "transactional")
+
+
+@hookimpl
+def register_routes(retention):
+    from retention_plugin.routes import Route
+
+    from .ack_page import AckPage
+
+    return [Route(ACK_PATH, AckPage(retention))]
 
 
 @hookimpl

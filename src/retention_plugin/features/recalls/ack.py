@@ -1,42 +1,42 @@
-"""The acknowledgment link in a recall notice: ``<recall id>.<customer id>.<HMAC>``, signed with
-``[recalls] signing_secret`` and checked in constant time."""
+"""The acknowledgment link in a recall notice: a :mod:`retention_plugin.links` token for ``recall_ack``.
+
+Signed with ``[links] secret`` and pointing at ``[links] base_url``. Links
+from before (``<recall id>.<customer id>.<mac>``, signed with ``[recalls]
+signing_secret``) still verify while that secret stays configured.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import re
-from typing import Mapping
+from datetime import datetime, timedelta
+
+from retention_plugin import links
+
+from .settings import settings_of
+
+PURPOSE = "recall_ack"
+ACK_PATH = "/r/ack"
+#: A recall can matter for years (a product stays in a cupboard), so its link does too.
+ACK_VALID_DAYS = 10 * 365
 
 
-def _sig(secret: str, recall_id: int, customer_id: int) -> str:
-    mac = hmac.new(secret.encode(), f"retention-recall-ack:{recall_id}:{customer_id}".encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(mac.digest()[:18]).decode().rstrip("=")
+def ack_url(settings, recall_id: int, customer_id: int, now: datetime) -> str:
+    """``{[links] base_url}/r/ack?t=<token>``.
+
+    :raises links.LinkError: (``not_configured``) without ``[links] secret`` and ``base_url``.
+    """
+    # The expiry is a whole day, so the same case gets the same link all day long.
+    expires = (now + timedelta(days=ACK_VALID_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return links.make_url(settings, ACK_PATH, PURPOSE, {"r": int(recall_id), "c": int(customer_id)}, expires)
 
 
-def sign_ack(secret: str, recall_id: int, customer_id: int) -> str:
-    """The token in a recall notice's acknowledgment link: ``<recall id>.<customer id>.<HMAC>``."""
-    if not secret:
-        raise ValueError("no signing secret")
-    return f"{int(recall_id)}.{int(customer_id)}.{_sig(secret, int(recall_id), int(customer_id))}"
+def verify_ack(settings, token: str | None, now: datetime) -> tuple[int, int]:
+    """``(recall_id, customer_id)`` of a genuine acknowledgment token, today's or a legacy one.
 
-
-_TOKEN = re.compile(r"^(\d{1,18})\.(\d{1,18})\.([A-Za-z0-9_-]{24})$")
-
-
-def verify_ack(secret: str, token: str | None) -> tuple[int, int] | None:
-    """``(recall_id, customer_id)`` when the token is genuine, else None (constant-time check)."""
-    if not secret or not isinstance(token, str):
-        return None
-    match = _TOKEN.match(token.strip())
-    if not match:
-        return None
-    rid, cid = int(match.group(1)), int(match.group(2))
-    if not hmac.compare_digest(_sig(secret, rid, cid), match.group(3)):
-        return None
-    return rid, cid
-
-
-def ack_url(cfg: Mapping, recall_id: int, customer_id: int) -> str:
-    return f"{cfg['public_url'].rstrip('/')}/r/ack?t={sign_ack(cfg['signing_secret'], recall_id, customer_id)}"
+    :raises links.LinkError: naming what is wrong (``expired``, ``signature``, ``purpose``...).
+    """
+    payload = links.verify_with_settings(settings, PURPOSE, token, now,
+                                         legacy_secret=settings_of(settings).get("signing_secret"))
+    try:
+        return int(payload["r"]), int(payload["c"])
+    except (KeyError, TypeError, ValueError):
+        raise links.LinkError("malformed", "the link is not readable (malformed token)") from None

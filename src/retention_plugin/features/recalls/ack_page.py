@@ -1,15 +1,25 @@
-"""The page a recall notice's acknowledgment link opens (served at ``/r/ack``), independent of the web framework."""
+"""The page a recall notice's acknowledgment link opens, served at ``/r/ack`` by :class:`AckPage`.
+
+:func:`handle_ack` is the page without the web framework (tests, other servers).
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs
+
+from retention_plugin import links
+from retention_plugin.routes import LinkPage, LinkRequest
 
 from .ack import verify_ack
 from .engine import acknowledge, recall_options, recall_row
 from .settings import settings_of
 from .texts import message_translations
+
+
+log = logging.getLogger("retention_plugin.features.recalls")
 
 
 @dataclass
@@ -61,10 +71,12 @@ def handle_ack(app, method: str, token: str | None, accept_language: str | None 
     if method not in ("GET", "HEAD", "POST"):
         return AckResponse(405, _page(app, "method", accept_language), outcome="method")
     cfg = settings_of(app.settings)
-    got = verify_ack(cfg.get("signing_secret"), token)
-    if got is None:
+    try:
+        rid, cid = verify_ack(app.settings, token, app.now())
+    except links.LinkError as e:
+        if e.reason == "not_configured":
+            log.error("recall acknowledgment link used, but %s", e.message)
         return AckResponse(400, _page(app, "invalid", accept_language), outcome="invalid")
-    rid, cid = got
     if method in ("GET", "HEAD") and cfg["confirm_ack"]:
         with app.engine.connect() as conn:
             recall = recall_row(conn, rid)
@@ -78,3 +90,11 @@ def handle_ack(app, method: str, token: str | None, accept_language: str | None 
     if outcome == "unknown":
         return AckResponse(404, _page(app, "unknown_case", accept_language, cid), outcome=outcome)
     return AckResponse(200, _page(app, "done", accept_language, cid), outcome=outcome)
+
+
+class AckPage(LinkPage):
+    """``/r/ack``: the token is the ``t`` parameter, from the link or the page's confirm button."""
+
+    def respond(self, link: LinkRequest) -> tuple[int, str]:
+        r = handle_ack(self.retention, link.method, link.params.get("t"), link.accept_language)
+        return r.status, r.body.decode()

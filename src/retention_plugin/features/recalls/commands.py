@@ -7,6 +7,7 @@ from typing import Mapping
 import click
 from sqlalchemy import select, update
 
+from retention_plugin import links
 from retention_plugin.clihelp import echo_json, pass_app, require_schema, resolve_customer_arg
 from retention_plugin.storage import tables as t
 
@@ -21,7 +22,7 @@ from .engine import (
     resolve,
     sync_notified,
 )
-from .settings import SEVERITIES, STATES, RecallError, settings_of
+from .settings import SEVERITIES, STATES, RecallError
 from .texts import TEXT_FIELDS, TEXT_LANGUAGES, load_texts
 
 rc, rl, m = t.recall_cases, t.recalls, t.messages
@@ -214,10 +215,10 @@ def recall_resolve(app, recall_id, customer, reason):
 @pass_app
 def recall_ack(app, token):
     """Record an acknowledgment from a link's token (the t= value), e.g. one a customer sent back by mail."""
-    got = verify_ack(settings_of(app.settings).get("signing_secret"), token)
-    if got is None:
-        raise click.BadParameter("not a valid acknowledgment token for this [recalls].signing_secret",
-                                 param_hint="TOKEN")
+    try:
+        got = verify_ack(app.settings, token, app.now())
+    except links.LinkError as e:
+        raise click.BadParameter(f"not a valid acknowledgment token: {e.message}", param_hint="TOKEN") from None
     with app.engine.begin() as conn:
         outcome = acknowledge(conn, got[0], got[1], app.now())
     if outcome == "unknown":

@@ -14,6 +14,7 @@ from typing import Mapping
 
 from sqlalchemy import and_, func, not_, or_, select, update
 
+from retention_plugin import links
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import insert_ignore
 
@@ -154,11 +155,10 @@ def notify_pending(ctx, recall: Mapping, *, customer_ids=None, limit: int | None
     """
     from retention_plugin.messaging.outbox import schedule_message
 
-    cfg = settings_of(ctx.settings)
     counts = {"notices": 0, "tickets": 0}
-    if not (cfg["public_url"] and cfg["signing_secret"]):
-        log.error("recall %s: [recalls].public_url / signing_secret not set; notices wait (re-run `recall create`)",
-                  recall["id"])
+    problem = links.configured(ctx.settings)
+    if problem:
+        log.error("recall %s: %s; notices wait (re-run `recall create`)", recall["id"], problem)
         return counts
     o = t.orders
     q = (select(rc.c.id, rc.c.customer_id, rc.c.order_id, o.c.name, o.c.locale)
@@ -181,7 +181,8 @@ def notify_pending(ctx, recall: Mapping, *, customer_ids=None, limit: int | None
     for case in cases:
         cid = case["customer_id"]
         product = _line_title(ctx.conn, recall, case["order_id"]) or recall["sku"] or f"product {recall['product_id']}"
-        data = {"product_title": product, "recall_title": recall["title"], "ack_url": ack_url(cfg, recall["id"], cid),
+        data = {"product_title": product, "recall_title": recall["title"],
+                "ack_url": ack_url(ctx.settings, recall["id"], cid, ctx.now),
                 "order_name": case["name"], "instructions": opts.get("instructions"), "remedy": opts.get("remedy"),
                 "severity": recall["severity"], "recall_id": recall["id"], "sku": recall["sku"],
                 "translations": message_translations(opts.get("texts") or {})}
@@ -306,11 +307,12 @@ def recall_row(conn, recall_id: int) -> dict | None:
     return dict(r) if r else None
 
 
-def require_links(cfg: Mapping) -> None:
-    missing = [k for k in ("public_url", "signing_secret") if not cfg.get(k)]
+def require_links(settings) -> None:
+    s = links.settings_of(settings)
+    missing = [k for k in ("secret", "base_url") if not s.get(k)]
     if missing:
-        raise RecallError(f"[recalls].{missing[0]} is not set: recall notices carry a signed acknowledgment "
-                          f"link, which needs [recalls].public_url and [recalls].signing_secret")
+        raise RecallError(f"[links] {missing[0]} is not set: recall notices carry a signed acknowledgment link, "
+                          f"which needs [links] secret and [links] base_url")
 
 
 def create_recall(app, *, sku: str | None = None, product_id: int | None = None, ordered_from=None, ordered_to=None,
@@ -366,7 +368,7 @@ def create_recall(app, *, sku: str | None = None, product_id: int | None = None,
             if not title:
                 raise RecallError("--title is required for a new recall: it is the sentence the notice "
                                   "tells customers (e.g. \"the lid can come loose and cause burns\")")
-            require_links(cfg)
+            require_links(app.settings)
             rid = insert_ignore(conn, rl, {"key": key, "sku": sku, "product_id": product_id, "ordered_from": start,
                                            "ordered_to": end, "severity": severity, "title": title, "status": "open",
                                            "created_at": now}, ["key"])
@@ -380,7 +382,7 @@ def create_recall(app, *, sku: str | None = None, product_id: int | None = None,
                     "tickets": cfg["zendesk_tickets"] if tickets is None else bool(tickets)})
         else:
             created, rid = False, existing["id"]
-            require_links(cfg)
+            require_links(app.settings)
             if existing["severity"] != severity:
                 notes.append(f"recall {rid} exists with severity {existing['severity']!r}; kept")
             if title and title != existing["title"]:

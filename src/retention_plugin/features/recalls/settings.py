@@ -21,10 +21,11 @@ class RecallsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    #: Where the receiver is reachable from the internet: the ack link is {public_url}/r/ack?t=...
+    #: No longer read: acknowledgment links point at [links] base_url (kept so older files still load).
     public_url = fields.String(load_default=None, validate=validate.Regexp(
         r"^https?://[^\s/?#]+(/[^\s?#]*)?$", error="expected a base URL like https://retention.example.com"))
-    #: HMAC key for acknowledgment links (named *secret* so `config check` masks it).
+    #: Legacy: verifies acknowledgment links sent before [links] secret signed them; signs nothing new
+    #: (named *secret* so `config check` masks it).
     signing_secret = fields.String(load_default=None, validate=validate.Length(
         min=16, error="use at least 16 characters (e.g. `openssl rand -hex 32`)"))
     #: Open a Zendesk ticket per affected customer (default for `recall create`; --tickets/--no-tickets).
