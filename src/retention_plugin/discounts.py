@@ -12,8 +12,10 @@ the code text with :func:`code_for`:
   discount being made;
 - **bound to a customer**: :func:`code_for` refuses a customer without a
   Shopify id (:class:`UnboundCode`), because such a code would be limited to
-  nobody and usable by anyone who learns it. Every issuer goes through it, so
-  no feature can mint such a code by forgetting the check.
+  nobody and usable by anyone who learns it. Every code is made by
+  :func:`make_code`, which holds it for approval instead (a ``held`` rewards
+  row, ``retention discounts held | approve ID | decline ID``), so no feature
+  can mint such a code by forgetting the check.
 
 The secret is generated on first use and stored in ``plugin_state``
 (``discounts`` / ``code_secret``): it is part of every database backup.
@@ -22,10 +24,10 @@ working, because every issuer stores a code with its reward before the create
 is queued and never derives the same key twice (docs/offers-and-followups.md).
 
 What each kind of code combines with is :func:`combines_with`'s (``[offers]
-combines_with``, read whether or not the ``offers`` plugin is on), and a
-single-use code for one customer, with its ``rewards`` row and the Shopify
-action, is :func:`issue_discount`'s: the thank-you voucher, the late-delivery
-apology and the win-back offer all make theirs with it.
+combines_with``, read whether or not the ``offers`` plugin is on). :func:`make_code`
+writes a code's ``rewards`` row, its Shopify action and the message that carries
+it; :func:`issue_discount` is its shorthand for the thank-you voucher, the
+late-delivery apology and the win-back offer.
 """
 
 from __future__ import annotations
@@ -172,7 +174,8 @@ def make_code(ctx, *, key: str, action_key: str, feature: str, discount_kind: st
               title: str, prefix: str, ends_at: datetime, percent: Decimal | None = None,
               amount: Decimal | None = None, currency: str | None = None, points: int | None = None,
               row_kind: str | None = None, product_gids=(), variant_gids=(), free_units: int | None = None,
-              source_ref: str | None = None, message: Mapping | None = None, unbound: str = "hold") -> dict:
+              source_ref: str | None = None, message: Mapping | None = None, unbound: str = "hold",
+              code_key: str | None = None) -> dict:
     """The one way a plugin makes a single-use discount code for one customer, once per ``key``.
 
     A ``rewards`` row under ``key``, the Shopify create under ``action_key``
@@ -187,6 +190,9 @@ def make_code(ctx, *, key: str, action_key: str, feature: str, discount_kind: st
     ``retention discounts approve ID`` (:func:`approve_held`); with
     ``unbound="refuse"`` :class:`UnboundCode` is raised instead (loyalty: the points
     stay unspent). Returns the rewards row (the existing one when ``key`` was used before).
+
+    :param code_key: what the code text is derived from, when not ``key`` (recovery derives
+        it from the case key, so a case's code is the same whatever its reward row is called).
     """
     existing = ctx.conn.execute(select(R).where(R.c.key == key)).mappings().first()
     if existing is not None:
@@ -194,8 +200,9 @@ def make_code(ctx, *, key: str, action_key: str, feature: str, discount_kind: st
     if discount_kind not in COMBINES_WITH_DEFAULTS:
         raise ValueError(f"unknown discount kind {discount_kind!r}")
     now = ctx.now
-    spec = {"feature": feature, "action_key": action_key, "discount_kind": discount_kind, "title": title,
-            "prefix": prefix, "valid_seconds": max(0, int((ends_at - now).total_seconds())),
+    spec = {"feature": feature, "action_key": action_key, "code_key": code_key or key,
+            "discount_kind": discount_kind, "title": title, "prefix": prefix,
+            "valid_seconds": max(0, int((ends_at - now).total_seconds())),
             "product_gids": list(product_gids or ()), "variant_gids": list(variant_gids or ()),
             "free_units": free_units, "message": dict(message) if message is not None else None}
     row = {"key": key, "customer_id": customer["id"], "feature": feature,
@@ -204,7 +211,7 @@ def make_code(ctx, *, key: str, action_key: str, feature: str, discount_kind: st
            "source_ref": source_ref, "created_at": now, "expires_at": ends_at}
     if customer_gid(customer) is None:
         if unbound != "hold":
-            code_for(ctx.conn, prefix, key, customer)  # raises UnboundCode, naming the customer
+            code_for(ctx.conn, prefix, code_key or key, customer)  # raises UnboundCode, naming the customer
         reason = (f"customer {customer['id']} has no Shopify customer id (customers.shopify_id): "
                   "a code would be bound to nobody")
         insert_ignore(ctx.conn, R, {**row, "code": None, "status": HELD, "hold": {**spec, "reason": reason}},
@@ -212,7 +219,7 @@ def make_code(ctx, *, key: str, action_key: str, feature: str, discount_kind: st
         held = dict(ctx.conn.execute(select(R).where(R.c.key == key)).mappings().one())
         ctx.log.warning("discount %s held for approval (reward %s): %s", key, held["id"], reason)
         return held
-    code = code_for(ctx.conn, prefix, key, customer)
+    code = code_for(ctx.conn, prefix, code_key or key, customer)
     insert_ignore(ctx.conn, R, {**row, "code": code, "status": "issued"}, ["key"])
     issued = dict(ctx.conn.execute(select(R).where(R.c.key == key)).mappings().one())
     _create(ctx, issued, spec, customer)
@@ -305,7 +312,7 @@ def approve_held(ctx, reward_id: int, *, by: str, note: str | None = None) -> tu
                         "(an order or customers/update from Shopify), or decline it")
     spec = dict(row["hold"] or {})
     spec.update(decided_by=by[:255], decided_at=ctx.now.isoformat(), decision="approved", note=note)
-    code = code_for(ctx.conn, spec["prefix"], row["key"], customer)
+    code = code_for(ctx.conn, spec["prefix"], spec.get("code_key") or row["key"], customer)
     won = ctx.conn.execute(update(R).where(R.c.id == reward_id, R.c.status == HELD).values(
         status="issued", code=code, expires_at=ctx.now + timedelta(seconds=int(spec["valid_seconds"])),
         hold=spec)).rowcount
