@@ -170,6 +170,9 @@ def test_every_kind_of_code_is_held_without_a_shopify_id_and_made_once_on_approv
     assert body["context"] == {"customers": {"add": ["gid://shopify/Customer/1001"]}}
     [reward] = _rows(app, t.rewards)
     assert body["code"] == reward["code"] and reward["status"] == "issued"
+    from platforms.helpers import shopify_request_errors
+
+    assert shopify_request_errors(action["request"]) == []  # valid for the pinned Admin API
     [msg] = _rows(app, t.messages)
     assert msg["data"]["code"] == reward["code"]
 
@@ -209,3 +212,22 @@ def test_a_codes_text_carries_at_least_64_bits_of_the_hmac():
         assert prefix == "THANKS" and set(text) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
         assert len(text) * 5 >= 64, code  # base32: 5 bits a character
     assert len(codes) == 64
+
+
+def test_a_win_back_offer_to_an_unlinked_customer_waits_with_its_message(make_app, clock):
+    from retention_plugin.features.winback.engine import win_back
+
+    app = make_app(winback={"holdout_percent": 0, "segments": ["lost"]})
+    cid = _unlinked_customer(app, clock)
+    with app.engine.begin() as conn:
+        assert win_back(HookContext(app, conn, now=clock.now, source="task"), cid, "lost") == "offer"
+    [reward] = _rows(app, t.rewards)
+    assert reward["status"] == HELD and reward["feature"] == "winback"
+    assert _rows(app, t.messages) == [] and _discount_actions(app) == []  # the offer is the message: both wait
+    _link(app, cid)
+    r = run(app, "discounts", "approve", str(reward["id"]))
+    assert r.exit_code == 0, r.output
+    [reward] = _rows(app, t.rewards)
+    [msg] = _rows(app, t.messages)
+    assert msg["kind"] == "win_back" and msg["data"]["code"] == reward["code"].strip()
+    assert reward["code"].startswith("MISSYOU-") and len(_discount_actions(app)) == 1
