@@ -415,7 +415,104 @@ def privacy_shop_redact(app, confirm):
 
 @cli.group("discounts")
 def discounts_group():
-    """The secret discount codes are derived under."""
+    """Discount codes: those held for approval, and the secret codes are derived under."""
+
+
+def _held_json(row: dict) -> dict:
+    hold = row["hold"] or {}
+    return {"id": row["id"], "key": row["key"], "customer_id": row["customer_id"], "feature": row["feature"],
+            "kind": row["kind"], "status": row["status"], "code": row["code"],
+            "percent": format(row["percent"].normalize(), "f") if row["percent"] is not None else None,
+            "amount": f"{row['amount']:.2f}" if row["amount"] is not None else None, "currency": row["currency"],
+            "source_ref": row["source_ref"], "created_at": row["created_at"].isoformat(),
+            "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
+            "reason": hold.get("reason"), "decision": hold.get("decision"), "decided_by": hold.get("decided_by"),
+            "decided_at": hold.get("decided_at"), "note": hold.get("note")}
+
+
+def _held_value(h: dict) -> str:
+    if h["amount"] is not None:
+        return f"{h['amount']} {h['currency']}"
+    return f"{h['percent']}%"
+
+
+@discounts_group.command("held")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def discounts_held(app, as_json):
+    """Codes held for approval: their customer has no Shopify id, so nothing was created or sent."""
+    from .discounts import held_rewards
+
+    require_schema(app)
+    with app.engine.connect() as conn:
+        held = [_held_json(r) for r in held_rewards(conn)]
+    if as_json:
+        echo_json(held)
+        return
+    if not held:
+        click.echo("no discount codes held for approval")
+        return
+    for h in held:
+        click.echo(f"{h['id']:>6}  {h['feature']:<8} {_held_value(h):<14} customer {h['customer_id']}  "
+                   f"{h['source_ref'] or h['key']}  held {h['created_at'][:16]}: {h['reason']}")
+
+
+def _decide_held(app, reward_id: int, action: str, by: str | None, text: str | None):
+    import getpass
+
+    from .context import HookContext
+    from .discounts import HoldError, approve_held, decline_held
+
+    require_schema(app)
+    by = (by or "").strip() or getpass.getuser()
+    try:
+        with app.engine.begin() as conn:
+            ctx = HookContext(app.app, conn, now=app.now(), source="cli")
+            if action == "approve":
+                return approve_held(ctx, reward_id, by=by, note=text)
+            return decline_held(ctx, reward_id, by=by, reason=text or "")
+    except HoldError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@discounts_group.command("approve")
+@click.argument("reward_id", metavar="ID", type=click.IntRange(1))
+@click.option("--by", metavar="NAME", help="Who approves (default: the login name).")
+@click.option("--note", metavar="TEXT", help="Why, for the record.")
+@click.option("--json", "as_json", is_flag=True, help="Print the reward as JSON.")
+@pass_app
+def discounts_approve(app, reward_id, by, note, as_json):
+    """Create a held code, once its customer has a Shopify id, and send the message that carries it."""
+    row, now = _decide_held(app, reward_id, "approve", by, note)
+    h = _held_json(row)
+    if as_json:
+        echo_json({**h, "created_now": now})
+        return
+    if now:
+        click.echo(f"reward {reward_id} approved by {h['decided_by']}: code {row['code']} ({_held_value(h)}) "
+                   "queued for Shopify (see `retention actions list`)")
+    else:
+        click.echo(f"reward {reward_id} was already approved by {h['decided_by']} at {h['decided_at'][:16]}; "
+                   "nothing created again")
+
+
+@discounts_group.command("decline")
+@click.argument("reward_id", metavar="ID", type=click.IntRange(1))
+@click.option("--reason", required=True, metavar="TEXT", help="Why no code is made (recorded).")
+@click.option("--by", metavar="NAME", help="Who declines (default: the login name).")
+@click.option("--json", "as_json", is_flag=True, help="Print the reward as JSON.")
+@pass_app
+def discounts_decline(app, reward_id, reason, by, as_json):
+    """Drop a held code, recording who declined it and why."""
+    if not reason.strip():
+        raise click.BadParameter("must not be empty", param_hint="--reason")
+    row, now = _decide_held(app, reward_id, "decline", by, reason.strip())
+    h = _held_json(row)
+    if as_json:
+        echo_json({**h, "declined_now": now})
+        return
+    click.echo(f"reward {reward_id} declined by {h['decided_by']}: {h['note']}"
+               + ("" if now else " (already declined; unchanged)"))
 
 
 @discounts_group.command("rotate-secret")

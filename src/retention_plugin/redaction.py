@@ -88,6 +88,7 @@ FREE_TEXT: dict[str, tuple[str, ...]] = {
     "refunds": ("note",),
     "tickets": ("subject", "description", "tags", "custom_fields", "complaint_reason"),
     "ratings": ("comment",),
+    "rewards": ("hold",),  # a held code's message data and the reviewer's note
 }
 
 #: Text that names nobody: keys, ids, codes, statuses, enumerations, product data, and

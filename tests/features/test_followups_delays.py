@@ -105,7 +105,10 @@ def test_shipped_cancelled_refunded_preorder_test_and_ancient_orders_get_none(ma
     deliver_shopify(app, "fulfillments/create", {"id": 1, "order_id": 9101, "status": "success",
                                                  "created_at": "2026-03-02T09:00:00+00:00"})
     _paid(app, 9102, cancelled=PAID + timedelta(hours=2))
-    _paid(app, 9103, financial_status="refunded")
+    _paid(app, 9103)
+    refunded = order(9103, created=PAID, updated=PAID + timedelta(hours=3), financial_status="refunded")
+    deliver_shopify(app, "orders/updated", refunded)
+    _run(app)
     preorder = order(9104, created=PAID)
     preorder["tags"] = "Pre-Order, gift"
     deliver_shopify(app, "orders/paid", preorder)

@@ -364,7 +364,7 @@ def test_codes_are_an_hmac_under_a_per_install_secret(make_app, tmp_path):
     key = "recovery:ticket:4242"
     # Not the unsalted digest of the key anyone could compute from the ticket number.
     unsalted = "SORRY-" + base64.b32encode(hashlib.sha256(key.encode()).digest()).decode()[:12]
-    assert reward["code"] != unsalted and reward["code"].startswith("SORRY-") and len(reward["code"]) == 18
+    assert reward["code"] != unsalted and reward["code"].startswith("SORRY-") and len(reward["code"]) == 19
     with app.engine.connect() as conn:
         state = conn.execute(select(t.plugin_state.c.value).where(t.plugin_state.c.plugin == "discounts",
                                                                    t.plugin_state.c.key == "code_secret")).scalar()

@@ -106,7 +106,13 @@ def test_orders_create_fixture():
 
 
 def test_orders_paid_fixture():
-    event = one("orders/paid", fixture_payload("fixtures", "shopify", "orders_paid.json"))
+    payload = fixture_payload("fixtures", "shopify", "orders_paid.json")
+    # Shopify's sample (what "Send test notification" delivers) is a voided test order: it pays nothing.
+    with pytest.raises(PayloadError) as err:
+        one("orders/paid", payload)
+    assert err.value.field == "financial_status"
+    payload["financial_status"] = "paid"
+    event = one("orders/paid", payload)
     assert isinstance(event, OrderPaid)
     assert event.order.shopify_id == 820982911946154508
     assert event.order.subtotal == usd("404.95")

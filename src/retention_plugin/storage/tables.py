@@ -385,10 +385,13 @@ rewards = Table(
     Money("amount"),
     Column("currency", String(3)),
     Column("points", Integer),
-    Column("status", String(16), nullable=False, default="issued"),
+    Column("status", String(16), nullable=False, default="issued"),  # issued / held / declined / cancelled / ...
     Column("source_ref", String(255)),  # order / ticket / recall the reward came from
     created(),
     Column("expires_at", UTCDateTime),
+    # A code held for approval (no Shopify customer to bind it to): what to create and send once
+    # approved, why it waits, and who decided (discounts.py, ``retention discounts held``).
+    Column("hold", JSON),
 )
 
 messages = Table(

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import String, cast, exists, literal, not_, or_, select, update
 
 from retention_plugin.customers import follow_merges as load_customer
-from retention_plugin.discounts import customer_gid, issue_discount, offer_data
+from retention_plugin.discounts import HELD, customer_gid, issue_discount, offer_data
 from retention_plugin.messaging.schedule import cancel_message
 from retention_plugin.records.orders import NotYet, order_name, order_row
 from retention_plugin.storage import tables as t
@@ -116,14 +116,19 @@ def apologise(ctx, order: dict, s: dict, problem: str = UNSHIPPED, new_estimate=
     credit_key = f"delay:credit:{oid}"
     first_credit = ctx.conn.execute(select(t.rewards.c.id).where(t.rewards.c.key == credit_key)).scalar() is None
     if (s["credit_percent"] is not None or s["credit_amount"] is not None) and problem not in NO_CREDIT \
-            and first_credit and customer_gid(customer) and customer.get("redacted_at") is None:
+            and first_credit and customer.get("redacted_at") is None:
+        # Without a Shopify customer the credit is held for approval; the apology goes now without it,
+        # and an approved credit follows in a second apology that carries the code.
         reward = issue_discount(
             ctx, key=credit_key, action_key=f"delay:discount:{oid}", feature=PLUGIN, customer=customer,
             percent=s["credit_percent"], amount=s["credit_amount"],
             currency=order["currency"] if s["credit_amount"] is not None else None,
             ends_at=ctx.now + timedelta(days=s["credit_valid_days"]),
-            title=f"Sorry for the delay {order_name(order)}", prefix=s["code_prefix"], source_ref=f"order:{oid}")
-        data.update(offer_data(reward))
+            title=f"Sorry for the delay {order_name(order)}", prefix=s["code_prefix"], source_ref=f"order:{oid}",
+            message=None if customer_gid(customer) else {
+                "key": f"{key}:credit", "kind": "delay_apology", "locale": order["locale"], "data": dict(data)})
+        if reward["status"] != HELD:
+            data.update(offer_data(reward))
     return ctx.schedule_message(key=key, customer_id=customer["id"], kind="delay_apology",
                                 due_at=ctx.now, locale=order["locale"], data=data)
 

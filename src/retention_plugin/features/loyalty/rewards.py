@@ -18,11 +18,10 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from ...storage import tables as t
-from ...storage.db import insert_ignore
 from .account import LoyaltyOp
 from .ledger import LoyaltyError
 from .settings import reward_name
-from ...discounts import code_for, customer_gid, money_text, shop_currency  # noqa: F401 (re-exported)
+from ...discounts import code_for, customer_gid, make_code, money_text, shop_currency  # noqa: F401 (re-exported)
 
 R = t.rewards
 
@@ -57,33 +56,19 @@ def issue(op: LoyaltyOp, *, key_base: str, feature: str, points: int | None, amo
         raise LoyaltyError("no shop currency known yet: set [loyalty] currency")
     if points:
         op.spend(f"loyalty:spend:reward:{key_base}", points, reason=f"reward: {title}", actor=actor)
-    code = code_for(conn, s["code_prefix"], key, customer)
     now = ctx.now
     expires = now + timedelta(days=valid_days)
     if free_units:
         percent, amount = Decimal(100), None
-    kind = "free_item" if feature == "punch" else ("percent" if percent is not None else "amount")
-    insert_ignore(conn, R, {
-        "key": key, "customer_id": op.customer_id, "feature": feature, "kind": kind, "code": code,
-        "percent": percent, "amount": amount, "currency": currency if amount is not None else None,
-        "points": points, "status": "issued", "source_ref": source_ref, "created_at": now, "expires_at": expires,
-    }, ["key"])
-    from ...platforms.shopify.mutations import discount_code_basic_create, discount_code_free_units
-    from ...discounts import combines_with
-
-    stacks = combines_with(ctx, "punch_card" if feature == "punch" else "loyalty_reward")
-    if free_units:
-        request = discount_code_free_units(
-            code, title, product_gids=list(product_gids or []), variant_gids=list(variant_gids or []),
-            quantity=free_units, customer_gid=gid, starts_at=now, ends_at=expires, combines_with=stacks)
-        ctx.enqueue_action("shopify", "discount_code_bxgy_create", f"loyalty:discount:{key_base}", request)
-    else:
-        request = discount_code_basic_create(
-            code, title, percent=percent, amount=money_text(amount) if amount is not None else None,
-            currency=currency if amount is not None else None, customer_gid=gid, starts_at=now, ends_at=expires,
-            usage_limit=1, applies_once_per_customer=True, product_gids=list(product_gids or []) or None,
-            combines_with=stacks)
-        ctx.enqueue_action("shopify", "discount_code_basic_create", f"loyalty:discount:{key_base}", request)
+    # Points are spent above, so an unbound code is refused (the check above), never held.
+    reward = make_code(
+        ctx, key=key, action_key=f"loyalty:discount:{key_base}", feature=feature,
+        discount_kind="punch_card" if feature == "punch" else "loyalty_reward", customer=customer, title=title,
+        prefix=s["code_prefix"], ends_at=expires, percent=percent, amount=amount, currency=currency,
+        points=points, row_kind="free_item" if feature == "punch" else None,
+        product_gids=product_gids or (), variant_gids=variant_gids or (), free_units=free_units or None,
+        source_ref=source_ref, unbound="refuse")
+    code = reward["code"]
     ctx.schedule_message(key=f"loyalty:reward-notice:{key_base}", customer_id=op.customer_id, kind="reward",
                          due_at=now, data={
                              "code": code, "reward_description": description,

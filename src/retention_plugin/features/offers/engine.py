@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from retention_plugin import events as ev
 from retention_plugin.customers import follow_merges as load_customer
-from retention_plugin.discounts import customer_gid, issue_discount, money_text, offer_data, percent_text
+from retention_plugin.discounts import HELD, issue_discount, money_text, offer_data, percent_text
 from retention_plugin.messaging.schedule import cancel_message, record_suppressed
 from retention_plugin.records.orders import order_name, order_row
 from retention_plugin.storage import tables as t
@@ -199,8 +199,6 @@ def decide_voucher(ctx, order: ev.Order, row: Mapping, customer: Mapping, s: Map
         reason = "the customer's personal data was erased"
     elif consent != "subscribed":
         reason = f"no marketing consent ({consent or 'none recorded'})"
-    elif customer_gid(customer) is None:
-        reason = "the customer has no Shopify id to limit the code to"
     if reason is not None:
         record_suppressed(ctx, key=keys["voucher"], customer_id=customer["id"], kind="voucher",
                           locale=row["locale"], reason=f"no offer made: {reason}",
@@ -210,11 +208,16 @@ def decide_voucher(ctx, order: ev.Order, row: Mapping, customer: Mapping, s: Map
     reward = issue_discount(ctx, key=keys["voucher"], action_key=keys["discount"], feature=PLUGIN,
                             customer=customer, percent=o["percent"], amount=o["amount"], currency=o["currency"],
                             ends_at=ends, title=f"{s['title']} {order_name(row)}", prefix=s["code_prefix"],
-                            source_ref=f"order:{order.shopify_id}")
+                            source_ref=f"order:{order.shopify_id}",
+                            message={"key": keys["voucher"], "kind": "voucher", "locale": row["locale"],
+                                     "delay_minutes": s["voucher_delay_minutes"],
+                                     "data": {"order_name": order_name(row), "minimum_amount": None}})
+    if reward["status"] == HELD:
+        # No Shopify customer to limit the code to: it waits for `retention discounts approve`.
+        decision = dict(base, decision="held", reward_id=reward["id"], reason=reward["hold"]["reason"])
+        ctx.state_set(PLUGIN, keys["state"], decision)
+        return decision
     data = offer_data(reward)
-    data.update(order_name=order_name(row), minimum_amount=None)
-    ctx.schedule_message(key=keys["voucher"], customer_id=customer["id"], kind="voucher", locale=row["locale"],
-                         due_at=ctx.now + timedelta(minutes=s["voucher_delay_minutes"]), data=data)
     decision = dict(base, decision="issued", code=reward["code"], expires_at=data["expires_at"])
     ctx.state_set(PLUGIN, keys["state"], decision)
     return decision
@@ -234,6 +237,8 @@ def withdraw(ctx, order_id: int) -> None:
         # The code exists in Shopify (single use, that customer only) but the customer never got it.
         ctx.conn.execute(update(R).where(R.c.key == keys["voucher"], R.c.status == "issued")
                          .values(status="cancelled"))
+    # A voucher still held for approval must not be approved for a cancelled order.
+    ctx.conn.execute(update(R).where(R.c.key == keys["voucher"], R.c.status == HELD).values(status="cancelled"))
 
 
 def facts(ctx, customer_id: int) -> dict | None:

@@ -67,7 +67,7 @@ class OffersSchema(_Strict):
     #: An orders/paid older than this (a replayed dead letter, an import) gets neither message nor voucher.
     #: The age is taken from the payload's updated_at (about when it was paid), else processed_at/created_at.
     max_order_age_days = fields.Float(load_default=7.0, validate=validate.Range(min=0, min_inclusive=False))
-    #: Voucher codes are PREFIX-XXXXXXXXXXXX.
+    #: Voucher codes are PREFIX-XXXXXXXXXXXXX.
     code_prefix = fields.String(load_default="THANKS", validate=validate.Regexp(
         r"^[A-Z0-9]{1,20}$", error="expected 1-20 capital letters or digits"))
     #: Discount title in the Shopify admin (the order name is appended).

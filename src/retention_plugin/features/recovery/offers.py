@@ -41,12 +41,11 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from ...customers import lifetime_spend
-from ...discounts import code_for, customer_gid, shop_currency  # noqa: F401 (re-exported)
-from ...platforms.shopify.mutations import discount_code_basic_create, store_credit_account_credit
+from ...discounts import code_for, customer_gid, make_code, shop_currency  # noqa: F401 (re-exported)
+from ...platforms.shopify.mutations import store_credit_account_credit
 from ...platforms.zendesk.requests import ticket_comment, ticket_create
 from ...storage import tables as t
 from ...storage.db import for_update, insert_ignore
-from ...discounts import combines_with
 from .classify import keyword_only
 from .context_note import customer_facts, money_text
 from .policy import Decline, check_budget, lock_budget, normalise_offer, propose, record_spent
@@ -303,30 +302,31 @@ def _issue(ctx, settings, case: dict, customer: dict, offer: dict) -> None:
     amount = Decimal(str(offer["amount"]))
     gid = customer_gid(customer)
     expires = now + timedelta(days=int(offer["valid_days"]))
-    code = code_for(conn, settings["code_prefix"], key, customer) if kind == "discount_code" else None
     ticket = conn.execute(select(t.tickets).where(t.tickets.c.id == case["ticket_id"])).mappings().first() \
         if case["ticket_id"] is not None else None
     zendesk_id = ticket["zendesk_id"] if ticket else _ticket_of_key(key)
     source_ref = f"ticket {zendesk_id}" if zendesk_id is not None else f"rating {key.split(':', 2)[-1]}"
-    reward_id = insert_ignore(conn, t.rewards, {
-        "key": f"{key}:reward", "customer_id": customer["id"], "feature": "recovery",
-        "kind": "amount" if kind == "discount_code" else "store_credit", "code": code, "percent": None,
-        "amount": amount, "currency": offer["currency"], "points": None, "status": "issued",
-        "source_ref": source_ref, "created_at": now, "expires_at": expires}, ["key"])
-    if reward_id is None:
-        reward_id = conn.execute(select(t.rewards.c.id).where(t.rewards.c.key == f"{key}:reward")).scalar_one()
-    conn.execute(update(R).where(R.c.id == case["id"]).values(reward_id=reward_id))
     amount_text = str(amount)
+    code = None
     if kind == "discount_code":
+        # The case itself waits for approval when there is no Shopify customer (hold_reasons, approve),
+        # so here the code is always bound; make_code refuses rather than holds a second time.
         title = f"Service recovery: {money_text(amount, offer['currency'])} off ({source_ref})"
-        request = discount_code_basic_create(code, title, amount=amount_text, currency=offer["currency"],
-                                             customer_gid=gid, starts_at=now, ends_at=expires, usage_limit=1,
-                                             applies_once_per_customer=True,
-                                             combines_with=combines_with(ctx, "recovery"))
-        ctx.enqueue_action("shopify", "discount_code_basic_create", f"{key}:discount", request)
+        reward = make_code(ctx, key=f"{key}:reward", action_key=f"{key}:discount", feature="recovery",
+                           discount_kind="recovery", customer=customer, title=title, prefix=settings["code_prefix"],
+                           ends_at=expires, amount=amount, currency=offer["currency"], source_ref=source_ref,
+                           unbound="refuse", code_key=key)
+        reward_id, code = reward["id"], reward["code"]
     else:
+        reward_id = insert_ignore(conn, t.rewards, {
+            "key": f"{key}:reward", "customer_id": customer["id"], "feature": "recovery", "kind": "store_credit",
+            "code": None, "percent": None, "amount": amount, "currency": offer["currency"], "points": None,
+            "status": "issued", "source_ref": source_ref, "created_at": now, "expires_at": expires}, ["key"])
+        if reward_id is None:
+            reward_id = conn.execute(select(t.rewards.c.id).where(t.rewards.c.key == f"{key}:reward")).scalar_one()
         request = store_credit_account_credit(gid, amount_text, offer["currency"], expires_at=expires)
         ctx.enqueue_action("shopify", "store_credit_account_credit", f"{key}:store_credit", request)
+    conn.execute(update(R).where(R.c.id == case["id"]).values(reward_id=reward_id))
     offer = {**offer, "amount": amount}
     data = apology_data(offer, code=code, expires_at=expires, ticket_id=zendesk_id)
     _apologise(ctx, settings, key, customer, data, offer, code, zendesk_id, ticket["status"] if ticket else None)

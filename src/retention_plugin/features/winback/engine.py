@@ -68,17 +68,17 @@ def win_back(ctx, customer_id: int, segment: str) -> str | None:
     if new is None or group != "offer":
         return group
     customer = ctx.customer(customer_id)
-    data = {}
-    if customer and customer.get("shopify_id"):
-        from retention_plugin.discounts import issue_discount, offer_data
+    if customer is None:
+        return group
+    from retention_plugin.discounts import HELD, issue_discount
 
-        reward = issue_discount(ctx, key=f"{key}:code", action_key=f"{key}:discount", feature=PLUGIN,
-                                customer=customer, percent=st["discount_percent"],
-                                ends_at=ctx.now + timedelta(days=st["valid_days"]),
-                                title=f"We miss you ({st['discount_percent']}% off)", prefix="MISSYOU",
-                                source_ref=key)
-        data = offer_data(reward)
-    message_id = ctx.schedule_message(key=f"{key}:message", customer_id=customer_id, kind="win_back",
-                                      due_at=ctx.now, data=data)
-    ctx.conn.execute(update(w).where(w.c.key == key).values(message_id=message_id))
+    # The offer is the message: without a Shopify customer both wait for `retention discounts approve`.
+    reward = issue_discount(ctx, key=f"{key}:code", action_key=f"{key}:discount", feature=PLUGIN,
+                            customer=customer, percent=st["discount_percent"],
+                            ends_at=ctx.now + timedelta(days=st["valid_days"]),
+                            title=f"We miss you ({st['discount_percent']}% off)", prefix="MISSYOU",
+                            source_ref=key, message={"key": f"{key}:message", "kind": "win_back", "data": {}})
+    if reward["status"] != HELD:
+        message_id = ctx.conn.execute(select(t.messages.c.id).where(t.messages.c.key == f"{key}:message")).scalar()
+        ctx.conn.execute(update(w).where(w.c.key == key).values(message_id=message_id))
     return group

@@ -590,14 +590,20 @@ def _check_gid(payload: Mapping[str, Any], resource: str) -> None:
         raise PayloadError("admin_graphql_api_id", f"names {str(gid)[:80]!r}, not a {resource}")
 
 
-#: Financial statuses of an order nobody has paid for (yet).
-_UNPAID = frozenset({"pending", "authorized", "expired"})
+#: Financial statuses (Shopify's OrderDisplayFinancialStatus, lower case in webhook bodies) of an order
+#: money was taken for. Pending, authorized and expired orders were never paid; voided and refunded
+#: ones were paid back in full (a partial refund is reversed by its refunds/create). Points, vouchers
+#: and punches hang off orders/paid, and the signed body is what says the order is paid: a body that
+#: says otherwise, or says nothing, pays nothing.
+PAID_STATUSES = frozenset({"paid", "partially_paid", "partially_refunded"})
 
 
 def _paid_order(data: Mapping[str, Any]) -> None:
     status = data.get("financial_status")
-    if isinstance(status, str) and status.strip().lower() in _UNPAID:
-        raise PayloadError("financial_status", f"{status!r}: an orders/paid body is for a paid order")
+    if not (isinstance(status, str) and status.strip().lower() in PAID_STATUSES):
+        shown = "missing" if status is None else repr(status)[:40]
+        raise PayloadError("financial_status", f"{shown}: an orders/paid body must say the order is paid "
+                                               f"({', '.join(sorted(PAID_STATUSES))})")
 
 
 def _cancelled_order(data: Mapping[str, Any]) -> None:
