@@ -33,6 +33,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "retention_plugin.features.winback",
     "retention_plugin.importers.plugin",
     "retention_plugin.install",
+    "retention_plugin.console",
 )
 
 

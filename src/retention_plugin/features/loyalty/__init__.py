@@ -79,3 +79,10 @@ def customer_facts(customer_id, ctx):
     if ctx is None or getattr(ctx, "conn", None) is None:
         return None  # asked outside a transaction: nothing to look up
     return engine.facts(ctx, customer_id)
+
+
+@hookimpl
+def register_admin_operations(register):
+    from .admin import register as offer
+
+    offer(register)
