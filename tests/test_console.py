@@ -238,6 +238,10 @@ def test_every_page_renders_for_a_signed_in_admin(console, page):
     b.sign_in()
     r = b.get(page)
     assert r.status_code == 200 and "<h1>" in r.text and 'aria-current="page"' in r.text
+    # Framed only by itself and this shop's Shopify admin (the embedded app); never cached.
+    csp = r.headers["content-security-policy"]
+    assert f"frame-ancestors 'self' https://admin.shopify.com https://{SHOP}" in csp and "script-src" not in csp
+    assert r.headers["cache-control"] == "no-store"
 
 
 # --- Shopify embedded: the session token -------------------------------------------------------------
