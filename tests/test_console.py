@@ -318,3 +318,34 @@ def test_admin_create_user_reads_the_password_from_stdin(console, tmp_path, monk
             t.console_users.c.email == "ops@example.com")).scalar()
         assert conn.execute(select(func.count()).select_from(t.console_users)).scalar() == 2
     assert stored.startswith("$argon2id$") and "a long enough password" not in stored
+
+
+def test_bad_input_gets_a_4xx_naming_the_field_never_a_5xx(console):
+    b = Browser(console)
+    b.sign_in()
+    token = b.csrf(b.get("/admin"))
+    huge = "9" * 25
+    assert b.post(f"/admin/events/{huge}/replay", {"csrf": token}).status_code == 404
+    assert b.get(f"/admin/customers/{huge}").status_code == 404
+    assert b.get("/admin/customers/12345").status_code == 404
+    assert b.get("/admin/customers", params={"q": huge}).status_code == 200
+    with console.engine.begin() as conn:
+        cid = conn.execute(insert(t.customers).values(email="cy@example.com", created_at=console.now(),
+                                                      updated_at=console.now())).inserted_primary_key[0]
+    for points in (huge, "12.5", "0", "", "20000000"):
+        r = b.post(f"/admin/customers/{cid}/points", {"csrf": token, "points": points, "reason": "x"})
+        assert r.status_code == 303 and "error=points" in r.headers["location"], points
+    bad = b.post("/admin/recalls", {"csrf": token, "product_id": huge})
+    assert bad.status_code == 400 and "product id" in bad.text
+    missing = b.post("/admin/recalls", {"csrf": token, "title": "x"})
+    assert missing.status_code == 400 and "sku" in missing.text.lower()
+    assert b.post("/admin/recovery/1", {"csrf": token, "decision": "maybe"}).status_code == 400
+    unknown = b.post("/admin/recovery/77", {"csrf": token, "decision": "approve"})
+    assert unknown.status_code == 303 and "no+recovery+case+77" in unknown.headers["location"]
+
+
+def test_the_analysis_report_page_says_why_it_cannot_be_built_without_orders(console):
+    b = Browser(console)
+    b.sign_in()
+    r = b.get("/admin/analysis/report")
+    assert r.status_code == 409 and "no orders are stored yet" in r.text

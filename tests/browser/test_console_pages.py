@@ -204,6 +204,10 @@ def test_download_the_at_risk_csv(store, page):
     text = open(got.value.path(), encoding="utf-8").read()
     assert text.splitlines()[0].startswith("customer_id,email")
     assert ",ben@example.com,Ben," in text and ",at_risk,0.2700," in text
+    page.get_by_role("link", name="Open the full report with its charts").click()
+    # Two orders are too few for a model: the page says so instead of failing.
+    assert page.get_by_role("alert").is_visible() or page.get_by_role("img").count() > 0
+    assert page.get_by_role("link", name="Analysis").is_visible()  # still inside the console
 
 
 def test_the_other_pages_and_the_phone_layout(store, page, phone_page):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -177,6 +178,7 @@ class Console:
         def wrap(fn: Callable):
             @wraps(fn)
             def responder(self, req, resp, **params):
+                session = None
                 try:
                     session = self.session(req, resp)
                     if session is None:
@@ -192,7 +194,8 @@ class Console:
                                                            "reload the page and try again")
                     return fn(self, req, resp, session=session, form=form, **params)
                 except Refused as r:
-                    self.render(resp, "error.html", status=r.status, message=str(r), signed_in=False)
+                    shown = {**self.base(session, req, ""), "done": None, "error": None} if session else {}
+                    self.render(resp, "error.html", **{"signed_in": False, **shown}, status=r.status, message=str(r))
             return responder
         return wrap
 
@@ -263,7 +266,7 @@ class Console:
             conds = [func.lower(c.c.email).contains(q.lower()),
                      func.lower(func.coalesce(c.c.first_name, "") + " " + func.coalesce(c.c.last_name, ""))
                      .contains(q.lower())]
-            if q.isdigit():
+            if q.isdigit() and len(q) <= 18:
                 n = int(q)
                 conds += [c.c.id == n, c.c.shopify_id == n, c.c.zendesk_user_id == n]
             with self.retention.engine.connect() as conn:
@@ -299,10 +302,11 @@ class Console:
     @page(change=True)
     def on_post_points(self, req, resp, session, form, customer_id: int):
         back = f"/admin/customers/{customer_id}"
-        try:
-            points = int(form.get("points", "").strip())
-        except ValueError:
-            self.flash_redirect(resp, back, "points: give a whole number, negative to take away", error=True)
+        raw = form.get("points", "").strip()
+        points = int(raw) if re.fullmatch(r"[+-]?\d{1,9}", raw) else 0
+        if not points or abs(points) > MAX_POINTS:
+            self.flash_redirect(resp, back, f"points: give a whole number from -{MAX_POINTS:,} to {MAX_POINTS:,}, "
+                                            "not 0 (negative to take away)", error=True)
         reason = form.get("reason", "").strip()
         if not reason:
             self.flash_redirect(resp, back, "reason: required (adjustments are audited)", error=True)
@@ -369,7 +373,7 @@ class Console:
         values = {k: form.get(k, "").strip() for k in self.RECALL_FIELDS}
         params = {k: v for k, v in values.items() if v}
         if "product_id" in params:
-            if not params["product_id"].isdigit():
+            if not params["product_id"].isdigit() or len(params["product_id"]) > 18:
                 return self._recall_page(req, resp, session, values, None, "product id: a number")
             params["product_id"] = int(params["product_id"])
         confirmed = form.get("confirm") == "yes"
@@ -415,6 +419,29 @@ class Console:
         total = sum(segments.values()) or 1
         self.render(resp, "analysis.html", **self.base(session, req, "analysis"), segments=segments, total=total,
                     at_risk=at_risk, winback=winback)
+
+    @page()
+    def on_get_report(self, req, resp, session, form):
+        """``retention analyze report``'s report.html (charts inline), computed now from the stored data."""
+        import tempfile
+        from pathlib import Path
+
+        from ..analysis.commands import _plugin_signals
+        from ..analysis.report import build_report
+        from ..analysis.store import load_store_history
+
+        history = load_store_history(self.retention.engine, None)
+        if len(history.orders.day) == 0:
+            raise Refused(falcon.HTTP_409, "no orders are stored yet: there is nothing to analyse")
+        with tempfile.TemporaryDirectory(prefix="retention-report-") as out:
+            try:
+                build_report(history, out, extra_signals=_plugin_signals(self.retention, history.customers.tolist()))
+            except ValueError as e:  # too little data for a model: the analysis says what is missing
+                raise Refused(falcon.HTTP_409, f"the report cannot be built yet: {e}") from None
+            resp.content_type = "text/html; charset=utf-8"
+            resp.set_header("Cache-Control", "no-store")
+            resp.set_header("Content-Security-Policy", self.csp)
+            resp.text = (Path(out) / "report.html").read_text(encoding="utf-8")
 
     @page()
     def on_get_at_risk_csv(self, req, resp, session, form):
@@ -491,6 +518,12 @@ def _duration(d: timedelta | None) -> str:
     return f"{s // 3600} h"
 
 
+#: Ids in paths are BIGINT in PostgreSQL: a longer number is a 404 here, not a database error.
+_ID = f"int(min=1, max={2**63 - 1})"
+#: Points in one adjustment: a fat-fingered extra digit or two, not a column overflow.
+MAX_POINTS = 10_000_000
+
+
 def routes(retention):
     from ..routes import Route
 
@@ -499,16 +532,17 @@ def routes(retention):
         Route("/admin", c, "health"),
         Route("/admin/login", c, "login"),
         Route("/admin/logout", c, "logout"),
-        Route("/admin/events/{event_id:int}/replay", c, "replay"),
-        Route("/admin/actions/{action_id:int}/retry", c, "retry"),
+        Route(f"/admin/events/{{event_id:{_ID}}}/replay", c, "replay"),
+        Route(f"/admin/actions/{{action_id:{_ID}}}/retry", c, "retry"),
         Route("/admin/customers", c, "customers"),
-        Route("/admin/customers/{customer_id:int}", c, "customer"),
-        Route("/admin/customers/{customer_id:int}/points", c, "points"),
+        Route(f"/admin/customers/{{customer_id:{_ID}}}", c, "customer"),
+        Route(f"/admin/customers/{{customer_id:{_ID}}}/points", c, "points"),
         Route("/admin/recovery", c, "recovery"),
-        Route("/admin/recovery/{case_id:int}", c, "review"),
+        Route(f"/admin/recovery/{{case_id:{_ID}}}", c, "review"),
         Route("/admin/recalls", c, "recalls"),
         Route("/admin/analysis", c, "analysis"),
         Route("/admin/analysis/at-risk.csv", c, "at_risk_csv"),
+        Route("/admin/analysis/report", c, "report"),
         Route("/admin/loyalty", c, "loyalty"),
         Route("/admin/messages", c, "messages"),
         Route("/admin/audit", c, "audit"),
