@@ -287,7 +287,7 @@ def test_a_bad_shopify_session_token_is_refused(console, claims, why):
 def test_hook_register_admin_operations():
     ops = collect_operations(make_plugin_manager(entry_points=False))
     assert {"loyalty.adjust", "recovery.pending", "recovery.approve", "recovery.decline", "recalls.list",
-            "recalls.create"} <= set(ops)
+            "recalls.status", "recalls.create"} <= set(ops)
 
     class Twice:
         @hookimpl
@@ -340,6 +340,7 @@ def test_bad_input_gets_a_4xx_naming_the_field_never_a_5xx(console):
     missing = b.post("/admin/recalls", {"csrf": token, "title": "x"})
     assert missing.status_code == 400 and "sku" in missing.text.lower()
     assert b.post("/admin/recovery/1", {"csrf": token, "decision": "maybe"}).status_code == 400
+    assert b.get("/admin/recalls/5").status_code == 404
     unknown = b.post("/admin/recovery/77", {"csrf": token, "decision": "approve"})
     assert unknown.status_code == 303 and "no+recovery+case+77" in unknown.headers["location"]
 

@@ -192,6 +192,10 @@ def test_create_a_recall_after_its_preview(store, page):
     assert "new case(s)" in page.get_by_role("status").inner_text()
     assert one(app, select(t.recalls.c.title)) == "Kettle K1 lid may come loose"
     screenshot(page, "console-recalls")
+    page.get_by_role("link", name="Kettle K1 lid may come loose").click()
+    assert page.get_by_role("cell", name="ben@example.com").is_visible()  # Ben bought the kettle; Ann did not
+    assert page.get_by_role("cell", name="ann@example.com").count() == 0
+    screenshot(page, "console-recall-cases")
 
 
 def test_download_the_at_risk_csv(store, page):

@@ -365,6 +365,14 @@ class Console:
         self.render(resp, "recalls.html", **self.base(session, req, "recalls"), recalls=self.call("recalls.list"),
                     preview=None, values={})
 
+    @page()
+    def on_get_recall(self, req, resp, session, form, recall_id: int):
+        try:
+            recall = self.call("recalls.status", recall_id=recall_id)
+        except ops.OperationRefused as e:
+            raise Refused(falcon.HTTP_404, str(e)) from None
+        self.render(resp, "recall.html", **self.base(session, req, "recalls"), r=recall)
+
     RECALL_FIELDS = ("sku", "product_id", "ordered_from", "ordered_to", "severity", "title", "instructions",
                      "remedy")
 
@@ -540,6 +548,7 @@ def routes(retention):
         Route("/admin/recovery", c, "recovery"),
         Route(f"/admin/recovery/{{case_id:{_ID}}}", c, "review"),
         Route("/admin/recalls", c, "recalls"),
+        Route(f"/admin/recalls/{{recall_id:{_ID}}}", c, "recall"),
         Route("/admin/analysis", c, "analysis"),
         Route("/admin/analysis/at-risk.csv", c, "at_risk_csv"),
         Route("/admin/analysis/report", c, "report"),

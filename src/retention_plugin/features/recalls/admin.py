@@ -17,6 +17,17 @@ def list_recalls(retention) -> list[dict]:
         return [recall_status(conn, i) for i in ids]
 
 
+def status(retention, *, recall_id: int) -> dict:
+    """One recall's counts and each case (the CLI's ``recall status`` and ``recall cases``)."""
+    from .engine import recall_cases, recall_row, recall_status, sync_notified
+
+    with retention.engine.begin() as conn:
+        sync_notified(conn, recall_id)
+        if recall_row(conn, recall_id) is None:
+            raise OperationRefused(f"no recall with id {recall_id}")
+        return {**recall_status(conn, recall_id), "cases": recall_cases(conn, recall_id)}
+
+
 def create(retention, *, preview: bool, sku: str | None = None, product_id: int | None = None,
            ordered_from: str | None = None, ordered_to: str | None = None, severity: str = "safety",
            title: str | None = None, instructions: str | None = None, remedy: str | None = None) -> dict:
@@ -34,3 +45,4 @@ def create(retention, *, preview: bool, sku: str | None = None, product_id: int 
 def register(register):
     register("recalls.list", list_recalls)
     register("recalls.create", create)
+    register("recalls.status", status)
