@@ -13,7 +13,6 @@ from retention_plugin.storage import tables as t
 from .ack import verify_ack
 from .engine import (
     acknowledge,
-    as_iso,
     create_recall,
     link_tickets,
     recall_cases,
