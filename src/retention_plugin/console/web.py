@@ -335,10 +335,13 @@ class Console:
         r = t.recoveries
         with self.retention.engine.connect() as conn:
             outcomes = dict(conn.execute(select(r.c.decision, func.count()).group_by(r.c.decision)).all())
+            # What came of the offers made: the repeat purchase the feature watches for (recovery report).
+            results = dict(conn.execute(select(func.coalesce(r.c.outcome, "open"), func.count())
+                                        .where(r.c.decision == "offered").group_by(r.c.outcome)).all())
             recent = conn.execute(select(r).where(r.c.reviewed_at.is_not(None)).order_by(r.c.reviewed_at.desc())
                                   .limit(20)).mappings().all()
         self.render(resp, "recovery.html", **self.base(session, req, "recovery"), pending=pending,
-                    outcomes=outcomes, recent=recent)
+                    outcomes=outcomes, results=results, recent=recent)
 
     @page(change=True)
     def on_post_review(self, req, resp, session, form, case_id: int):
