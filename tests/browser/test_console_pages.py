@@ -157,6 +157,7 @@ def test_open_a_customer_and_adjust_points_with_a_reason(store, page):
                            .where(t.ledger.c.id > (before or 0))).one()
     assert tuple(row) == (25, "kettle arrived late", f"console:{EMAIL}")
     assert page.get_by_role("cell", name="kettle arrived late").is_visible()
+    assert page.get_by_role("cell", name="90.00 USD", exact=True).is_visible()  # cents, not the stored four decimals
     screenshot(page, "console-customer")
 
 

@@ -16,6 +16,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from functools import wraps
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode
@@ -37,6 +38,8 @@ MAX_FORM = 64 * 1024
 env = Environment(loader=PackageLoader("retention_plugin.console", "templates"),
                   autoescape=select_autoescape(default=True, default_for_string=True))
 env.filters["dt"] = lambda v: v.strftime("%Y-%m-%d %H:%M") if v else ""
+# Stored amounts carry four decimals (Numeric(18, 4)); an admin reads cents.
+env.filters["money"] = lambda v: f"{Decimal(str(v)):.2f}" if v not in (None, "") else ""
 
 NAV = [("health", "/admin", "Health"), ("customers", "/admin/customers", "Customers"),
        ("loyalty", "/admin/loyalty", "Loyalty"), ("messages", "/admin/messages", "Messages"),
@@ -296,7 +299,7 @@ class Console:
         profile = customer_profile(self.retention, customer_id)
         self.render(resp, "customer.html", **self.base(session, req, "customers"), p=profile, ledger=ledger,
                     msgs=msgs, recalls=recalls, recoveries=recoveries, score=score,
-                    balance=sum(r["points"] for r in ledger), can_adjust="loyalty.adjust" in self.ops,
+                    loyalty=profile["features"].get("loyalty") or {}, can_adjust="loyalty.adjust" in self.ops,
                     adjust_key=uuid.uuid4().hex)
 
     @page(change=True)
