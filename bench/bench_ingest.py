@@ -45,7 +45,8 @@ import requests
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
-from conftest import PG_ADMIN_URL, base_config, shopify_headers  # noqa: E402
+from conftest import base_config, shopify_headers  # noqa: E402
+from retention_plugin.testing.databases import pg_admin_url  # noqa: E402
 from payloads import order  # noqa: E402
 from server_util import free_port, write_config  # noqa: E402
 
@@ -168,7 +169,7 @@ def database(backend, tmp):
         return f"sqlite:///{tmp / 'bench.db'}", lambda: None
     from sqlalchemy import create_engine, text
 
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT")
     name = f"retention_bench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
@@ -211,7 +212,8 @@ def measure_receiver(target, threads, args, body, headers, env):
         upgrade(engine)
         engine.dispose()
         cfg = base_config(url, server={"workers": args.workers}, logging={"level": "WARNING"},
-                          database={"sqlite_synchronous": synchronous})
+                          database={"sqlite_synchronous": synchronous},
+                          plugins={"disabled": [p for p in args.disable.split(",") if p]})
         path = write_config(tmp / "retention.toml", cfg)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -249,6 +251,8 @@ def main():
                     help="threads per worker; default: what `retention serve` picks (4)")
     ap.add_argument("--repeat", type=int, default=3, help="rounds; each row reports its median round")
     ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--disable", default="", metavar="PLUGINS",
+                    help="plugins to switch off in the receiver, comma-separated (an A/B of a plugin's routes)")
     ap.add_argument("--no-ceilings", action="store_true", help="measure only the receiver (for A/B runs)")
     ap.add_argument("--synchronous", default="full,normal",
                     help="SQLite [database] sqlite_synchronous values to measure (PostgreSQL: not applicable)")

@@ -110,6 +110,22 @@ def register_routes(retention: Retention) -> Iterable[Route] | None:
     """
 
 
+@hookspec
+def register_admin_operations(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """Offer what an admin may look up or do from the console (``/admin``), by name.
+
+    The console (a core plugin) cannot import features, so each feature hands
+    it the library functions the CLI also calls. The console checks the
+    sign-in and the CSRF token and audits every change before calling one.
+
+    :param register: ``register(name, func)`` with a name ``"<plugin>.<verb>"``
+        (``"loyalty.adjust"``) and ``func(retention, **params)`` returning
+        JSON-able data; input or state it refuses raises
+        :class:`retention_plugin.operations.OperationRefused` with the reason an
+        admin reads. A name registered twice stops the console with both named.
+    """
+
+
 # --- reactions to domain events --------------------------------------------
 # Each is called with the event and a HookContext, inside the transaction that
 # marks the delivery done. Return values are ignored unless a hook says otherwise.

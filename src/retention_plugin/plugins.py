@@ -34,6 +34,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "retention_plugin.features.storefront",
     "retention_plugin.importers.plugin",
     "retention_plugin.install",
+    "retention_plugin.console",
 )
 
 

@@ -611,3 +611,53 @@ oauth_states = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
 )
+
+# --- the admin console (console/) ------------------------------------------------------------------
+# Who may sign in, their sessions, failed sign-ins (the rate limit, shared by every server process),
+# and what each of them changed. Passwords are argon2id hashes; a session cookie carries a random
+# token of which only the SHA-256 is stored, so a copy of the database signs nobody in.
+
+console_users = Table(
+    "console_users",
+    metadata,
+    pk(),
+    Column("email", String(255), nullable=False, unique=True),  # lower-cased
+    Column("password_hash", String(255), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    created(),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    pk(),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("actor", String(255), nullable=False),  # user email, or shopify:<user id> for an embedded sign-in
+    Column("user_id", Id, ForeignKey("console_users.id", ondelete="CASCADE")),
+    Column("csrf", String(64), nullable=False),
+    created(),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+console_login_failures = Table(
+    "console_login_failures",
+    metadata,
+    pk(),
+    Column("email", String(255), nullable=False),
+    Column("ip", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_console_login_failures_lookup", "email", "ip", "at"),
+)
+
+console_audit = Table(
+    "console_audit",
+    metadata,
+    pk(),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),  # e.g. events.replay, loyalty.adjust, sign_in
+    Column("target", String(255)),  # e.g. inbox:12, customer:5, case:3
+    Column("detail", JSON),  # the form's values (reason, points, note), never a password
+    Column("ip", String(64)),
+)

@@ -93,3 +93,10 @@ def loyalty_redeem(customer_id, reward, key, ctx):
     from .shopper import redeem
 
     return redeem(ctx, customer_id, reward, key, actor=f"customer:{customer_id}")
+
+
+@hookimpl
+def register_admin_operations(register):
+    from .admin import register as offer
+
+    offer(register)

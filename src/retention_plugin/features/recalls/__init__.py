@@ -114,3 +114,10 @@ def customer_facts(customer_id, ctx):
         return None
     return {PLUGIN: [{"recall_id": r["recall_id"], "status": r["status"], "zendesk_ticket_id": r["zendesk_ticket_id"]}
                      for r in rows]}
+
+
+@hookimpl
+def register_admin_operations(register):
+    from .admin import register as offer
+
+    offer(register)

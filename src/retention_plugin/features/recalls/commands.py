@@ -14,9 +14,9 @@ from retention_plugin.storage import tables as t
 from .ack import verify_ack
 from .engine import (
     acknowledge,
-    as_iso,
     create_recall,
     link_tickets,
+    recall_cases,
     recall_row,
     recall_status,
     resolve,
@@ -171,17 +171,11 @@ def recall_list(app, as_json):
 @pass_app
 def recall_cases_cmd(app, recall_id, state, as_json):
     """Each affected customer and where their case stands."""
-    c = t.customers
     with app.engine.begin() as conn:
         sync_notified(conn, recall_id)
         if recall_row(conn, recall_id) is None:
             raise click.BadParameter(f"no recall with id {recall_id}", param_hint="ID")
-        q = (select(rc, c.c.email, m.c.status.label("notice"), m.c.reason.label("notice_reason"))
-             .select_from(rc.join(c, rc.c.customer_id == c.c.id).join(m, rc.c.message_id == m.c.id, isouter=True))
-             .where(rc.c.recall_id == recall_id).order_by(rc.c.id))
-        if state:
-            q = q.where(rc.c.status == state)
-        rows = [{k: as_iso(v) for k, v in r.items()} for r in conn.execute(q).mappings()]
+        rows = recall_cases(conn, recall_id, state)
     if as_json:
         echo_json(rows)
         return

@@ -517,6 +517,17 @@ def recall_json(r: Mapping) -> dict:
             "title": r["title"], "status": r["status"], "created_at": as_iso(r["created_at"])}
 
 
+def recall_cases(conn, recall_id: int, state: str | None = None) -> list[dict]:
+    """Each affected customer of a recall and where their case stands (with the notice's status), in order."""
+    c = t.customers
+    q = (select(rc, c.c.email, m.c.status.label("notice"), m.c.reason.label("notice_reason"))
+         .select_from(rc.join(c, rc.c.customer_id == c.c.id).join(m, rc.c.message_id == m.c.id, isouter=True))
+         .where(rc.c.recall_id == recall_id).order_by(rc.c.id))
+    if state:
+        q = q.where(rc.c.status == state)
+    return [{k: as_iso(v) for k, v in r.items()} for r in conn.execute(q).mappings()]
+
+
 def recall_status(conn, recall_id: int) -> dict:
     """Counts per state (they add up to ``total``), cumulative milestones, notice outcomes, tickets.
 

@@ -235,3 +235,10 @@ def customer_data_request(event, ctx):
         amount = f"{x['amount']:.2f}" if x["amount"] is not None else None
         out.append({**dict(x), "amount": amount, "created_at": x["created_at"].isoformat()})
     return {"recovery": {"cases": out}}
+
+
+@hookimpl
+def register_admin_operations(register):
+    from .admin import register as offer
+
+    offer(register)

@@ -1,0 +1,48 @@
+"""What the admin console may do with recalls (``register_admin_operations``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from retention_plugin.operations import OperationRefused
+from retention_plugin.storage import tables as t
+
+
+def list_recalls(retention) -> list[dict]:
+    from .engine import recall_status, sync_notified
+
+    with retention.engine.begin() as conn:
+        sync_notified(conn)
+        ids = conn.execute(select(t.recalls.c.id).order_by(t.recalls.c.id.desc())).scalars().all()
+        return [recall_status(conn, i) for i in ids]
+
+
+def status(retention, *, recall_id: int) -> dict:
+    """One recall's counts and each case (the CLI's ``recall status`` and ``recall cases``)."""
+    from .engine import recall_cases, recall_row, recall_status, sync_notified
+
+    with retention.engine.begin() as conn:
+        sync_notified(conn, recall_id)
+        if recall_row(conn, recall_id) is None:
+            raise OperationRefused(f"no recall with id {recall_id}")
+        return {**recall_status(conn, recall_id), "cases": recall_cases(conn, recall_id)}
+
+
+def create(retention, *, preview: bool, sku: str | None = None, product_id: int | None = None,
+           ordered_from: str | None = None, ordered_to: str | None = None, severity: str = "safety",
+           title: str | None = None, instructions: str | None = None, remedy: str | None = None) -> dict:
+    """The CLI's ``recall create`` (``--preview`` counts who would be affected and changes nothing)."""
+    from .engine import RecallError, create_recall
+
+    try:
+        return create_recall(retention, sku=sku, product_id=product_id, ordered_from=ordered_from,
+                             ordered_to=ordered_to, severity=severity, title=title, instructions=instructions,
+                             remedy=remedy, tickets=None, preview=preview, texts={})
+    except RecallError as e:
+        raise OperationRefused(str(e)) from None
+
+
+def register(register):
+    register("recalls.list", list_recalls)
+    register("recalls.create", create)
+    register("recalls.status", status)
