@@ -217,6 +217,40 @@ def test_reviews_endpoint_earns_exactly_once_per_review_and_refuses_forgeries(se
     assert bal(app, 7001).available == 50 + 25 + 25
 
 
+def test_the_same_review_sent_concurrently_earns_once(make_app):
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIServer
+
+    class Threading(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    app = make_app(loyalty={"earn": EARN})
+    deliver_shopify(app, "customers/create", customer_body())
+    run_worker(app)
+    server = make_server("127.0.0.1", 0, create_app(app), server_class=Threading, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    body = json.dumps({"id": "r-race", "customer": {"shopify_id": 7001}, "rating": 4}).encode()
+    start = threading.Barrier(12)
+    answers = []
+
+    def send():
+        start.wait()
+        answers.append(post(base, body, sign(body, REVIEW_SECRET)))
+
+    threads = [threading.Thread(target=send) for _ in range(12)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    server.shutdown()
+    server.server_close()
+    assert [a[0] for a in answers] == [200] * 12
+    assert sum(a[1]["created"] for a in answers) == 1
+    assert [r["points"] for r in ledger(app) if r["key"] == "loyalty:activity:review:r-race"] == [25]
+    assert bal(app, 7001).available == 50 + 25
+
+
 def test_reviews_endpoint_without_a_secret_is_not_served(app):
     from falcon import testing
 
