@@ -319,6 +319,10 @@ def test_report_command_table(shop):
     assert "referrals: 1" in out.output and "invited 1" in out.output and "ann@example.com" in out.output
     link = CliRunner().invoke(referrals_cli, ["link", "ann@example.com"], obj=lazy)
     assert link.exit_code == 0 and link.output.strip() == referral_url(app.settings, {"id": ann})
+    with app.engine.connect() as conn:
+        facts = app.pm.hook.customer_facts(customer_id=ann, ctx=HookContext(app, conn, now=app.now(), source="t"))
+    [mine] = [f["referrals"] for f in facts if f and "referrals" in f]
+    assert mine["link"] == link.output.strip() and mine["invited"] == 1 and mine["qualified"] == 0
 
 
 def _rows(app, table):

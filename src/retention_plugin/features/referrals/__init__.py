@@ -70,5 +70,13 @@ def refund_created(event, ctx):
 
 
 @hookimpl
+def customer_facts(customer_id, ctx):
+    """The customer's referral link and how their invitations went (for pages such as the storefront's)."""
+    if ctx is None or getattr(ctx, "conn", None) is None:
+        return None
+    return {"referrals": engine.facts(ctx, customer_id)}
+
+
+@hookimpl
 def order_cancelled(event, ctx):
     engine.on_order_taken_back(ctx, event.order.shopify_id, "cancelled")

@@ -262,6 +262,20 @@ def qualify(ctx) -> dict:
     return counts
 
 
+def facts(ctx, customer_id: int) -> dict:
+    """``customer_facts``: the link (None while ``[links]`` is incomplete) and the referrer's counts."""
+    from ...links import LinkError
+    from .codes import referral_url
+
+    try:
+        link = referral_url(ctx.settings, {"id": customer_id})
+    except LinkError:
+        link = None
+    counts = dict(ctx.conn.execute(select(R.c.status, func.count()).where(R.c.referrer_id == customer_id)
+                                   .group_by(R.c.status)).all())
+    return {"link": link, **{s: counts.get(s, 0) for s in STATUSES}}
+
+
 # --- the report ---------------------------------------------------------------------------------
 
 
