@@ -109,6 +109,7 @@ def test_env_substitution_inside_lists():
 
 EXAMPLE_ENV = {**SECRETS, "SMTP_PASSWORD": "smtp-pass", "RETENTION_UNSUBSCRIBE_SECRET": "unsub-secret",
                "RETENTION_LINK_SECRET": "link-secret-value-0123456789abcdef",
+               "RETENTION_REVIEWS_SECRET": "reviews-secret-value-0123456789abcdef",
                "RECALL_SIGNING_SECRET": "recall-signing-secret-value-0123456789abcdef"}
 
 

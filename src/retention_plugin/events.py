@@ -45,6 +45,8 @@ class CustomerInfo:
     zendesk_user_id: int | None = None
     external_id: str | None = None
     updated_at: datetime | None = None
+    #: ``"namespace.key" -> value`` of the metafields the webhook subscription asked for.
+    metafields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,6 +92,9 @@ class Order:
     lines: list[OrderLine] = field(default_factory=list)
     test: bool = False
     source: str = "webhook"
+    #: Street, postcode and country of the shipping address, only to recognise a household
+    #: (referral abuse checks keep a keyed digest of it, never the words).
+    shipping_address: dict[str, str] | None = None
 
     @property
     def gid(self) -> str:

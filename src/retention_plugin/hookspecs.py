@@ -317,6 +317,25 @@ def points_for_order(order: ev.Order, customer: Row, rule: Mapping[str, Any], ct
 
 
 @hookspec(firstresult=True)
+def points_for_activity(activity: str, customer: Row, details: Mapping[str, Any], rule: Mapping[str, Any],
+                        ctx: HookContext) -> int | None:
+    """How many points an activity other than an order earns. Stops at the first non-None result.
+
+    Asked for the rules of ``[loyalty.earn]``: ``account_created``, ``birthday``,
+    ``review`` and ``referral`` (an admin's ``loyalty award --points N`` says
+    how many itself and is not asked about).
+
+    :param activity: the rule's name, e.g. ``"review"``.
+    :param customer: the stored row of the customer who would earn the points.
+    :param details: what happened: ``{"ref": ...}`` (the review id, the year of a birthday, the
+        referral id) and, for reviews, ``rating`` and ``product_id`` when the sender gave them.
+    :param rule: ``{"points": int}``, the configured amount (0: the rule is off).
+    :param ctx: the transaction the points would be written in.
+    :returns: an ``int`` number of points (0: none), or None to defer.
+    """
+
+
+@hookspec(firstresult=True)
 def choose_offer(order: ev.Order, customer: Row, occasion: str, ctx: HookContext) -> Offer:
     """Which voucher, if any, to give after an order. Stops at the first non-None result.
 
@@ -392,6 +411,29 @@ def loyalty_changed(customer_id: int, change: Mapping[str, Any], ctx: HookContex
     :param change: ``{"points": int, "balance": int, "pending": int, "lifetime": int,
         "tier": str|None, "previous_tier": str|None, "reason": str, "key": str|None}``.
     :param ctx: the transaction that made the change.
+    """
+
+
+@hookspec
+def referral_qualified(referral: Row, ctx: HookContext) -> None:
+    """A referee's first order was paid, passed the pending period and every abuse check.
+
+    The built-in loyalty plugin gives the referrer ``[loyalty.earn] referral`` points here.
+
+    :param referral: the ``referrals`` row (``id``, ``referrer_id``, ``referee_id``,
+        ``first_order_id``, ``status`` = ``"qualified"``, ``qualified_at``).
+    :param ctx: the qualification task's transaction.
+    """
+
+
+@hookspec
+def referral_reversed(referral: Row, ctx: HookContext) -> None:
+    """A qualified referral's first order was refunded or cancelled afterwards.
+
+    The built-in loyalty plugin takes the referrer's points back here.
+
+    :param referral: the ``referrals`` row, ``status`` = ``"reversed"`` and ``reason`` saying why.
+    :param ctx: the delivery's transaction.
     """
 
 

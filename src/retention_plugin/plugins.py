@@ -32,6 +32,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "retention_plugin.features.recovery",
     "retention_plugin.features.winback",
     "retention_plugin.features.storefront",
+    "retention_plugin.features.referrals",
     "retention_plugin.importers.plugin",
     "retention_plugin.install",
     "retention_plugin.console",

@@ -248,6 +248,9 @@ def wei_rows(before: dict, wei_deliveries: list[int], redact_inbox: int) -> dict
         "refunds": {k for k, r in before["refunds"].items() if json.loads(r["order_id"]) in oids},
         "ratings": {k for k, r in before["ratings"].items() if json.loads(r["customer_id"]) in cids},
         "ledger": {k for k, r in before["ledger"].items() if json.loads(r["customer_id"]) in cids},
+        # Keyed digests of Wei's shipping addresses (referral abuse checks) go with Wei.
+        "referral_households": {k for k, r in before["referral_households"].items()
+                                if json.loads(r["customer_id"]) in cids},
         "action_attempts": {k for k, r in before["action_attempts"].items()
                             if (json.loads(r["action_id"]),) in actions},
         "inbox": {(i,) for i in [*wei_deliveries, redact_inbox]},

@@ -29,9 +29,10 @@ def test_the_example_configuration_is_valid_and_documents_every_key():
     assert loaded["punch_cards"][0]["size"] == 10
     top = set(LoyaltySchema().fields)
     for key in top:
-        assert f"{key} =" in text or f"[[loyalty.{key}]]" in text, f"{key} is not in the example"
+        assert f"{key} =" in text or f"[[loyalty.{key}]]" in text or f"[loyalty.{key}]" in text, \
+            f"{key} is not in the example"
     for key in ("min_spend", "window_days", "discount_percent", "points_multiplier", "perks", "segment_id",
-                "automatic", "valid_days", "free_item", "match"):
+                "automatic", "valid_days", "free_item", "match", *LoyaltySchema().fields["earn"].schema.fields):
         assert f"{key} =" in text, f"{key} is not in the example"
 
 

@@ -347,7 +347,8 @@ def test_example_config_sections_are_valid(make_app):
     path = Path(__file__).resolve().parents[2] / "config" / "retention.example.toml"
     names = ("SHOPIFY_CLIENT_SECRET", "SHOPIFY_ACCESS_TOKEN", "SHOPIFY_WEBHOOK_SECRET", "ZENDESK_API_TOKEN",
              "ZENDESK_WEBHOOK_SECRET",
-             "SMTP_PASSWORD", "RETENTION_UNSUBSCRIBE_SECRET", "RETENTION_LINK_SECRET", "RECALL_SIGNING_SECRET")
+             "SMTP_PASSWORD", "RETENTION_UNSUBSCRIBE_SECRET", "RETENTION_LINK_SECRET", "RECALL_SIGNING_SECRET",
+             "RETENTION_REVIEWS_SECRET")
     raw = read_raw(path, env={n: "x" * 32 for n in names})
     app = make_app(reminders=raw["reminders"], recalls=raw["recalls"])
     s = app.settings.section("reminders")

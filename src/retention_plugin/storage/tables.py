@@ -661,3 +661,43 @@ console_audit = Table(
     Column("detail", JSON),  # the form's values (reason, points, note), never a password
     Column("ip", String(64)),
 )
+
+
+# A customer's birthday for the loyalty birthday rule: month and day only (the year is not needed to
+# give points once a year, so it is not kept). Set once, from the customer metafield or by the shop.
+loyalty_birthdays = Table(
+    "loyalty_birthdays",
+    metadata,
+    Column("customer_id", Id, ForeignKey("customers.id"), primary_key=True),
+    Column("month", Integer, nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("source", String(16), nullable=False),  # metafield / api
+    Column("set_at", UTCDateTime, nullable=False),
+)
+
+# Referrals (features/referrals): who invited whom, and how far the invitation got.
+referrals = Table(
+    "referrals",
+    metadata,
+    pk(),
+    Column("referrer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("referee_id", Id, ForeignKey("customers.id"), index=True),
+    Column("referee_email", String(320), unique=True),  # normalised; first referrer wins
+    # invited -> ordered -> qualified (-> reversed), or rejected with ``reason``.
+    Column("status", String(16), nullable=False),
+    Column("reason", String(64)),
+    Column("first_order_id", Id, ForeignKey("orders.id"), index=True),
+    Column("discount_key", String(255)),  # the referee's first-order discount (rewards.key)
+    created(),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("qualified_at", UTCDateTime),
+)
+
+# Keyed digests of the shipping addresses a customer's paid orders went to: enough to tell that a
+# referee ships to the referrer's home, without keeping the address.
+referral_households = Table(
+    "referral_households",
+    metadata,
+    Column("customer_id", Id, ForeignKey("customers.id"), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+)

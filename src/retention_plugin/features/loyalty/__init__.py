@@ -11,13 +11,21 @@ a daily task (tier re-evaluation, expiry and its warnings, automatic rewards
 for points that matured), a tier-pricing task, and a task that keeps the
 points and tier metafields in Shopify current (:mod:`.sync`). Its rows follow
 customer merges and erasure through :mod:`.data`.
+
+Beyond orders (:mod:`.activities`): ``[loyalty.earn]`` rules for a new account
+(``customer_updated`` with ``created``), birthdays (a daily task), reviews
+(the signed ``POST /webhooks/reviews`` of :mod:`.reviews`, added through
+``register_routes``) and referrals (``referral_qualified`` /
+``referral_reversed`` from the referrals plugin), each priced by
+``points_for_activity`` (the built-in, ``trylast``, returns the configured
+number).
 """
 
 from __future__ import annotations
 
 from retention_plugin import hookimpl
 
-from . import engine
+from . import activities, engine
 from .account import builtin_points
 from .data import TEXT_COLUMNS, customer_redact, customers_merged, shop_redact  # noqa: F401 (hook implementations)
 from .settings import LoyaltySchema
@@ -28,6 +36,8 @@ PRICING_EVERY_SECONDS = 600
 #: ``[loyalty] sync_interval_minutes``).
 METAFIELDS_EVERY_SECONDS = 60
 DAILY = 24 * 3600
+#: Hourly, so a birthday is rewarded early in the day whenever the worker started; once a year by key.
+BIRTHDAYS_EVERY_SECONDS = 3600
 
 
 @hookimpl
@@ -51,6 +61,38 @@ def register_tasks(register):
     register("loyalty.daily", engine.daily, DAILY)
     register("loyalty.tier_pricing", sync, PRICING_EVERY_SECONDS)
     register("loyalty.metafields", metafields.run, METAFIELDS_EVERY_SECONDS)
+    register("loyalty.birthdays", activities.run_birthdays, BIRTHDAYS_EVERY_SECONDS)
+
+
+@hookimpl
+def register_routes(retention):
+    from ...routes import Route
+    from .reviews import PATH, ReviewsResource
+
+    return [Route(PATH, ReviewsResource(retention))]
+
+
+@hookimpl
+def customer_updated(event, ctx):
+    activities.on_customer(ctx, event)
+
+
+@hookimpl(trylast=True)
+def points_for_activity(activity, rule):
+    """The built-in rule: the number configured in ``[loyalty.earn]``."""
+    return int(rule["points"])
+
+
+@hookimpl
+def referral_qualified(referral, ctx):
+    activities.earn(ctx, referral["referrer_id"], "referral", referral["id"],
+                    reason=f"referral {referral['id']}", details={"referee_id": referral["referee_id"]})
+
+
+@hookimpl
+def referral_reversed(referral, ctx):
+    activities.take_back(ctx, referral["referrer_id"], "referral", referral["id"],
+                         reason=f"referral {referral['id']} reversed: {referral['reason']}")
 
 
 @hookimpl

@@ -208,3 +208,65 @@ def sync_metafields(app):
     with app.engine.begin() as conn:
         n = mark_everyone(conn, app.now())
     click.echo(f"marked {n} customer(s); the worker writes their metafields")
+
+
+@loyalty.command("award")
+@click.option("--customer", "customer_ref", required=True,
+              help="An email, a Shopify customer id (or GID) or an internal id.")
+@click.option("--reason", type=click.Choice(["review", "admin"]), required=True,
+              help="review: a product review (the [loyalty.earn] review rule unless --points); admin: a gift.")
+@click.option("--points", type=int, help="Points to give (required with --reason admin).")
+@click.option("--ref", help="What is rewarded, e.g. the review id: the same --reason and --ref award once.")
+@click.option("--note", help="Why, in words (required with --reason admin); kept in the ledger.")
+@click.option("--actor", help="Who is awarding (default: cli:<login name>).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def award_cmd(app, customer_ref, reason, points, ref, note, actor, as_json):
+    """Give points for something other than an order: a review, or an admin's award (audited)."""
+    from .activities import award
+
+    c = _customer(app, customer_ref)
+    if reason == "admin" and not ref:
+        ref = str(uuid.uuid4())
+    try:
+        with app.engine.begin() as conn:
+            ctx = HookContext(app.app, conn, now=app.now(), source="cli")
+            result = award(ctx, c["id"], reason=reason, points=points, ref=ref, note=note, actor=_actor(actor))
+    except LoyaltyError as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        echo_json(result)
+    elif result["created"]:
+        click.echo(f"awarded customer {c['id']} {result['points']} points ({reason}): "
+                   f"{result['available']} available")
+    elif result["points"]:
+        click.echo(f"already awarded ({result['key']}): {result['available']} available")
+    else:
+        click.echo(f"nothing awarded: the {reason} rule gives 0 points ([loyalty.earn] {reason})")
+
+
+@loyalty.command("liability")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def liability_cmd(app, as_json):
+    """Outstanding points and their money value, by tier and by age (for finance)."""
+    from .liability import report
+    from .settings import settings_of
+
+    require_schema(app)
+    with app.engine.connect() as conn:
+        data = report(conn, settings_of(app), app.now())
+    if as_json:
+        echo_json(data)
+        return
+    cur = data["currency"] or ""
+    click.echo(f"outstanding points as of {data['as_of'][:19]}Z: {data['points']}"
+               + (f", worth {data['value']} {cur}" if data["value"] is not None else ""))
+    click.echo(f"one point: {data['point_value'] or '?'} {cur} ({data['point_value_source']})")
+    click.echo(f"{'tier':<16} {'customers':>9} {'available':>10} {'pending':>10} {'points':>10} {'value':>14}")
+    for r in data["by_tier"]:
+        click.echo(f"{r['tier']:<16} {r['customers']:>9} {r['available']:>10} {r['pending']:>10} {r['points']:>10} "
+                   f"{(r['value'] or '-'):>14}")
+    click.echo(f"{'age':<16} {'points':>10} {'value':>14}")
+    for r in data["by_age"]:
+        click.echo(f"{r['age']:<16} {r['points']:>10} {(r['value'] or '-'):>14}")

@@ -4,7 +4,7 @@ is deleted. Erasing a person never changes a sum: entries stay, only words go.""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from ... import hookimpl
 from ...records.merging import move_rows
@@ -12,12 +12,12 @@ from ...redaction import REDACTED, TextColumns
 from ...storage import tables as t
 from .ledger import ADJUST
 
-L, P, CT, S = t.ledger, t.punches, t.customer_tiers, t.loyalty_sync
+L, P, CT, S, B = t.ledger, t.punches, t.customer_tiers, t.loyalty_sync, t.loyalty_birthdays
 
 TEXT_COLUMNS = TextColumns(
     free_text={"ledger": ("reason", "actor")},
     no_words={"ledger": ("key", "kind", "currency"), "punches": ("key", "card"), "customer_tiers": ("tier",),
-              "loyalty_sync": ("action_key",)},
+              "loyalty_sync": ("action_key",), "loyalty_birthdays": ("source",)},
 )
 
 
@@ -29,6 +29,11 @@ def customers_merged(survivor, merged, ctx):
         ctx.conn.execute(delete(CT).where(CT.c.customer_id == merged))
     else:
         move_rows(ctx.conn, [CT], survivor, merged)
+    # A birthday is set once: the survivor's stands.
+    if ctx.conn.execute(select(B.c.customer_id).where(B.c.customer_id == survivor)).first():
+        ctx.conn.execute(delete(B).where(B.c.customer_id == merged))
+    else:
+        move_rows(ctx.conn, [B], survivor, merged)
 
 
 @hookimpl
@@ -37,12 +42,16 @@ def customer_redact(event, ctx):
     erasure = ctx.erasure
     if erasure is None:
         return
-    n = ctx.conn.execute(update(L).where(L.c.customer_id.in_(erasure.person.customer_ids), L.c.kind == ADJUST)
-                         .values(reason=REDACTED)).rowcount
+    # So is an award's note and a review's (``loyalty award --note``).
+    ids = erasure.person.customer_ids
+    n = ctx.conn.execute(update(L).where(L.c.customer_id.in_(ids), or_(
+        L.c.kind == ADJUST, L.c.key.startswith("loyalty:activity:award:"),
+        L.c.key.startswith("loyalty:activity:review:"))).values(reason=REDACTED)).rowcount
     erasure.count("ledger", n)
+    erasure.count("loyalty_birthdays", ctx.conn.execute(delete(B).where(B.c.customer_id.in_(ids))).rowcount)
 
 
 @hookimpl
 def shop_redact(event, ctx):
-    for table in (S, CT, P, L):
+    for table in (B, S, CT, P, L):
         ctx.conn.execute(delete(table))

@@ -2,7 +2,8 @@
 
 Entry kinds (``ledger.kind``):
 
-``earn``     an order was paid: ``floor(rate x basis)``; ``rate`` and ``basis`` are stored.
+``earn``     an order was paid: ``floor(rate x basis)``; ``rate`` and ``basis`` are stored. Also the
+             ``[loyalty.earn]`` rules and admin awards (:mod:`.activities`), without an order.
 ``reverse``  a refund or cancellation took (part of) an order's points back; it matures with
              the earn entry it reverses (``available_at`` copied), so reversing pending points
              lowers ``pending``, not ``available``.

@@ -113,6 +113,25 @@ class PunchCardSchema(_Strict):
                                   "vendors, tags or collections", "match")
 
 
+#: The earning rules of ``[loyalty.earn]`` besides orders (each its own ledger reason and key).
+ACTIVITIES = ("account_created", "birthday", "review", "referral")
+
+
+class EarnSchema(_Strict):
+    """``[loyalty.earn]``: points for what a customer does besides ordering (0 switches a rule off)."""
+
+    account_created = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=1_000_000))
+    birthday = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=1_000_000))
+    review = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=1_000_000))
+    referral = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=1_000_000))
+    #: The customer metafield (``namespace.key``, a ``date``) a birthday is read from, once.
+    birthday_metafield = fields.String(load_default="facts.birth_date", validate=validate.Regexp(
+        r"^[A-Za-z0-9_-]{2,255}\.[A-Za-z0-9_-]{2,64}$", error="expected namespace.key, e.g. facts.birth_date"))
+    #: Secret of the signed ``POST /webhooks/reviews`` endpoint (no secret: no endpoint).
+    reviews_secret = fields.String(load_default=None, validate=validate.Length(min=16, error=(
+        "use at least 16 characters (e.g. `openssl rand -hex 32`)")))
+
+
 class LoyaltySchema(_Strict):
     points_per_currency_unit = _decimal(load_default=Decimal(1), validate=validate.Range(min=0))
     basis = fields.String(load_default="subtotal", validate=validate.OneOf(BASES))
@@ -139,6 +158,7 @@ class LoyaltySchema(_Strict):
     tiers = fields.List(fields.Nested(TierSchema), load_default=list)
     rewards = fields.List(fields.Nested(RewardSchema), load_default=list)
     punch_cards = fields.List(fields.Nested(PunchCardSchema), load_default=list)
+    earn = fields.Nested(EarnSchema, load_default=lambda: EarnSchema().load({}))
 
     @validates_schema
     def _consistent(self, data, **_):

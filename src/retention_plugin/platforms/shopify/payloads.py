@@ -115,6 +115,20 @@ class ConsentSchema(_Schema):
     state = _opt_str()
 
 
+class MetafieldSchema(_Schema):
+    namespace = _opt_str()
+    key = _opt_str()
+    value = fields.Raw(allow_none=True, load_default=None)
+
+
+class ShippingAddressSchema(_Schema):
+    address1 = _opt_str()
+    address2 = _opt_str()
+    zip = _opt_str()
+    city = _opt_str()
+    country_code = _opt_str()
+
+
 class CustomerSchema(_Schema):
     id = Id(required=True)
     email = _opt_str()
@@ -125,6 +139,8 @@ class CustomerSchema(_Schema):
     tags = fields.Raw(allow_none=True, load_default=None)
     default_address = fields.Nested(AddressSchema, allow_none=True, load_default=None)
     email_marketing_consent = fields.Nested(ConsentSchema, allow_none=True, load_default=None)
+    # Present only when the subscription names namespaces (metafieldNamespaces / metafields).
+    metafields = _opt_list(MetafieldSchema)
     created_at = UtcDateTime(allow_none=True, load_default=None)
     updated_at = UtcDateTime(allow_none=True, load_default=None)
 
@@ -208,6 +224,7 @@ class OrderSchema(_Schema):
     line_items = _opt_list(LineItemSchema)
     customer = fields.Nested(CustomerSchema, allow_none=True, load_default=None)
     billing_address = fields.Nested(AddressSchema, allow_none=True, load_default=None)
+    shipping_address = fields.Nested(ShippingAddressSchema, allow_none=True, load_default=None)
     fulfillments = _opt_list(OrderFulfillmentSchema)
     test = fields.Boolean(allow_none=True, load_default=False)
 
@@ -354,6 +371,8 @@ def _customer_info(
         marketing_consent=_lower(consent.get("state")),
         tags=split_tags(data.get("tags")),
         updated_at=data.get("updated_at"),
+        metafields={f"{m['namespace']}.{m['key']}": str(m["value"]) for m in data.get("metafields") or []
+                    if m.get("namespace") and m.get("key") and m.get("value") is not None},
     )
 
 
@@ -461,7 +480,15 @@ def _order_from(data: Mapping[str, Any], *, source: str = "webhook") -> Order:
         lines=[_line(li, currency, i) for i, li in enumerate(data.get("line_items") or [])],
         test=bool(data.get("test")),
         source=source,
+        shipping_address=_address_parts(data.get("shipping_address")),
     )
+
+
+def _address_parts(address: Mapping[str, Any] | None) -> dict[str, str] | None:
+    if not address:
+        return None
+    parts = {k: str(address[k]) for k in ("address1", "address2", "zip", "city", "country_code") if address.get(k)}
+    return parts or None
 
 
 def build_refund(payload: Mapping[str, Any], *, shop_currency: str | None = None) -> Refund:
