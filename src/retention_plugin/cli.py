@@ -104,7 +104,8 @@ def db_upgrade(app):
     from .storage.db import current_revision, head_revision, upgrade
 
     before = current_revision(app.engine)
-    upgrade(app.engine)
+    # Rows stored before shops were recorded (0004) belong to the configured shop.
+    upgrade(app.engine, default_shop=app.default_shop or None)
     click.echo(f"schema: {before or 'empty'} -> {head_revision()}")
 
 

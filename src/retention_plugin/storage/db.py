@@ -113,8 +113,11 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, default_shop: str | None = None) -> None:
+    """Migrate to ``revision``; ``default_shop``: the shop rows from before shops were recorded belong to."""
     cfg = alembic_config(engine)
+    if default_shop:
+        cfg.attributes["default_shop"] = default_shop
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)

@@ -14,13 +14,14 @@ from sqlalchemy import delete, select
 from retention_plugin import hookimpl
 from retention_plugin.records.merging import move_rows
 from retention_plugin.redaction import TextColumns
+from retention_plugin.shops import delete_shop_rows
 from retention_plugin.storage import tables as t
 
 rc, rl = t.recall_cases, t.recalls
 
 TEXT_COLUMNS = TextColumns(
     free_text={"recalls": ("title",)},
-    no_words={"recalls": ("key", "sku", "severity", "status"), "recall_cases": ("status",)},
+    no_words={"recalls": ("shop", "key", "sku", "severity", "status"), "recall_cases": ("shop", "status",)},
 )
 
 
@@ -36,4 +37,4 @@ def customers_merged(survivor, merged, ctx):
 @hookimpl
 def shop_redact(event, ctx):
     for table in (rc, rl):
-        ctx.conn.execute(delete(table))
+        delete_shop_rows(ctx.conn, table, event.shop)
