@@ -61,12 +61,14 @@ class Retention:
         engine = make_engine(self.settings.database_url, pool_size=db["pool_size"],
                              sqlite_synchronous=db.get("sqlite_synchronous", "full"))
         # Work outside a shop scope (a one-shop install: all of it) is the configured shop's.
-        return engine.execution_options(**{shop_scope.OPTION: self.default_shop})
+        # With several shops, a row written outside a scope takes its parent's shop (shop_scope.column_default).
+        many = bool(self.settings.per_shop) or self.settings.section("shopify").get("grant") == "authorization_code"
+        return engine.execution_options(**{shop_scope.OPTION: self.default_shop, shop_scope.MANY: many})
 
     @property
     def default_shop(self) -> str:
         """``[shopify] shop``: the shop of work no delivery or ``--shop`` names ("" without Shopify)."""
-        return self.settings.section("shopify").get("shop") or ""
+        return self.settings.configured_shop
 
     def shops(self, conn=None) -> list[str]:
         """Every installed shop (:func:`.shops.installed`)."""

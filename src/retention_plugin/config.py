@@ -218,7 +218,15 @@ class Settings:
         shop = shop_scope.scoped()
         if shop is not None and shop in self.per_shop and name in self.per_shop[shop]:
             return self.per_shop[shop][name]
-        return self.data.get(name) or {}
+        got = self.data.get(name) or {}
+        if name == "shopify" and got and shop is not None and got.get("shop") != shop:
+            return {**got, "shop": shop}  # the app's settings, for the shop in scope
+        return got
+
+    @property
+    def configured_shop(self) -> str:
+        """``[shopify] shop`` as written, whatever shop is in scope ("" without Shopify)."""
+        return (self.data.get("shopify") or {}).get("shop") or ""
 
     def shop_overrides(self) -> list[str]:
         """The shops with a ``[shops."<domain>"]`` table, in the file's order."""

@@ -67,14 +67,34 @@ def current(conn=None) -> str:
     return ""
 
 
-def column_default(context) -> str:
-    """The ``shop`` column's insert default (SQLAlchemy passes the execution context): as :func:`current`.
+#: The execution option that says the install may serve several shops (then unscoped rows look at their parent).
+MANY = "retention_many_shops"
 
-    An engine that is not ``Retention.engine`` carries no default shop: its unscoped rows get ``""``,
-    and its unscoped reads (:func:`current`) look for ``""`` too, so such a caller stays consistent.
+#: Columns that tie a row to a parent row which carries the shop, most telling first.
+_PARENTS = (("customer_id", "customers"), ("order_id", "orders"), ("recall_id", "recalls"),
+            ("message_id", "messages"), ("ticket_id", "tickets"), ("action_id", "actions"))
+
+
+def column_default(context) -> str:
+    """The ``shop`` column's insert default (SQLAlchemy passes the execution context).
+
+    The shop in scope; outside one, on an install that may serve several shops, the shop of the
+    row's parent (a periodic task's message goes to the shop of its customer); else the engine's
+    default shop. An engine that is not ``Retention.engine`` carries none: its unscoped rows get
+    ``""``, and its unscoped reads (:func:`current`) look for ``""`` too, so such a caller stays consistent.
     """
     shop = _current.get()
     if shop is not None:
         return shop
-    opt = context.execution_options.get(OPTION) if context is not None else None
+    options = context.execution_options if context is not None else {}
+    if options.get(MANY):
+        params = context.get_current_parameters(isolate_multiinsert_groups=False) or {}
+        for column, table in _PARENTS:
+            parent = params.get(column)
+            if isinstance(parent, int):
+                found = context.connection.exec_driver_sql(
+                    f"SELECT shop FROM {table} WHERE id = {int(parent)}").scalar()
+                if found is not None:
+                    return found
+    opt = options.get(OPTION)
     return "" if opt is None else opt

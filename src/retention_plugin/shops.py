@@ -30,7 +30,7 @@ PRIVACY_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/
 def configured(settings) -> list[str]:
     """The shops the configuration names, the ``[shopify] shop`` first."""
     out: list[str] = []
-    main = settings.section("shopify").get("shop")
+    main = settings.configured_shop
     if main:
         out.append(main)
     for shop in settings.shop_overrides():

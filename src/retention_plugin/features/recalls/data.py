@@ -17,6 +17,8 @@ from retention_plugin.redaction import TextColumns
 from retention_plugin.shops import delete_shop_rows
 from retention_plugin.storage import tables as t
 
+from .settings import PLUGIN
+
 rc, rl = t.recall_cases, t.recalls
 
 TEXT_COLUMNS = TextColumns(
@@ -36,5 +38,11 @@ def customers_merged(survivor, merged, ctx):
 
 @hookimpl
 def shop_redact(event, ctx):
+    # Each recall's options live in plugin_state, which carries no shop: they go with the shop's recalls.
+    shop = event.shop.strip().lower()
+    ids = ctx.conn.execute(select(rl.c.id).where(rl.c.shop == shop)).scalars().all()
+    if ids:
+        ps = t.plugin_state
+        ctx.conn.execute(delete(ps).where(ps.c.plugin == PLUGIN, ps.c.key.in_([f"recall:{i}" for i in ids])))
     for table in (rc, rl):
-        delete_shop_rows(ctx.conn, table, event.shop)
+        delete_shop_rows(ctx.conn, table, shop)
