@@ -265,3 +265,41 @@ def test_shops_list_and_the_shop_option(db_url, tmp_path, clock):
     assert [(s["shop"], s["source"], s["stopped"]) for s in listed] == [(A, "config", False), (B, "config", False)]
     bad = runner.invoke(cli, ["--config", str(path), "--shop", "nobody.myshopify.com", "shops", "list"])
     assert bad.exit_code != 0 and "--shop" in bad.output and "not installed" in bad.output
+
+
+# --- the migration ----------------------------------------------------------------------------------------
+
+
+def test_a_one_shop_database_from_before_keeps_its_rows_given_to_the_configured_shop(db_url, clock):
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from retention_plugin.storage.db import current_revision, downgrade, head_revision, make_engine, upgrade
+
+    engine = make_engine(db_url)
+    try:
+        downgrade(engine, "0003_wt15a")
+        n = {"n": clock.now}
+        with engine.begin() as conn:  # rows as the schema before 0004 held them
+            conn.execute(text("INSERT INTO customers (id, shopify_id, email, tags, created_at, updated_at) "
+                              "VALUES (900, 6101, 'ann@example.com', '[]', :n, :n)"), n)
+            conn.execute(text(
+                "INSERT INTO orders (id, shopify_id, customer_id, currency, subtotal, total, total_discounts, "
+                "total_tax, shipping, refunded, created_at, tags, discount_codes, test, source) "
+                "VALUES (900, 1001, 900, 'USD', 40, 40, 0, 0, 0, 0, :n, '[]', '[]', false, 'webhook')"), n)
+            conn.execute(text("INSERT INTO ledger (id, key, customer_id, kind, points, available_at, order_id, "
+                              "created_at) VALUES (900, 'order:1001:earn', 900, 'earn', 40, :n, 900, :n)"), n)
+        upgrade(engine, default_shop=A)
+        assert current_revision(engine) == head_revision()
+        with engine.connect() as conn:
+            for table in (t.customers, t.orders, t.ledger):
+                assert conn.execute(select(table.c.shop)).scalars().all() == [A], table.name
+        # Customers are now unique per shop: 6101 again in B is another person; in A it is refused.
+        row = {"shopify_id": 6101, "tags": [], "created_at": clock.now, "updated_at": clock.now}
+        with engine.begin() as conn:
+            conn.execute(t.customers.insert().values(shop=B, **row))
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(t.customers.insert().values(shop=A, **row))
+    finally:
+        upgrade(engine)  # the database is the session's on PostgreSQL: leave it at the head whatever happened
+        engine.dispose()

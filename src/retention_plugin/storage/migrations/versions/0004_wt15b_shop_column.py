@@ -33,10 +33,8 @@ def _default_shop(bind) -> str:
 def upgrade() -> None:
     bind = op.get_bind()
     sqlite = bind.dialect.name == "sqlite"
-    if sqlite:
-        # The batch rebuilds below drop and re-create customers and orders, which other tables
-        # reference; checking those references at commit, when the tables are back, is what holds.
-        bind.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+    # SQLite: the batch rebuilds below drop and re-create customers and orders, which other tables
+    # reference; storage.db.upgrade runs migrations with foreign keys off, and checks them after.
     shop = _default_shop(bind)
     for name in TABLES:
         # A server default fills the existing rows; new rows get the shop in scope from the code.
@@ -61,8 +59,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_analysis_runs_shop', table_name='analysis_runs')
     op.drop_index('ix_recalls_shop', table_name='recalls')
-    if op.get_bind().dialect.name == "sqlite":
-        op.get_bind().exec_driver_sql("PRAGMA defer_foreign_keys = ON")
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_constraint('uq_orders_shop_import_key', type_='unique')
         batch_op.drop_constraint('uq_orders_shop_shopify_id', type_='unique')
