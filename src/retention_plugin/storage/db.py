@@ -139,6 +139,7 @@ def _migrate(engine: Engine, cfg: Config, run) -> None:
     # the transaction; rebuild; check that every reference still holds; commit; keys back on.
     with engine.connect() as conn:
         raw = conn.connection.driver_connection
+        assert raw is not None  # a live connection has its sqlite3 connection
         raw.execute("PRAGMA foreign_keys=OFF")
         try:
             with conn.begin():
