@@ -41,6 +41,7 @@ from typing import Mapping
 from sqlalchemy import select, update
 
 from .platforms.shopify.mutations import discount_code_basic_create
+from .shop_scope import of_row
 from .storage import tables as t
 from .storage.db import insert_ignore
 
@@ -181,7 +182,8 @@ def issue_discount(ctx, *, key: str, action_key: str, feature: str, customer: Ma
         currency=currency if amount is not None else None, customer_gid=gid, starts_at=now, ends_at=ends_at,
         usage_limit=1, applies_once_per_customer=True,
         combines_with=combines_with(ctx, FEATURE_KIND.get(feature, "voucher")))
-    ctx.enqueue_action("shopify", "discount_code_basic_create", action_key, request)
+    with of_row(customer):  # the code is made in the customer's shop (a win-back task's offer too)
+        ctx.enqueue_action("shopify", "discount_code_basic_create", action_key, request)
     return dict(ctx.conn.execute(select(R).where(R.c.key == key)).mappings().one())
 
 

@@ -16,6 +16,7 @@ This module imports nothing of the package: ``storage/tables.py`` uses it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -48,6 +49,12 @@ def scope(shop: str | None) -> Iterator[str | None]:
         yield shop
     finally:
         _current.reset(token)
+
+
+def of_row(row) -> contextlib.AbstractContextManager:
+    """The scope of a row's shop (a customer a periodic task works on), unless a scope is already set."""
+    shop = row.get("shop") if row is not None and _current.get() is None else None
+    return scope(shop) if shop else contextlib.nullcontext()
 
 
 def scoped() -> str | None:
