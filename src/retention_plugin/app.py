@@ -31,6 +31,7 @@ class Retention:
                  clock: Callable[[], datetime] = utcnow):
         self.settings = settings
         self.clock = clock
+        shop_scope.set_process_default(settings.configured_shop)
         self.pm = make_plugin_manager(
             disabled=settings.section("plugins").get("disabled", []),
             dirs=settings.plugin_dirs(),

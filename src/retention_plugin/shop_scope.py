@@ -27,6 +27,15 @@ OPTION = "retention_shop"
 
 _current: ContextVar[str | None] = ContextVar("retention_shop", default=None)
 
+#: The configured shop of the last Retention built in this process: the default of an engine that is
+#: not ``Retention.engine`` (a script's or a test's own), so what it writes and reads agrees with the app.
+_process_default: str | None = None
+
+
+def set_process_default(shop: str | None) -> None:
+    global _process_default
+    _process_default = shop
+
 _DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 
 
@@ -63,7 +72,7 @@ def scoped() -> str | None:
 
 
 def current(conn=None) -> str:
-    """The shop the running work is for: the scope's, else ``conn``'s default (``""`` when neither is known)."""
+    """The shop the running work is for: the scope's, else ``conn``'s default, else the process's (or ``""``)."""
     shop = _current.get()
     if shop is not None:
         return shop
@@ -71,7 +80,7 @@ def current(conn=None) -> str:
         opt = conn.get_execution_options().get(OPTION)
         if opt is not None:
             return opt
-    return ""
+    return _process_default or ""
 
 
 #: The execution option that says the install may serve several shops (then unscoped rows look at their parent).
@@ -87,8 +96,8 @@ def column_default(context) -> str:
 
     The shop in scope; outside one, on an install that may serve several shops, the shop of the
     row's parent (a periodic task's message goes to the shop of its customer); else the engine's
-    default shop. An engine that is not ``Retention.engine`` carries none: its unscoped rows get
-    ``""``, and its unscoped reads (:func:`current`) look for ``""`` too, so such a caller stays consistent.
+    default shop. An engine that is not ``Retention.engine`` carries none: its unscoped rows, and its
+    unscoped reads (:func:`current`), are the process's default shop (``""`` before any Retention).
     """
     shop = _current.get()
     if shop is not None:
@@ -104,4 +113,4 @@ def column_default(context) -> str:
                 if found is not None:
                     return found
     opt = options.get(OPTION)
-    return "" if opt is None else opt
+    return (_process_default or "") if opt is None else opt
