@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,6 +20,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def toml_key(k: str) -> str:
+    """A bare key, or a quoted one (a shop domain has dots)."""
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else '"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -27,7 +33,7 @@ def toml_value(v) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{toml_key(k)} = {toml_value(x)}" for k, x in v.items()) + "}"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -36,7 +42,7 @@ def write_config(path: Path, cfg: dict) -> Path:
     for section, values in cfg.items():
         lines.append(f"[{section}]")
         for k, v in values.items():
-            lines.append(f"{k} = {toml_value(v)}")
+            lines.append(f"{toml_key(k)} = {toml_value(v)}")
         lines.append("")
     path.write_text("\n".join(lines))
     return path

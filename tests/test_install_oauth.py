@@ -352,3 +352,23 @@ def test_the_queued_subscriptions_validate_against_the_pinned_admin_schema(app, 
     assert len(requests_) == len(TOPICS)
     for version in ("2026-07", "2026-10"):
         assert [shopify_request_errors(r, version) for r in requests_] == [[]] * len(TOPICS)
+
+
+def test_installing_another_shop_makes_it_an_installed_shop_with_its_own_subscriptions(make_app, token_key, rsps,
+                                                                                       clock):
+    other = "agency-client.myshopify.com"
+    app = make_app(shopify=INSTALL, shops={other: {}})  # the agency lists the shops it serves
+    web = falcon.testing.TestClient(create_app(app))
+    rsps.add(responses.POST, f"https://{other}/admin/oauth/access_token", json=EXCHANGED)
+    result = web.simulate_get("/auth/shopify/install", query_string=f"shop={other}")
+    state = parse_qs(urlsplit(result.headers["Location"]).query)["state"][0]
+    result = web.simulate_get("/auth/shopify/callback",
+                              query_string=signed(callback_pairs(state, clock.now, shop=other)))
+    assert result.status_code == 200, result.text
+    from retention_plugin import shops
+
+    with app.engine.connect() as conn:
+        assert shops.installed(app, conn) == [SHOP, other]
+        actions = conn.execute(select(t.actions)).mappings().all()
+    # The subscriptions are the new shop's: the action runner makes them with its token, not [shopify] shop's.
+    assert len(actions) == len(TOPICS) and {a["shop"] for a in actions} == {other}

@@ -24,7 +24,9 @@ from datetime import timedelta
 
 from sqlalchemy import and_, or_, select, update
 
+from . import shops
 from .platforms.errors import AlreadyExists, TransientError
+from .shop_scope import scope
 from .storage import tables as t
 from .storage.db import for_update
 
@@ -107,17 +109,27 @@ def backoff(settings: dict, attempts: int, retry_after: float | None = None) -> 
 def run_due(app, limit: int | None = None) -> dict:
     settings = app.settings.section("actions")
     counts: dict[str, int] = {}
-    clients = Clients(app)
+    clients_of: dict[str, Clients] = {}
+    stopped_of: dict[str, bool] = {}  # per pass: an uninstall stops the shop's actions from the next pass on
     for action in claim(app, limit or settings["batch_size"]):
         started = app.now()
         t0 = time.monotonic()
         result = error = retry_after = None
         http_status = None
-        if app.dry_run:
+        shop = action.get("shop") or app.default_shop
+        if shop not in stopped_of:
+            with app.engine.connect() as conn:
+                stopped_of[shop] = bool(shop) and shops.stopped(conn, shop)
+        if stopped_of[shop]:
+            outcome, error = "failed", f"{shop} uninstalled the app: its actions are not performed"
+        elif app.dry_run:
             outcome, result = "dry_run", {"dry_run": True}
         else:
             try:
-                result = perform(app, action, clients)
+                # The shop's own API client (its token, its [shops."<shop>"] settings).
+                with scope(shop or None):
+                    clients = clients_of.setdefault(shop, Clients(app))
+                    result = perform(app, action, clients)
                 outcome = "done"
             except Exception as e:  # every failure is recorded on the action, never lost
                 outcome = _classify(e)

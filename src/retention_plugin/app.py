@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import config as config_mod
+from . import shop_scope
 from .plugins import collect, make_plugin_manager
 
 log = logging.getLogger("retention_plugin")
@@ -30,6 +31,7 @@ class Retention:
                  clock: Callable[[], datetime] = utcnow):
         self.settings = settings
         self.clock = clock
+        shop_scope.set_process_default(settings.configured_shop)
         self.pm = make_plugin_manager(
             disabled=settings.section("plugins").get("disabled", []),
             dirs=settings.plugin_dirs(),
@@ -57,8 +59,26 @@ class Retention:
         from .storage.db import make_engine
 
         db = self.settings.section("database")
-        return make_engine(self.settings.database_url, pool_size=db["pool_size"],
-                           sqlite_synchronous=db.get("sqlite_synchronous", "full"))
+        engine = make_engine(self.settings.database_url, pool_size=db["pool_size"],
+                             sqlite_synchronous=db.get("sqlite_synchronous", "full"))
+        # Work outside a shop scope (a one-shop install: all of it) is the configured shop's.
+        # With several shops, a row written outside a scope takes its parent's shop (shop_scope.column_default).
+        many = bool(self.settings.per_shop) or self.settings.section("shopify").get("grant") == "authorization_code"
+        return engine.execution_options(**{shop_scope.OPTION: self.default_shop, shop_scope.MANY: many})
+
+    @property
+    def default_shop(self) -> str:
+        """``[shopify] shop``: the shop of work no delivery or ``--shop`` names ("" without Shopify)."""
+        return self.settings.configured_shop
+
+    def shops(self, conn=None) -> list[str]:
+        """Every installed shop (:func:`.shops.installed`)."""
+        from .shops import installed
+
+        if conn is not None:
+            return installed(self, conn)
+        with self.engine.connect() as c:
+            return installed(self, c)
 
     @property
     def dry_run(self) -> bool:
@@ -90,16 +110,18 @@ class Retention:
         s = self.settings.section("shopify")
         if not s:
             raise RuntimeError("no [shopify] section in the configuration")
+        # The shop in scope (a delivery's, or --shop), with its [shops."<shop>".shopify] overrides.
+        shop = shop_scope.scoped() or s["shop"]
         if s.get("access_token"):
             token = s["access_token"]  # a legacy custom app's static token
         elif s.get("client_id") and s.get("client_secret"):
             from .shop_tokens import ShopTokenSource
 
-            token = ShopTokenSource(self.shop_tokens, s["shop"])
+            token = ShopTokenSource(self.shop_tokens, shop)
         else:
             raise RuntimeError("[shopify] needs client_id and client_secret (a Dev Dashboard app, docs/install.md) "
                                "or access_token (a legacy custom app)")
-        return ShopifyClient(s["shop"], token, s["api_version"], base_url=s.get("admin_base_url"), **options)
+        return ShopifyClient(shop, token, s["api_version"], base_url=s.get("admin_base_url"), **options)
 
     @cached_property
     def shop_tokens(self):
@@ -131,4 +153,4 @@ class Retention:
 
     def dispose(self):
         if "engine" in self.__dict__:
-            self.engine.dispose()
+            self.engine.dispose()  # an option engine shares (and disposes) its parent's pool

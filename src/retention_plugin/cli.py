@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from . import __version__
+from . import __version__, shop_scope
 from .clihelp import (  # noqa: F401 (re-exported: the names scripts and tests know cli by)
     ConfigProblem,
     LazyApp,
@@ -26,12 +26,47 @@ from .storage import tables as t
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="RETENTION_CONFIG",
               help="Configuration file (default: $RETENTION_CONFIG, then ./retention.toml).")
+@click.option("--shop", "shop", envvar="RETENTION_SHOP", metavar="DOMAIN",
+              help="The installed shop a command acts for (default: [shopify] shop); see `retention shops list`.")
 @click.version_option(__version__, prog_name="retention")
 @click.pass_context
-def cli(ctx, config_path):
+def cli(ctx, config_path, shop):
     """retention-plugin: loyalty, offers, reminders, recalls, service recovery and
     lost-customer analysis for Shopify and Zendesk stores."""
-    ctx.obj = LazyApp(config_path)
+    domain = None
+    if shop is not None:
+        domain = shop_scope.normalise(shop)
+        if domain is None:
+            raise click.BadParameter(f"{shop!r} is not a shop domain like example.myshopify.com", param_hint="--shop")
+        # For the whole command: rows it writes are the shop's, and its settings are [shops."<shop>"]'s.
+        ctx.with_resource(shop_scope.scope(domain))
+    ctx.obj = LazyApp(config_path, domain)
+
+
+# --- shops ------------------------------------------------------------------------------------
+
+
+@cli.group("shops")
+def shops_group():
+    """The shops this install serves."""
+
+
+@shops_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def shops_list(app, as_json):
+    """Every shop: configured or installed through OAuth, its token, and whether it uninstalled the app."""
+    from .shops import listing
+
+    require_schema(app)
+    with app.engine.connect() as conn:
+        found = listing(app.app, conn)
+    if as_json:
+        echo_json(found)
+        return
+    for s in found:
+        state = f"stopped (uninstalled {s['uninstalled_at']:%Y-%m-%d %H:%M} UTC)" if s["stopped"] else "active"
+        click.echo(f"{s['shop']}  {s['source']}  token: {s['token'] or '-'}  {state}")
 
 
 # --- config and plugins --------------------------------------------------------------
@@ -104,7 +139,8 @@ def db_upgrade(app):
     from .storage.db import current_revision, head_revision, upgrade
 
     before = current_revision(app.engine)
-    upgrade(app.engine)
+    # Rows stored before shops were recorded (0004) belong to the configured shop.
+    upgrade(app.engine, default_shop=app.default_shop or None)
     click.echo(f"schema: {before or 'empty'} -> {head_revision()}")
 
 

@@ -28,8 +28,10 @@ class ConfigProblem(click.ClickException):
 class LazyApp:
     """``ctx.obj``: builds the Retention object on first use, so ``--help`` needs no config."""
 
-    def __init__(self, config_path):
+    def __init__(self, config_path, shop: str | None = None):
         self.config_path = config_path
+        #: ``--shop``: the shop the command acts for (None: ``[shopify] shop``).
+        self.shop = shop
         self._app = None
 
     @property
@@ -43,7 +45,19 @@ class LazyApp:
                 raise ConfigProblem(str(e)) from None
             level = self._app.settings.section("logging").get("level", "INFO")
             logging.basicConfig(level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            if self.shop is not None:
+                self._check_shop(self._app)
         return self._app
+
+    def _check_shop(self, app) -> None:
+        from .shops import is_installed
+
+        with app.engine.connect() as conn:
+            known = is_installed(app, conn, self.shop)
+        if not known:
+            self._app = None
+            raise click.BadParameter(f"{self.shop} is not installed (see `retention shops list`)",
+                                     param_hint="--shop")
 
     def __getattr__(self, name):
         return getattr(self.app, name)

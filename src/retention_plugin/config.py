@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import shop_scope
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 DEFAULT_PATH = "retention.toml"
@@ -202,14 +203,34 @@ class Settings:
     path: Path | None
     data: dict[str, Any]
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    #: ``[shops."<domain>".<section>]``: each shop's sections, validated with the global one merged under.
+    per_shop: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent if self.path else Path.cwd()
 
     def section(self, name: str) -> dict[str, Any]:
-        """A validated section; an absent optional section is ``{}``."""
-        return self.data.get(name) or {}
+        """A validated section; an absent optional section is ``{}``.
+
+        Inside a shop's scope (:mod:`.shop_scope`) it is that shop's, when ``[shops."<shop>".<name>]`` exists.
+        """
+        shop = shop_scope.scoped()
+        if shop is not None and shop in self.per_shop and name in self.per_shop[shop]:
+            return self.per_shop[shop][name]
+        got = self.data.get(name) or {}
+        if name == "shopify" and got and shop is not None and got.get("shop") != shop:
+            return {**got, "shop": shop}  # the app's settings, for the shop in scope
+        return got
+
+    @property
+    def configured_shop(self) -> str:
+        """``[shopify] shop`` as written, whatever shop is in scope ("" without Shopify)."""
+        return (self.data.get("shopify") or {}).get("shop") or ""
+
+    def shop_overrides(self) -> list[str]:
+        """The shops with a ``[shops."<domain>"]`` table, in the file's order."""
+        return list(self.per_shop)
 
     def has(self, name: str) -> bool:
         return bool(self.data.get(name))
@@ -350,12 +371,66 @@ def apply_plugin_sections(settings: Settings, sections: Mapping[str, Schema]) ->
         except ConfigError as e:
             errors.append(e)
     known = set(CORE_SECTIONS) | set(sections)
+    if "shops" in raw:
+        try:
+            settings.per_shop = validate_shop_overrides(settings, {**CORE_SECTIONS, **sections})
+        except ConfigError as e:
+            errors.append(e)
     for name in raw:
+        if name == "shops":
+            continue
         if name not in known:
             errors.append(ConfigError(settings.path, f"[{name}]", "unknown section (no plugin reads it; "
                                       f"known: {', '.join(sorted(known))})"))
     if errors:
         raise ConfigError.combine(settings.path, errors)
+
+
+#: Sections a shop cannot override: they are the install's, not a shop's.
+INSTALL_SECTIONS = frozenset({"database", "server", "worker", "plugins", "logging"})
+
+
+def validate_shop_overrides(settings: Settings, schemas: Mapping[str, Schema]) -> dict[str, dict[str, dict]]:
+    """``[shops."<domain>".<section>]`` merged over ``[<section>]``, each validated as the section is."""
+    raw = settings.raw.get("shops")
+    path = settings.path
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "[shops]", "expected a table of shops, e.g. [shops.\"example.myshopify.com\".loyalty]")
+    out: dict[str, dict[str, dict]] = {}
+    errors: list[ConfigError] = []
+    for domain, tables in raw.items():
+        shop = shop_scope.normalise(domain)
+        where = f'[shops."{domain}"]'
+        if shop is None or shop != domain:
+            errors.append(ConfigError(path, where, "expected a shop domain like example.myshopify.com, lower case"))
+            continue
+        if not isinstance(tables, dict):
+            errors.append(ConfigError(path, where, f"expected a table, got {type(tables).__name__}"))
+            continue
+        out[shop] = {}
+        for name, over in tables.items():
+            key = f'[shops."{domain}".{name}]'
+            if name in INSTALL_SECTIONS or name not in schemas:
+                why = "is the install's, not a shop's" if name in INSTALL_SECTIONS else "is no known section"
+                errors.append(ConfigError(path, key, f"{name} {why}"))
+                continue
+            if not isinstance(over, dict):
+                errors.append(ConfigError(path, key, f"expected a table, got {type(over).__name__}"))
+                continue
+            merged = {**(settings.raw.get(name) or {}), **over}
+            if name == "shopify":
+                if "shop" in over and over["shop"] != shop:
+                    errors.append(ConfigError(path, f"{key}.shop", "must be the shop the table is for, or unset"))
+                    continue
+                merged["shop"] = shop
+            try:
+                out[shop][name] = validate_section(path, name, schemas[name], merged)
+            except ConfigError as e:
+                errors.extend(ConfigError(path, (k or f"[{name}]").replace(f"[{name}]", key, 1), m)
+                              for k, m in e.problems)
+    if errors:
+        raise ConfigError.combine(path, errors)
+    return out
 
 
 def from_dict(raw: dict[str, Any], path: Path | None = None) -> Settings:

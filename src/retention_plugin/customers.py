@@ -7,6 +7,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from .context import HookContext
+from .shop_scope import current
 from .storage import tables as t
 from .storage.db import for_update
 
@@ -41,7 +42,8 @@ def follow_merges(conn, customer_id, *, lock: bool = False) -> dict | None:
 
 def _first_id(conn, where) -> int | None:
     c = t.customers
-    row = conn.execute(select(c.c.id).where(where).order_by(c.c.merged_into.is_not(None), c.c.id)).first()
+    row = conn.execute(select(c.c.id).where(where, c.c.shop == current(conn))
+                       .order_by(c.c.merged_into.is_not(None), c.c.id)).first()
     return row[0] if row else None
 
 

@@ -43,6 +43,7 @@ from typing import Mapping
 from sqlalchemy import select, update
 
 from .platforms.shopify.mutations import discount_code_basic_create
+from .shop_scope import of_row
 from .storage import tables as t
 from .storage.db import for_update, insert_ignore
 
@@ -228,10 +229,15 @@ def make_code(ctx, *, key: str, action_key: str, feature: str, discount_kind: st
 
 def _create(ctx, reward: Mapping, spec: Mapping, customer: Mapping) -> None:
     """The Shopify create of an issued ``reward`` and the message that carries its code."""
-    from .platforms.shopify.mutations import discount_code_free_units
-
     gid = customer_gid(customer)
     assert gid is not None and reward["code"] is not None
+    with of_row(customer):  # the code is made in the customer's shop (a task's or an approval's too)
+        _enqueue(ctx, reward, spec, customer, gid)
+
+
+def _enqueue(ctx, reward: Mapping, spec: Mapping, customer: Mapping, gid: str) -> None:
+    from .platforms.shopify.mutations import discount_code_free_units
+
     starts, ends = ctx.now, reward["expires_at"]
     stacks = combines_with(ctx, spec["discount_kind"])
     if spec.get("free_units"):

@@ -44,6 +44,7 @@ from .redaction import (
     scrub_shared_text,
     searched_columns,
 )
+from .shop_scope import current
 from .storage import tables as t
 
 
@@ -147,7 +148,7 @@ def find_person(conn, customer: dict | None, extra: ev.CustomerInfo | None = Non
         if extra.zendesk_user_id is not None:
             p.zendesk_ids.add(int(extra.zendesk_user_id))
     o = t.orders
-    for row in conn.execute(select(o.c.id, o.c.shopify_id).where(or_(
+    for row in conn.execute(select(o.c.id, o.c.shopify_id).where(o.c.shop == current(conn), or_(
             o.c.customer_id.in_(p.customer_ids), o.c.shopify_id.in_([int(x) for x in orders_to_redact or ()]),
             o.c.email.in_(p.emails)))):
         p.order_ids.add(row.id)
@@ -155,7 +156,7 @@ def find_person(conn, customer: dict | None, extra: ev.CustomerInfo | None = Non
             p.shopify_order_ids.add(row.shopify_id)
     p.shopify_order_ids |= {int(x) for x in orders_to_redact or ()}
     tk = t.tickets
-    for row in conn.execute(select(tk.c.id, tk.c.zendesk_id).where(or_(
+    for row in conn.execute(select(tk.c.id, tk.c.zendesk_id).where(tk.c.shop == current(conn), or_(
             tk.c.customer_id.in_(p.customer_ids), tk.c.requester_email.in_(p.emails)))):
         p.ticket_ids.add(row.id)
         p.zendesk_ticket_ids.add(row.zendesk_id)

@@ -20,6 +20,8 @@ from sqlalchemy import delete, func, select, update
 
 from . import events as ev
 from .platforms.errors import DeadLetter
+from .shop_scope import scope
+from .shops import revoke, shop_rows
 from .storage import tables as t
 
 log = logging.getLogger("retention_plugin.privacy")
@@ -61,8 +63,12 @@ def record_uninstall(ctx, event: ev.AppUninstalled) -> bool:
         log.warning("app/uninstalled delivery %s is not a Shop object of %s; not recorded as an uninstall",
                     ctx.inbox_id, event.shop)
         return False
-    ctx.conn.execute(t.app_uninstalls.insert().values(shop=event.shop.strip().lower(), shop_id=shop_id,
+    shop = event.shop.strip().lower()
+    ctx.conn.execute(t.app_uninstalls.insert().values(shop=shop, shop_id=shop_id,
                                                       inbox_id=ctx.inbox_id, received_at=ctx.now))
+    # The token no longer works and must not be used again; with the uninstall recorded, the
+    # shop's work stops (shops.stopped) until it installs the app again.
+    revoke(ctx.conn, shop)
     return True
 
 
@@ -87,41 +93,50 @@ def hold_reason(conn, shop: str, body: dict) -> str | None:
     return None
 
 
-def _rows(conn, keep_inbox) -> dict:
+def _rows(conn, shop: str, keep_inbox) -> dict:
     """Rows per table of the shop's data: every table but ``task_runs``, and ``inbox`` but the requests kept."""
     rows = {}
     for table in t.metadata.sorted_tables:
-        if table is t.task_runs:
+        where = _erasable(conn, table, shop, keep_inbox)
+        if where is None:
             continue
-        q = select(func.count()).select_from(table)
-        if table is t.inbox:
-            q = q.where(table.c.id.not_in(list(keep_inbox) or [-1]))
-        n = conn.execute(q).scalar()
+        n = conn.execute(select(func.count()).select_from(table).where(where)).scalar()
         if n:
             rows[table.name] = n
     return rows
 
 
+def _erasable(conn, table, shop: str, keep_inbox):
+    """Which rows of ``table`` an erasure of ``shop`` deletes (None: none)."""
+    if table is t.task_runs:
+        return None
+    where = shop_rows(conn, table, shop)
+    if where is not None and table is t.inbox:
+        where = where & table.c.id.not_in(list(keep_inbox) or [-1])
+    return where
+
+
 def erase_shop(ctx, event: ev.ShopRedact, keep_inbox: list[int] = ()) -> dict[str, int]:
     """Delete every row of the shop's data (the uninstall record too); returns rows deleted per table.
 
-    Every plugin deletes its own rows first (``shop_redact``: while the core's rows they point at are
-    still there); then the core deletes the rest of the schema, children first, which also empties the
-    tables of a plugin that is switched off. ``keep_inbox``: the request(s) being honoured, kept with
-    the record that they were.
+    Only the shop's rows go (:func:`.shops.rows_of`): another shop of the install keeps every byte.
+    Rows that carry no shop (``plugin_state``, a plugin's table without a ``shop`` column) are
+    deleted only when no other shop has data. Every plugin deletes its own rows first
+    (``shop_redact``: while the core's rows they point at are still there); then the core deletes
+    the rest, children first, which also empties the tables of a plugin that is switched off.
+    ``keep_inbox``: the request(s) being honoured, kept with the record that they were.
     """
     conn = ctx.conn
-    deleted = _rows(conn, keep_inbox)
-    ctx.hook.shop_redact(event=event, ctx=ctx)
-    for table in reversed(t.metadata.sorted_tables):
-        if table is t.task_runs:
-            continue
-        q = delete(table)
-        if table is t.inbox:
-            q = q.where(table.c.id.not_in(list(keep_inbox) or [-1]))
-        conn.execute(q)
-    conn.execute(t.privacy_requests.insert().values(kind="shop_redact", inbox_id=max(keep_inbox, default=None),
-                                                    created_at=ctx.now))
+    shop = event.shop.strip().lower()
+    with scope(shop):
+        deleted = _rows(conn, shop, keep_inbox)
+        ctx.hook.shop_redact(event=event, ctx=ctx)
+        for table in reversed(t.metadata.sorted_tables):
+            where = _erasable(conn, table, shop, keep_inbox)
+            if where is not None:
+                conn.execute(delete(table).where(where))
+        conn.execute(t.privacy_requests.insert().values(kind="shop_redact", inbox_id=max(keep_inbox, default=None),
+                                                        created_at=ctx.now))
     return deleted
 
 
@@ -146,8 +161,8 @@ def held_requests(conn) -> list[dict]:
 
 def plan(conn, shop: str) -> dict:
     """What ``retention privacy shop-redact --confirm`` would do, erasing nothing."""
-    held = held_requests(conn)
-    rows = _rows(conn, [h["id"] for h in held])
+    held = [h for h in held_requests(conn) if h["shop"] == shop]
+    rows = _rows(conn, shop, [h["id"] for h in held])
     return {"shop": shop, "uninstalls": uninstalls(conn, shop), "held": held, "rows": rows}
 
 

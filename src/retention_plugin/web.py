@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import metrics
+from . import shop_scope, shops
 from .platforms.shopify import verify as shopify_verify
 from .platforms.zendesk import verify as zendesk_verify
 from .storage import tables as t
@@ -101,6 +102,7 @@ class Receiver:
         self.max_body = s.section("server")["max_body_bytes"]
         self.shopify = s.section("shopify")
         self.zendesk = s.section("zendesk")
+        self.configured_shops = frozenset(shops.configured(s))
         if metrics_bind is None:
             metrics_bind = s.section("server").get("metrics_bind", "")
         self.metrics_port = split_bind(metrics_bind)[1] if metrics_bind else None
@@ -206,11 +208,14 @@ class Receiver:
         shop = _header(req, "Shop-Domain")
         if not shop:
             raise Rejected(falcon.HTTP_400, "missing_header", "X-Shopify-Shop-Domain header is missing")
-        if not self.shopify or shop.lower() != self.shopify["shop"]:
-            raise Rejected(falcon.HTTP_401, "unknown_shop", f"shop {shop[:100]!r} is not configured")
-        if not shopify_verify.verify_webhook(body, hmac_header, self.shopify["webhook_secrets"]):
-            raise Rejected(falcon.HTTP_401, "bad_signature", "HMAC does not match the raw body")
+        domain = shop_scope.normalise(shop)
         topic = _header(req, "Topic")
+        if not self.shopify or domain is None or not self._installed(domain, topic or ""):
+            raise Rejected(falcon.HTTP_401, "unknown_shop", f"shop {shop[:100]!r} is not installed")
+        with shop_scope.scope(domain):  # a shop may have its own [shops."<shop>".shopify] secrets
+            secrets = self.retention.settings.section("shopify")["webhook_secrets"]
+        if not shopify_verify.verify_webhook(body, hmac_header, secrets):
+            raise Rejected(falcon.HTTP_401, "bad_signature", "HMAC does not match the raw body")
         webhook_id = _header(req, "Webhook-Id")
         for name, value in (("X-Shopify-Topic", topic), ("X-Shopify-Webhook-Id", webhook_id)):
             if not value:
@@ -226,7 +231,14 @@ class Receiver:
             "topic": topic, "api_version": _header(req, "Api-Version"),
             "triggered_at": _header(req, "Triggered-At"), "event_id": event_id,
         }.items() if v}
-        return self._store("shopify", shop.lower(), webhook_id, topic, event_id, headers, body)
+        return self._store("shopify", domain, webhook_id, topic, event_id, headers, body)
+
+    def _installed(self, shop: str, topic: str) -> bool:
+        """An installed shop (an uninstalled one for the privacy topics); the configured ones need no query."""
+        if shop in self.configured_shops:
+            return True
+        with self.retention.engine.connect() as conn:
+            return shops.accepts(self.retention, conn, shop, topic)
 
     # --- Zendesk -------------------------------------------------------------------
 

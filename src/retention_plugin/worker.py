@@ -25,6 +25,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from . import records
+from . import shop_scope, shops
 from .context import HookContext
 from .platforms.deliveries import parse_delivery
 from .platforms.errors import DeadLetter, PlatformError, UnsupportedTopic
@@ -180,9 +181,21 @@ class Worker:
             return "error"
 
     def _process(self, row: dict) -> str:
+        # A Shopify delivery is its shop's work: its rows carry the shop and its settings are the shop's.
+        # A Zendesk delivery names no shop: it is the configured shop's.
+        shop = row["shop"] if row["platform"] == "shopify" else None
+        with shop_scope.scope(shop):
+            return self._process_scoped(row, shop)
+
+    def _process_scoped(self, row: dict, shop: str | None) -> str:
         inbox = t.inbox
+        if shop is not None and row["topic"] not in shops.PRIVACY_TOPICS:
+            with self.app.engine.connect() as conn:
+                stopped = shops.stopped(conn, shop)
+            if stopped:
+                return self._finish(row, "ignored", f"{shop} uninstalled the app; its work is stopped")
         try:
-            events = parse_delivery(row, self.app.settings.section("shopify").get("shop"))
+            events = parse_delivery(row, shop or self.app.settings.section("shopify").get("shop"))
         except UnsupportedTopic as e:
             return self._finish(row, "ignored", str(e))
         except RecursionError:

@@ -19,6 +19,7 @@ from datetime import date, datetime, time, timedelta, timezone
 import numpy as np
 from sqlalchemy import and_, or_, select
 
+from ..shop_scope import current
 from ..storage import tables as t
 from .dates import to_days
 from .history import History, Orders, Ratings, Refunds, Tickets
@@ -74,6 +75,7 @@ def load_store_history(engine, as_of=None) -> History:
     day = as_of_day(as_of)
     end = datetime.combine(date(1970, 1, 1) + timedelta(days=day + 1), time(0), tzinfo=timezone.utc)
     with connection(engine) as conn:
+        shop = current(conn)  # one shop's history: the shop in scope, else the configured one
         merged = dict(conn.execute(select(t.customers.c.id, t.customers.c.merged_into)
                                    .where(t.customers.c.merged_into.is_not(None))).all())
 
@@ -88,7 +90,7 @@ def load_store_history(engine, as_of=None) -> History:
         rows = conn.execute(
             select(o.c.id, o.c.customer_id, o.c.created_at, o.c.subtotal, o.c.refunded, o.c.total_discounts,
                    o.c.discount_codes, o.c.fulfilled_at, o.c.currency, o.c.fulfillment_status, o.c.source)
-            .where(o.c.customer_id.is_not(None), o.c.created_at < end, o.c.test.is_(False),
+            .where(o.c.shop == shop, o.c.customer_id.is_not(None), o.c.created_at < end, o.c.test.is_(False),
                    or_(o.c.cancelled_at.is_(None), o.c.cancelled_at >= end))
             .order_by(o.c.id)).all()
         order_ids = [r.id for r in rows]
@@ -96,21 +98,23 @@ def load_store_history(engine, as_of=None) -> History:
             select(t.order_lines.c.order_id, t.order_lines.c.product_type, t.order_lines.c.price,
                    t.order_lines.c.quantity)
             .join(o, o.c.id == t.order_lines.c.order_id)
-            .where(o.c.customer_id.is_not(None), o.c.created_at < end)).all()
+            .where(o.c.shop == shop, o.c.customer_id.is_not(None), o.c.created_at < end)).all()
         refunds = conn.execute(
             select(o.c.customer_id, t.refunds.c.created_at, t.refunds.c.merchandise,
                    o.c.created_at.label("order_created_at"))
             .join(o, o.c.id == t.refunds.c.order_id)
-            .where(o.c.customer_id.is_not(None), t.refunds.c.created_at < end)).all()
+            .where(o.c.shop == shop, o.c.customer_id.is_not(None), t.refunds.c.created_at < end)).all()
         tk = t.tickets
         tickets = conn.execute(
             select(tk.c.customer_id, tk.c.created_at, tk.c.first_public_reply_at, tk.c.solved_at, tk.c.status,
                    tk.c.complaint)
-            .where(tk.c.customer_id.is_not(None), tk.c.created_at.is_not(None), tk.c.created_at < end)).all()
+            .where(tk.c.shop == shop, tk.c.customer_id.is_not(None), tk.c.created_at.is_not(None),
+                   tk.c.created_at < end)).all()
         rt = t.ratings
         ratings = conn.execute(
             select(rt.c.customer_id, rt.c.created_at, rt.c.value)
-            .where(and_(rt.c.customer_id.is_not(None), rt.c.value.is_not(None), rt.c.created_at < end))).all()
+            .where(and_(rt.c.shop == shop, rt.c.customer_id.is_not(None), rt.c.value.is_not(None),
+                        rt.c.created_at < end))).all()
 
     # The category of an order is that of its largest line.
     best: dict[int, tuple[float, str]] = {}

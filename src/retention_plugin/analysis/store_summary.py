@@ -26,6 +26,7 @@ from datetime import date, datetime, time, timedelta, timezone
 import numpy as np
 from sqlalchemy import BigInteger, Date, Float, case, cast, func, literal, or_, select, type_coerce
 
+from ..shop_scope import current
 from ..storage import tables as t
 from .dates import TIME_UNITS, day_to_iso
 from .store import connection
@@ -71,7 +72,7 @@ def _merge_roots():
             .subquery("merge_roots"))
 
 
-def summary_query(dialect: str, calibration_end: int, as_of: int):
+def summary_query(dialect: str, calibration_end: int, as_of: int, shop: str | None = None):
     """The SELECT: one row per customer whose first counted order is on or before ``calibration_end``.
 
     Columns: customer, purchase_days (distinct days to the cut-off), first_day,
@@ -89,7 +90,8 @@ def summary_query(dialect: str, calibration_end: int, as_of: int):
                case((net > 0, net), else_=literal(0.0, Float)).label("value"))
         .select_from(o.outerjoin(roots, roots.c.id == o.c.customer_id))
         .where(o.c.customer_id.is_not(None), o.c.created_at < end, o.c.test.is_(False),
-               or_(o.c.cancelled_at.is_(None), o.c.cancelled_at >= end))
+               or_(o.c.cancelled_at.is_(None), o.c.cancelled_at >= end),
+               *([] if shop is None else [o.c.shop == shop]))
         .subquery("counted"))
     marked = select(orders, func.min(orders.c.day).over(partition_by=orders.c.customer).label("first")).subquery("m")
     day, value = marked.c.day, marked.c.value
@@ -125,7 +127,7 @@ def summarize_store(bind, *, calibration_end: int, holdout_end: int | None = Non
     as_of = cal_end if holdout_end is None else int(holdout_end)
     parts = []
     with connection(bind) as conn:
-        query = summary_query(conn.dialect.name, cal_end, as_of)
+        query = summary_query(conn.dialect.name, cal_end, as_of, current(conn))
         result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(query)
         for rows in result.partitions():
             parts.append(np.array([tuple(r) for r in rows], dtype=_ROW))

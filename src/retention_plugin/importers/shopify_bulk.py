@@ -36,6 +36,7 @@ from ..platforms.schema_fields import parse_iso_datetime, split_tags
 from ..platforms.shopify import mutations
 from ..records.customers import normalise_email
 from ..records.orders import order_row, record_order
+from ..shop_scope import scope
 from ..storage import tables as t
 from .report import ImportReport
 from .writer import import_context
@@ -272,10 +273,15 @@ class _Parent:
 
 def import_bulk_lines(engine, lines: Iterable[tuple[int, dict]], *, shop: str, now: datetime,
                       report: ImportReport | None = None, chunk_size: int = 200, app=None) -> ImportReport:
-    """Record the orders of a bulk JSONL result (``(line number, object)`` pairs).
+    """Record the orders of a bulk JSONL result (``(line number, object)`` pairs), as ``shop``'s.
 
     :param app: the app, whose plugins move their rows when the import merges two customers.
     """
+    with scope(shop):
+        return _import_bulk_lines(engine, lines, shop=shop, now=now, report=report, chunk_size=chunk_size, app=app)
+
+
+def _import_bulk_lines(engine, lines, *, shop, now, report, chunk_size, app) -> ImportReport:
     report = report or ImportReport()
     parents: dict[str, _Parent] = {}
     orphans: dict[str, list] = {}

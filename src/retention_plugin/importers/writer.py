@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from .. import events as ev
 from ..context import HookContext
 from ..records.customers import normalise_email, resolve_customer
+from ..shop_scope import current
 from ..storage import tables as t
 from ..storage.db import is_sqlite
 from .report import ImportReport
@@ -92,7 +93,7 @@ ORDER_COLUMNS = (
     "id", "shopify_id", "name", "customer_id", "email", "currency", "presentment_currency", "subtotal", "total",
     "total_discounts", "total_tax", "shipping", "presentment_subtotal", "refunded", "financial_status",
     "fulfillment_status", "created_at", "processed_at", "paid_at", "cancelled_at", "fulfilled_at",
-    "source_updated_at", "locale", "tags", "discount_codes", "test", "source", "import_key",
+    "source_updated_at", "locale", "tags", "discount_codes", "test", "source", "import_key", "shop",
 )
 LINE_COLUMNS = (
     "order_id", "line_key", "sku", "product_id", "variant_id", "title", "product_type", "vendor", "tags",
@@ -100,7 +101,7 @@ LINE_COLUMNS = (
 )
 CUSTOMER_COLUMNS = (
     "id", "shopify_id", "zendesk_user_id", "external_id", "email", "tags", "source_updated_at", "created_at",
-    "updated_at", "first_name", "last_name", "phone", "locale", "country", "province", "marketing_consent",
+    "updated_at", "first_name", "last_name", "phone", "locale", "country", "province", "marketing_consent", "shop",
 )
 _CUSTOMER_FILL = ("first_name", "last_name", "phone", "locale", "country", "province", "marketing_consent")
 _IN_CHUNK = 500  # bound parameters per IN (...) list
@@ -249,6 +250,7 @@ class CustomerCache:
         if not new:
             return
         inserter = _Inserter(conn, c, CUSTOMER_COLUMNS)
+        shop = current(conn)  # raw inserts: the column's default does not apply
         rows = []
         if inserter.sqlite:
             # BEGIN IMMEDIATE holds SQLite's only write lock: the ids after max(id) are ours.
@@ -258,7 +260,7 @@ class CustomerCache:
             values = (None if not inserter.sqlite else next_id, info.shopify_id, info.zendesk_user_id,
                       info.external_id, key[1] if key[0] == "email" else normalise_email(info.email),
                       list(info.tags or []), info.updated_at, now, now,
-                      *(getattr(info, f) for f in _CUSTOMER_FILL))
+                      *(getattr(info, f) for f in _CUSTOMER_FILL), shop)
             if inserter.sqlite:
                 self.ids[key] = next_id
                 next_id += 1
@@ -367,6 +369,7 @@ class OrderWriter:
         if orders_in.sqlite:
             ids = self._insert_orders_sqlite(conn, orders_in, todo)
         else:
+            shop = current(conn)
             rows = []
             for order in todo:
                 key = order.customer_key()
@@ -375,7 +378,7 @@ class OrderWriter:
                              order.total_tax, order.shipping, None, order.refunded, order.financial_status,
                              order.fulfillment_status, order.created_at, order.processed_at, _paid_at(order),
                              order.cancelled_at, order.fulfilled_at, None, None, list(order.tags),
-                             list(order.discount_codes), False, "import", order.import_key))
+                             list(order.discount_codes), False, "import", order.import_key, shop))
             cols = ORDER_COLUMNS[1:]
             result = conn.execute(o.insert().returning(o.c.id, sort_by_parameter_order=True),
                                   [dict(zip(cols, row)) for row in rows])
@@ -406,6 +409,7 @@ class OrderWriter:
         false = (inserter.processor("test") or (lambda v: v))(False)
         # BEGIN IMMEDIATE holds SQLite's only write lock: the ids after max(id) are ours.
         next_id = (conn.execute(select(func.max(o.c.id))).scalar() or 0) + 1
+        shop = current(conn)  # raw inserts: the column's default does not apply
         rows = []
         append = rows.append
         for i, order in enumerate(todo):
@@ -421,7 +425,7 @@ class OrderWriter:
                     None if order.cancelled_at is None else when(order.cancelled_at),
                     None if order.fulfilled_at is None else when(order.fulfilled_at),
                     None, None, as_json(order.tags), as_json(order.discount_codes), false, "import",
-                    order.import_key))
+                    order.import_key, shop))
         inserter.insert_raw(conn, rows)
         return [next_id + i for i in range(len(todo))]
 
@@ -441,17 +445,23 @@ def stored_values(conn, column, values: list, *, unless=None) -> list:
     found = []
     if not values:
         return found
+    # Only the shop's own rows: the same platform id in another shop is another customer or order.
+    shop = current(conn) if "shop" in column.table.c else None
     if is_sqlite(conn):
         # Plain SQL: SQLAlchemy's expanding IN costs more than the lookup itself here.
         q = conn.dialect.identifier_preparer.quote
         head = (f"SELECT DISTINCT {q(column.name)} FROM {q(column.table.name)} "
-                f"WHERE {f'{q(unless.name)} IS NULL AND ' if unless is not None else ''}{q(column.name)} IN ")
+                f"WHERE {f'{q(unless.name)} IS NULL AND ' if unless is not None else ''}"
+                f"{'shop = ? AND ' if shop is not None else ''}{q(column.name)} IN ")
+        first = (shop,) if shop is not None else ()
         for i in range(0, len(values), _IN_CHUNK):
             part = tuple(values[i:i + _IN_CHUNK])
-            found.extend(r[0] for r in conn.exec_driver_sql(head + f"({','.join('?' * len(part))})", part))
+            found.extend(r[0] for r in conn.exec_driver_sql(head + f"({','.join('?' * len(part))})", first + part))
         return found
     for i in range(0, len(values), _IN_CHUNK):
         q = select(column).where(column.in_(values[i:i + _IN_CHUNK])).distinct()
+        if shop is not None:
+            q = q.where(column.table.c.shop == shop)
         if unless is not None:
             q = q.where(unless.is_(None))
         found.extend(r[0] for r in conn.execute(q))

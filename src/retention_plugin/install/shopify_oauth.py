@@ -48,6 +48,8 @@ from ..platforms.errors import PlatformError, TransientError
 from ..platforms.shopify import mutations
 from ..platforms.shopify.oauth import TokenEndpoint, authorize_url, valid_shop
 from ..platforms.shopify.verify import verify_oauth_query
+from .. import shops
+from ..shop_scope import scope
 from ..shop_tokens import KEY_ENV, TokenKeyError, cipher_from_env
 from ..storage import tables as t
 from ..subscriptions.shopify import RECEIVER_PATH, TOPICS
@@ -158,9 +160,13 @@ class InstallRoutes:
         shop = self._one(params, "shop")
         if not shop or not valid_shop(shop):
             raise Refused(falcon.HTTP_400, "bad_shop", "shop must be a domain like example.myshopify.com")
-        if shop != self.shopify["shop"]:
-            # One shop per configuration until shops are a first-class key (issue 15, item 3).
-            raise Refused(falcon.HTTP_403, "unknown_shop", f"this installation serves {self.shopify['shop']} only")
+        # The shops this install is meant to serve: [shopify] shop, a [shops."<shop>"] table (an agency
+        # lists its clients' shops there), or one installed before (installing again renews its token).
+        with self.retention.engine.connect() as conn:
+            known = shops.is_installed(self.retention, conn, shop)
+        if not known:
+            raise Refused(falcon.HTTP_403, "unknown_shop", f"this installation does not serve {shop}: "
+                                                           f"add a [shops.\"{shop}\"] table to its configuration")
         return shop
 
     def _signed(self, params) -> None:
@@ -237,7 +243,8 @@ class InstallRoutes:
         except PlatformError as e:
             raise Refused(falcon.HTTP_502, "code_refused", str(e)) from None
         missing = sorted(set(configured_scopes(self.shopify)) - grant.scopes)
-        with self.retention.engine.begin() as conn:
+        # The subscriptions queued are the new shop's actions, made with its token.
+        with self.retention.engine.begin() as conn, scope(shop):
             version = self.retention.shop_tokens.save_install(conn, shop, grant, now)
             queued = self._subscribe(conn, shop, version, now)
         log.info("shopify: installed on %s (token version %d, %d webhook subscriptions queued)", shop, version,

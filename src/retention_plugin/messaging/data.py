@@ -3,18 +3,19 @@ of them when customers merge, a customer is erased or the shop's data is deleted
 
 from __future__ import annotations
 
-from sqlalchemy import delete, update
+from sqlalchemy import update
 
 from .. import hookimpl
 from ..records.merging import move_rows
 from ..redaction import TextColumns
+from ..shops import delete_shop_rows
 from ..storage import tables as t
 
 m = t.messages
 
 TEXT_COLUMNS = TextColumns(
     free_text={"messages": ("data", "rendered", "reason")},
-    no_words={"messages": ("key", "kind", "message_class", "channel", "template", "locale", "status",
+    no_words={"messages": ("shop", "key", "kind", "message_class", "channel", "template", "locale", "status",
                            "provider_id")},
 )
 
@@ -38,4 +39,4 @@ def customer_redact(event, ctx):
 # After every plugin whose rows point at a message (recall cases, reminders, win-back groups).
 @hookimpl(trylast=True)
 def shop_redact(event, ctx):
-    ctx.conn.execute(delete(m))
+    delete_shop_rows(ctx.conn, m, event.shop)

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from .. import links
 from ..context import HookContext
 from ..customers import follow_merges as load_customer  # noqa: F401 (features import it from here)
+from ..shop_scope import scope
 from ..storage import tables as t
 from ..storage.db import for_update
 from .channels import Channel, ChannelError, unsubscribe_links
@@ -190,9 +191,15 @@ def send_due(engine: Engine, *, now: datetime, channels: Mapping[str, Channel], 
     renderer = renderer or renderer_for(settings)
     counts = dict.fromkeys(("sent", "deferred", "suppressed", "failed", "retry", "skipped"), 0)
     ids, lease = claim_due(engine, now, limit or cfg["batch_size"], cfg["lease_seconds"])
+    shop_of = {}
+    if ids:
+        with engine.connect() as conn:
+            m = t.messages
+            shop_of = dict(conn.execute(select(m.c.id, m.c.shop).where(m.c.id.in_(ids))).all())
     for mid in ids:
         try:
-            with engine.begin() as conn:
+            # What the send writes (a Zendesk or Shopify channel's action) is the message's shop's.
+            with engine.begin() as conn, scope(shop_of.get(mid)):
                 outcome = _attempt(conn, mid, lease, now, channels=channels, cfg=cfg, email_cfg=email_cfg,
                                    policy=policy, tz_hook=tz_hook, veto=veto, renderer=renderer,
                                    ctx_factory=ctx_factory, settings=settings)

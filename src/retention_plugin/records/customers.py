@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 
 from .. import events as ev
+from ..shop_scope import current
 from ..storage import tables as t
 from .merging import merge_customers
 
@@ -57,7 +58,8 @@ def resolve_customer(conn, info: ev.CustomerInfo | None, now: datetime, *, email
         conds.append(c.c.email == mail)
     if not conds:
         return None
-    rows = conn.execute(select(c).where(or_(*conds), c.c.merged_into.is_(None)).order_by(c.c.id)).mappings().all()
+    rows = conn.execute(select(c).where(or_(*conds), c.c.shop == current(conn), c.c.merged_into.is_(None))
+                        .order_by(c.c.id)).mappings().all()
     # A row already linked to a *different* Shopify id is another person sharing an email: don't merge.
     rows = [r for r in rows if info.shopify_id is None or r["shopify_id"] in (None, info.shopify_id)]
     if not rows:

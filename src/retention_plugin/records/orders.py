@@ -14,6 +14,7 @@ from decimal import Decimal
 from sqlalchemy import delete, select, update
 
 from .. import events as ev
+from ..shop_scope import current
 from ..storage import tables as t
 from ..storage.db import insert_ignore
 from .customers import customer_redacted, normalise_email, resolve_customer
@@ -31,7 +32,8 @@ def order_name(row) -> str:
 
 
 def order_row(conn, shopify_id: int):
-    return conn.execute(select(t.orders).where(t.orders.c.shopify_id == shopify_id)).mappings().first()
+    return conn.execute(select(t.orders).where(t.orders.c.shop == current(conn),
+                                               t.orders.c.shopify_id == shopify_id)).mappings().first()
 
 
 def record_order(conn, order: ev.Order, now: datetime, *, paid: bool = False, import_key: str | None = None,
@@ -41,7 +43,8 @@ def record_order(conn, order: ev.Order, now: datetime, *, paid: bool = False, im
     customer_id = resolve_customer(conn, order.customer, now, email=order.email, ctx=ctx)
     existing = order_row(conn, order.shopify_id) if order.shopify_id is not None else None
     if existing is None and import_key:
-        existing = conn.execute(select(o).where(o.c.import_key == import_key)).mappings().first()
+        existing = conn.execute(select(o).where(o.c.shop == current(conn),
+                                                o.c.import_key == import_key)).mappings().first()
     paid_at = (order.processed_at or order.created_at) if (paid or order.financial_status in (
         "paid", "partially_refunded", "refunded", "partially_paid")) else None
     values = {

@@ -113,11 +113,43 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, default_shop: str | None = None) -> None:
+    """Migrate to ``revision``; ``default_shop``: the shop rows from before shops were recorded belong to."""
     cfg = alembic_config(engine)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    if default_shop:
+        cfg.attributes["default_shop"] = default_shop
+    _migrate(engine, cfg, lambda: command.upgrade(cfg, revision))
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Migrate back to ``revision`` (tests of a migration; an admin undoing an upgrade)."""
+    cfg = alembic_config(engine)
+    _migrate(engine, cfg, lambda: command.downgrade(cfg, revision))
+
+
+def _migrate(engine: Engine, cfg: Config, run) -> None:
+    if not is_sqlite(engine):
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            run()
+        return
+    # SQLite changes a constraint by rebuilding the table (Alembic's batch mode): the old table is
+    # dropped while other tables still point at it, which enforced foreign keys refuse. SQLite's
+    # own procedure (https://www.sqlite.org/lang_altertable.html#otheralter): foreign keys off, outside
+    # the transaction; rebuild; check that every reference still holds; commit; keys back on.
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None  # a live connection has its sqlite3 connection
+        raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                run()
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise RuntimeError(f"the migration left rows pointing at nothing: {broken[:5]}")
+        finally:
+            raw.execute("PRAGMA foreign_keys=ON")
 
 
 def check_schema(engine: Engine) -> None:

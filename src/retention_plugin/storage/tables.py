@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from ..shop_scope import column_default
+
 naming_convention = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -86,6 +88,11 @@ def pk() -> Column:
     return Column("id", Id, primary_key=True, autoincrement=True)
 
 
+def shop() -> Column:
+    """The shop (``x.myshopify.com``) a row belongs to; defaults to the one in scope (:mod:`..shop_scope`)."""
+    return Column("shop", String(255), nullable=False, default=column_default)
+
+
 def created() -> Column:
     return Column("created_at", UTCDateTime, nullable=False)
 
@@ -119,6 +126,7 @@ actions = Table(
     "actions",
     metadata,
     pk(),
+    shop(),
     Column("key", String(255), nullable=False, unique=True),
     Column("platform", String(16), nullable=False),
     Column("kind", String(64), nullable=False),
@@ -166,9 +174,10 @@ customers = Table(
     "customers",
     metadata,
     pk(),
-    Column("shopify_id", BigInteger, unique=True),
+    shop(),
+    Column("shopify_id", BigInteger),
     Column("email", String(320), index=True),  # normalised: stripped, lower case
-    Column("zendesk_user_id", BigInteger, unique=True),
+    Column("zendesk_user_id", BigInteger),
     Column("external_id", String(255), index=True),
     Column("first_name", String(255)),
     Column("last_name", String(255)),
@@ -184,13 +193,17 @@ customers = Table(
     Column("redacted_at", UTCDateTime),
     created(),
     Column("updated_at", UTCDateTime, nullable=False),
+    # A person is a customer of each shop separately: the same platform id in two shops is two rows.
+    UniqueConstraint("shop", "shopify_id"),
+    UniqueConstraint("shop", "zendesk_user_id"),
 )
 
 orders = Table(
     "orders",
     metadata,
     pk(),
-    Column("shopify_id", BigInteger, unique=True),
+    shop(),
+    Column("shopify_id", BigInteger),
     Column("name", String(64)),
     Column("customer_id", Id, ForeignKey("customers.id"), index=True),
     Column("email", String(320)),
@@ -216,7 +229,9 @@ orders = Table(
     Column("discount_codes", JSON, nullable=False, default=list),
     Column("test", Boolean, nullable=False, default=False),
     Column("source", String(16), nullable=False, default="webhook"),
-    Column("import_key", String(255), unique=True),  # e.g. csv:<file digest>:<order name>
+    Column("import_key", String(255)),  # e.g. csv:<file digest>:<order name>
+    UniqueConstraint("shop", "shopify_id"),
+    UniqueConstraint("shop", "import_key"),
 )
 
 order_lines = Table(
@@ -267,6 +282,7 @@ tickets = Table(
     "tickets",
     metadata,
     pk(),
+    shop(),
     Column("zendesk_id", BigInteger, nullable=False, unique=True),
     Column("customer_id", Id, ForeignKey("customers.id"), index=True),
     Column("requester_email", String(320)),
@@ -295,6 +311,7 @@ ratings = Table(
     "ratings",
     metadata,
     pk(),
+    shop(),
     Column("source", String(16), nullable=False),
     Column("source_id", String(255), nullable=False),
     Column("customer_id", Id, ForeignKey("customers.id"), index=True),
@@ -311,6 +328,7 @@ privacy_requests = Table(
     "privacy_requests",
     metadata,
     pk(),
+    shop(),
     Column("kind", String(32), nullable=False),  # data_request / redact / shop_redact / manual_*
     Column("customer_id", Id),
     Column("shopify_customer_id", BigInteger),
@@ -337,6 +355,7 @@ ledger = Table(
     "ledger",
     metadata,
     pk(),
+    shop(),
     Column("key", String(255), nullable=False, unique=True),
     Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
     Column("kind", String(16), nullable=False),  # earn / reverse / spend / adjust / expire
@@ -364,6 +383,7 @@ punches = Table(
     "punches",
     metadata,
     pk(),
+    shop(),
     Column("key", String(255), nullable=False, unique=True),
     Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
     Column("card", String(64), nullable=False),
@@ -376,6 +396,7 @@ rewards = Table(
     "rewards",
     metadata,
     pk(),
+    shop(),
     Column("key", String(255), nullable=False, unique=True),
     Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
     Column("feature", String(32), nullable=False),  # loyalty / punch / offers / recovery / winback
@@ -398,6 +419,7 @@ messages = Table(
     "messages",
     metadata,
     pk(),
+    shop(),
     Column("key", String(255), nullable=False, unique=True),
     Column("customer_id", Id, ForeignKey("customers.id"), index=True),
     Column("kind", String(32), nullable=False),
@@ -423,6 +445,7 @@ reminders = Table(
     "reminders",
     metadata,
     pk(),
+    shop(),
     Column("key", String(255), nullable=False, unique=True),
     Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
     Column("rule", String(64), nullable=False),
@@ -438,6 +461,7 @@ recalls = Table(
     "recalls",
     metadata,
     pk(),
+    shop(),
     Column("key", String(255), nullable=False, unique=True),
     Column("sku", String(255)),
     Column("product_id", BigInteger),
@@ -447,12 +471,14 @@ recalls = Table(
     Column("title", Text),
     Column("status", String(16), nullable=False, default="open"),
     created(),
+    Index("ix_recalls_shop", "shop"),
 )
 
 recall_cases = Table(
     "recall_cases",
     metadata,
     pk(),
+    shop(),
     Column("recall_id", Id, ForeignKey("recalls.id", ondelete="CASCADE"), nullable=False),
     Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
     Column("order_id", Id, ForeignKey("orders.id")),
@@ -470,6 +496,7 @@ recoveries = Table(
     "recoveries",
     metadata,
     pk(),
+    shop(),
     Column("key", String(255), nullable=False, unique=True),
     Column("ticket_id", Id, ForeignKey("tickets.id")),
     Column("customer_id", Id, ForeignKey("customers.id"), index=True),
@@ -501,6 +528,7 @@ winback = Table(
     "winback",
     metadata,
     pk(),
+    shop(),
     Column("key", String(255), nullable=False, unique=True),
     Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
     Column("group", String(16), nullable=False),  # offer / holdout
@@ -524,11 +552,13 @@ analysis_runs = Table(
     "analysis_runs",
     metadata,
     pk(),
+    shop(),
     Column("kind", String(32), nullable=False),
     Column("as_of", UTCDateTime, nullable=False),
     Column("params", JSON, nullable=False, default=dict),
     Column("summary", JSON, nullable=False, default=dict),
     created(),
+    Index("ix_analysis_runs_shop", "shop"),
 )
 
 # Anything else a plugin needs to remember, so third-party plugins need no migrations of their own.

@@ -16,11 +16,14 @@ if TYPE_CHECKING:
 
 
 def deliver_shopify(app: Retention, topic: str, payload: dict[str, Any], *, webhook_id: str | None = None,
-                    event_id: str | None = None) -> int | None:
-    """Store a Shopify delivery of ``topic``; returns its inbox id, or None for a duplicate webhook id."""
+                    event_id: str | None = None, shop: str | None = None) -> int | None:
+    """Store a Shopify delivery of ``topic``; returns its inbox id, or None for a duplicate webhook id.
+
+    ``shop``: which installed shop sent it (unset: ``[shopify] shop``).
+    """
     from ..inbox import store_delivery
 
-    shop = app.settings.section("shopify").get("shop", "example.myshopify.com")
+    shop = shop or app.settings.section("shopify").get("shop", "example.myshopify.com")
     return store_delivery(app.engine, platform="shopify", shop=shop, delivery_id=webhook_id or str(uuid.uuid4()),
                           topic=topic, body=json.dumps(payload).encode(), now=app.now(),
                           headers={"topic": topic}, event_id=event_id)

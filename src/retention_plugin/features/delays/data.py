@@ -4,10 +4,10 @@ order, not to a customer, and holds no words: merges and erasure need nothing he
 
 from __future__ import annotations
 
-from sqlalchemy import delete
 
 from retention_plugin import hookimpl
 from retention_plugin.redaction import TextColumns
+from retention_plugin.shops import delete_shop_rows
 from retention_plugin.storage import tables as t
 
 TEXT_COLUMNS = TextColumns(no_words={"shipments": ("status",)})
@@ -15,4 +15,4 @@ TEXT_COLUMNS = TextColumns(no_words={"shipments": ("status",)})
 
 @hookimpl
 def shop_redact(event, ctx):
-    ctx.conn.execute(delete(t.shipments))
+    delete_shop_rows(ctx.conn, t.shipments, event.shop)

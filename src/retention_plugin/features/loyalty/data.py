@@ -9,6 +9,7 @@ from sqlalchemy import delete, or_, select, update
 from ... import hookimpl
 from ...records.merging import move_rows
 from ...redaction import REDACTED, TextColumns
+from ...shops import delete_shop_rows
 from ...storage import tables as t
 from .ledger import ADJUST
 
@@ -16,8 +17,8 @@ L, P, CT, S, B = t.ledger, t.punches, t.customer_tiers, t.loyalty_sync, t.loyalt
 
 TEXT_COLUMNS = TextColumns(
     free_text={"ledger": ("reason", "actor")},
-    no_words={"ledger": ("key", "kind", "currency"), "punches": ("key", "card"), "customer_tiers": ("tier",),
-              "loyalty_sync": ("action_key",), "loyalty_birthdays": ("source",)},
+    no_words={"ledger": ("shop", "key", "kind", "currency"), "punches": ("shop", "key", "card"),
+              "customer_tiers": ("tier",), "loyalty_sync": ("action_key",), "loyalty_birthdays": ("source",)},
 )
 
 
@@ -54,4 +55,4 @@ def customer_redact(event, ctx):
 @hookimpl
 def shop_redact(event, ctx):
     for table in (B, S, CT, P, L):
-        ctx.conn.execute(delete(table))
+        delete_shop_rows(ctx.conn, table, event.shop)

@@ -30,6 +30,7 @@ from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from ...shop_scope import current
 from ...storage import tables as t
 from ...storage.db import insert_ignore, is_sqlite
 
@@ -108,11 +109,11 @@ _INSERT = {
     name: dialect.insert(L).on_conflict_do_nothing(index_elements=["key"]).returning(L.c.id)
     for name, dialect in (("sqlite", sqlite_dialect), ("postgresql", postgresql_dialect))
 }
-_ORDER = select(t.orders).where(t.orders.c.shopify_id == bindparam("sid"))
+_ORDER = select(t.orders).where(t.orders.c.shop == bindparam("shop"), t.orders.c.shopify_id == bindparam("sid"))
 
 
 def order_row(conn, shopify_id: int):
-    return conn.execute(_ORDER, {"sid": shopify_id}).mappings().first()
+    return conn.execute(_ORDER, {"shop": current(conn), "sid": shopify_id}).mappings().first()
 
 
 def insert_entry(conn, values: dict) -> int | None:

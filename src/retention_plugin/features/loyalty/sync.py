@@ -32,6 +32,7 @@ from sqlalchemy import case, or_, select, update
 
 from ...discounts import customer_gid
 from ...platforms.shopify.mutations import metafields_set, tags_add, tags_remove
+from ...shop_scope import of_row, scope
 from ...storage import tables as t
 from ...storage.db import upsert
 from .ledger import balance, stamp
@@ -123,8 +124,9 @@ def run(ctx) -> dict:
         bal = balance(conn, cid, now)
         n = row["sent"] + 1
         key = f"loyalty:sync:{cid}:{n}"
-        ctx.enqueue_action("shopify", "metafields_set", key,
-                           metafields_request(s, gid, bal.available, current_tier(conn, cid)))
+        with scope(customer["shop"]):  # the write goes to the customer's shop
+            ctx.enqueue_action("shopify", "metafields_set", key,
+                               metafields_request(s, gid, bal.available, current_tier(conn, cid)))
         conn.execute(update(S).where(S.c.customer_id == cid).values(
             **done, sent=n, sent_at=now, due_at=now + interval, failures=failures, action_key=key))
         out["written"] += 1
@@ -147,11 +149,12 @@ def announce_tier_change(ctx, settings: dict, customer: dict, previous: str | No
     if gid is None:
         return  # a customer we know only from Zendesk: nothing to tag in Shopify
     cid, when = customer["id"], stamp(ctx.now)
-    if previous is not None:
-        ctx.enqueue_action("shopify", "tags_remove", f"loyalty:tier:{cid}:-{previous}:{when}",
-                           tags_remove(gid, [tag_for(settings, previous)]))
-    if tier is not None:
-        ctx.enqueue_action("shopify", "tags_add", f"loyalty:tier:{cid}:+{tier}:{when}",
-                           tags_add(gid, [tag_for(settings, tier)]))
+    with of_row(customer):  # the daily task tags each customer in their own shop
+        if previous is not None:
+            ctx.enqueue_action("shopify", "tags_remove", f"loyalty:tier:{cid}:-{previous}:{when}",
+                               tags_remove(gid, [tag_for(settings, previous)]))
+        if tier is not None:
+            ctx.enqueue_action("shopify", "tags_add", f"loyalty:tier:{cid}:+{tier}:{when}",
+                               tags_add(gid, [tag_for(settings, tier)]))
     if settings["metafields"] != "off":
         mark(ctx.conn, cid, ctx.now)  # the sync task writes points and tier as they are then

@@ -14,13 +14,16 @@ from sqlalchemy import delete, select
 from retention_plugin import hookimpl
 from retention_plugin.records.merging import move_rows
 from retention_plugin.redaction import TextColumns
+from retention_plugin.shops import delete_shop_rows
 from retention_plugin.storage import tables as t
+
+from .settings import PLUGIN
 
 rc, rl = t.recall_cases, t.recalls
 
 TEXT_COLUMNS = TextColumns(
     free_text={"recalls": ("title",)},
-    no_words={"recalls": ("key", "sku", "severity", "status"), "recall_cases": ("status",)},
+    no_words={"recalls": ("shop", "key", "sku", "severity", "status"), "recall_cases": ("shop", "status",)},
 )
 
 
@@ -35,5 +38,11 @@ def customers_merged(survivor, merged, ctx):
 
 @hookimpl
 def shop_redact(event, ctx):
+    # Each recall's options live in plugin_state, which carries no shop: they go with the shop's recalls.
+    shop = event.shop.strip().lower()
+    ids = ctx.conn.execute(select(rl.c.id).where(rl.c.shop == shop)).scalars().all()
+    if ids:
+        ps = t.plugin_state
+        ctx.conn.execute(delete(ps).where(ps.c.plugin == PLUGIN, ps.c.key.in_([f"recall:{i}" for i in ids])))
     for table in (rc, rl):
-        ctx.conn.execute(delete(table))
+        delete_shop_rows(ctx.conn, table, shop)

@@ -15,6 +15,7 @@ from typing import Mapping
 from sqlalchemy import and_, func, not_, or_, select, update
 
 from retention_plugin import links
+from retention_plugin.shop_scope import current, scope, scoped
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import insert_ignore
 
@@ -89,9 +90,10 @@ def find_affected(conn, recall: Mapping, *, order_id: int | None = None,
     orders with no customer to contact.
     """
     o, ol = t.orders, t.order_lines
+    shop = recall.get("shop") or current(conn)  # a recall reaches the buyers of its own shop only
     q = (select(o.c.id, o.c.customer_id, o.c.name, o.c.created_at, o.c.locale, o.c.source, ol.c.title, ol.c.sku)
          .select_from(ol.join(o, ol.c.order_id == o.c.id))
-         .where(_line_match(recall), o.c.test.is_(False),
+         .where(o.c.shop == shop, _line_match(recall), o.c.test.is_(False),
                 not_(and_(o.c.cancelled_at.is_not(None), o.c.fulfilled_at.is_(None))))
          .order_by(o.c.created_at, o.c.id))
     if recall["ordered_from"] is not None:
@@ -293,7 +295,8 @@ def sync_all(ctx) -> None:
     """The periodic task: every open recall, a batch at a time."""
     batch = settings_of(ctx.settings)["batch_size"]
     for recall in ctx.conn.execute(select(rl).where(rl.c.status == "open").order_by(rl.c.id)).mappings().all():
-        sync_recall(ctx, recall, limit=batch)
+        with scope(recall["shop"]):  # the cases and notices it adds are its shop's
+            sync_recall(ctx, recall, limit=batch)
     sync_notified(ctx.conn)
     link_tickets(ctx.conn)
 
@@ -330,7 +333,6 @@ def create_recall(app, *, sku: str | None = None, product_id: int | None = None,
         language without its own. An ``en`` entry fills whichever of those is not given.
         The result's ``languages`` says which languages fall back to the default text.
     """
-    from retention_plugin.context import HookContext
 
     texts = check_texts(texts)
     english = texts.pop("en", {})
@@ -349,13 +351,30 @@ def create_recall(app, *, sku: str | None = None, product_id: int | None = None,
     if start and end and start > end:
         raise RecallError("--ordered-from is after --ordered-to")
     key = recall_key(sku, product_id, start, end)
+    shop = scoped() or app.default_shop
+    if shop != app.default_shop:
+        # Another shop's recall of the same item and window is another recall (the configured
+        # shop's keys stay as they were, so re-running an existing recall still finds it).
+        key = f"{shop}:{key}"
+        if len(key) > 255:
+            key = "recall:sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    with scope(shop):
+        return _create_recall(app, shop, key, sku=sku, product_id=product_id, start=start, end=end,
+                              severity=severity, title=title, instructions=instructions, remedy=remedy,
+                              tickets=tickets, preview=preview, texts=texts)
+
+
+def _create_recall(app, shop: str, key: str, *, sku, product_id, start, end, severity, title, instructions,
+                   remedy, tickets, preview, texts) -> dict:
+    from retention_plugin.context import HookContext
+
     cfg = settings_of(app.settings)
     now = app.now()
     with app.engine.begin() as conn:
         existing = conn.execute(select(rl).where(rl.c.key == key)).mappings().first()
-        probe = dict(existing) if existing else {"id": -1, "sku": sku, "product_id": product_id, "ordered_from": start,
-                                                  "ordered_to": end, "severity": severity, "title": title,
-                                                  "status": "open"}
+        probe = dict(existing) if existing else {"id": -1, "shop": shop, "sku": sku, "product_id": product_id,
+                                                  "ordered_from": start, "ordered_to": end, "severity": severity,
+                                                  "title": title, "status": "open"}
         if preview:
             found, unreachable = find_affected(conn, probe)
             by_source: dict[str, int] = {}

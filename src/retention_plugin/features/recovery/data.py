@@ -10,19 +10,19 @@ recovery report still adds up.
 
 from __future__ import annotations
 
-from sqlalchemy import delete
 
 from ... import hookimpl
 from ...records.merging import move_rows
 from ...redaction import TextColumns
+from ...shops import delete_shop_rows
 from ...storage import tables as t
 
 R = t.recoveries
 
 TEXT_COLUMNS = TextColumns(
     free_text={"recoveries": ("reason", "hold", "review_note", "offer")},
-    no_words={"recoveries": ("key", "trigger", "severity", "decision", "currency", "outcome", "incident", "evidence",
-                             "reviewed_by")},  # reviewed_by names the admin who decided, not the customer
+    no_words={"recoveries": ("shop", "key", "trigger", "severity", "decision", "currency", "outcome", "incident",
+                             "evidence", "reviewed_by")},  # reviewed_by names the admin who decided, not the customer
 )
 
 
@@ -33,4 +33,4 @@ def customers_merged(survivor, merged, ctx):
 
 @hookimpl
 def shop_redact(event, ctx):
-    ctx.conn.execute(delete(R))
+    delete_shop_rows(ctx.conn, R, event.shop)

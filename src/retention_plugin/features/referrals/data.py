@@ -9,6 +9,7 @@ from sqlalchemy import delete, or_, select, update
 
 from ... import hookimpl
 from ...redaction import TextColumns
+from ...shops import delete_shop_rows
 from ...storage import tables as t
 
 R, H = t.referrals, t.referral_households
@@ -45,5 +46,5 @@ def customer_redact(event, ctx):
 
 @hookimpl
 def shop_redact(event, ctx):
-    for table in (H, R):
-        ctx.conn.execute(delete(table))
+    for table in (H, R):  # rows follow their customers' shop: other shops' referrals stay
+        delete_shop_rows(ctx.conn, table, event.shop)

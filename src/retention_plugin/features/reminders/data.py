@@ -4,16 +4,16 @@ words of anyone's, so erasing a person needs no step here."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete
 
 from retention_plugin import hookimpl
 from retention_plugin.records.merging import move_rows
 from retention_plugin.redaction import TextColumns
+from retention_plugin.shops import delete_shop_rows
 from retention_plugin.storage import tables as t
 
 R = t.reminders
 
-TEXT_COLUMNS = TextColumns(no_words={"reminders": ("key", "rule", "sku", "status")})
+TEXT_COLUMNS = TextColumns(no_words={"reminders": ("shop", "key", "rule", "sku", "status")})
 
 
 @hookimpl
@@ -23,4 +23,4 @@ def customers_merged(survivor, merged, ctx):
 
 @hookimpl
 def shop_redact(event, ctx):
-    ctx.conn.execute(delete(R))
+    delete_shop_rows(ctx.conn, R, event.shop)

@@ -4,16 +4,16 @@ group and a segment: no words of anyone's, so erasing a person needs no step her
 
 from __future__ import annotations
 
-from sqlalchemy import delete
 
 from retention_plugin import hookimpl
 from retention_plugin.records.merging import move_rows
 from retention_plugin.redaction import TextColumns
+from retention_plugin.shops import delete_shop_rows
 from retention_plugin.storage import tables as t
 
 W = t.winback
 
-TEXT_COLUMNS = TextColumns(no_words={"winback": ("key", "group", "segment")})
+TEXT_COLUMNS = TextColumns(no_words={"winback": ("shop", "key", "group", "segment")})
 
 
 @hookimpl
@@ -23,4 +23,4 @@ def customers_merged(survivor, merged, ctx):
 
 @hookimpl
 def shop_redact(event, ctx):
-    ctx.conn.execute(delete(W))
+    delete_shop_rows(ctx.conn, W, event.shop)

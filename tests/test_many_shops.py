@@ -1,0 +1,307 @@
+"""Two shops in one install and one database: each shop's deliveries, customers, ledger, recalls and
+analysis stay its own, and erasing one shop leaves every row of the other byte-identical.
+
+Shop A is ``[shopify] shop``; shop B is installed beside it through ``[shops."<b>"]`` (its own
+loyalty rate). Both run on SQLite and PostgreSQL (``db_url``).
+"""
+
+from datetime import timedelta
+
+import pytest
+import requests
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from conftest import SHOP, base_config, dumps, shopify_headers
+from payloads import order
+from retention_plugin import config as config_mod
+from retention_plugin import shop_scope, shops
+from retention_plugin.analysis.store import load_store_history
+from retention_plugin.features.recalls.engine import create_recall
+from retention_plugin.storage import tables as t
+from retention_plugin.testing import deliver_shopify, run_worker
+from server_util import running_server, write_config
+
+A, B = SHOP, "second-shop.myshopify.com"
+A_ID, B_ID = 954889, 771234
+RECALLS = {"public_url": "https://retention.example.com", "signing_secret": "recall-signing-secret"}
+#: Recall notices carry signed acknowledgment links.
+LINKS = {"secret": "many-shops-link-secret-0123456789", "base_url": "https://retention.example.com"}
+PER_SHOP = {B: {"loyalty": {"points_per_currency_unit": 2}}}
+
+
+def two_shop_app(make_app):
+    return make_app(recalls=RECALLS, links=LINKS, messages={"default_channel": "log"}, shops=PER_SHOP)
+
+
+def kettle(order_id, customer_id, email, when, sku="KETTLE-K1", subtotal="40.00"):
+    return order(order_id, customer_id=customer_id, email=email, created=when, subtotal=subtotal,
+                 lines=[{"id": order_id * 10 + 1, "sku": sku, "product_id": 7501, "quantity": 1, "price": subtotal}])
+
+
+def seed_shop(app, shop, base, when):
+    """Two buyers of the kettle, one of something else; the same Shopify customer id and email in every shop."""
+    deliver_shopify(app, "orders/paid", kettle(base + 1, 6101, "ann@example.com", when), shop=shop)
+    deliver_shopify(app, "orders/paid", kettle(base + 2, 6102, "ben@example.com", when, subtotal="60.00"), shop=shop)
+    deliver_shopify(app, "orders/paid", kettle(base + 3, 6103, "cat@example.com", when, sku="TOASTER-T2"), shop=shop)
+    counts = run_worker(app)
+    assert counts.dead == 0
+
+
+def rows(app, table, shop=None):
+    with app.engine.connect() as conn:
+        q = select(table)
+        if shop is not None:
+            q = q.where(table.c.shop == shop)
+        return [dict(r) for r in conn.execute(q.order_by(*table.primary_key.columns)).mappings()]
+
+
+def dump(app) -> dict[str, list[tuple]]:
+    """Every row of every table (``task_runs``, the worker's bookkeeping, aside), exactly as stored."""
+    out = {}
+    with app.engine.connect() as conn:
+        for table in t.metadata.sorted_tables:
+            if table is t.task_runs:
+                continue
+            out[table.name] = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+                               for r in conn.execute(select(table).order_by(*table.primary_key.columns))]
+    return out
+
+
+def balance(app, customer_id):
+    with app.engine.connect() as conn:
+        return conn.execute(select(func.coalesce(func.sum(t.ledger.c.points), 0))
+                            .where(t.ledger.c.customer_id == customer_id)).scalar()
+
+
+# --- settings ------------------------------------------------------------------------------------------
+
+
+def test_per_shop_settings_are_merged_over_the_global_section_and_validated(make_app):
+    app = two_shop_app(make_app)
+    assert shops.configured(app.settings) == [A, B]
+    assert app.settings.section("loyalty")["points_per_currency_unit"] == 1
+    with shop_scope.scope(B):
+        assert app.settings.section("loyalty")["points_per_currency_unit"] == 2
+        assert app.settings.section("loyalty")["basis"] == "subtotal"  # the rest from [loyalty]
+        assert app.settings.section("shopify")["shop"] == B
+    with shop_scope.scope(A):
+        assert app.settings.section("loyalty")["points_per_currency_unit"] == 1
+
+    with pytest.raises(config_mod.ConfigError) as bad:
+        make_app(shops={B: {"loyalty": {"points_per_currency_unit": "lots"}}})
+    assert f'[shops."{B}".loyalty].points_per_currency_unit' in str(bad.value)
+    for shops_table, needle in (({"Not A Shop": {}}, "expected a shop domain"),
+                                ({B: {"database": {"url": "sqlite://"}}}, "is the install's"),
+                                ({B: {"shopify": {"shop": A}}}, "must be the shop the table is for")):
+        with pytest.raises(config_mod.ConfigError) as bad:
+            make_app(shops=shops_table)
+        assert needle in str(bad.value)
+
+
+# --- separation ---------------------------------------------------------------------------------------------
+
+
+def test_two_shops_keep_their_deliveries_customers_ledgers_recalls_and_analysis_apart(make_app, clock):
+    app = two_shop_app(make_app)
+    when = clock.now - timedelta(days=10)
+    seed_shop(app, A, 1000, when)
+    seed_shop(app, B, 2000, when)
+
+    inbox = rows(app, t.inbox)
+    assert sorted({r["shop"] for r in inbox}) == [A, B]
+    assert all(r["status"] == "done" for r in inbox)
+
+    # One person per shop: Shopify customer 6101 of A is not customer 6101 of B.
+    a_customers, b_customers = rows(app, t.customers, A), rows(app, t.customers, B)
+    assert sorted(c["shopify_id"] for c in a_customers) == sorted(c["shopify_id"] for c in b_customers) == [
+        6101, 6102, 6103]
+    assert not {c["id"] for c in a_customers} & {c["id"] for c in b_customers}
+    assert sorted(o["shopify_id"] for o in rows(app, t.orders, A)) == [1001, 1002, 1003]
+    assert sorted(o["shopify_id"] for o in rows(app, t.orders, B)) == [2001, 2002, 2003]
+    for o in rows(app, t.orders):
+        owner = next(c for c in rows(app, t.customers) if c["id"] == o["customer_id"])
+        assert owner["shop"] == o["shop"]
+
+    # Ledgers: each shop's own rate (B doubles), entries on the shop's own customers.
+    ann_a = next(c["id"] for c in a_customers if c["shopify_id"] == 6101)
+    ann_b = next(c["id"] for c in b_customers if c["shopify_id"] == 6101)
+    assert balance(app, ann_a) == 40
+    assert balance(app, ann_b) == 80
+    for entry in rows(app, t.ledger):
+        assert entry["shop"] == next(c["shop"] for c in rows(app, t.customers) if c["id"] == entry["customer_id"])
+
+    # A recall in shop B reaches B's two kettle buyers, not A's.
+    with shop_scope.scope(B):
+        result = create_recall(app, sku="KETTLE-K1", title="the lid can come loose")
+    assert result["new_cases"] == 2
+    (recall,) = rows(app, t.recalls)
+    assert recall["shop"] == B
+    cases = rows(app, t.recall_cases)
+    assert {c["customer_id"] for c in cases} == {c["id"] for c in b_customers if c["shopify_id"] in (6101, 6102)}
+    assert {c["shop"] for c in cases} == {B}
+    assert {m["shop"] for m in rows(app, t.messages) if m["kind"].startswith("recall")} == {B}
+    # The same recall in shop A is another recall, with A's buyers.
+    with shop_scope.scope(A):
+        again = create_recall(app, sku="KETTLE-K1", title="the lid can come loose")
+    assert again["created"], again
+    assert again["new_cases"] == 2
+    assert len(rows(app, t.recalls)) == 2
+
+    # Analysis reads one shop's history.
+    with shop_scope.scope(A):
+        history_a = load_store_history(app.engine, clock.now)
+    with shop_scope.scope(B):
+        history_b = load_store_history(app.engine, clock.now)
+    assert set(history_a.orders.customer) == {c["id"] for c in a_customers}
+    assert set(history_b.orders.customer) == {c["id"] for c in b_customers}
+    assert sorted(history_b.orders.amount) == [40.0, 40.0, 60.0]
+
+
+def test_redacting_one_shop_leaves_the_other_byte_identical(make_app, clock):
+    app = two_shop_app(make_app)
+    when = clock.now - timedelta(days=10)
+    seed_shop(app, B, 2000, when)
+    with shop_scope.scope(B):
+        create_recall(app, sku="KETTLE-K1", title="the lid can come loose")
+    run_worker(app)
+    only_b = dump(app)
+
+    seed_shop(app, A, 1000, when)
+    with shop_scope.scope(A):
+        create_recall(app, sku="KETTLE-K1", title="the lid can come loose")
+    deliver_shopify(app, "app/uninstalled", {"id": A_ID, "name": "A", "domain": A, "myshopify_domain": A}, shop=A)
+    run_worker(app)
+    with app.engine.connect() as conn:
+        assert shops.stopped(conn, A) and not shops.stopped(conn, B)
+    request = deliver_shopify(app, "shop/redact", {"shop_id": A_ID, "shop_domain": A}, shop=A)
+    run_worker(app)
+
+    after = dump(app)
+    # What shop A leaves: the request it sent, and the record that it was honoured.
+    inbox_cols = [c.name for c in t.inbox.columns]
+    kept = [r for r in after["inbox"] if r[inbox_cols.index("shop")] == A]
+    assert [r[inbox_cols.index("id")] for r in kept] == [request]
+    after["inbox"] = [r for r in after["inbox"] if r not in kept]
+    pr_cols = [c.name for c in t.privacy_requests.columns]
+    records = [r for r in after["privacy_requests"] if r[pr_cols.index("shop")] == A]
+    assert [r[pr_cols.index("kind")] for r in records] == ["shop_redact"]
+    after["privacy_requests"] = [r for r in after["privacy_requests"] if r not in records]
+    # Everything else is shop B's, exactly as it was before shop A ever came.
+    for name in only_b:
+        assert after[name] == only_b[name], name
+
+
+def test_a_delivery_of_an_uninstalled_shop_is_skipped_and_its_token_revoked(make_app, clock):
+    app = two_shop_app(make_app)
+    with app.engine.begin() as conn:
+        conn.execute(t.shop_tokens.insert().values(
+            shop=B, grant_type="client_credentials", access_token="tok", encrypted=False, version=1,
+            created_at=clock.now, updated_at=clock.now))
+    deliver_shopify(app, "app/uninstalled", {"id": B_ID, "name": "B", "domain": B, "myshopify_domain": B}, shop=B)
+    run_worker(app)
+    assert rows(app, t.shop_tokens) == []
+    late = deliver_shopify(app, "orders/paid", kettle(2009, 6101, "ann@example.com", clock.now), shop=B)
+    run_worker(app)
+    (row,) = [r for r in rows(app, t.inbox) if r["id"] == late]
+    assert row["status"] == "ignored" and "uninstalled" in row["last_error"]
+    assert rows(app, t.orders) == []
+    # Shop A goes on working.
+    deliver_shopify(app, "orders/paid", kettle(1009, 6101, "ann@example.com", clock.now), shop=A)
+    run_worker(app)
+    assert [o["shop"] for o in rows(app, t.orders)] == [A]
+
+
+# --- the receiver, over HTTP ------------------------------------------------------------------------------
+
+
+def test_the_receiver_takes_every_installed_shop_and_refuses_others(db_url, tmp_path, clock):
+    cfg = base_config(db_url, shops=PER_SHOP)
+    path = write_config(tmp_path / "retention.toml", cfg)
+    body = dumps({"id": 1, "email": "x@example.com"})
+    installed_later = "third-shop.myshopify.com"
+    with running_server(path) as base:
+        def post(shop, topic="orders/paid"):
+            return requests.post(base + "/webhooks/shopify", data=body, headers=shopify_headers(body, topic, shop=shop),
+                                 timeout=10)
+
+        assert post(A).status_code == 200
+        assert post(B.upper()).status_code == 200  # domains compare normalised
+        refused = post(installed_later)
+        assert refused.status_code == 401 and refused.json()["error"] == "unknown_shop"
+
+        from retention_plugin.storage.db import make_engine
+        engine = make_engine(db_url)
+        try:
+            with engine.begin() as conn:
+                # An install through OAuth stores the shop's token (install/shopify_oauth.py).
+                conn.execute(t.shop_tokens.insert().values(
+                    shop=installed_later, grant_type="authorization_code", access_token="enc", encrypted=True,
+                    version=1, created_at=clock.now, updated_at=clock.now))
+            assert post(installed_later).status_code == 200
+            with engine.connect() as conn:
+                stored = sorted(r[0] for r in conn.execute(select(t.inbox.c.shop)))
+            assert stored == sorted([A, B, installed_later])
+            # Uninstalled (token revoked): only the privacy topics are still taken, shop/redact among them.
+            with engine.begin() as conn:
+                shops.revoke(conn, installed_later)
+                conn.execute(t.app_uninstalls.insert().values(shop=installed_later, shop_id=5, received_at=clock.now))
+            assert post(installed_later).status_code == 401
+            assert post(installed_later, "shop/redact").status_code == 200
+        finally:
+            engine.dispose()
+
+
+# --- the CLI ----------------------------------------------------------------------------------------------------
+
+
+def test_shops_list_and_the_shop_option(db_url, tmp_path, clock):
+    from retention_plugin.cli import cli
+
+    path = write_config(tmp_path / "retention.toml", base_config(db_url, shops=PER_SHOP))
+    runner = CliRunner()
+    got = runner.invoke(cli, ["--config", str(path), "shops", "list", "--json"])
+    assert got.exit_code == 0, got.output
+    import json
+    listed = json.loads(got.output)
+    assert [(s["shop"], s["source"], s["stopped"]) for s in listed] == [(A, "config", False), (B, "config", False)]
+    bad = runner.invoke(cli, ["--config", str(path), "--shop", "nobody.myshopify.com", "shops", "list"])
+    assert bad.exit_code != 0 and "--shop" in bad.output and "not installed" in bad.output
+
+
+# --- the migration ----------------------------------------------------------------------------------------
+
+
+def test_a_one_shop_database_from_before_keeps_its_rows_given_to_the_configured_shop(db_url, clock):
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from retention_plugin.storage.db import current_revision, downgrade, head_revision, make_engine, upgrade
+
+    engine = make_engine(db_url)
+    try:
+        downgrade(engine, "0003_wt15a")
+        n = {"n": clock.now}
+        with engine.begin() as conn:  # rows as the schema before 0004 held them
+            conn.execute(text("INSERT INTO customers (id, shopify_id, email, tags, created_at, updated_at) "
+                              "VALUES (900, 6101, 'ann@example.com', '[]', :n, :n)"), n)
+            conn.execute(text(
+                "INSERT INTO orders (id, shopify_id, customer_id, currency, subtotal, total, total_discounts, "
+                "total_tax, shipping, refunded, created_at, tags, discount_codes, test, source) "
+                "VALUES (900, 1001, 900, 'USD', 40, 40, 0, 0, 0, 0, :n, '[]', '[]', false, 'webhook')"), n)
+            conn.execute(text("INSERT INTO ledger (id, key, customer_id, kind, points, available_at, order_id, "
+                              "created_at) VALUES (900, 'order:1001:earn', 900, 'earn', 40, :n, 900, :n)"), n)
+        upgrade(engine, default_shop=A)
+        assert current_revision(engine) == head_revision()
+        with engine.connect() as conn:
+            for table in (t.customers, t.orders, t.ledger):
+                assert conn.execute(select(table.c.shop)).scalars().all() == [A], table.name
+        # Customers are now unique per shop: 6101 again in B is another person; in A it is refused.
+        row = {"shopify_id": 6101, "tags": [], "created_at": clock.now, "updated_at": clock.now}
+        with engine.begin() as conn:
+            conn.execute(t.customers.insert().values(shop=B, **row))
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(t.customers.insert().values(shop=A, **row))
+    finally:
+        upgrade(engine)  # the database is the session's on PostgreSQL: leave it at the head whatever happened
+        engine.dispose()
