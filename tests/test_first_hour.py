@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from server_util import wait_ready
+from server_util import wait_ready, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
@@ -107,3 +107,188 @@ def test_readiness_treats_every_request_error_as_not_yet():
 def test_readiness_gives_up_on_a_dead_server():
     with pytest.raises(RuntimeError, match="exited"):
         wait_ready("http://127.0.0.1:9/healthz", alive=lambda: False, died=lambda: "server exited: boom")
+
+
+# --- database mistakes: one line with the fix -----------------------------------------------------------
+
+
+def _cli(tmp_path, url, *args, extra=None):
+    from click.testing import CliRunner
+
+    from retention_plugin.cli import cli, register_plugin_commands
+
+    register_plugin_commands([])  # the features' commands (loyalty, recall, ...) come from their plugins
+    cfg = {"database": {"url": url}, **(extra or {})}
+    path = write_config(tmp_path / "retention.toml", cfg)
+    return CliRunner().invoke(cli, ["--config", str(path), *args])
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def test_missing_sqlite_folder_names_it_and_the_fix(tmp_path):
+    for args in (("events", "list"), ("db", "upgrade")):
+        line = _one_line_error(_cli(tmp_path, "sqlite:///no/such/folder/retention.db", *args))
+        assert str(tmp_path / "no" / "such" / "folder") in line and "mkdir -p" in line
+
+
+def test_missing_postgresql_database_says_create_it(tmp_path, retention_pg_url):
+    from sqlalchemy import make_url
+
+    url = make_url(retention_pg_url).set(database="retention_first_hour_absent")
+    line = _one_line_error(_cli(tmp_path, url.render_as_string(hide_password=False), "db", "upgrade"))
+    assert "'retention_first_hour_absent' does not exist" in line and "createdb" in line
+
+
+def test_unreachable_postgresql_host_is_one_line(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        line = _one_line_error(_cli(tmp_path, f"postgresql://postgres@127.0.0.1:{port}/x?connect_timeout=3",
+                                    "events", "list"))
+    assert f"cannot reach PostgreSQL at 127.0.0.1:{port}" in line and "[database] url" in line
+
+
+def test_unsupported_scheme_is_a_config_error(tmp_path):
+    from retention_plugin.storage.db import make_engine
+
+    result = _cli(tmp_path, "mysql://u@h/db", "events", "list")
+    assert result.exit_code == 2
+    assert "[database].url: unsupported scheme 'mysql'" in result.output and "postgresql://" in result.output
+    assert "Traceback" not in result.output
+    with pytest.raises(ValueError, match="unsupported scheme 'mysql'"):
+        make_engine("mysql://u@h/db")
+
+
+def test_missing_psycopg_names_the_extra(tmp_path, monkeypatch):
+    # An install without the [postgres] extra has no psycopg: importing it fails just like this.
+    for name in [m for m in sys.modules if m == "psycopg" or m.startswith("psycopg.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    line = _one_line_error(_cli(tmp_path, "postgresql://postgres@127.0.0.1:5432/test", "events", "list"))
+    assert "psycopg" in line and "pip install 'retention-plugin[postgres]'" in line
+
+
+READING_COMMANDS = [
+    ("events", "list"), ("events", "show", "1"), ("events", "replay", "--status", "dead"), ("actions", "list"),
+    ("actions", "retry", "--status", "failed"), ("customers", "show", "a@example.com"),
+    ("loyalty", "show", "a@example.com"), ("messages", "list"), ("recall", "list"), ("recovery", "report"),
+    ("recovery", "pending"), ("privacy", "shop-redact"), ("privacy", "export", "a@example.com"),
+    ("worker", "--burst"),
+]
+
+
+@pytest.mark.parametrize("args", READING_COMMANDS, ids=lambda a: " ".join(a))
+def test_commands_on_an_empty_database_say_run_db_upgrade(tmp_path, args):
+    line = _one_line_error(_cli(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}", *args))
+    assert "schema is empty" in line and "run `retention db upgrade`" in line
+
+
+def test_an_old_schema_says_run_db_upgrade(db_url, tmp_path):
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from retention_plugin.storage.db import alembic_config, head_revision, make_engine
+
+    previous = ScriptDirectory.from_config(alembic_config()).get_revision(head_revision()).down_revision
+    engine = make_engine(db_url)
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:  # one migration behind: every table but the newest one's is there
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, previous)
+    engine.dispose()
+    for args in (("events", "list"), ("privacy", "shop-redact")):
+        line = _one_line_error(_cli(tmp_path, db_url, *args))
+        assert f"at revision {previous}, this version needs {head_revision()}" in line
+        assert "run `retention db upgrade`" in line
+
+
+# --- config check ----------------------------------------------------------------------------------------
+
+EXAMPLE = ROOT / "config" / "retention.example.toml"
+
+
+def test_config_check_rejects_a_quoted_boolean(tmp_path):
+    for text in ('"false"', '"true"', "0", '"no"'):
+        result = _cli(tmp_path, "sqlite:///x.db", "config", "check")  # a valid file first: exit 0
+        assert result.exit_code == 0, result.output
+        path = tmp_path / "retention.toml"
+        path.write_text(path.read_text() + f"\n[actions]\ndry_run = {text}\n")
+        from click.testing import CliRunner
+
+        from retention_plugin.cli import cli
+
+        result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
+        assert result.exit_code == 2, result.output
+        assert "[actions].dry_run: expected true or false" in result.output
+
+
+def test_a_quoted_boolean_in_a_plugin_section_and_a_nested_table_is_named(tmp_path):
+    from retention_plugin.config import ConfigError, from_dict
+    from retention_plugin.testing import base_config
+
+    from retention_plugin.app import Retention
+
+    raw = base_config(f"sqlite:///{tmp_path / 'x.db'}")
+    raw["recalls"] = {"zendesk_tickets": "false", "confirm_ack": "yes"}
+    with pytest.raises(ConfigError) as e:
+        Retention(from_dict(raw))
+    keys = {k for k, _ in e.value.problems}
+    assert {"[recalls].zendesk_tickets", "[recalls].confirm_ack"} <= keys
+
+
+def test_config_check_names_an_unknown_channel(tmp_path):
+    result = _cli(tmp_path, "sqlite:///x.db", "config", "check", extra={"messages": {"default_channel": "emial"}})
+    assert result.exit_code == 1
+    assert "[messages].default_channel: unknown channel 'emial' (known: email, log, shopify, zendesk)" in result.output
+    assert _cli(tmp_path, "sqlite:///x.db", "config", "check", extra={"messages": {"default_channel": "log"}}
+                ).exit_code == 0
+
+
+def test_config_check_lists_every_missing_variable_at_once(tmp_path, monkeypatch):
+    names = sorted(set(re.findall(r"\$\{([A-Z_]+)\}", _uncommented(EXAMPLE.read_text()))))
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    from click.testing import CliRunner
+
+    from retention_plugin.cli import cli
+
+    result = CliRunner().invoke(cli, ["--config", str(EXAMPLE), "config", "check"])
+    assert result.exit_code == 2
+    assert f"{len(names)} problems" in result.output
+    for name in names:
+        assert f"environment variable {name} is not set" in result.output
+
+
+def _uncommented(text: str) -> str:
+    return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+
+
+def test_readme_exports_every_variable_the_example_config_reads():
+    in_example = set(re.findall(r"\$\{([A-Z_]+)\}", _uncommented(EXAMPLE.read_text())))
+    readme = (ROOT / "README.md").read_text()
+    exported = {name for line in readme.splitlines() if line.startswith("export ")
+                for name in re.findall(r"\b([A-Z][A-Z0-9_]+)=", line)}
+    # RETENTION_TOKEN_KEY is read by the code (token encryption), not through the file.
+    assert exported - {"RETENTION_TOKEN_KEY"} == in_example
+    assert "RETENTION_TOKEN_KEY" in exported
+
+
+def test_configuration_doc_lists_exactly_the_sections_there_are(tmp_path):
+    from retention_plugin.app import Retention
+    from retention_plugin.config import CORE_SECTIONS, from_dict
+    from retention_plugin.plugins import collect
+    from retention_plugin.testing import base_config
+
+    app = Retention(from_dict(base_config(f"sqlite:///{tmp_path / 'x.db'}")))
+    sections = set(CORE_SECTIONS) | {name for name, _ in collect(app.pm, "register_config_sections")}
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    overview = doc.split("| section | what | documented in |", 1)[1].split("\n\n", 1)[0]
+    assert set(re.findall(r"^\| `\[(\w+)\]`", overview, re.M)) == sections
+    example_sections = set(re.findall(r"^\[\[?(\w+)", EXAMPLE.read_text(), re.M))
+    assert example_sections <= sections

@@ -13,6 +13,7 @@ from . import __version__
 from .clihelp import (  # noqa: F401 (re-exported: the names scripts and tests know cli by)
     ConfigProblem,
     LazyApp,
+    RetentionGroup,
     echo_json,
     pass_app,
     require_schema,
@@ -23,15 +24,16 @@ from .plugins import PluginLoadError, make_plugin_manager, plugin_info
 from .storage import tables as t
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RetentionGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="RETENTION_CONFIG",
               help="Configuration file (default: $RETENTION_CONFIG, then ./retention.toml).")
+@click.option("-v", "--verbose", is_flag=True, help="Also log what the schema migrations (Alembic) do.")
 @click.version_option(__version__, prog_name="retention")
 @click.pass_context
-def cli(ctx, config_path):
+def cli(ctx, config_path, verbose):
     """retention-plugin: loyalty, offers, reminders, recalls, service recovery and
     lost-customer analysis for Shopify and Zendesk stores."""
-    ctx.obj = LazyApp(config_path)
+    ctx.obj = LazyApp(config_path, verbose=verbose)
 
 
 # --- config and plugins --------------------------------------------------------------
@@ -103,8 +105,8 @@ def db_upgrade(app):
     """Create or migrate the schema to this version."""
     from .storage.db import current_revision, head_revision, upgrade
 
-    before = current_revision(app.engine)
-    upgrade(app.engine)
+    before = current_revision(app.app.engine)  # app.engine would refuse the schema this is here to upgrade
+    upgrade(app.app.engine)
     click.echo(f"schema: {before or 'empty'} -> {head_revision()}")
 
 
@@ -114,8 +116,8 @@ def db_status(app):
     """Show the schema revision and whether it is current."""
     from .storage.db import current_revision, head_revision
 
-    cur, head = current_revision(app.engine), head_revision()
-    click.echo(f"database: {app.engine.url.render_as_string(hide_password=True)}")
+    cur, head = current_revision(app.app.engine), head_revision()
+    click.echo(f"database: {app.app.engine.url.render_as_string(hide_password=True)}")
     click.echo(f"revision: {cur or 'empty'} (code needs {head}) {'OK' if cur == head else 'OUTDATED'}")
     if cur != head:
         sys.exit(1)

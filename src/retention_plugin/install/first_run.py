@@ -120,8 +120,20 @@ def _zendesk(app) -> str:
     return f"authenticated as user {user['id']} ({user.get('role') or 'unknown role'})"
 
 
+def enumeration_problems(app) -> list[str]:
+    """Names that must be one of what the loaded plugins offer, which the schemas cannot know."""
+    problems: list[str] = []
+    messages = app.settings.section("messages")
+    channel = messages.get("default_channel") if messages else None
+    if channel is not None and channel not in app.channels:
+        problems.append(f"[messages].default_channel: unknown channel {channel!r} "
+                        f"(known: {', '.join(sorted(app.channels))})")
+    return problems
+
+
 def run(app, env=None) -> dict[str, Any]:
     problems, notes = problems_and_notes(app.settings, env)
+    problems = enumeration_problems(app) + problems
     result: dict[str, Any] = {"problems": problems, "notes": notes, "dry_run": app.dry_run}
     if app.dry_run:
         result["would_request"] = planned(app)
