@@ -292,3 +292,98 @@ def test_configuration_doc_lists_exactly_the_sections_there_are(tmp_path):
     assert set(re.findall(r"^\| `\[(\w+)\]`", overview, re.M)) == sections
     example_sections = set(re.findall(r"^\[\[?(\w+)", EXAMPLE.read_text(), re.M))
     assert example_sections <= sections
+
+
+# --- readable output ---------------------------------------------------------------------------------------
+# `retention demo`'s summary is asserted in tests/test_demo.py (tables, no reprs or keys, the Next block).
+
+
+def _retention(*args, cwd) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTION_")}
+    return subprocess.run([sys.executable, "-m", "retention_plugin", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_alembic_is_silent_unless_verbose(tmp_path):
+    write_config(tmp_path / "retention.toml", {"database": {"url": "sqlite:///quiet.db"}})
+    quiet = _retention("--config", "retention.toml", "db", "upgrade", cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.startswith("schema: empty -> ") and "alembic" not in quiet.stdout + quiet.stderr
+    write_config(tmp_path / "retention.toml", {"database": {"url": "sqlite:///loud.db"}})
+    loud = _retention("--config", "retention.toml", "-v", "db", "upgrade", cwd=tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    assert "INFO alembic.runtime.migration" in loud.stderr
+
+
+def test_serve_says_where_it_listens(tmp_path):
+    from server_util import running_server
+
+    from retention_plugin.storage.db import make_engine, upgrade
+    from retention_plugin.testing import base_config
+
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    with running_server(write_config(tmp_path / "retention.toml", base_config(url)), workers=1) as base:
+        log = base.log_text()
+    assert f"listening on {base} (webhooks: {base}/webhooks/shopify" in log
+    assert f"/metrics on {base.metrics}/metrics" in log
+
+
+def _table_lines(text: str) -> list[str]:
+    lines = text.splitlines()
+    assert len(lines) >= 3 and set(lines[1].replace(" ", "")) == {"-"}, text
+    return lines
+
+
+def test_list_commands_print_headed_tables_and_json_is_unchanged(app, db_url, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from payloads import order
+    from retention_plugin.cli import cli
+    from retention_plugin.testing import base_config, deliver_shopify
+
+    config = write_config(tmp_path / "retention.toml", base_config(db_url))
+    deliver_shopify(app, "orders/paid", order(1), webhook_id="wh-1")
+    deliver_shopify(app, "orders/paid", {"id": "garbage"}, webhook_id="wh-2")
+
+    def run(*args):
+        r = CliRunner().invoke(cli, ["--config", str(config), *args])
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    run("worker", "--burst")
+    lines = _table_lines(run("events", "list"))
+    assert lines[0].split() == ["id", "received", "(UTC)", "platform", "topic", "status", "attempts", "last", "error"]
+    assert any(re.search(r"\borders/paid +dead +\d+ +bad payload", line) for line in lines[2:]), lines
+    rows = json.loads(run("events", "list", "--json"))
+    assert {"id", "platform", "shop", "topic", "delivery_id", "status", "attempts", "received_at",
+            "next_attempt_at", "processed_at", "last_error"} == set(rows[0])
+    assert run("events", "list", "--status", "ignored").strip() == "no deliveries with status ignored"
+
+    lines = _table_lines(run("actions", "list"))
+    assert lines[0].split()[:4] == ["id", "created", "(UTC)", "platform"]
+    assert set(json.loads(run("actions", "list", "--json"))[0]) == {
+        "id", "platform", "kind", "key", "status", "attempts", "request", "result", "last_error", "created_at",
+        "updated_at"}
+
+    lines = _table_lines(run("plugins"))
+    assert lines[0].split() == ["plugin", "from", "hooks"]
+    assert any(line.startswith("loyalty ") and "order_paid" in line for line in lines[2:])
+
+
+def test_table_helper():
+    from retention_plugin.clihelp import table
+
+    text = table([{"name": "a", "n": 5, "note": None}, {"name": "bb", "n": 12, "note": "x" * 80}],
+                 ["name", "n", "note"], headers={"n": "count"}, max_width=10)
+    assert text.splitlines() == [
+        "name  count  note",
+        "----  -----  ----------",
+        "a         5  -",
+        "bb       12  xxxxxxxxx…",
+    ]
+    assert table([], ["x"], empty="nothing") == "nothing"

@@ -18,6 +18,7 @@ from .clihelp import (  # noqa: F401 (re-exported: the names scripts and tests k
     pass_app,
     require_schema,
     resolve_customer_arg,
+    table,
 )
 from .config import ConfigError
 from .plugins import PluginLoadError, make_plugin_manager, plugin_info
@@ -86,9 +87,8 @@ def plugins_cmd(app, as_json):
     if as_json:
         echo_json(info)
         return
-    for p in info:
-        click.echo(f"{p['name']}  ({p['source']})")
-        click.echo(f"    hooks: {', '.join(p['hooks']) or '-'}")
+    click.echo(table([{**p, "hooks": ", ".join(p["hooks"])} for p in info], ["name", "source", "hooks"],
+                     headers={"name": "plugin", "source": "from"}, max_width=10_000))
 
 
 # --- database ------------------------------------------------------------------------------
@@ -209,10 +209,10 @@ def events_list(app, status, limit, as_json):
     if as_json:
         echo_json(rows)
         return
-    for r in rows:
-        err = f"  {r['last_error'][:80]}" if r["last_error"] else ""
-        click.echo(f"{r['id']:>8}  {r['received_at'][:19]}  {r['platform']:<8} {r['topic']:<28} "
-                   f"{r['status']:<10} x{r['attempts']}{err}")
+    click.echo(table([{**r, "received_at": r["received_at"][:19].replace("T", " ")} for r in rows],
+                     ["id", "received_at", "platform", "topic", "status", "attempts", "last_error"],
+                     headers={"received_at": "received (UTC)", "last_error": "last error"},
+                     empty="no deliveries" + (f" with status {status}" if status else "")))
 
 
 @events_group.command("show")
@@ -283,8 +283,10 @@ def actions_list(app, status, kind, limit, as_json):
     if as_json:
         echo_json(rows)
         return
-    for r in rows:
-        click.echo(f"{r['id']:>8}  {r['platform']:<8} {r['kind']:<28} {r['status']:<8} x{r['attempts']}  {r['key']}")
+    click.echo(table([{**r, "created_at": r["created_at"][:19].replace("T", " ")} for r in rows],
+                     ["id", "created_at", "platform", "kind", "status", "attempts", "last_error"],
+                     headers={"created_at": "created (UTC)", "kind": "call", "last_error": "last error"},
+                     empty="no actions" + (f" with status {status}" if status else "")))
 
 
 @actions_group.command("retry")

@@ -102,11 +102,12 @@ def quiet_alembic(verbose: bool) -> None:
 
 
 def table(rows: list[dict], columns: list[str] | None = None, *, headers: dict[str, str] | None = None,
-          empty: str = "(none)") -> str:
+          empty: str = "(none)", max_width: int = 60) -> str:
     """Rows as a plain-text table with a header line; ``columns`` picks and orders the keys.
 
-    Values print as text (None as "-"); a value longer than 60 characters is cut with "…", so one
-    long error message does not push every other column off the screen.
+    Values print as text (None as "-"); a value longer than ``max_width`` characters is cut with
+    "…", so one long error message does not push every other column off the screen (``--json``
+    has every value whole).
     """
     if not rows:
         return empty
@@ -115,7 +116,7 @@ def table(rows: list[dict], columns: list[str] | None = None, *, headers: dict[s
 
     def cell(v) -> str:
         text = "-" if v is None or v == "" else str(v).replace("\n", " ")
-        return text if len(text) <= 60 else text[:59] + "…"
+        return text if len(text) <= max_width else text[:max_width - 1] + "…"
 
     body = [[cell(r.get(c)) for c in columns] for r in rows]
     head = [headers.get(c, c.replace("_", " ")) for c in columns]
