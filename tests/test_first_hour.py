@@ -250,6 +250,25 @@ def test_config_check_names_an_unknown_channel(tmp_path):
                 ).exit_code == 0
 
 
+def test_config_check_names_unknown_message_kinds(tmp_path):
+    extra = {"contact_policy": {"safety_kinds": ["recal"], "courtesy_kinds": ["thank_you"]},
+             "reminders": {"rules": [{"name": "ink", "skus": ["INK"], "interval_days": 30, "kind": "remindr"}]}}
+    result = _cli(tmp_path, "sqlite:///x.db", "config", "check", extra=extra)
+    assert result.exit_code == 1
+    assert "[contact_policy].safety_kinds: unknown message kind 'recal' (known: " in result.output
+    assert "[reminders].rules[0].kind: unknown message kind 'remindr'" in result.output
+    assert "courtesy_kinds" not in result.output.split("problem:", 1)[1]
+
+
+def test_the_example_config_names_only_known_channels_and_kinds(tmp_path, monkeypatch):
+    from retention_plugin.app import Retention
+    from retention_plugin.install.first_run import enumeration_problems
+
+    for name in set(re.findall(r"\$\{([A-Z_]+)\}", EXAMPLE.read_text())):
+        monkeypatch.setenv(name, "x" * 40)
+    assert enumeration_problems(Retention.from_config(EXAMPLE)) == []
+
+
 def test_config_check_lists_every_missing_variable_at_once(tmp_path, monkeypatch):
     names = sorted(set(re.findall(r"\$\{([A-Z_]+)\}", _uncommented(EXAMPLE.read_text()))))
     for name in names:
