@@ -193,7 +193,7 @@ def test_an_old_schema_says_run_db_upgrade(db_url, tmp_path):
     from alembic import command
     from alembic.script import ScriptDirectory
 
-    from retention_plugin.storage.db import alembic_config, head_revision, make_engine
+    from retention_plugin.storage.db import alembic_config, head_revision, make_engine, upgrade
 
     previous = ScriptDirectory.from_config(alembic_config()).get_revision(head_revision()).down_revision
     engine = make_engine(db_url)
@@ -201,11 +201,14 @@ def test_an_old_schema_says_run_db_upgrade(db_url, tmp_path):
     with engine.begin() as conn:  # one migration behind: every table but the newest one's is there
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, previous)
-    engine.dispose()
-    for args in (("events", "list"), ("privacy", "shop-redact")):
-        line = _one_line_error(_cli(tmp_path, db_url, *args))
-        assert f"at revision {previous}, this version needs {head_revision()}" in line
-        assert "run `retention db upgrade`" in line
+    try:
+        for args in (("events", "list"), ("privacy", "shop-redact")):
+            line = _one_line_error(_cli(tmp_path, db_url, *args))
+            assert f"at revision {previous}, this version needs {head_revision()}" in line
+            assert "run `retention db upgrade`" in line
+    finally:
+        upgrade(engine)  # the PostgreSQL database is the session's: the next test needs it at head
+        engine.dispose()
 
 
 # --- config check ----------------------------------------------------------------------------------------
@@ -214,18 +217,12 @@ EXAMPLE = ROOT / "config" / "retention.example.toml"
 
 
 def test_config_check_rejects_a_quoted_boolean(tmp_path):
-    for text in ('"false"', '"true"', "0", '"no"'):
-        result = _cli(tmp_path, "sqlite:///x.db", "config", "check")  # a valid file first: exit 0
-        assert result.exit_code == 0, result.output
-        path = tmp_path / "retention.toml"
-        path.write_text(path.read_text() + f"\n[actions]\ndry_run = {text}\n")
-        from click.testing import CliRunner
-
-        from retention_plugin.cli import cli
-
-        result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
+    assert _cli(tmp_path, "sqlite:///x.db", "config", "check", extra={"actions": {"dry_run": True}}).exit_code == 0
+    for value in ("false", "true", 0, "no"):  # marshmallow alone reads each of these as a boolean
+        result = _cli(tmp_path, "sqlite:///x.db", "config", "check", extra={"actions": {"dry_run": value}})
         assert result.exit_code == 2, result.output
-        assert "[actions].dry_run: expected true or false" in result.output
+        assert f"[actions].dry_run: expected true or false (a TOML boolean, without quotes), got {value!r}" \
+            in result.output
 
 
 def test_a_quoted_boolean_in_a_plugin_section_and_a_nested_table_is_named(tmp_path):
