@@ -19,17 +19,16 @@ import hmac
 import json
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
 from browser_support import browser, page, phone_page  # noqa: F401  (fixtures for tests/browser/)
 from retention_plugin.testing import SHOP, SHOPIFY_SECRET, ZENDESK_SECRET, AppFactory, base_config
 from retention_plugin.testing.pytest_plugin import fresh_database_url
+from shared_dir import SHARED, shared_path  # noqa: F401  (tests import these from here)
 
 __all__ = ["SHOP", "SHOPIFY_SECRET", "ZENDESK_SECRET", "base_config"]  # tests import these from here
 
-SHARED = (Path(__file__).resolve().parents[1] / ".." / "shared").resolve()
 PLUGIN = "retention_plugin.testing.pytest_plugin"
 
 
@@ -38,13 +37,6 @@ def pytest_configure(config):
     # the plugin by itself; load it by module then, so the suite runs without a reinstall.
     if not (config.pluginmanager.has_plugin("retention_plugin") or config.pluginmanager.has_plugin(PLUGIN)):
         config.pluginmanager.import_plugin(PLUGIN)
-
-
-def shared_path(*parts) -> Path:
-    p = SHARED.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"{p} is absent: ../shared (fixtures and data) is only beside the project checkout")
-    return p
 
 
 # --- databases -------------------------------------------------------------------------

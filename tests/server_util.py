@@ -58,6 +58,27 @@ class ServerURL(str):
         return self.log.read_text(errors="replace")
 
 
+def wait_ready(url: str, *, alive=lambda: True, timeout: float = 30.0, request_timeout: float = 5.0,
+               died=lambda: "server exited") -> None:
+    """Poll ``url`` until it answers 200; any request error, or any other status, means "not yet".
+
+    A server under load may accept the connection and then be slow, reset it, or answer 503 while
+    its workers start: none of that is a failure until ``timeout`` has passed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if not alive():
+            raise RuntimeError(died())
+        try:
+            if requests.get(url, timeout=request_timeout).status_code == 200:
+                return
+        except requests.RequestException:
+            pass  # not listening, reset, too slow to answer, a broken response: all mean "not yet"
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not become healthy in {timeout:g}s")
+        time.sleep(0.05)  # readiness poll, not a timing assumption
+
+
 @contextmanager
 def running_server(config_path: Path, *, workers: int = 2, threads: int | None = 1, timeout: float = 30.0,
                    extra_args: tuple[str, ...] = ()):
@@ -76,19 +97,9 @@ def running_server(config_path: Path, *, workers: int = 2, threads: int | None =
     base = ServerURL(f"http://127.0.0.1:{port}")
     base.metrics = f"http://127.0.0.1:{metrics_port}"
     base.log = log
-    deadline = time.monotonic() + timeout
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {base.log_text()}")
-            try:
-                if requests.get(base + "/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass  # not listening yet, or too busy to answer: both mean "not yet"
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become healthy in time")
-            time.sleep(0.05)  # readiness poll, not a timing assumption
+        wait_ready(base + "/healthz", alive=lambda: proc.poll() is None, timeout=timeout,
+                   died=lambda: f"server exited: {base.log_text()}")
         yield base
     finally:
         proc.terminate()

@@ -265,6 +265,9 @@ def test_shops_list_and_the_shop_option(db_url, tmp_path, clock):
     import json
     listed = json.loads(got.output)
     assert [(s["shop"], s["source"], s["stopped"]) for s in listed] == [(A, "config", False), (B, "config", False)]
+    plain = runner.invoke(cli, ["--config", str(path), "shops", "list"])
+    assert plain.exit_code == 0 and plain.output.split()[:4] == ["shop", "source", "token", "state"], plain.output
+    assert A in plain.output and B in plain.output
     bad = runner.invoke(cli, ["--config", str(path), "--shop", "nobody.myshopify.com", "shops", "list"])
     assert bad.exit_code != 0 and "--shop" in bad.output and "not installed" in bad.output
 

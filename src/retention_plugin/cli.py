@@ -13,24 +13,27 @@ from . import __version__, shop_scope
 from .clihelp import (  # noqa: F401 (re-exported: the names scripts and tests know cli by)
     ConfigProblem,
     LazyApp,
+    RetentionGroup,
     echo_json,
     pass_app,
     require_schema,
     resolve_customer_arg,
+    table,
 )
 from .config import ConfigError
 from .plugins import PluginLoadError, make_plugin_manager, plugin_info
 from .storage import tables as t
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RetentionGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="RETENTION_CONFIG",
               help="Configuration file (default: $RETENTION_CONFIG, then ./retention.toml).")
 @click.option("--shop", "shop", envvar="RETENTION_SHOP", metavar="DOMAIN",
               help="The installed shop a command acts for (default: [shopify] shop); see `retention shops list`.")
+@click.option("-v", "--verbose", is_flag=True, help="Also log what the schema migrations (Alembic) do.")
 @click.version_option(__version__, prog_name="retention")
 @click.pass_context
-def cli(ctx, config_path, shop):
+def cli(ctx, config_path, shop, verbose):
     """retention-plugin: loyalty, offers, reminders, recalls, service recovery and
     lost-customer analysis for Shopify and Zendesk stores."""
     domain = None
@@ -40,7 +43,7 @@ def cli(ctx, config_path, shop):
             raise click.BadParameter(f"{shop!r} is not a shop domain like example.myshopify.com", param_hint="--shop")
         # For the whole command: rows it writes are the shop's, and its settings are [shops."<shop>"]'s.
         ctx.with_resource(shop_scope.scope(domain))
-    ctx.obj = LazyApp(config_path, domain)
+    ctx.obj = LazyApp(config_path, domain, verbose=verbose)
 
 
 # --- shops ------------------------------------------------------------------------------------
@@ -64,9 +67,11 @@ def shops_list(app, as_json):
     if as_json:
         echo_json(found)
         return
-    for s in found:
-        state = f"stopped (uninstalled {s['uninstalled_at']:%Y-%m-%d %H:%M} UTC)" if s["stopped"] else "active"
-        click.echo(f"{s['shop']}  {s['source']}  token: {s['token'] or '-'}  {state}")
+    from .clihelp import table
+
+    rows = [{**s, "state": f"stopped (uninstalled {s['uninstalled_at']:%Y-%m-%d %H:%M} UTC)" if s["stopped"]
+             else "active"} for s in found]
+    click.echo(table(rows, ["shop", "source", "token", "state"]))
 
 
 # --- config and plugins --------------------------------------------------------------
@@ -119,9 +124,8 @@ def plugins_cmd(app, as_json):
     if as_json:
         echo_json(info)
         return
-    for p in info:
-        click.echo(f"{p['name']}  ({p['source']})")
-        click.echo(f"    hooks: {', '.join(p['hooks']) or '-'}")
+    click.echo(table([{**p, "hooks": ", ".join(p["hooks"])} for p in info], ["name", "source", "hooks"],
+                     headers={"name": "plugin", "source": "from"}, max_width=10_000))
 
 
 # --- database ------------------------------------------------------------------------------
@@ -138,9 +142,9 @@ def db_upgrade(app):
     """Create or migrate the schema to this version."""
     from .storage.db import current_revision, head_revision, upgrade
 
-    before = current_revision(app.engine)
+    before = current_revision(app.app.engine)  # app.engine would refuse the schema this is here to upgrade
     # Rows stored before shops were recorded (0004) belong to the configured shop.
-    upgrade(app.engine, default_shop=app.default_shop or None)
+    upgrade(app.app.engine, default_shop=app.default_shop or None)
     click.echo(f"schema: {before or 'empty'} -> {head_revision()}")
 
 
@@ -150,8 +154,8 @@ def db_status(app):
     """Show the schema revision and whether it is current."""
     from .storage.db import current_revision, head_revision
 
-    cur, head = current_revision(app.engine), head_revision()
-    click.echo(f"database: {app.engine.url.render_as_string(hide_password=True)}")
+    cur, head = current_revision(app.app.engine), head_revision()
+    click.echo(f"database: {app.app.engine.url.render_as_string(hide_password=True)}")
     click.echo(f"revision: {cur or 'empty'} (code needs {head}) {'OK' if cur == head else 'OUTDATED'}")
     if cur != head:
         sys.exit(1)
@@ -243,10 +247,10 @@ def events_list(app, status, limit, as_json):
     if as_json:
         echo_json(rows)
         return
-    for r in rows:
-        err = f"  {r['last_error'][:80]}" if r["last_error"] else ""
-        click.echo(f"{r['id']:>8}  {r['received_at'][:19]}  {r['platform']:<8} {r['topic']:<28} "
-                   f"{r['status']:<10} x{r['attempts']}{err}")
+    click.echo(table([{**r, "received_at": r["received_at"][:19].replace("T", " ")} for r in rows],
+                     ["id", "received_at", "platform", "topic", "status", "attempts", "last_error"],
+                     headers={"received_at": "received (UTC)", "last_error": "last error"},
+                     empty="no deliveries" + (f" with status {status}" if status else "")))
 
 
 @events_group.command("show")
@@ -317,8 +321,10 @@ def actions_list(app, status, kind, limit, as_json):
     if as_json:
         echo_json(rows)
         return
-    for r in rows:
-        click.echo(f"{r['id']:>8}  {r['platform']:<8} {r['kind']:<28} {r['status']:<8} x{r['attempts']}  {r['key']}")
+    click.echo(table([{**r, "created_at": r["created_at"][:19].replace("T", " ")} for r in rows],
+                     ["id", "created_at", "platform", "kind", "status", "attempts", "last_error"],
+                     headers={"created_at": "created (UTC)", "kind": "call", "last_error": "last error"},
+                     empty="no actions" + (f" with status {status}" if status else "")))
 
 
 @actions_group.command("retry")

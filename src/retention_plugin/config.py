@@ -59,8 +59,16 @@ class Strict(Schema):
         unknown = RAISE
 
 
+def _database_url(value: str) -> bool:
+    from .storage.db import SUPPORTED_SCHEMES, unsupported_scheme
+
+    if value.split("://", 1)[0] not in SUPPORTED_SCHEMES or "://" not in value:
+        raise ValidationError(unsupported_scheme(value).split(": ", 1)[1])
+    return True
+
+
 class DatabaseSchema(Strict):
-    url = fields.String(load_default="sqlite:///retention.db")
+    url = fields.String(load_default="sqlite:///retention.db", validate=_database_url)
     pool_size = fields.Integer(load_default=5, validate=validate.Range(min=1))
     #: SQLite commits: "full" syncs the WAL at every commit, so a delivery answered 200 survives a
     #: power cut; "normal" syncs only at checkpoints (faster; the last commits can be lost).
@@ -309,14 +317,48 @@ def _flatten(messages, prefix: str) -> list[tuple[str, str]]:
     return out
 
 
+def _non_booleans(schema: Schema, raw, prefix: str) -> list[tuple[str, str]]:
+    """Keys whose schema says boolean but whose TOML value is not one.
+
+    marshmallow takes "false", "no", 0 and "off" for False, so ``dry_run = "false"`` would
+    load; but a string there is a quoting mistake, and with "true"/"false" spelled by hand
+    the next edit may read "flase", which then fails somewhere else. TOML has real booleans.
+    """
+    out: list[tuple[str, str]] = []
+    if not isinstance(raw, dict):
+        return out
+    for name, f in schema.fields.items():
+        key = f.data_key or name
+        if key not in raw:
+            continue
+        value, where = raw[key], f"{prefix}.{key}"
+        if isinstance(f, fields.Boolean) and not isinstance(value, bool):
+            out.append((where, f"expected true or false (a TOML boolean, without quotes), got {value!r}"))
+        elif isinstance(f, fields.Nested) and isinstance(f.schema, Schema):
+            for i, item in enumerate(value if f.many and isinstance(value, list) else [value]):
+                out.extend(_non_booleans(f.schema, item, f"{where}[{i}]" if f.many else where))
+        elif isinstance(f, fields.List) and isinstance(f.inner, fields.Nested) and isinstance(value, list):
+            inner = f.inner.schema
+            if isinstance(inner, Schema):
+                for i, item in enumerate(value):
+                    out.extend(_non_booleans(inner, item, f"{where}[{i}]"))
+    return out
+
+
 def validate_section(path, name: str, schema: Schema, raw_section) -> dict[str, Any]:
     if not isinstance(raw_section, dict):
         raise ConfigError(path, f"[{name}]", f"expected a table, got {type(raw_section).__name__}")
+    strict = _non_booleans(schema, raw_section, f"[{name}]")
     try:
-        return schema.load(raw_section)
+        loaded = schema.load(raw_section)
     except ValidationError as e:
         problems = [(re.sub(r"^\[(\w+)\]\.", r"[\1].", k), m) for k, m in _flatten(e.messages, f"[{name}]")]
+        flagged = {k for k, _ in strict}
+        problems = strict + [(k, m) for k, m in problems if k not in flagged]
         raise ConfigError.combine(path, [ConfigError(path, k, m) for k, m in problems]) from None
+    if strict:
+        raise ConfigError.combine(path, [ConfigError(path, k, m) for k, m in strict])
+    return loaded
 
 
 def resolve_path(path: str | os.PathLike | None) -> Path | None:

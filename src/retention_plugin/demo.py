@@ -287,10 +287,11 @@ def run_demo(keep: bool = False) -> dict:
         server_log.close()
         app.dispose()
         if keep:
-            click.echo(f"kept {tmp}")
+            click.echo(f"\nkept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    click.secho(f"done in {time.monotonic() - started:.1f} s", bold=True)
+    show_next(tmp if keep else None)
+    click.secho(f"\ndone in {time.monotonic() - started:.1f} s", bold=True)
     return report
 
 
@@ -300,9 +301,9 @@ def _wait_healthy(base: str, proc, log_path: Path, timeout: float = 30.0) -> Non
         if proc.poll() is not None:
             raise click.ClickException(f"the receiver did not start: {log_path.read_text(errors='replace')[-2000:]}")
         try:
-            if requests.get(base + "/healthz", timeout=1).status_code == 200:
+            if requests.get(base + "/healthz", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, reset or slow while it starts: not yet
             pass
         time.sleep(0.05)
     raise click.ClickException("the receiver did not become healthy within 30 s")
@@ -332,20 +333,54 @@ def describe(app) -> dict:
                                                                  t.reminders.c.status)).mappings()]
         out["recoveries"] = [dict(r) for r in conn.execute(select(
             t.recoveries.c.trigger, t.recoveries.c.decision, t.recoveries.c.amount, t.recoveries.c.reason)).mappings()]
-    click.secho("\nwhat the features did (dry-run: nothing left this machine)", bold=True)
-    click.echo(f"loyalty points: {out['loyalty_points'] or 'none'}; tiers: {out['tiers'] or 'none'}")
-    for r in out["rewards"]:
-        value = (f"{r['percent'].normalize():f}%" if r["percent"] is not None
-                 else f"{r['amount'].quantize(Decimal('0.01'))} {r['currency']}")
-        click.echo(f"reward ({r['feature']}): {r['kind']} {value} code {r['code']}")
-    for m in out["messages"]:
-        reason = f" ({m['reason']})" if m["reason"] else ""
-        click.echo(f"message {m['kind']:<16} to {m['to'] or '-':<18} [{m['locale'] or '-'}] {m['status']}{reason}")
-    for a in out["actions"]:
-        click.echo(f"would call {a['platform']}: {a['kind']:<28} {a['status']:<8} key {a['key']}")
-    for r in out["reminders"]:
-        click.echo(f"reminder {r['rule']} for {r['sku']}: {r['status']}")
-    for r in out["recoveries"]:
-        amount = r["amount"].quantize(Decimal("0.01")) if r["amount"] is not None else ""
-        click.echo(f"service recovery after {r['trigger']}: {r['decision']} {amount} ({r['reason'] or ''})")
+    show(out)
     return out
+
+
+def _words(key: str | None) -> str:
+    return (key or "-").replace("_", " ")
+
+
+def show(out: dict) -> None:
+    """The summary an admin reads: one headed table per feature, then what to do next."""
+    from .clihelp import table
+
+    def section(title: str, rows: list[dict], columns: list[str], headers: dict[str, str] | None = None):
+        click.secho(f"\n{title}", bold=True)
+        click.echo(table(rows, columns, headers=headers, max_width=110))
+
+    click.secho("\nWhat the features did (dry-run: nothing left this machine)", bold=True)
+    tiers = out["tiers"]
+    section("Loyalty", [{"customer": email, "points": points, "tier": tiers.get(email)}
+                        for email, points in sorted(out["loyalty_points"].items())], ["customer", "points", "tier"])
+    section("Rewards issued", [{
+        "feature": r["feature"],
+        "value": (f"{r['percent'].normalize():f}% off" if r["percent"] is not None
+                  else f"{r['amount'].quantize(Decimal('0.01'))} {r['currency']} off"),
+        "code": r["code"]} for r in out["rewards"]], ["feature", "value", "code"])
+    section("Messages", [{"message": _words(m["kind"]), "to": m["to"], "language": m["locale"], "status": m["status"],
+                          "why": m["reason"]} for m in out["messages"]],
+            ["message", "to", "language", "status", "why"])
+    calls = Counter((a["platform"], _words(a["kind"])) for a in out["actions"])
+    section("Calls to Shopify and Zendesk, recorded instead of made (dry-run)",
+            [{"platform": p, "call": k, "times": n} for (p, k), n in sorted(calls.items())],
+            ["platform", "call", "times"])
+    section("Reminders", [{"reminder": r["rule"], "product": r["sku"], "status": r["status"]}
+                          for r in out["reminders"]], ["reminder", "product", "status"])
+    section("Service recovery", [{
+        "after": _words(r["trigger"]), "decision": r["decision"],
+        "goodwill": r["amount"].quantize(Decimal("0.01")) if r["amount"] is not None else None,
+        "why": r["reason"]} for r in out["recoveries"]], ["after", "decision", "goodwill", "why"])
+
+
+def show_next(kept: Path | None) -> None:
+    config = f" --config {kept / 'retention.toml'}" if kept else ""
+    click.secho("\nNext", bold=True)
+    if kept:
+        click.echo(f"  sign-in:       retention{config} admin create-user you@example.com")
+        click.echo(f"  look around:   retention{config} serve, then open http://127.0.0.1:8000/admin")
+    else:
+        click.echo("  look around:   retention demo --keep, then with --config <the kept folder>/retention.toml: "
+                   "admin create-user EMAIL, serve, and open http://127.0.0.1:8000/admin")
+    click.echo("  your store:    cp config/retention.example.toml retention.toml, edit it, then retention config check")
+    click.echo("  the commands:  retention --help (docs/cli-reference.md)")

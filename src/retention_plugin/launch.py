@@ -21,8 +21,8 @@ STANDALONE = {"fit", "evaluate", "score"}
 def standalone_args(argv: list[str]) -> list[str] | None:
     """The arguments after ``analyze`` when ``argv`` runs a standalone command, else None."""
     i = 0
-    while i < len(argv) and argv[i].startswith("--config"):  # the only option before a command
-        i += 1 if "=" in argv[i] else 2
+    while i < len(argv) and (argv[i].startswith("--config") or argv[i] in ("-v", "--verbose")):
+        i += 1 if "=" in argv[i] or not argv[i].startswith("--config") else 2
     if argv[i:i + 1] == ["analyze"] and len(argv) > i + 1 and argv[i + 1] in STANDALONE:
         return argv[i + 1:]
     return None

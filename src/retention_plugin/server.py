@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 from gunicorn.app.base import BaseApplication
@@ -33,9 +34,26 @@ def join_bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def listening_message(host: str, port: int, metrics_bind: str = "") -> str:
+    base = f"http://{join_bind(host, port)}"
+    metrics = f"; /metrics on http://{metrics_bind}/metrics" if metrics_bind else ""
+    return (f"listening on {base} (webhooks: {base}/webhooks/shopify and {base}/webhooks/zendesk; "
+            f"admin console: {base}/admin){metrics}; Ctrl-C stops")
+
+
+def _announce(message: str):
+    def when_ready(_server) -> None:
+        # Said once the sockets are bound, so a "listening on" line is true when it appears.
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
+    return when_ready
+
+
 def run_gunicorn(config_path: str, host: str, port: int, workers: int, threads: int = 1,
                  metrics_bind: str = "") -> None:
     """Serve the webhooks on host:port and, when given, /metrics on its own ``metrics_bind`` listener.
+
+    Prints where it listens once it does.
 
     :raises ValueError: when metrics_bind is the webhook port itself (it would publish /metrics).
     """
@@ -59,4 +77,5 @@ def run_gunicorn(config_path: str, host: str, port: int, workers: int, threads: 
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",
+        "when_ready": _announce(listening_message(host, port, metrics_bind)),
     }).run()

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_dir import SHARED
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-SHARED = REPO / ".." / "shared"
 CDNOW_DIR = SHARED / "data" / "cdnow"
 
 try:  # the package may not be installed in the environment running the tests

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
+from conftest import shared_path
 from test_loyalty_support import actions, bal, cli, customer_id, expected_points, ledger, rows
 from payloads import order, refund
 from retention_plugin import hookimpl
 from retention_plugin.storage import tables as t
 from retention_plugin.testing import deliver_shopify, run_worker
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "shopify"
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
 
 
@@ -185,8 +184,8 @@ def test_test_orders_earn_nothing_unless_configured(make_app):
 
 
 def test_shopifys_own_sample_payloads_earn_and_reverse(app):
-    paid_body = json.loads((SHARED / "orders_paid.json").read_text())
-    refund_body = json.loads((SHARED / "refunds_create.json").read_text())
+    paid_body = json.loads(shared_path("fixtures", "shopify", "orders_paid.json").read_text())
+    refund_body = json.loads(shared_path("fixtures", "shopify", "refunds_create.json").read_text())
     # The sample is a cancelled test order; make it an ordinary paid one.
     paid_body.update(test=False, cancelled_at=None, financial_status="paid", cancel_reason=None)
     deliver_shopify(app, "orders/paid", paid_body)

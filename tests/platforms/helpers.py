@@ -8,19 +8,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
+from shared_dir import SHARED, shared_path  # noqa: F401  (SHARED: for the platform tests)
 
-#: ../shared beside the project checkout: fixtures every developer and CI has.
-SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared").resolve()
 REPO = Path(__file__).resolve().parents[2]
 
 
 def shared_file(*parts: str) -> Path:
     """A file under ../shared, or skip the test saying why it is missing."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent: ../shared (shared fixtures) only exists beside the project checkout")
-    return path
+    return shared_path(*parts)
 
 
 def shared_json(*parts: str) -> Any:

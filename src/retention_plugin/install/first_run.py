@@ -126,8 +126,32 @@ def _zendesk(app) -> str:
     return f"authenticated as user {user['id']} ({user.get('role') or 'unknown role'})"
 
 
+def enumeration_problems(app) -> list[str]:
+    """Names that must be one of what the loaded plugins offer, which the schemas cannot know."""
+    problems: list[str] = []
+    messages = app.settings.section("messages")
+    channel = messages.get("default_channel") if messages else None
+    if channel is not None and channel not in app.channels:
+        problems.append(f"[messages].default_channel: unknown channel {channel!r} "
+                        f"(known: {', '.join(sorted(app.channels))})")
+    kinds = app.message_kinds
+    known = f"(known: {', '.join(sorted(kinds))})"
+    # Only kinds the file names: a default naming a switched-off plugin's kind is no mistake of the admin's.
+    written = (app.settings.raw or {}).get("contact_policy") or {}
+    for key in ("safety_kinds", "courtesy_kinds"):
+        for kind in written.get(key) or []:
+            if kind not in kinds:
+                problems.append(f"[contact_policy].{key}: unknown message kind {kind!r} {known}")
+    for i, rule in enumerate((app.settings.section("reminders") or {}).get("rules") or []):
+        kind = rule.get("kind")
+        if kind is not None and kind not in kinds:
+            problems.append(f"[reminders].rules[{i}].kind: unknown message kind {kind!r} {known}")
+    return problems
+
+
 def run(app, env=None) -> dict[str, Any]:
     problems, notes = problems_and_notes(app.settings, env)
+    problems = enumeration_problems(app) + problems
     result: dict[str, Any] = {"problems": problems, "notes": notes, "dry_run": app.dry_run}
     if app.dry_run:
         result["would_request"] = planned(app)

@@ -19,6 +19,10 @@ class SchemaOutdated(Exception):
     pass
 
 
+SUPPORTED_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+POSTGRES_EXTRA = "pip install 'retention-plugin[postgres]'"
+
+
 def make_engine(url: str, *, pool_size: int = 5, sqlite_synchronous: str = "full") -> Engine:
     """An engine for ``url``.
 
@@ -26,6 +30,9 @@ def make_engine(url: str, *, pool_size: int = 5, sqlite_synchronous: str = "full
         returns) or ``normal`` (synced at checkpoints; faster, the last commits
         can be lost in a power cut). SQLite only; ``[database] sqlite_synchronous``.
     """
+    scheme = url.split("://", 1)[0] if "://" in url else url
+    if scheme not in SUPPORTED_SCHEMES:
+        raise ValueError(unsupported_scheme(url))
     if url.startswith("sqlite"):
         if sqlite_synchronous not in ("full", "normal"):
             raise ValueError(f"sqlite_synchronous must be 'full' or 'normal', not {sqlite_synchronous!r}")
@@ -159,3 +166,68 @@ def check_schema(engine: Engine) -> None:
         state = "empty (no tables yet)" if current is None else f"at revision {current}"
         raise SchemaOutdated(
             f"the database schema is {state}, this version needs {head}: run `retention db upgrade`")
+
+
+# --- database mistakes, one line each ----------------------------------------------------------------
+
+
+def unsupported_scheme(url: str) -> str:
+    scheme = url.split("://", 1)[0] if "://" in url else url
+    return (f"[database] url: unsupported scheme {scheme!r}: use sqlite:///PATH (relative to the config file) "
+            "or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+
+
+def _describe_url(url) -> tuple[str, str]:
+    """(database, host:port) of a URL, for messages; never the password."""
+    try:
+        u = make_url(str(url))
+    except Exception:  # noqa: BLE001 - only wording a message
+        return str(url), "?"
+    return u.database or "", f"{u.host or 'localhost'}:{u.port or 5432}"
+
+
+def explain_error(exc: BaseException, url=None, engine: Engine | None = None) -> str | None:
+    """One line that names the mistake and its fix, or None when ``exc`` is not a known one.
+
+    ``engine``, when given, lets a missing table be told apart from a schema that is merely old:
+    both get "run `retention db upgrade`" when the database's revision is not the code's head.
+    """
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, ImportError) and (exc.name or "").split(".")[0] in ("psycopg", "psycopg2"):
+        return f"PostgreSQL needs the psycopg driver, which is not installed: {POSTGRES_EXTRA}"
+    if isinstance(exc, sa_exc.NoSuchModuleError) or (
+            isinstance(exc, ValueError) and str(exc).startswith("[database] url: unsupported scheme")):
+        return unsupported_scheme(str(url)) if url is not None else str(exc)
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    lowered = text.lower()
+    name, where = _describe_url(url if url is not None else (engine.url if engine is not None else ""))
+    if "unable to open database file" in lowered:
+        folder = Path(name).parent if name else Path(".")
+        if name and not folder.exists():
+            return (f"cannot open the SQLite database {name}: the folder {folder} does not exist "
+                    f"(create it: mkdir -p {folder}; or change [database] url)")
+        return f"cannot open the SQLite database {name}: check that its folder is writable, or change [database] url"
+    if "does not exist" in lowered and "database" in lowered and "relation" not in lowered:
+        return (f"the PostgreSQL database {name!r} does not exist on {where}: create it "
+                f"(createdb -h {where.split(':')[0]} {name}), then run `retention db upgrade`")
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        return f"PostgreSQL at {where} refused the login: check the user and password in [database] url"
+    if any(s in lowered for s in ("connection refused", "could not translate host name", "timeout expired",
+                                   "name or service not known", "no route to host", "network is unreachable",
+                                   "could not connect", "connection timed out")):
+        return f"cannot reach PostgreSQL at {where}: is it running there, and is [database] url right?"
+    if any(s in lowered for s in ("no such table", "no such column", "undefinedtable", "undefinedcolumn")) or (
+            "relation" in lowered and "does not exist" in lowered) or (
+            "column" in lowered and "does not exist" in lowered):
+        if engine is None:
+            return "the database schema is missing or old: run `retention db upgrade`"
+        try:
+            check_schema(engine)
+        except SchemaOutdated as outdated:
+            return str(outdated)
+        except Exception:  # noqa: BLE001 - the revision cannot be read either: the schema is not there
+            return "the database schema is missing or old: run `retention db upgrade`"
+    return None
