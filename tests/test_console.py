@@ -6,6 +6,9 @@ Every test runs on SQLite and PostgreSQL (``make_app``). Browser tests are in te
 
 from __future__ import annotations
 
+import base64
+import html
+import json
 import re
 
 import falcon.testing
@@ -155,10 +158,10 @@ def test_sign_in_is_rate_limited_per_email_and_address(console, clock):
     assert "sign_in.rate_limited" in [r["action"] for r in audit_rows(console)]
 
 
-def dead_letter(app) -> int:
+def dead_letter(app, delivery_id="dead-1") -> int:
     with app.engine.begin() as conn:
         return conn.execute(insert(t.inbox).values(
-            platform="shopify", shop=SHOP, delivery_id="dead-1", topic="orders/paid", headers={}, body=b"{}",
+            platform="shopify", shop=SHOP, delivery_id=delivery_id, topic="orders/paid", headers={}, body=b"{}",
             received_at=app.now(), status="dead", attempts=5, next_attempt_at=app.now(),
             last_error="payload: line_items is missing")).inserted_primary_key[0]
 
@@ -256,14 +259,48 @@ def session_token(app, **claims):
     return jwt.encode({k: v for k, v in body.items() if v is not None}, secret, algorithm="HS256")
 
 
-def test_a_valid_shopify_session_token_signs_in_without_a_password(console):
+def test_a_valid_shopify_session_token_signs_in_each_request_without_a_cookie(console):
     b = Browser(console)
     r = b.get("/admin", headers={"Authorization": f"Bearer {session_token(console)}"})
     assert r.status_code == 200 and "shopify:42" in r.text
-    cookie = [c for c in r.cookies.values() if c.name == "retention_console"][0]
-    assert cookie.secure and cookie.same_site == "None"
-    assert b.get("/admin/audit").status_code == 200  # the cookie carries on
-    assert audit_rows(console)[-1]["action"] == "sign_in.shopify"
+    # Nothing depends on a third-party cookie: none is set, no session row is stored.
+    assert "retention_console" not in [c.name for c in r.cookies.values()] and b.cookies == {}
+    with console.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.console_sessions)).scalar() == 0
+    # Shopify's first load of an embedded app puts the token in the URL.
+    first = b.get("/admin/audit", params={"id_token": session_token(console)})
+    assert first.status_code == 200 and b.cookies == {}
+    # The next request without a token is not signed in: the token was the request's, not a session's.
+    assert b.get("/admin/audit").status_code == 303
+
+
+def test_a_bearer_token_beside_a_good_cookie_is_still_checked(console):
+    b = Browser(console)
+    b.sign_in()
+    r = b.get("/admin", headers={"Authorization": f"Bearer {session_token(console, exp=1)}"})
+    assert r.status_code == 401 and "expired" in r.text
+
+
+def test_a_change_with_a_bearer_token_needs_no_csrf_token_but_a_cookie_still_does(console):
+    event_id = dead_letter(console)
+    b = Browser(console)
+    done = b.post(f"/admin/events/{event_id}/replay", {},
+                  headers={"Authorization": f"Bearer {session_token(console)}"})
+    assert done.status_code == 303 and "queued+again" in done.headers["location"]
+    assert inbox_status(console, event_id) == "pending"
+    assert [(r["actor"], r["action"]) for r in audit_rows(console)][-1] == ("shopify:42", "events.replay")
+    # A bad token on a change is a 401 and changes nothing.
+    other = dead_letter(console, "dead-2")
+    forged = b.post(f"/admin/events/{other}/replay", {},
+                    headers={"Authorization": f"Bearer {session_token(console, _secret='x' * 32)}"})
+    assert forged.status_code == 401 and inbox_status(console, other) == "dead"
+    # The id_token query parameter is for the first GET only: a change cannot be made with one in its URL.
+    url_token = b.post(f"/admin/events/{other}/replay?id_token={session_token(console)}", {})
+    assert url_token.status_code == 401 and inbox_status(console, other) == "dead"
+    # Signed in by password, the cookie is ambient: without the form's CSRF token the change is refused.
+    b.sign_in()
+    assert b.post(f"/admin/events/{other}/replay", {}).status_code == 403
+    assert inbox_status(console, other) == "dead"
 
 
 @pytest.mark.parametrize("claims, why", [
@@ -274,9 +311,12 @@ def test_a_valid_shopify_session_token_signs_in_without_a_password(console):
     ({"_secret": "not-the-app-secret-0123456789abcdef"}, "signature"),
     ({"dest": None}, "dest"),
 ])
-def test_a_bad_shopify_session_token_is_refused(console, claims, why):
+@pytest.mark.parametrize("carried", ["id_token", "bearer"])
+def test_a_bad_shopify_session_token_is_refused(console, claims, why, carried):
     b = Browser(console)
-    r = b.get("/admin", params={"id_token": session_token(console, **claims)})
+    token = session_token(console, **claims)
+    r = (b.get("/admin", params={"id_token": token}) if carried == "id_token"
+         else b.get("/admin", headers={"Authorization": f"Bearer {token}"}))
     assert r.status_code == 401 and why in r.text
     assert "retention_console" not in b.cookies
 
@@ -345,8 +385,50 @@ def test_bad_input_gets_a_4xx_naming_the_field_never_a_5xx(console):
     assert unknown.status_code == 303 and "no+recovery+case+77" in unknown.headers["location"]
 
 
-def test_the_analysis_report_page_says_why_it_cannot_be_built_without_orders(console):
+def test_the_analysis_report_page_says_how_to_get_one_when_none_was_computed(console):
     b = Browser(console)
     b.sign_in()
     r = b.get("/admin/analysis/report")
-    assert r.status_code == 409 and "no orders are stored yet" in r.text
+    assert r.status_code == 404 and "retention analyze report" in r.text
+    assert "No full report yet" in b.get("/admin/analysis").text
+
+
+def test_the_analysis_report_shows_the_newest_computed_report_with_its_charts(console, tmp_path, clock):
+    from shop_history import import_history
+
+    from retention_plugin.analysis.commands import analyze
+
+    orders = import_history(console, tmp_path)
+    assert orders > 1500  # a year of a few hundred customers buying again
+    res = CliRunner().invoke(analyze, ["report", "--out", str(tmp_path / "report")], obj=console)
+    assert res.exit_code == 0, res.output
+    assert "console's Analysis page shows it" in res.output
+    b = Browser(console)
+    b.sign_in()
+    page = b.get("/admin/analysis")
+    assert page.status_code == 200 and "Open the full report with its charts" in page.text
+    assert f"computed {console.now():%Y-%m-%d %H:%M} UTC" in page.text and "more than two days old" not in page.text
+    r = b.get("/admin/analysis/report")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    # The charts are inline PNGs (the console's CSP allows data: images and nothing from elsewhere).
+    charts = dict(re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]{200,})"', r.text))
+    assert {"segment sizes", "revenue at stake", "P(alive) and lost score distribution", "cohort retention heat map",
+            "time between orders", "tracking: cumulative repeat purchases, actual and expected",
+            "reliability curve"} <= set(charts), sorted(charts)
+    assert all(base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n" for png in charts.values())
+    assert "img-src 'self' data:" in r.headers["content-security-policy"]
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["customers"] == 400
+    # The key figures: the counts by state, the verdict on the lost score, and the way back to the console.
+    for state in ("active", "at_risk", "lost"):
+        assert f"<b>{summary['states'][state]:,}</b>" in r.text
+    assert html.escape(summary["lost_score"]["verdict"], quote=False) in r.text or \
+        html.escape(summary["lost_score"]["verdict"]) in r.text
+    assert 'href="/admin/analysis"' in r.text and "by <code>retention analyze report</code>" in r.text
+    # Opening it computes nothing: the page reads the kept report, and says when it is old.
+    clock.advance(days=3)
+    b.sign_in()
+    assert "more than two days old" in b.get("/admin/analysis/report").text
+    assert "more than two days old" in b.get("/admin/analysis").text
+
+

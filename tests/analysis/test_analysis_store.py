@@ -15,6 +15,7 @@ from .analysis_simstore import simulate_store
 from retention_plugin.analysis.commands import analyze
 from retention_plugin.analysis.early_warning import crossings, early_warning
 from retention_plugin.analysis.store import load_store_history
+from retention_plugin.analysis.saved_report import latest_report
 from retention_plugin.analysis.winback import assign_group
 from retention_plugin.storage import tables as t
 
@@ -116,6 +117,8 @@ def test_report_command_writes_a_self_contained_report(engine, tmp_path):
                              obj=SimpleNamespace(engine=engine))
     assert res.exit_code == 0, res.output
     html = (out / "report.html").read_text()
+    kept = latest_report(engine)  # what the console's Analysis page shows
+    assert kept["html"] == html and kept["as_of"].date().isoformat() == as_of
     assert not re.search(r"(src|href)=['\"]?(https?:|//)", html)  # opens offline
     assert html.count("data:image/png;base64,") >= 8
     summary = json.loads((out / "summary.json").read_text())

@@ -396,6 +396,14 @@ def _engine(ctx):
     return engine
 
 
+def _now(ctx):
+    """The app's clock when run through ``retention`` (tests move it), else the wall clock."""
+    from datetime import datetime, timezone
+
+    now = getattr(ctx.obj, "now", None)
+    return now() if callable(now) else datetime.now(timezone.utc)
+
+
 def _plugin_signals(app, customer_ids) -> dict:
     """Signals added by plugins through the ``customer_signals`` hook."""
     pm = getattr(app, "pm", None) or getattr(app, "plugin_manager", None)
@@ -434,7 +442,8 @@ def report_cmd(ctx, out_dir, as_of, horizon_days, at_risk_from, lost_from, slow_
     if at_risk_from >= lost_from:
         raise click.BadParameter("must be below --lost-from", param_hint="'--at-risk-from'")
     engine = _engine(ctx)
-    history = load_store_history(engine, as_of)
+    # "Today" is the app's day, so a report and the console's dates agree (and tests can move the clock).
+    history = load_store_history(engine, as_of if as_of is not None else _now(ctx))
     if len(history.orders.day) == 0:
         raise click.UsageError(f"no orders up to {day_to_iso(history.as_of)}: nothing to analyse")
     extra = _plugin_signals(ctx.obj, history.customers.tolist())
@@ -450,7 +459,14 @@ def report_cmd(ctx, out_dir, as_of, horizon_days, at_risk_from, lost_from, slow_
                                    extra_signals=extra, progress=progress)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
-    click.echo(f"Wrote {out_dir}/report.html, customers.csv, summary.json ({summary['customers']:,} customers).")
+    # The console's Analysis page shows the newest kept report rather than computing one in a request.
+    from .saved_report import save_report
+
+    save_report(engine, out_dir, now=_now(ctx), params={
+        "horizon_days": horizon_days, "at_risk_from": at_risk_from, "lost_from": lost_from,
+        "slow_reply_hours": slow_reply_hours, "min_repeat_buyers": min_repeat_buyers})
+    click.echo(f"Wrote {out_dir}/report.html, customers.csv, summary.json ({summary['customers']:,} customers); "
+               "the console's Analysis page shows it from now on.")
     click.echo(summary["lost_score"]["verdict"])
 
 

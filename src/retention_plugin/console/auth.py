@@ -199,3 +199,20 @@ def shopify_session(engine, claims: dict, now: datetime, ip: str | None) -> tupl
         token, session = _new_session(conn, now, actor=actor, user_id=None)
         audit(conn, now, actor=actor, action="sign_in.shopify", ip=ip)
     return token, session
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None when the header is not that."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def token_session(claims: dict) -> dict:
+    """The session of one request that carries a verified Shopify session token.
+
+    Nothing is stored and no cookie is set: App Bridge sends a fresh token (valid
+    for a minute) with every request, so the token is the session. ``csrf`` is
+    None because a token the page had to ask App Bridge for is not sent by the
+    browser on its own, which is all CSRF abuses.
+    """
+    return {"actor": f"shopify:{claims.get('sub') or '?'}"[:255], "user_id": None, "csrf": None, "via": "token"}

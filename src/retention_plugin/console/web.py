@@ -79,11 +79,11 @@ def _secure(req) -> bool:
     return req.forwarded_scheme == "https" or req.scheme == "https"
 
 
-def _set_cookie(req, resp, name: str, value: str, *, max_age: int | None, embedded: bool = False) -> None:
-    # Embedded in the Shopify admin the console is a third-party frame: only SameSite=None (which
-    # requires Secure) reaches it there. Standalone, Lax keeps cross-site form posts from carrying it.
-    resp.set_cookie(name, value, max_age=max_age, path="/admin", secure=_secure(req) or embedded, http_only=True,
-                    same_site="None" if embedded else "Lax")
+def _set_cookie(req, resp, name: str, value: str, *, max_age: int | None) -> None:
+    # Lax keeps cross-site form posts from carrying it. Inside the Shopify admin (a third-party frame) the
+    # console does not rely on it: each request there carries Shopify's session token (Console.session).
+    resp.set_cookie(name, value, max_age=max_age, path="/admin", secure=_secure(req), http_only=True,
+                    same_site="Lax")
 
 
 class Console:
@@ -118,20 +118,25 @@ class Console:
         resp.text = env.get_template(template).render(nav=NAV, **data)
 
     def session(self, req, resp) -> dict | None:
-        found = auth.session_for(self.retention.engine, _cookies(req).get(COOKIE), self.now())
-        if found is not None:
-            return found
-        bearer = req.get_header("Authorization") or ""
-        token = bearer[7:].strip() if bearer.lower().startswith("bearer ") else req.get_param("id_token")
-        if not token:
-            return None
-        try:
-            claims = auth.verify_shopify_token(token, self.retention.settings.section("shopify") or {}, self.now())
-        except auth.TokenRefused as e:
-            raise Refused(falcon.HTTP_401, f"Shopify session token refused: {e}") from None
-        cookie, session = auth.shopify_session(self.retention.engine, claims, self.now(), _ip(req))
-        _set_cookie(req, resp, COOKIE, cookie, max_age=int(auth.SESSION_TTL.total_seconds()), embedded=True)
-        return session
+        """Who makes this request: a Shopify session token when it carries one, else the cookie's session.
+
+        A token is taken from ``Authorization: Bearer`` (what App Bridge adds to every request), or on a
+        GET from the ``id_token`` query parameter (Shopify's first load of an embedded app). It signs in
+        this request only, so inside the Shopify admin nothing depends on a third-party cookie, which
+        browsers increasingly drop. A request that carries a token is judged by it alone: a bad one is a
+        401 even beside a good cookie, so nobody is silently someone else.
+        """
+        token = auth.bearer_token(req.get_header("Authorization"))
+        if token is None and req.method == "GET":
+            token = req.get_param("id_token")
+        if token:
+            try:
+                claims = auth.verify_shopify_token(token, self.retention.settings.section("shopify") or {},
+                                                   self.now())
+            except auth.TokenRefused as e:
+                raise Refused(falcon.HTTP_401, f"Shopify session token refused: {e}") from None
+            return auth.token_session(claims)
+        return auth.session_for(self.retention.engine, _cookies(req).get(COOKIE), self.now())
 
     def audit(self, session, req, action: str, target: str | None = None, detail=None) -> None:
         with self.retention.engine.begin() as conn:
@@ -192,7 +197,8 @@ class Console:
                     form = {}
                     if change:
                         form = _form(req)
-                        if not auth.csrf_ok(session["csrf"], form.get("csrf")):
+                        # A bearer token is no ambient credential (see auth.token_session); a cookie is.
+                        if session.get("via") != "token" and not auth.csrf_ok(session["csrf"], form.get("csrf")):
                             raise Refused(falcon.HTTP_403, "the form's security token is missing or wrong; "
                                                            "reload the page and try again")
                     return fn(self, req, resp, session=session, form=form, **params)
@@ -203,7 +209,7 @@ class Console:
         return wrap
 
     def base(self, session, req, section: str) -> dict:
-        return {"session": session, "csrf": session["csrf"], "section": section, "signed_in": True,
+        return {"session": session, "csrf": session["csrf"] or "", "section": section, "signed_in": True,
                 "done": req.get_param("done"), "error": req.get_param("error")}
 
     @page(change=True)
@@ -423,6 +429,7 @@ class Console:
 
     @page()
     def on_get_analysis(self, req, resp, session, form):
+        from ..analysis.saved_report import latest_report
         from ..analysis.winback import winback_results
 
         s = t.customer_scores
@@ -431,31 +438,33 @@ class Console:
             at_risk = self._at_risk(conn, 200)
         winback = winback_results(self.retention.engine, self.now().date())
         total = sum(segments.values()) or 1
+        report = latest_report(self.retention.engine)
         self.render(resp, "analysis.html", **self.base(session, req, "analysis"), segments=segments, total=total,
-                    at_risk=at_risk, winback=winback)
+                    at_risk=at_risk, winback=winback, report=report, stale=self._stale(report))
 
     @page()
     def on_get_report(self, req, resp, session, form):
-        """``retention analyze report``'s report.html (charts inline), computed now from the stored data."""
-        import tempfile
-        from pathlib import Path
+        """The newest report ``retention analyze report`` kept (see analysis/saved_report.py), charts inline.
 
-        from ..analysis.commands import _plugin_signals
-        from ..analysis.report import build_report
-        from ..analysis.store import load_store_history
+        It is never computed here: on a large shop that takes minutes, longer than a proxy waits.
+        """
+        from ..analysis.saved_report import latest_report
 
-        history = load_store_history(self.retention.engine, None)
-        if len(history.orders.day) == 0:
-            raise Refused(falcon.HTTP_409, "no orders are stored yet: there is nothing to analyse")
-        with tempfile.TemporaryDirectory(prefix="retention-report-") as out:
-            try:
-                build_report(history, out, extra_signals=_plugin_signals(self.retention, history.customers.tolist()))
-            except ValueError as e:  # too little data for a model: the analysis says what is missing
-                raise Refused(falcon.HTTP_409, f"the report cannot be built yet: {e}") from None
-            resp.content_type = "text/html; charset=utf-8"
-            resp.set_header("Cache-Control", "no-store")
-            resp.set_header("Content-Security-Policy", self.csp)
-            resp.text = (Path(out) / "report.html").read_text(encoding="utf-8")
+        kept = latest_report(self.retention.engine)
+        if kept is None:
+            raise Refused(falcon.HTTP_404, "no report has been computed yet: run `retention analyze report --out "
+                                           "DIR` (daily from cron or a timer) and this page shows its newest one")
+        banner = env.get_template("report_banner.html").render(r=kept, stale=self._stale(kept))
+        html = kept["html"]
+        at = html.find("<body>")
+        resp.content_type = "text/html; charset=utf-8"
+        resp.set_header("Cache-Control", "no-store")
+        resp.set_header("Content-Security-Policy", self.csp)
+        resp.text = html[:at + 6] + banner + html[at + 6:] if at >= 0 else banner + html
+
+    def _stale(self, kept) -> bool:
+        """Older than two days: a daily schedule has stopped, or was never set up."""
+        return kept is not None and self.now() - kept["created_at"] > timedelta(days=2)
 
     @page()
     def on_get_at_risk_csv(self, req, resp, session, form):
