@@ -211,10 +211,36 @@ def test_download_the_at_risk_csv(store, page):
     text = open(got.value.path(), encoding="utf-8").read()
     assert text.splitlines()[0].startswith("customer_id,email")
     assert ",ben@example.com,Ben," in text and ",at_risk,0.2700," in text
-    page.get_by_role("link", name="Open the full report with its charts").click()
-    # Two orders are too few for a model: the page says so instead of failing.
-    assert page.get_by_role("alert").is_visible() or page.get_by_role("img").count() > 0
-    assert page.get_by_role("link", name="Analysis").is_visible()  # still inside the console
+    # No report has been computed for this shop: the page says how to get one instead of computing it.
+    assert page.get_by_text("No full report yet").is_visible()
+    assert page.get_by_role("link", name="Open the full report with its charts").count() == 0
+
+
+def test_the_full_report_with_its_charts(sqlite_url, clock, tmp_path, page):
+    from click.testing import CliRunner
+
+    from shop_history import import_history
+
+    from retention_plugin.analysis.commands import analyze
+
+    with AppFactory(sqlite_url, clock, tmp_path) as make:
+        app = make()
+        auth.create_user(app.engine, EMAIL, PASSWORD, app.now())
+        import_history(app, tmp_path)
+        res = CliRunner().invoke(analyze, ["report", "--out", str(tmp_path / "report")], obj=app)
+        assert res.exit_code == 0, res.output
+        with serving(app) as base:
+            sign_in(page, base)
+            page.get_by_role("link", name="Analysis").click()
+            page.get_by_role("link", name="Open the full report with its charts").click()
+            assert page.get_by_role("heading", name="Lost customers: who left, why, what it cost").is_visible()
+            # Every chart is drawn: the browser decoded each inline PNG (a broken one has no natural width).
+            widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+            assert len(widths) >= 7 and min(widths) > 100, widths
+            assert page.get_by_role("img", name="revenue at stake").is_visible()
+            screenshot(page, "console-analysis-report")
+            page.get_by_role("link", name="Analysis").click()  # the banner leads back into the console
+            assert page.get_by_role("heading", name="Analysis", level=1).is_visible()
 
 
 def test_the_other_pages_and_the_phone_layout(store, page, phone_page):

@@ -432,7 +432,10 @@ def _plugin_signals(app, customer_ids) -> dict:
 @min_repeat_option
 @click.pass_context
 def report_cmd(ctx, out_dir, as_of, horizon_days, at_risk_from, lost_from, slow_reply_hours, min_repeat_buyers):
-    """Write report.html, customers.csv and summary.json for the stored data."""
+    """Write report.html, customers.csv and summary.json for the stored data.
+
+    The report is also kept in the database: the console's Analysis page shows the newest one.
+    """
     from .report import REPORT_STEPS, build_report
     from .scoring import ScoreSettings
     from .segments import SegmentSettings
