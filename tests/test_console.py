@@ -1,7 +1,7 @@
 """The admin console over HTTP through the real WSGI app: sign-in, CSRF, sessions, the rate limit, audit,
 Shopify session tokens, and the changes it makes through the features' own functions.
 
-Every test runs on SQLite and PostgreSQL (``make_app``). Browser tests are in tests/browser/test_console.py.
+Every test runs on SQLite and PostgreSQL (``make_app``). Browser tests are in tests/browser/test_console_pages.py.
 """
 
 from __future__ import annotations
