@@ -198,6 +198,10 @@ def _read_typed(path: Path, header, index, names, delimiter) -> Transactions:
     days = _date32_days(table.column(role["date"]))
     ids = _arrow_ids(table.column(role["customer"]), names["customer"], path.name, 0)
     del table
+    if isinstance(ids, np.ndarray) and not _dense(ids):
+        # Integer ids are kept as they are: the summary sorts them with the days in one key
+        # (summary._summarize_ids), so hashing them into codes first would be a pass for nothing.
+        return Transactions(ids, days, amounts)
     codes, labels = _codes([ids] if isinstance(ids, np.ndarray) else list(ids.chunks))
     return Transactions(codes=codes, labels=labels, days=days, amounts=amounts)
 
@@ -243,6 +247,11 @@ def _read_arrow(path: Path, header, index, names, delimiter) -> Transactions:
     return Transactions(codes=codes, labels=labels, days=days, amounts=amounts)
 
 
+def _dense(ids: np.ndarray) -> bool:
+    """Whether integer ids are numbered 1, 2, 3... closely enough to be codes less the smallest."""
+    return len(ids) == 0 or int(ids.max()) - int(ids.min()) < 4 * len(ids) + 4096
+
+
 #: Bytes of the file parsed at a time: big enough that the per-block Python calls cost nothing.
 _BLOCK = 4 << 20
 
@@ -284,12 +293,32 @@ def _canonical_ints(col) -> np.ndarray | None:
         return None
     if len(values) == 0 or values.min() < 0 or values.max() >= 10**18:
         return None
-    if values.min() == 0 and pc.any(pc.starts_with(col, "-")).as_py():  # "-0"
-        return None
-    zero = pc.starts_with(col, "0")
-    if pc.any(zero).as_py() and pc.any(pc.and_(zero, pc.greater(pc.binary_length(col), 1))).as_py():
+    # What the cast takes is an optional "-" and ASCII digits, so a text is canonical exactly when
+    # it is no longer than its value's digits ("007", "-0" are longer): the lengths' sum, read off
+    # the offsets, against the digits' sum decides it for the whole column at once.
+    written = sum(_text_bytes(chunk) for chunk in getattr(col, "chunks", [col]))
+    if written != int(np.searchsorted(_POWERS_OF_TEN, values, side="right").sum()) + len(values):
         return None
     return values
+
+
+#: 10 ... 10**18: the number of these at most a value is its digits less one.
+_POWERS_OF_TEN = 10 ** np.arange(1, 19, dtype=np.int64)
+
+
+def _text_bytes(chunk) -> int:
+    """Bytes of text in one chunk of strings, from its offsets (no pass over the values)."""
+    import pyarrow as pa
+
+    if len(chunk) == 0:
+        return 0
+    if pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type):
+        width = np.int32 if pa.types.is_string(chunk.type) else np.int64
+        offsets = np.frombuffer(chunk.buffers()[1], width)
+        return int(offsets[chunk.offset + len(chunk)]) - int(offsets[chunk.offset])
+    import pyarrow.compute as pc
+
+    return int(pc.sum(pc.binary_length(chunk)).as_py())
 
 
 def _codes(blocks: list) -> tuple[np.ndarray, np.ndarray]:
@@ -301,9 +330,9 @@ def _codes(blocks: list) -> tuple[np.ndarray, np.ndarray]:
     if all(isinstance(b, np.ndarray) for b in blocks):
         ids = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
         del blocks[:]
-        if ids.max() - ids.min() < 4 * len(ids) + 4096:
+        if _dense(ids):
             return dense_codes(ids)  # ids numbered 1, 2, 3...: no hashing needed
-        values = pa.array(ids)
+        values = pa.Array.from_buffers(pa.int64(), len(ids), [None, pa.py_buffer(ids)])  # pa.array imports numpy.ma
         # The encoding copies the distinct ids into its dictionary: the codes can then take the
         # ids' place, one array of two million fewer (the blocks are ours: _arrow_ids made them).
         out = ids if ids.flags.writeable and ids.flags.owndata else None
