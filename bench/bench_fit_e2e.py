@@ -49,7 +49,7 @@ round inside a small harness that reads CPU seconds and the clock around its
 steps (ours: the reading functions of analysis/transactions.py, the summary,
 the fit; lifetimes: its imports, `read_csv`, the summary, the fit), with the
 interpreter's own start-up measured as `python -c pass`, and the import floor
-of our command, `python -c "import numpy, click, pyarrow.csv, pyarrow.compute"`,
+of our command, `python -c "import numpy, click, pyarrow.csv, pyarrow._compute"`,
 as whole processes.
 """
 
@@ -121,10 +121,10 @@ def timed(owner, name, step, method=False):
 
 
 timed(pyarrow.csv, "read_csv", "parse: pyarrow read_csv (ids as text, dates, amounts)")
-timed(transactions, "_arrow_ids", "ids to integers (with importing pyarrow.compute)")
-timed(transactions, "_codes", "customer codes: pyarrow hash, ids sorted")
+timed(transactions, "_arrow_ids", "ids to integers (pyarrow cast, canonical check)")
+timed(transactions, "_codes", "customer codes: pyarrow hash (text ids only)")
 timed(transactions, "_date32_days", "days to int64")
-timed(summary, "_summarize_codes", "summary: distinct (customer, day) by one sort")
+timed(summary, "_summarize_codes", "summary: ids and days in one sort (distinct days)")
 timed(summary.Summary, "distinct_rows", "distinct (x, t_x, T) rows with weights")
 timed(bgnbd.BGNBD, "fit", "BG/NBD fit: Newton, Hessian, standard errors", method=True)
 import contextlib, io  # noqa: E402,E401
@@ -169,7 +169,7 @@ names = ["imports (pandas, lifetimes, scipy, autograd) after the interpreter", "
 print(json.dumps({n: (b[0] - a[0], b[1] - a[1]) for n, a, b in zip(names, marks, marks[1:])}))
 '''
 
-IMPORT_FLOOR = "import numpy, click, pyarrow.csv, pyarrow.compute"
+IMPORT_FLOOR = "import numpy, click, pyarrow.csv, pyarrow._compute"
 
 READERS = {
     "pyarrow (read_transactions_csv)": '''

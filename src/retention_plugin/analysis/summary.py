@@ -149,8 +149,8 @@ def summarize_transactions(tx: Transactions, *, calibration_end=None, holdout_en
             lo = int(ids.min())
             span = int(tx.days.max()) - int(tx.days.min()) + 1
             if (int(ids.max()) - lo + 1) << span.bit_length() < 1 << 62:
-                return _summarize_codes(np.subtract(ids, lo, dtype=np.int64), None, tx.days, tx.amounts, calibration_end,
-                                        None, time_unit, False, id_offset=lo, id_dtype=ids.dtype)
+                return _summarize_codes(np.subtract(ids, lo, dtype=np.int64), None, tx.days, tx.amounts,
+                                        calibration_end, None, time_unit, False, id_offset=lo, id_dtype=ids.dtype)
     if tx.codes is None:
         s = summarize(tx.customer_ids, tx.days, tx.amounts, calibration_end=calibration_end,
                       holdout_end=holdout_end, time_unit=time_unit)

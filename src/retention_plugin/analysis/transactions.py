@@ -3,8 +3,10 @@
 A shop's export of two million orders is read by pyarrow's CSV reader:
 multi-threaded C++ that parses the file in blocks and never builds a Python
 object per field (docs/performance.md measures it against polars' reader and
-the standard library's). Customer ids come back as dense integer *codes*
-into the sorted distinct ids, which is what the summary sorts on.
+the standard library's). Customer ids that are plain integers (Shopify's are)
+come back as int64, which the count models' summary sorts together with the
+days; any other ids come back as dense integer *codes* into the sorted
+distinct ids, which is what the summaries sort on.
 
 Files whose first date is a plain ``YYYY-MM-DD`` are tried first with the
 dates and amounts typed in pyarrow's own parse (:func:`_read_typed`); any
@@ -258,11 +260,11 @@ _BLOCK = 4 << 20
 
 def _arrow_ids(col, column: str, filename: str, offset: int):
     """One block of ids: int64 numpy if they are canonical integers, else pyarrow strings, trimmed."""
-    import pyarrow.compute as pc
-
     values = _canonical_ints(col)
     if values is not None:
         return values
+    import pyarrow.compute as pc
+
     col = pc.utf8_trim_whitespace(col)
     if not pc.all(pc.string_is_ascii(col)).as_py() and pc.all(pc.utf8_is_digit(col)).as_py():
         raise _Refused  # digits of other scripts: the standard-library reader applies numpy's rules to them
@@ -278,8 +280,8 @@ def _canonical_ints(col) -> np.ndarray | None:
     """The ids as int64 if every one is canonical (ASCII digits only, shorter than 19, no leading
     zero: "007" stays text, distinct from "7"), else None."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
+    cast = _int64_cast()
     # Chunk by chunk into one array of our own: pyarrow reuses each chunk's buffer for the next,
     # and the codes can later be written over the ids (_codes).
     values = np.empty(len(col), np.int64)
@@ -287,7 +289,7 @@ def _canonical_ints(col) -> np.ndarray | None:
     try:
         for chunk in getattr(col, "chunks", [col]):
             # The cast refuses spaces, "+", "", letters and overflow.
-            values[at:at + len(chunk)] = pc.cast(chunk, pa.int64()).to_numpy()
+            values[at:at + len(chunk)] = cast(chunk).to_numpy()
             at += len(chunk)
     except (pa.ArrowException, OverflowError):
         return None
@@ -300,6 +302,25 @@ def _canonical_ints(col) -> np.ndarray | None:
     if written != int(np.searchsorted(_POWERS_OF_TEN, values, side="right").sum()) + len(values):
         return None
     return values
+
+
+def _int64_cast():
+    """pyarrow's safe cast to int64, as ``pyarrow.compute.cast`` does it.
+
+    Straight from ``pyarrow._compute``: importing ``pyarrow.compute`` writes a Python wrapper
+    and its docstring for each of several hundred functions (about 0.02 s), and a file of
+    integer ids needs no other compute function on the way to a fit.
+    """
+    import pyarrow as pa
+
+    try:
+        from pyarrow._compute import CastOptions, call_function
+    except ImportError:  # a pyarrow without the module: the public way
+        import pyarrow.compute as pc
+
+        return lambda chunk: pc.cast(chunk, pa.int64())
+    options = CastOptions(pa.int64())
+    return lambda chunk: call_function("cast", [chunk], options)
 
 
 #: 10 ... 10**18: the number of these at most a value is its digits less one.
