@@ -145,12 +145,12 @@ def summarize_transactions(tx: Transactions, *, calibration_end=None, holdout_en
     """
     if tx.codes is None and not spend and holdout_end is None:
         ids = tx.customer_ids
-        if ids.dtype.kind in "iu" and len(ids):
+        if ids.dtype.kind == "i" and len(ids):
             lo = int(ids.min())
             span = int(tx.days.max()) - int(tx.days.min()) + 1
             if (int(ids.max()) - lo + 1) << span.bit_length() < 1 << 62:
-                return _summarize_codes(np.subtract(ids, lo, dtype=np.int64), None, tx.days, tx.amounts,
-                                        calibration_end, None, time_unit, False, id_offset=lo, id_dtype=ids.dtype)
+                return _summarize_codes(ids, None, tx.days, tx.amounts, calibration_end, None, time_unit, False,
+                                        id_offset=lo)
     if tx.codes is None:
         s = summarize(tx.customer_ids, tx.days, tx.amounts, calibration_end=calibration_end,
                       holdout_end=holdout_end, time_unit=time_unit)
@@ -160,9 +160,10 @@ def summarize_transactions(tx: Transactions, *, calibration_end=None, holdout_en
 
 
 def _summarize_codes(codes, labels, days, amt, calibration_end, holdout_end, time_unit, spend=True, *,
-                     id_offset: int = 0, id_dtype=None) -> Summary:
+                     id_offset: int = 0) -> Summary:
     """The summary from dense codes into ``labels``; or, with ``labels`` None, from integer ids
-    less ``id_offset`` (count models without a holdout only: the sums below need dense codes).
+    ``codes`` of which ``id_offset`` is the smallest (count models without a holdout only: the
+    sums below need dense codes).
 
     The second form is the count models' fast path for a CSV of integer ids: the ids and days
     go into one int64 key, so the one sort of :func:`_distinct_days` both groups the customers
@@ -184,7 +185,7 @@ def _summarize_codes(codes, labels, days, amt, calibration_end, holdout_end, tim
         raise DataError(f"no transaction on or before {day_to_iso(cal_end)}")
     n = 0 if labels is None else len(labels)
     c, d, a = (codes, days, amt) if in_cal.all() else (codes[in_cal], days[in_cal], amt[in_cal])
-    cust, day = _distinct_days(c, d)
+    cust, day = _distinct_days(c, d, id_offset)
     starts = _run_starts(cust)
     uc = cust[starts]  # codes of the calibration customers, ascending, so their ids are too
     n_days = np.diff(np.append(starts, len(day)))
@@ -212,7 +213,7 @@ def _summarize_codes(codes, labels, days, amt, calibration_end, holdout_end, tim
 
     unit = TIME_UNITS[time_unit]
     return Summary(
-        customer_ids=(uc + id_offset).astype(id_dtype) if labels is None else labels[uc],
+        customer_ids=(uc + id_offset).astype(codes.dtype) if labels is None else labels[uc],
         x=x,
         t_x=(last_day - first_day) / unit,
         T=(cal_end - first_day) / unit,
@@ -228,8 +229,8 @@ def _summarize_codes(codes, labels, days, amt, calibration_end, holdout_end, tim
     )
 
 
-def _distinct_days(codes: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (customer code, day) pairs, sorted by code, then day."""
+def _distinct_days(codes: np.ndarray, days: np.ndarray, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (customer code less ``offset``, day) pairs, sorted by code, then day."""
     if len(days) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     d0 = int(days.min())
@@ -237,19 +238,21 @@ def _distinct_days(codes: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.
     # A 32-bit key sorts about twice as fast as a 64-bit one. It is built a slice at a time,
     # so no 64-bit temporary of every row is ever held. Shifts, not a product: taking the key
     # apart by // and % cost as much as the sort.
-    small = (int(codes.max()) + 1) << bits <= 1 << 32
+    small = (int(codes.max()) - offset + 1) << bits <= 1 << 32
     key = np.empty(len(codes), np.uint32 if small else np.int64)
     step = 1 << 18
     for i in range(0, len(key), step):
-        part = codes[i:i + step] << bits
+        part = np.subtract(codes[i:i + step], offset, dtype=np.int64)
+        part <<= bits
         part += days[i:i + step]
         part -= d0
         key[i:i + step] = part
     key.sort()
     key = key[_run_starts(key)]
-    day = (key & ((1 << bits) - 1)).astype(np.int64)
+    day = (key & ((1 << bits) - 1)).astype(np.int64, copy=False)
     day += d0
-    return (key >> bits).astype(np.int64), day
+    key >>= bits
+    return key.astype(np.int64, copy=False), day
 
 
 def _one_day(value) -> int:
