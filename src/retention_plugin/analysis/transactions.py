@@ -299,7 +299,12 @@ def _canonical_ints(col) -> np.ndarray | None:
     # it is no longer than its value's digits ("007", "-0" are longer): the lengths' sum, read off
     # the offsets, against the digits' sum decides it for the whole column at once.
     written = sum(_text_bytes(chunk) for chunk in getattr(col, "chunks", [col]))
-    if written != int(np.searchsorted(_POWERS_OF_TEN, values, side="right").sum()) + len(values):
+    fewest, most = (int(np.searchsorted(_POWERS_OF_TEN, v, side="right")) + 1 for v in (values.min(), values.max()))
+    if fewest == most:  # ids of one length (a shop's are): no count of digits value by value
+        digits = len(values) * fewest
+    else:
+        digits = int(np.searchsorted(_POWERS_OF_TEN, values, side="right").sum()) + len(values)
+    if written != digits:
         return None
     return values
 
