@@ -12,8 +12,10 @@ calibration cut-off:
 Customers become dense integer codes (0..n-1, in the order of their ids), so
 the distinct purchase days are one sort of a (customer, day) key that fits in
 32 bits for most shops, and every per-customer sum is a ``bincount``: two
-million orders take about a tenth of a second. The same numbers computed by
-the database, for orders already stored, are in :mod:`.store_summary`.
+million orders take about a tenth of a second. The count models' summary of
+integer ids without a holdout needs no codes: the ids and days sort in one
+64-bit key. The same numbers computed by the database, for orders already
+stored, are in :mod:`.store_summary`.
 """
 
 from __future__ import annotations
