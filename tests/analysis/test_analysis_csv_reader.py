@@ -268,6 +268,16 @@ def test_integer_ids_are_summarised_in_one_sort_with_the_same_numbers(tmp_path, 
         for f in ("x", "t_x", "T", "first_day", "last_day"):
             np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
         assert a.monetary is None and a.calibration_end == cut
+    # The spend and holdout sums need codes: made once, kept for the next cut-off (evaluate's rolling origins).
+    kw = dict(calibration_end=19200, holdout_end=int(days.max()))
+    a = summarize_transactions(tx, **kw)
+    assert tx.codes is not None and np.array_equal(tx.labels[tx.codes], tx.customer_ids)
+    codes = tx.codes
+    b = summarize(ids, days, **kw)
+    assert summarize_transactions(tx, **kw).customer_ids.tolist() == a.customer_ids.tolist() == b.customer_ids.tolist()
+    assert tx.codes is codes
+    for f in ("x", "first_day", "last_day", "holdout_x"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
 
 
 def test_fitting_a_csv_loads_neither_pluggy_nor_numpy_ma_nor_pyarrow_compute(tmp_path):

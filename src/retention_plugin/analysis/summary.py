@@ -20,7 +20,7 @@ stored, are in :mod:`.store_summary`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -154,9 +154,10 @@ def summarize_transactions(tx: Transactions, *, calibration_end=None, holdout_en
                 return _summarize_codes(ids, None, tx.days, tx.amounts, calibration_end, None, time_unit, False,
                                         id_offset=lo)
     if tx.codes is None:
-        s = summarize(tx.customer_ids, tx.days, tx.amounts, calibration_end=calibration_end,
-                      holdout_end=holdout_end, time_unit=time_unit)
-        return s if spend else replace(s, monetary=None, total_spend=None)
+        if not (len(tx.customer_ids) == len(tx.days) == len(tx.amounts)):
+            raise DataError("customer ids, dates and amounts differ in length")
+        # Made once and kept: `evaluate` summarises the same transactions at several cut-offs.
+        tx.codes, tx.labels = dense_codes(tx.customer_ids)
     return _summarize_codes(tx.codes, tx.labels, tx.days, tx.amounts, calibration_end, holdout_end, time_unit,
                             spend)
 
