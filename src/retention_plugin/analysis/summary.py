@@ -12,13 +12,15 @@ calibration cut-off:
 Customers become dense integer codes (0..n-1, in the order of their ids), so
 the distinct purchase days are one sort of a (customer, day) key that fits in
 32 bits for most shops, and every per-customer sum is a ``bincount``: two
-million orders take about a tenth of a second. The same numbers computed by
-the database, for orders already stored, are in :mod:`.store_summary`.
+million orders take about a tenth of a second. The count models' summary of
+integer ids without a holdout needs no codes: the ids and days sort in one
+64-bit key. The same numbers computed by the database, for orders already
+stored, are in :mod:`.store_summary`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -143,15 +145,35 @@ def summarize_transactions(tx: Transactions, *, calibration_end=None, holdout_en
     ``spend=False`` leaves ``monetary`` and ``total_spend`` out (None): the count
     models do not use them, and fitting one from a CSV skips their cost.
     """
+    if tx.codes is None and not spend and holdout_end is None:
+        ids = tx.customer_ids
+        if ids.dtype.kind == "i" and len(ids):
+            lo = int(ids.min())
+            span = int(tx.days.max()) - int(tx.days.min()) + 1
+            if (int(ids.max()) - lo + 1) << span.bit_length() < 1 << 62:
+                return _summarize_codes(ids, None, tx.days, tx.amounts, calibration_end, None, time_unit, False,
+                                        id_offset=lo)
     if tx.codes is None:
-        s = summarize(tx.customer_ids, tx.days, tx.amounts, calibration_end=calibration_end,
-                      holdout_end=holdout_end, time_unit=time_unit)
-        return s if spend else replace(s, monetary=None, total_spend=None)
+        if not (len(tx.customer_ids) == len(tx.days) == len(tx.amounts)):
+            raise DataError("customer ids, dates and amounts differ in length")
+        # Made once and kept: `evaluate` summarises the same transactions at several cut-offs.
+        tx.codes, tx.labels = dense_codes(tx.customer_ids)
     return _summarize_codes(tx.codes, tx.labels, tx.days, tx.amounts, calibration_end, holdout_end, time_unit,
                             spend)
 
 
-def _summarize_codes(codes, labels, days, amt, calibration_end, holdout_end, time_unit, spend=True) -> Summary:
+def _summarize_codes(codes, labels, days, amt, calibration_end, holdout_end, time_unit, spend=True, *,
+                     id_offset: int = 0) -> Summary:
+    """The summary from dense codes into ``labels``; or, with ``labels`` None, from integer ids
+    ``codes`` of which ``id_offset`` is the smallest (count models without a holdout only: the
+    sums below need dense codes).
+
+    The second form is the count models' fast path for a CSV of integer ids: the ids and days
+    go into one int64 key, so the one sort of :func:`_distinct_days` both groups the customers
+    and finds their distinct days, with no hashing of the ids into codes first.
+    """
+    if labels is None and (spend or holdout_end is not None):
+        raise ValueError("the spend and holdout sums need dense codes")
     if time_unit not in TIME_UNITS:
         raise DataError(f"time unit must be one of {sorted(TIME_UNITS)}, not {time_unit!r}")
     if len(days) == 0:
@@ -164,9 +186,9 @@ def _summarize_codes(codes, labels, days, amt, calibration_end, holdout_end, tim
     in_cal = days <= cal_end
     if not in_cal.any():
         raise DataError(f"no transaction on or before {day_to_iso(cal_end)}")
-    n = len(labels)
+    n = 0 if labels is None else len(labels)
     c, d, a = (codes, days, amt) if in_cal.all() else (codes[in_cal], days[in_cal], amt[in_cal])
-    cust, day = _distinct_days(c, d)
+    cust, day = _distinct_days(c, d, id_offset)
     starts = _run_starts(cust)
     uc = cust[starts]  # codes of the calibration customers, ascending, so their ids are too
     n_days = np.diff(np.append(starts, len(day)))
@@ -194,7 +216,7 @@ def _summarize_codes(codes, labels, days, amt, calibration_end, holdout_end, tim
 
     unit = TIME_UNITS[time_unit]
     return Summary(
-        customer_ids=labels[uc],
+        customer_ids=(uc + id_offset).astype(codes.dtype) if labels is None else labels[uc],
         x=x,
         t_x=(last_day - first_day) / unit,
         T=(cal_end - first_day) / unit,
@@ -210,25 +232,30 @@ def _summarize_codes(codes, labels, days, amt, calibration_end, holdout_end, tim
     )
 
 
-def _distinct_days(codes: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (customer code, day) pairs, sorted by code, then day."""
+def _distinct_days(codes: np.ndarray, days: np.ndarray, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (customer code less ``offset``, day) pairs, sorted by code, then day."""
     if len(days) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     d0 = int(days.min())
-    span = int(days.max()) - d0 + 1
+    bits = (int(days.max()) - d0).bit_length()
     # A 32-bit key sorts about twice as fast as a 64-bit one. It is built a slice at a time,
-    # so no 64-bit temporary of every row is ever held.
-    small = (int(codes.max()) + 1) * span < (1 << 32)
+    # so no 64-bit temporary of every row is ever held. Shifts, not a product: taking the key
+    # apart by // and % cost as much as the sort.
+    small = (int(codes.max()) - offset + 1) << bits <= 1 << 32
     key = np.empty(len(codes), np.uint32 if small else np.int64)
     step = 1 << 18
     for i in range(0, len(key), step):
-        part = codes[i:i + step] * span
+        part = np.subtract(codes[i:i + step], offset, dtype=np.int64)
+        part <<= bits
         part += days[i:i + step]
         part -= d0
         key[i:i + step] = part
     key.sort()
     key = key[_run_starts(key)]
-    return key // span, (key % span).astype(np.int64) + d0
+    day = (key & ((1 << bits) - 1)).astype(np.int64, copy=False)
+    day += d0
+    key >>= bits
+    return key.astype(np.int64, copy=False), day
 
 
 def _one_day(value) -> int:

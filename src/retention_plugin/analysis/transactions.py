@@ -3,8 +3,10 @@
 A shop's export of two million orders is read by pyarrow's CSV reader:
 multi-threaded C++ that parses the file in blocks and never builds a Python
 object per field (docs/performance.md measures it against polars' reader and
-the standard library's). Customer ids come back as dense integer *codes*
-into the sorted distinct ids, which is what the summary sorts on.
+the standard library's). Customer ids that are plain integers (Shopify's are)
+come back as int64, which the count models' summary sorts together with the
+days; any other ids come back as dense integer *codes* into the sorted
+distinct ids, which is what the summaries sort on.
 
 Files whose first date is a plain ``YYYY-MM-DD`` are tried first with the
 dates and amounts typed in pyarrow's own parse (:func:`_read_typed`); any
@@ -198,6 +200,10 @@ def _read_typed(path: Path, header, index, names, delimiter) -> Transactions:
     days = _date32_days(table.column(role["date"]))
     ids = _arrow_ids(table.column(role["customer"]), names["customer"], path.name, 0)
     del table
+    if isinstance(ids, np.ndarray) and not _dense(ids):
+        # Integer ids are kept as they are: the summary sorts them with the days in one key
+        # (summary._summarize_ids), so hashing them into codes first would be a pass for nothing.
+        return Transactions(ids, days, amounts)
     codes, labels = _codes([ids] if isinstance(ids, np.ndarray) else list(ids.chunks))
     return Transactions(codes=codes, labels=labels, days=days, amounts=amounts)
 
@@ -243,17 +249,22 @@ def _read_arrow(path: Path, header, index, names, delimiter) -> Transactions:
     return Transactions(codes=codes, labels=labels, days=days, amounts=amounts)
 
 
+def _dense(ids: np.ndarray) -> bool:
+    """Whether integer ids are numbered 1, 2, 3... closely enough to be codes less the smallest."""
+    return len(ids) == 0 or int(ids.max()) - int(ids.min()) < 4 * len(ids) + 4096
+
+
 #: Bytes of the file parsed at a time: big enough that the per-block Python calls cost nothing.
 _BLOCK = 4 << 20
 
 
 def _arrow_ids(col, column: str, filename: str, offset: int):
     """One block of ids: int64 numpy if they are canonical integers, else pyarrow strings, trimmed."""
-    import pyarrow.compute as pc
-
     values = _canonical_ints(col)
     if values is not None:
         return values
+    import pyarrow.compute as pc
+
     col = pc.utf8_trim_whitespace(col)
     if not pc.all(pc.string_is_ascii(col)).as_py() and pc.all(pc.utf8_is_digit(col)).as_py():
         raise _Refused  # digits of other scripts: the standard-library reader applies numpy's rules to them
@@ -269,8 +280,8 @@ def _canonical_ints(col) -> np.ndarray | None:
     """The ids as int64 if every one is canonical (ASCII digits only, shorter than 19, no leading
     zero: "007" stays text, distinct from "7"), else None."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
+    cast = _int64_cast()
     # Chunk by chunk into one array of our own: pyarrow reuses each chunk's buffer for the next,
     # and the codes can later be written over the ids (_codes).
     values = np.empty(len(col), np.int64)
@@ -278,18 +289,62 @@ def _canonical_ints(col) -> np.ndarray | None:
     try:
         for chunk in getattr(col, "chunks", [col]):
             # The cast refuses spaces, "+", "", letters and overflow.
-            values[at:at + len(chunk)] = pc.cast(chunk, pa.int64()).to_numpy()
+            values[at:at + len(chunk)] = cast(chunk).to_numpy()
             at += len(chunk)
     except (pa.ArrowException, OverflowError):
         return None
     if len(values) == 0 or values.min() < 0 or values.max() >= 10**18:
         return None
-    if values.min() == 0 and pc.any(pc.starts_with(col, "-")).as_py():  # "-0"
-        return None
-    zero = pc.starts_with(col, "0")
-    if pc.any(zero).as_py() and pc.any(pc.and_(zero, pc.greater(pc.binary_length(col), 1))).as_py():
+    # What the cast takes is an optional "-" and ASCII digits, so a text is canonical exactly when
+    # it is no longer than its value's digits ("007", "-0" are longer): the lengths' sum, read off
+    # the offsets, against the digits' sum decides it for the whole column at once.
+    written = sum(_text_bytes(chunk) for chunk in getattr(col, "chunks", [col]))
+    fewest, most = (int(np.searchsorted(_POWERS_OF_TEN, v, side="right")) + 1 for v in (values.min(), values.max()))
+    if fewest == most:  # ids of one length (a shop's are): no count of digits value by value
+        digits = len(values) * fewest
+    else:
+        digits = int(np.searchsorted(_POWERS_OF_TEN, values, side="right").sum()) + len(values)
+    if written != digits:
         return None
     return values
+
+
+def _int64_cast():
+    """pyarrow's safe cast to int64, as ``pyarrow.compute.cast`` does it.
+
+    Straight from ``pyarrow._compute``: importing ``pyarrow.compute`` writes a Python wrapper
+    and its docstring for each of several hundred functions (about 0.02 s), and a file of
+    integer ids needs no other compute function on the way to a fit.
+    """
+    import pyarrow as pa
+
+    try:
+        from pyarrow._compute import CastOptions, call_function
+    except ImportError:  # a pyarrow without the module: the public way
+        import pyarrow.compute as pc
+
+        return lambda chunk: pc.cast(chunk, pa.int64())
+    options = CastOptions(pa.int64())
+    return lambda chunk: call_function("cast", [chunk], options)
+
+
+#: 10 ... 10**18: the number of these at most a value is its digits less one.
+_POWERS_OF_TEN = 10 ** np.arange(1, 19, dtype=np.int64)
+
+
+def _text_bytes(chunk) -> int:
+    """Bytes of text in one chunk of strings, from its offsets (no pass over the values)."""
+    import pyarrow as pa
+
+    if len(chunk) == 0:
+        return 0
+    if pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type):
+        width = np.int32 if pa.types.is_string(chunk.type) else np.int64
+        offsets = np.frombuffer(chunk.buffers()[1], width)
+        return int(offsets[chunk.offset + len(chunk)]) - int(offsets[chunk.offset])
+    import pyarrow.compute as pc
+
+    return int(pc.sum(pc.binary_length(chunk)).as_py())
 
 
 def _codes(blocks: list) -> tuple[np.ndarray, np.ndarray]:
@@ -301,9 +356,9 @@ def _codes(blocks: list) -> tuple[np.ndarray, np.ndarray]:
     if all(isinstance(b, np.ndarray) for b in blocks):
         ids = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
         del blocks[:]
-        if ids.max() - ids.min() < 4 * len(ids) + 4096:
+        if _dense(ids):
             return dense_codes(ids)  # ids numbered 1, 2, 3...: no hashing needed
-        values = pa.array(ids)
+        values = pa.Array.from_buffers(pa.int64(), len(ids), [None, pa.py_buffer(ids)])  # pa.array imports numpy.ma
         # The encoding copies the distinct ids into its dictionary: the codes can then take the
         # ids' place, one array of two million fewer (the blocks are ours: _arrow_ids made them).
         out = ids if ids.flags.writeable and ids.flags.owndata else None
