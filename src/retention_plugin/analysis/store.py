@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection
 
+from array import array
 from collections import Counter
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -70,6 +71,16 @@ def fulfilment_known(fulfilled_at, status, source) -> bool:
     return status in _WAITING or (not status and source == "webhook")
 
 
+#: Rows fetched per round trip when reading orders and lines for the analysis.
+CHUNK_ROWS = 10_000
+_EPOCH_DAY = date(1970, 1, 1)
+
+
+def _streamed(conn, stmt):
+    """Rows of ``stmt`` a chunk at a time (a server-side cursor on PostgreSQL), never all at once."""
+    return conn.execute(stmt.execution_options(yield_per=CHUNK_ROWS))
+
+
 def load_store_history(engine, as_of=None) -> History:
     """Everything known by the end of ``as_of`` (a UTC day)."""
     day = as_of_day(as_of)
@@ -87,18 +98,40 @@ def load_store_history(engine, as_of=None) -> History:
             return cid
 
         o = t.orders
-        rows = conn.execute(
-            select(o.c.id, o.c.customer_id, o.c.created_at, o.c.subtotal, o.c.refunded, o.c.total_discounts,
-                   o.c.discount_codes, o.c.fulfilled_at, o.c.currency, o.c.fulfillment_status, o.c.source)
-            .where(o.c.shop == shop, o.c.customer_id.is_not(None), o.c.created_at < end, o.c.test.is_(False),
-                   or_(o.c.cancelled_at.is_(None), o.c.cancelled_at >= end))
-            .order_by(o.c.id)).all()
-        order_ids = [r.id for r in rows]
-        lines = conn.execute(
-            select(t.order_lines.c.order_id, t.order_lines.c.product_type, t.order_lines.c.price,
-                   t.order_lines.c.quantity)
-            .join(o, o.c.id == t.order_lines.c.order_id)
-            .where(o.c.shop == shop, o.c.customer_id.is_not(None), o.c.created_at < end)).all()
+        # The category of an order is that of its largest line. Lines and orders are read in
+        # chunks straight into compact columns: holding every row object at once cost about
+        # 300 MB at 250,000 orders (docs/performance.md, "Worker").
+        best: dict[int, tuple[float, str]] = {}
+        for ln in _streamed(conn,
+                select(t.order_lines.c.order_id, t.order_lines.c.product_type, t.order_lines.c.price,
+                       t.order_lines.c.quantity)
+                .join(o, o.c.id == t.order_lines.c.order_id)
+                .where(o.c.shop == shop, o.c.customer_id.is_not(None), o.c.created_at < end,
+                       t.order_lines.c.product_type.is_not(None), t.order_lines.c.product_type != "")):
+            amount = float(ln.price or 0) * (ln.quantity or 0)
+            if ln.order_id not in best or amount > best[ln.order_id][0]:
+                best[ln.order_id] = (amount, ln.product_type)
+
+        currencies: Counter = Counter()
+        customer, day_of, amount_of = array("q"), array("q"), array("d")
+        discounted, fulfil_days, fulfil_known = array("b"), array("d"), array("b")
+        category: list[str] = []
+        for r in _streamed(conn,
+                select(o.c.id, o.c.customer_id, o.c.created_at, o.c.subtotal, o.c.refunded, o.c.total_discounts,
+                       o.c.discount_codes, o.c.fulfilled_at, o.c.currency, o.c.fulfillment_status, o.c.source)
+                .where(o.c.shop == shop, o.c.customer_id.is_not(None), o.c.created_at < end, o.c.test.is_(False),
+                       or_(o.c.cancelled_at.is_(None), o.c.cancelled_at >= end))
+                .order_by(o.c.id)):
+            currencies[r.currency] += 1
+            customer.append(who(r.customer_id))
+            day_of.append((r.created_at.date() - _EPOCH_DAY).days)
+            amount_of.append(max(float(r.subtotal) - float(r.refunded or 0), 0.0))
+            discounted.append(bool(r.total_discounts and r.total_discounts > 0) or bool(r.discount_codes))
+            fulfil_days.append(np.nan if r.fulfilled_at is None
+                               else (r.fulfilled_at - r.created_at).total_seconds() / 86400)
+            category.append(best.get(r.id, (0, ""))[1])
+            fulfil_known.append(fulfilment_known(r.fulfilled_at, r.fulfillment_status, r.source))
+        del best
         refunds = conn.execute(
             select(o.c.customer_id, t.refunds.c.created_at, t.refunds.c.merchandise,
                    o.c.created_at.label("order_created_at"))
@@ -116,28 +149,18 @@ def load_store_history(engine, as_of=None) -> History:
             .where(and_(rt.c.shop == shop, rt.c.customer_id.is_not(None), rt.c.value.is_not(None),
                         rt.c.created_at < end))).all()
 
-    # The category of an order is that of its largest line.
-    best: dict[int, tuple[float, str]] = {}
-    for ln in lines:
-        amount = float(ln.price or 0) * (ln.quantity or 0)
-        if ln.product_type and (ln.order_id not in best or amount > best[ln.order_id][0]):
-            best[ln.order_id] = (amount, ln.product_type)
-
-    currencies = Counter(r.currency for r in rows)
     notes = []
     if len(currencies) > 1:
         notes.append("orders in several shop currencies (" + ", ".join(sorted(currencies)) +
                      "): values are added as they are, without conversion")
-    day_of = [(r.created_at.date() - date(1970, 1, 1)).days for r in rows]
     orders = Orders.build(
-        customer=[who(r.customer_id) for r in rows],
+        customer=customer,
         day=day_of,
-        amount=[max(float(r.subtotal) - float(r.refunded or 0), 0.0) for r in rows],
-        discounted=[bool(r.total_discounts and r.total_discounts > 0) or bool(r.discount_codes) for r in rows],
-        fulfil_days=[np.nan if r.fulfilled_at is None else (r.fulfilled_at - r.created_at).total_seconds() / 86400
-                     for r in rows],
-        category=[best.get(i, (0, ""))[1] for i in order_ids],
-        fulfil_known=[fulfilment_known(r.fulfilled_at, r.fulfillment_status, r.source) for r in rows],
+        amount=amount_of,
+        discounted=np.frombuffer(discounted, dtype=np.int8).astype(bool),
+        fulfil_days=fulfil_days,
+        category=category,
+        fulfil_known=np.frombuffer(fulfil_known, dtype=np.int8).astype(bool),
     )
     closed = {"solved", "closed"}
     return History(

@@ -361,7 +361,7 @@ ledger = Table(
     Column("kind", String(16), nullable=False),  # earn / reverse / spend / adjust / expire
     Column("points", Integer, nullable=False),
     Column("available_at", UTCDateTime, nullable=False),  # pending until then
-    Column("order_id", Id, ForeignKey("orders.id")),
+    Column("order_id", Id, ForeignKey("orders.id"), index=True),  # refunds and cancellations look rows up by it
     Column("rate", Numeric(18, 6)),  # points per currency unit when earned
     Money("basis"),
     Column("currency", String(3)),

@@ -156,14 +156,55 @@ def last_activity(conn, customer_ids) -> dict:
     return out
 
 
+#: Customers the daily pass handles per chunk (and per transaction when it runs as the worker's task).
+DAILY_CHUNK = 1000
+
+
+def customer_chunks(conn, size: int | None = None):
+    """Every customer id, ascending, a chunk at a time (keyset on the primary key).
+
+    Every ledger row, order and stored tier names a customer (foreign keys), so walking the
+    customers table reaches everyone the whole-table queries reached, holding one chunk at a time.
+    """
+    C = t.customers
+    last = 0
+    while True:
+        ids = [cid for (cid,) in conn.execute(
+            select(C.c.id).where(C.c.id > last).order_by(C.c.id).limit(size or DAILY_CHUNK))]
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def _chunk_done(ctx) -> None:
+    """Commit what a chunk did when running as the worker's task (its own connection).
+
+    Each effect of the daily pass carries its key or compares with the stored state (an expiry's
+    key names the customer and the day of the last order; a tier is stored before it is
+    announced), so a pass stopped between chunks and run again changes nothing twice; meanwhile
+    SQLite's single write lock is released between chunks instead of held for the whole pass.
+    """
+    if ctx.source == "task":
+        ctx.conn.commit()
+
+
 def run_expiry(ctx, s: dict) -> dict:
     """Expire available points ``expire_after_days`` after the last order; warn before."""
     days = s["expire_after_days"]
     counts = {"expired": 0, "warned": 0}
     if not days:
         return counts
+    for ids in customer_chunks(ctx.conn):
+        _expire_chunk(ctx, s, ids, counts)
+        _chunk_done(ctx)
+    return counts
+
+
+def _expire_chunk(ctx, s: dict, ids: list[int], counts: dict) -> None:
+    days = s["expire_after_days"]
     now = ctx.now
-    positive = {cid: b for cid, b in balances(ctx.conn, now).items() if b.available > 0}
+    positive = {cid: b for cid, b in balances(ctx.conn, now, ids).items() if b.available > 0}
     activity = last_activity(ctx.conn, positive)
     warn = s["expiry_warning_days"]
     for cid, bal in positive.items():
@@ -183,7 +224,6 @@ def run_expiry(ctx, s: dict) -> dict:
                                  due_at=now, data={"points": bal.available,
                                                    "expires_at": expires_at.date().isoformat()})
             counts["warned"] += 1
-    return counts
 
 
 def run_matured_rewards(ctx, s: dict) -> int:
@@ -205,15 +245,24 @@ def run_tiers(ctx, s: dict) -> int:
     """Re-evaluate everyone's tier: promotions after a configuration change, demotions as orders age."""
     if not s["tiers"]:
         return 0
+    changes = 0
+    for ids in customer_chunks(ctx.conn):
+        changes += _tiers_chunk(ctx, s, ids)
+        _chunk_done(ctx)
+    return changes
+
+
+def _tiers_chunk(ctx, s: dict, ids: list[int]) -> int:
     conn, now = ctx.conn, ctx.now
     CT = t.customer_tiers
-    stored = dict(conn.execute(select(CT.c.customer_id, CT.c.tier)).all())
+    stored = dict(conn.execute(select(CT.c.customer_id, CT.c.tier).where(CT.c.customer_id.in_(ids))).all())
     changed = []
-    for cid, tier in tiers.evaluate(conn, s, now).items():
+    # With the ids given, customers without activity come back as None: unchanged unless they held a tier.
+    for cid, tier in tiers.evaluate(conn, s, now, ids).items():
         if stored.get(cid) != tier:
             before, _ = tiers.store_tier(conn, cid, tier, now)
             changed.append((cid, before, tier))
-    conn.execute(CT.update().values(evaluated_at=now))
+    conn.execute(CT.update().where(CT.c.customer_id.in_(ids)).values(evaluated_at=now))
     bals = balances(conn, now, [c for c, _, _ in changed]) if changed else {}
     for cid, before, tier in changed:
         bal = bals.get(cid) or balance(conn, cid, now)

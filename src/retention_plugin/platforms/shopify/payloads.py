@@ -23,6 +23,7 @@ Money rules (see docs/platforms.md):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -284,9 +285,21 @@ class CustomerDeleteSchema(_Schema):
     id = Id(required=True)
 
 
-def _load(schema: Schema, payload: Mapping[str, Any]) -> dict[str, Any]:
+@functools.cache
+def _instance(schema: type[Schema]) -> Schema:
+    """One instance per schema class for the life of the process.
+
+    A new instance copies every declared field and builds each nested schema again on first use:
+    for an order that was 26 schema instances per delivery, the largest single cost of parsing
+    it (docs/performance.md, "Worker"). Loading keeps no state on the instance (no
+    ``context``, no processors that store anything), so one instance serves every load.
+    """
+    return schema()
+
+
+def _load(schema: type[Schema], payload: Mapping[str, Any]) -> dict[str, Any]:
     try:
-        return schema.load(payload)
+        return _instance(schema).load(payload)
     except ValidationError as exc:
         raise payload_error_from(exc) from None
 
@@ -428,7 +441,7 @@ def build_order(payload: Mapping[str, Any], *, source: str = "webhook") -> Order
 
     Exposed for the bulk importer, which reads the same shape.
     """
-    return _order_from(_load(OrderSchema(), payload), source=source)
+    return _order_from(_load(OrderSchema, payload), source=source)
 
 
 def _order_from(data: Mapping[str, Any], *, source: str = "webhook") -> Order:
@@ -493,7 +506,7 @@ def _address_parts(address: Mapping[str, Any] | None) -> dict[str, str] | None:
 
 def build_refund(payload: Mapping[str, Any], *, shop_currency: str | None = None) -> Refund:
     """A :class:`Refund` whose ``merchandise`` is the sum of refunded line subtotals."""
-    data = _load(RefundSchema(), payload)
+    data = _load(RefundSchema, payload)
     fallback = _currency(shop_currency, "shop_currency") if shop_currency else None
     amounts: list[tuple[Decimal, str | None]] = []
     lines = []
@@ -534,7 +547,7 @@ def build_refund(payload: Mapping[str, Any], *, shop_currency: str | None = None
 
 def build_customer(payload: Mapping[str, Any]) -> CustomerInfo:
     """A :class:`CustomerInfo` from a Shopify customer JSON object."""
-    data = _load(CustomerSchema(), payload)
+    data = _load(CustomerSchema, payload)
     return _customer_info(data)
 
 
@@ -717,7 +730,7 @@ def _order_topic(event_cls, when: Callable[[Order], datetime | None]):
 
 
 def _orders_fulfilled(payload, *, shop, shop_currency, configured_shop):
-    data = _load(OrderSchema(), payload)
+    data = _load(OrderSchema, payload)
     order = _order_from(data)
     latest = _latest_success(data.get("fulfillments") or [])
     fulfillment = _fulfillment(latest, order.shopify_id) if latest else None
@@ -737,7 +750,7 @@ def _orders_fulfilled(payload, *, shop, shop_currency, configured_shop):
 
 
 def _fulfillment_topic(payload, *, shop, shop_currency, configured_shop):
-    data = _load(FulfillmentSchema(), payload)
+    data = _load(FulfillmentSchema, payload)
     fulfillment = _fulfillment(data)
     if fulfillment.status != "success":
         # pending/open/cancelled/failure/error fulfillments ship nothing yet.
@@ -777,7 +790,7 @@ def _customer_topic(created: bool):
 
 
 def _customers_delete(payload, *, shop, shop_currency, configured_shop):
-    data = _load(CustomerDeleteSchema(), payload)
+    data = _load(CustomerDeleteSchema, payload)
     return [CustomerDeleted(customer=CustomerInfo(shopify_id=data["id"]), platform=PLATFORM, shop=shop)]
 
 
@@ -791,7 +804,7 @@ def _privacy_customer(data: Mapping[str, Any]) -> CustomerInfo:
 
 
 def _customers_data_request(payload, *, shop, shop_currency, configured_shop):
-    data = _load(CustomerDataRequestSchema(), payload)
+    data = _load(CustomerDataRequestSchema, payload)
     _check_privacy_shop(data.get("shop_domain"), shop, configured_shop)
     return [
         CustomerDataRequest(
@@ -805,7 +818,7 @@ def _customers_data_request(payload, *, shop, shop_currency, configured_shop):
 
 
 def _customers_redact(payload, *, shop, shop_currency, configured_shop):
-    data = _load(CustomerRedactSchema(), payload)
+    data = _load(CustomerRedactSchema, payload)
     _check_privacy_shop(data.get("shop_domain"), shop, configured_shop)
     return [
         CustomerRedact(
@@ -818,13 +831,13 @@ def _customers_redact(payload, *, shop, shop_currency, configured_shop):
 
 
 def _shop_redact(payload, *, shop, shop_currency, configured_shop):
-    data = _load(ShopRedactSchema(), payload)
+    data = _load(ShopRedactSchema, payload)
     _check_privacy_shop(data.get("shop_domain"), shop, configured_shop)
     return [ShopRedact(platform=PLATFORM, shop=shop)]
 
 
 def _app_uninstalled(payload, *, shop, shop_currency, configured_shop):
-    data = _load(ShopSchema(), payload)
+    data = _load(ShopSchema, payload)
     _check_shop(data.get("myshopify_domain"), shop, "myshopify_domain")
     if configured_shop:
         _check_shop(data.get("myshopify_domain"), configured_shop, "myshopify_domain")
