@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from conftest import SHOP, base_config, dumps, shopify_headers
 from payloads import order
 from retention_plugin import config as config_mod
-from retention_plugin import shop_scope, shops
+from retention_plugin import hookimpl, shop_scope, shops
 from retention_plugin.analysis.store import load_store_history
 from retention_plugin.features.recalls.engine import create_recall
 from retention_plugin.storage import tables as t
@@ -305,3 +305,77 @@ def test_a_one_shop_database_from_before_keeps_its_rows_given_to_the_configured_
     finally:
         upgrade(engine)  # the database is the session's on PostgreSQL: leave it at the head whatever happened
         engine.dispose()
+
+
+# --- periodic tasks, once per shop ------------------------------------------------------------------------
+
+
+GOLD = {"name": "gold", "min_spend": "300.00", "discount_percent": 5, "segment_id": "gid://shopify/Segment/1"}
+
+
+def task_runs(app) -> dict[str, dict]:
+    return {r["name"]: r for r in rows(app, t.task_runs)}
+
+
+def test_a_shop_wide_task_runs_for_each_shop_with_its_own_settings_and_not_for_a_stopped_shop(make_app, clock):
+    # B's tier gives 9 % through B's own customer segment; A's the global 5 %.
+    app = make_app(loyalty={"tiers": [GOLD]}, messages={"default_channel": "log"},
+                   shops={B: {"loyalty": {"tiers": [dict(GOLD, discount_percent=9,
+                                                         segment_id="gid://shopify/Segment/2")]}}})
+    run_worker(app)
+    made = [a for a in rows(app, t.actions) if a["kind"] == "discount_automatic_basic_create"]
+    by_shop = {a["shop"]: a["request"]["variables"]["automaticBasicDiscount"] for a in made}
+    assert sorted(by_shop) == [A, B] and len(made) == 2
+    assert by_shop[A]["customerGets"]["value"] == {"percentage": 0.05}
+    assert by_shop[B]["customerGets"]["value"] == {"percentage": 0.09}
+    assert by_shop[A]["context"] != by_shop[B]["context"]  # each shop's own segment
+    assert len({a["key"] for a in made}) == 2
+    runs = task_runs(app)
+    assert runs["loyalty.tier_pricing"]["last_finished_at"] is not None
+    assert runs[f"loyalty.tier_pricing@{B}"]["last_finished_at"] is not None
+    # Running again changes nothing: neither shop's discount is switched off by the other's pass.
+    clock.advance(hours=1)
+    run_worker(app)
+    assert [a["kind"] for a in rows(app, t.actions) if a["kind"].startswith("discount_automatic")] == [
+        "discount_automatic_basic_create"] * 2
+
+    # B uninstalls: its tasks stop; A's go on.
+    deliver_shopify(app, "app/uninstalled", {"id": B_ID, "name": "B", "domain": B, "myshopify_domain": B}, shop=B)
+    run_worker(app)
+    before = task_runs(app)
+    clock.advance(hours=1)
+    run_worker(app)
+    after = task_runs(app)
+    assert after["loyalty.tier_pricing"]["last_started_at"] > before["loyalty.tier_pricing"]["last_started_at"]
+    assert after[f"loyalty.tier_pricing@{B}"]["last_started_at"] == \
+        before[f"loyalty.tier_pricing@{B}"]["last_started_at"]
+
+
+class ProbeTask:
+    """A task that notes the shop and the loyalty rate it sees, and fails for shop B."""
+
+    def __init__(self):
+        self.seen: list[tuple] = []
+
+    @hookimpl
+    def register_tasks(self, register):
+        register("probe", self.run, 3600)
+
+    def run(self, ctx):
+        shop = shop_scope.current(ctx.conn)
+        self.seen.append((shop, ctx.settings.section("loyalty")["points_per_currency_unit"]))
+        if shop == B:
+            raise RuntimeError("B's pass breaks")
+
+
+def test_one_shops_failing_task_does_not_block_another_shops_pass(make_app, clock):
+    probe = ProbeTask()
+    app = make_app([probe], shops=PER_SHOP)
+    run_worker(app)
+    assert probe.seen == [(A, 1), (B, 2)]  # B's pass sees B's [shops."<b>".loyalty]
+    runs = task_runs(app)
+    assert runs["probe"]["last_error"] is None
+    assert "B's pass breaks" in runs[f"probe@{B}"]["last_error"]
+    clock.advance(hours=1, seconds=1)
+    run_worker(app)
+    assert probe.seen[2:] == [(A, 1), (B, 2)]  # both run again next period: B's failure held nothing up

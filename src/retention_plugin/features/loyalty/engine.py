@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from ...shop_scope import only, only_customers, scoped
 from ...storage import tables as t
 from .settings import SECTION, settings_of  # noqa: F401 (SECTION: the plugin registers it by this)
 from . import punch, rewards, sync, tiers
@@ -156,6 +157,14 @@ def last_activity(conn, customer_ids) -> dict:
     return out
 
 
+def _shop_customers(conn) -> set[int] | None:
+    """The customers of the shop a task's pass runs for (:mod:`retention_plugin.tasks`); None outside one."""
+    if scoped() is None:
+        return None
+    C = t.customers
+    return set(conn.execute(select(C.c.id).where(only(C))).scalars())
+
+
 def run_expiry(ctx, s: dict) -> dict:
     """Expire available points ``expire_after_days`` after the last order; warn before."""
     days = s["expire_after_days"]
@@ -163,7 +172,9 @@ def run_expiry(ctx, s: dict) -> dict:
     if not days:
         return counts
     now = ctx.now
-    positive = {cid: b for cid, b in balances(ctx.conn, now).items() if b.available > 0}
+    ours = _shop_customers(ctx.conn)
+    positive = {cid: b for cid, b in balances(ctx.conn, now).items()
+                if b.available > 0 and (ours is None or cid in ours)}
     activity = last_activity(ctx.conn, positive)
     warn = s["expiry_warning_days"]
     for cid, bal in positive.items():
@@ -192,7 +203,7 @@ def run_matured_rewards(ctx, s: dict) -> int:
         return 0
     now = ctx.now
     ids = [cid for (cid,) in ctx.conn.execute(select(L.c.customer_id).where(
-        L.c.points > 0, L.c.available_at <= now, L.c.available_at > now - timedelta(days=2)).distinct())]
+        L.c.points > 0, L.c.available_at <= now, L.c.available_at > now - timedelta(days=2), only(L)).distinct())]
     n = 0
     for cid in ids:
         op = LoyaltyOp(ctx, cid, s)
@@ -209,11 +220,12 @@ def run_tiers(ctx, s: dict) -> int:
     CT = t.customer_tiers
     stored = dict(conn.execute(select(CT.c.customer_id, CT.c.tier)).all())
     changed = []
+    ours = _shop_customers(conn)
     for cid, tier in tiers.evaluate(conn, s, now).items():
-        if stored.get(cid) != tier:
+        if stored.get(cid) != tier and (ours is None or cid in ours):
             before, _ = tiers.store_tier(conn, cid, tier, now)
             changed.append((cid, before, tier))
-    conn.execute(CT.update().values(evaluated_at=now))
+    conn.execute(CT.update().where(only_customers(CT.c.customer_id)).values(evaluated_at=now))
     bals = balances(conn, now, [c for c, _, _ in changed]) if changed else {}
     for cid, before, tier in changed:
         bal = bals.get(cid) or balance(conn, cid, now)
