@@ -379,3 +379,40 @@ def test_one_shops_failing_task_does_not_block_another_shops_pass(make_app, cloc
     clock.advance(hours=1, seconds=1)
     run_worker(app)
     assert probe.seen[2:] == [(A, 1), (B, 2)]  # both run again next period: B's failure held nothing up
+
+
+# --- customers/redact, within the shop -------------------------------------------------------------------
+
+
+def dump_shop(app, shop) -> dict[str, list[tuple]]:
+    """Every row of ``shop`` (:func:`shops.rows_of`), exactly as stored."""
+    out = {}
+    with app.engine.connect() as conn:
+        for table in t.metadata.sorted_tables:
+            where = shops.rows_of(table, shop)
+            if where is None or table is t.task_runs:
+                continue
+            out[table.name] = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+                               for r in conn.execute(select(table).where(where)
+                                                     .order_by(*table.primary_key.columns))]
+    return out
+
+
+def test_a_customer_redaction_scrubs_the_redacting_shops_rows_only(make_app, clock):
+    app = two_shop_app(make_app)
+    when = clock.now - timedelta(days=10)
+    seed_shop(app, A, 1000, when)
+    seed_shop(app, B, 2000, when)  # B's Ann has the same email: she is B's customer, and B keeps her
+    b_before = dump_shop(app, B)
+    assert any(b"ann@example.com" in bytes(r["body"]) for r in rows(app, t.inbox, B))
+
+    deliver_shopify(app, "customers/redact", {"shop_id": A_ID, "shop_domain": A,
+                                              "customer": {"id": 6101, "email": "ann@example.com"},
+                                              "orders_to_redact": [1001]}, shop=A)
+    assert run_worker(app).dead == 0
+    assert not any(b"ann@example.com" in bytes(r["body"]) for r in rows(app, t.inbox, A))
+    (ann_a,) = [c for c in rows(app, t.customers, A) if c["shopify_id"] == 6101]
+    assert ann_a["redacted_at"] is not None
+    b_after = dump_shop(app, B)
+    for name in b_before:
+        assert b_after[name] == b_before[name], name
