@@ -416,3 +416,72 @@ def test_a_customer_redaction_scrubs_the_redacting_shops_rows_only(make_app, clo
     b_after = dump_shop(app, B)
     for name in b_before:
         assert b_after[name] == b_before[name], name
+
+
+# --- the storefront page and the console's sign-in, for every shop served -------------------------------------
+
+
+def test_each_served_shops_customer_sees_their_own_storefront_page_and_others_get_401(make_app, clock):
+    import falcon.testing
+
+    from retention_plugin.web import create_app
+    from storefront_support import proxy_query
+
+    app = two_shop_app(make_app)
+    deliver_shopify(app, "orders/paid", order(1101, customer_id=1001, subtotal="250.00"), shop=A)
+    deliver_shopify(app, "orders/paid", order(2101, customer_id=1001, subtotal="120.00"), shop=B)  # B earns double
+    assert run_worker(app).dead == 0
+    client = falcon.testing.TestClient(create_app(app))
+
+    def page(shop):
+        return client.simulate_get("/proxy/rewards", query_string=proxy_query(1001, clock.now, shop=shop))
+
+    got_a, got_b = page(A), page(B)
+    assert got_a.status == got_b.status == "200 OK"
+    assert 'id="rp-available">250<' in got_a.text
+    assert 'id="rp-available">240<' in got_b.text  # B's own customer 1001, at B's rate
+    assert page("someone-else.myshopify.com").status == "401 Unauthorized"
+
+    # B uninstalls: its page is refused like an unknown shop's; A's is served.
+    deliver_shopify(app, "app/uninstalled", {"id": B_ID, "name": "B", "domain": B, "myshopify_domain": B}, shop=B)
+    run_worker(app)
+    assert page(B).status == "401 Unauthorized" and page(B).text == "Unauthorized"
+    assert page(A).status == "200 OK"
+
+
+def test_the_console_signs_in_any_served_shop_from_its_session_token_and_works_in_that_shop(make_app, clock):
+    import jwt
+    from urllib.parse import quote
+
+    from test_console import Browser
+
+    client_id, secret = "console-client-id", "console-client-secret-0123456789"
+    app = make_app(shopify={"client_id": client_id, "client_secret": secret}, shops=PER_SHOP)
+    seed_shop(app, A, 1000, clock.now - timedelta(days=3))
+    seed_shop(app, B, 2000, clock.now - timedelta(days=3))
+
+    def token(shop):
+        now = int(app.now().timestamp())
+        return jwt.encode({"iss": f"https://{shop}/admin", "dest": f"https://{shop}", "aud": client_id, "sub": "7",
+                           "exp": now + 60, "nbf": now - 5, "iat": now - 5, "jti": "j", "sid": "s"},
+                          secret, algorithm="HS256")
+
+    b = Browser(app)
+    r = b.get("/admin", headers={"Authorization": f"Bearer {token(B)}"})
+    assert r.status_code == 200 and "shopify:7" in r.text
+    assert [s["shop"] for s in rows(app, t.console_sessions)] == [B]
+    # Signed in from B's admin: B's Ann, not A's (the same email in both shops).
+    found = b.get("/admin/customers?q=" + quote("ann@example.com"))
+    (b_ann,) = [c["id"] for c in rows(app, t.customers, B) if c["shopify_id"] == 6101]
+    (a_ann,) = [c["id"] for c in rows(app, t.customers, A) if c["shopify_id"] == 6101]
+    assert f'/admin/customers/{b_ann}"' in found.text and f'/admin/customers/{a_ann}"' not in found.text
+    assert b.get(f"/admin/customers/{a_ann}").status_code == 404
+
+    r = Browser(app).get("/admin", params={"id_token": token("someone-else.myshopify.com")})
+    assert r.status_code == 401 and "dest" in r.text
+    # B uninstalls: its admin signs in no more; A's still does.
+    deliver_shopify(app, "app/uninstalled", {"id": B_ID, "name": "B", "domain": B, "myshopify_domain": B}, shop=B)
+    run_worker(app)
+    r = Browser(app).get("/admin", params={"id_token": token(B)})
+    assert r.status_code == 401 and "uninstalled" in r.text
+    assert Browser(app).get("/admin", params={"id_token": token(A)}).status_code == 200

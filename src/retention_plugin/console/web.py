@@ -8,6 +8,7 @@ retry, the features' ``register_admin_operations``), never copies of them.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -26,6 +27,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import func, or_, select
 
 from .. import operations as ops
+from .. import shops
+from ..shop_scope import only, scope
 from ..storage import tables as t
 from . import auth
 
@@ -125,11 +128,21 @@ class Console:
         token = bearer[7:].strip() if bearer.lower().startswith("bearer ") else req.get_param("id_token")
         if not token:
             return None
+        # Any shop the install serves signs in with its own app settings ([shops."<shop>".shopify]).
+        shop = auth.token_shop(token)
+        with self.retention.engine.connect() as conn:
+            known = shop is not None and shops.is_installed(self.retention, conn, shop)
+            stopped = known and shops.stopped(conn, shop)
         try:
-            claims = auth.verify_shopify_token(token, self.retention.settings.section("shopify") or {}, self.now())
+            # A shop this install does not know: the configured shop's checks say what is wrong with the token.
+            with scope(shop if known else None):
+                claims = auth.verify_shopify_token(token, self.retention.settings.section("shopify") or {},
+                                                   self.now())
+            if stopped:
+                raise auth.TokenRefused("the app is uninstalled from the session token's shop")
         except auth.TokenRefused as e:
             raise Refused(falcon.HTTP_401, f"Shopify session token refused: {e}") from None
-        cookie, session = auth.shopify_session(self.retention.engine, claims, self.now(), _ip(req))
+        cookie, session = auth.shopify_session(self.retention.engine, claims, self.now(), _ip(req), shop=shop)
         _set_cookie(req, resp, COOKIE, cookie, max_age=int(auth.SESSION_TTL.total_seconds()), embedded=True)
         return session
 
@@ -195,7 +208,9 @@ class Console:
                         if not auth.csrf_ok(session["csrf"], form.get("csrf")):
                             raise Refused(falcon.HTTP_403, "the form's security token is missing or wrong; "
                                                            "reload the page and try again")
-                    return fn(self, req, resp, session=session, form=form, **params)
+                    # An embedded sign-in works for its shop: that shop's rows and settings.
+                    with scope(session["shop"]) if session.get("shop") else contextlib.nullcontext():
+                        return fn(self, req, resp, session=session, form=form, **params)
                 except Refused as r:
                     shown = {**self.base(session, req, ""), "done": None, "error": None} if session else {}
                     self.render(resp, "error.html", **{"signed_in": False, **shown}, status=r.status, message=str(r))
@@ -273,7 +288,8 @@ class Console:
                 n = int(q)
                 conds += [c.c.id == n, c.c.shopify_id == n, c.c.zendesk_user_id == n]
             with self.retention.engine.connect() as conn:
-                rows = conn.execute(select(c).where(or_(*conds), c.c.merged_into.is_(None))
+                # An embedded sign-in finds its own shop's customers (only(): all of them otherwise).
+                rows = conn.execute(select(c).where(or_(*conds), c.c.merged_into.is_(None), only(c))
                                     .order_by(c.c.id).limit(100)).mappings().all()
         self.render(resp, "customers.html", **self.base(session, req, "customers"), q=q, rows=rows)
 
@@ -282,7 +298,8 @@ class Console:
         from ..customers import customer_profile
 
         with self.retention.engine.connect() as conn:
-            exists = conn.execute(select(t.customers.c.id).where(t.customers.c.id == customer_id)).first()
+            exists = conn.execute(select(t.customers.c.id).where(t.customers.c.id == customer_id,
+                                                                 only(t.customers))).first()
             if exists is None:
                 raise falcon.HTTPNotFound(title="no such customer")
             ledger = conn.execute(select(t.ledger).where(t.ledger.c.customer_id == customer_id)
