@@ -485,3 +485,43 @@ def test_the_console_signs_in_any_served_shop_from_its_session_token_and_works_i
     r = Browser(app).get("/admin", params={"id_token": token(B)})
     assert r.status_code == 401 and "uninstalled" in r.text
     assert Browser(app).get("/admin", params={"id_token": token(A)}).status_code == 200
+
+
+def test_listings_show_every_shop_with_a_shop_column_or_one_shop_with_the_shop_option(make_app, db_url, tmp_path,
+                                                                                     clock):
+    import json
+
+    from retention_plugin.cli import cli
+
+    app = make_app(shops=PER_SHOP)
+    for shop, oid in ((A, 1101), (B, 2101)):
+        deliver_shopify(app, "orders/paid", order(oid, customer_id=1001, subtotal="10.00"), shop=shop)
+        with shop_scope.scope(shop), app.engine.begin() as conn:
+            conn.execute(t.actions.insert().values(key=f"probe:{shop}", platform="shopify", kind="tags_add",
+                                                   request={}, status="pending", attempts=0,
+                                                   next_attempt_at=clock.now, created_at=clock.now,
+                                                   updated_at=clock.now))
+    runner = CliRunner()
+    path = write_config(tmp_path / "retention.toml", base_config(db_url, shops=PER_SHOP))
+
+    def run(*args):
+        got = runner.invoke(cli, ["--config", str(path), *args])
+        assert got.exit_code == 0, got.output
+        return got.output
+
+    for command in (("events", "list"), ("actions", "list")):
+        lines = run(*command).splitlines()
+        assert len(lines) == 2 and {line.split()[2 if command[0] == "events" else 1] for line in lines} == {A, B}
+        only_b = json.loads(run("--shop", B, *command, "--json"))
+        assert len(only_b) == 1
+    assert json.loads(run("--shop", B, "events", "list", "--json"))[0]["shop"] == B
+    assert json.loads(run("--shop", B, "actions", "list", "--json"))[0]["key"] == f"probe:{B}"
+    assert {a["shop"] for a in json.loads(run("actions", "list", "--json"))} == {A, B}
+
+    # One shop installed: the listing is as it always was, no shop column.
+    one = write_config(tmp_path / "one.toml", base_config(db_url))
+    got = runner.invoke(cli, ["--config", str(one), "actions", "list"])
+    assert got.exit_code == 0 and len(got.output.splitlines()) == 2
+    assert all(line.split()[1] == "shopify" for line in got.output.splitlines())
+    assert all("shop" not in a for a in json.loads(runner.invoke(cli, ["--config", str(one), "actions", "list",
+                                                                       "--json"]).output))

@@ -13,6 +13,7 @@ from . import __version__, shop_scope
 from .clihelp import (  # noqa: F401 (re-exported: the names scripts and tests know cli by)
     ConfigProblem,
     LazyApp,
+    ShopListing,
     echo_json,
     pass_app,
     require_schema,
@@ -233,9 +234,10 @@ STATUSES = click.Choice(["pending", "processing", "done", "dead", "ignored"])
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def events_list(app, status, limit, as_json):
-    """List deliveries, newest first."""
+    """List deliveries, newest first (with --shop, that shop's Shopify deliveries)."""
+    shops = ShopListing(app)
     cols = [c for c in t.inbox.c if c.name != "body"]
-    q = select(*cols).order_by(t.inbox.c.id.desc()).limit(limit)
+    q = shops.filter(select(*cols).order_by(t.inbox.c.id.desc()).limit(limit), t.inbox)
     if status:
         q = q.where(t.inbox.c.status == status)
     with app.engine.connect() as conn:
@@ -245,7 +247,8 @@ def events_list(app, status, limit, as_json):
         return
     for r in rows:
         err = f"  {r['last_error'][:80]}" if r["last_error"] else ""
-        click.echo(f"{r['id']:>8}  {r['received_at'][:19]}  {r['platform']:<8} {r['topic']:<28} "
+        click.echo(f"{r['id']:>8}  {r['received_at'][:19]}  {shops.column(r['shop'])}"
+                   f"{r['platform']:<8} {r['topic']:<28} "
                    f"{r['status']:<10} x{r['attempts']}{err}")
 
 
@@ -306,19 +309,22 @@ def _action_json(r) -> dict:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def actions_list(app, status, kind, limit, as_json):
-    """List actions, newest first, with the request each makes."""
-    q = select(t.actions).order_by(t.actions.c.id.desc()).limit(limit)
+    """List actions, newest first, with the request each makes (with --shop, that shop's)."""
+    shops = ShopListing(app)
+    q = shops.filter(select(t.actions).order_by(t.actions.c.id.desc()).limit(limit), t.actions)
     if status:
         q = q.where(t.actions.c.status == status)
     if kind:
         q = q.where(t.actions.c.kind == kind)
     with app.engine.connect() as conn:
-        rows = [_action_json(r) for r in conn.execute(q).mappings()]
+        rows = [{**_action_json(r), **({"shop": r["shop"]} if shops.many else {})}
+                for r in conn.execute(q).mappings()]
     if as_json:
         echo_json(rows)
         return
     for r in rows:
-        click.echo(f"{r['id']:>8}  {r['platform']:<8} {r['kind']:<28} {r['status']:<8} x{r['attempts']}  {r['key']}")
+        click.echo(f"{r['id']:>8}  {shops.column(r.get('shop'))}{r['platform']:<8} {r['kind']:<28} {r['status']:<8} "
+                   f"x{r['attempts']}  {r['key']}")
 
 
 @actions_group.command("retry")
