@@ -43,13 +43,14 @@ def passes(app) -> list[str | None]:
     A shop that uninstalled the app (and has not installed it again) gets no pass.
     """
     with app.engine.connect() as conn:
-        active = [s for s in shops.installed(app, conn) if not shops.stopped(conn, s)]
-        if not active:
-            # No shop at all (no Shopify configured): the one unscoped pass. Every shop stopped: nothing.
-            return [None] if not shops.installed(app, conn) else []
-    if active == [app.default_shop] and app.default_shop not in app.settings.per_shop:
+        every = shops.installed(app, conn)
+        active = [s for s in every if not shops.stopped(conn, s)]
+    if not every:
+        return [None]  # no shop at all (no Shopify configured): the one unscoped pass
+    if active == every == [app.default_shop] and app.default_shop not in app.settings.per_shop:
         return [None]  # exactly as before shops were many: no scope, the global sections
-    return list(active)
+    # Scoped even when one shop is left: an unscoped pass would work on a stopped shop's rows too.
+    return active
 
 
 def run_due(app) -> int:
