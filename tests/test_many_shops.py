@@ -525,3 +525,23 @@ def test_listings_show_every_shop_with_a_shop_column_or_one_shop_with_the_shop_o
     assert all(line.split()[1] == "shopify" for line in got.output.splitlines())
     assert all("shop" not in a for a in json.loads(runner.invoke(cli, ["--config", str(one), "actions", "list",
                                                                        "--json"]).output))
+
+
+def test_the_daily_tier_review_judges_each_shops_customers_by_that_shops_tiers(make_app, clock):
+    # Orders first, tiers configured afterwards: only the daily task (not an order) can place anyone.
+    app = make_app(shops=PER_SHOP)
+    for shop, oid in ((A, 1101), (B, 2101)):
+        deliver_shopify(app, "orders/paid", order(oid, customer_id=1001, subtotal="100.00"), shop=shop)
+    assert run_worker(app).dead == 0
+    gold = {"name": "gold", "min_spend": "300.00"}
+    app = make_app(loyalty={"tiers": [gold]},
+                   shops={B: {"loyalty": {"points_per_currency_unit": 2,
+                                          "tiers": [dict(gold, min_spend="50.00")]}}})
+    clock.advance(days=1, hours=1)
+    run_worker(app)
+    with app.engine.connect() as conn:
+        tier_of = {shop: conn.execute(select(t.customer_tiers.c.tier).join(
+            t.customers, t.customers.c.id == t.customer_tiers.c.customer_id).where(t.customers.c.shop == shop)
+        ).scalar() for shop in (A, B)}
+    assert tier_of[B] == "gold"  # 100 spent, B's gold from 50
+    assert tier_of[A] != "gold"  # 100 spent, A's gold from 300
