@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from conftest import SHOP, base_config, dumps, shopify_headers
 from payloads import order
 from retention_plugin import config as config_mod
-from retention_plugin import shop_scope, shops
+from retention_plugin import hookimpl, shop_scope, shops
 from retention_plugin.analysis.store import load_store_history
 from retention_plugin.features.recalls.engine import create_recall
 from retention_plugin.storage import tables as t
@@ -308,3 +308,247 @@ def test_a_one_shop_database_from_before_keeps_its_rows_given_to_the_configured_
     finally:
         upgrade(engine)  # the database is the session's on PostgreSQL: leave it at the head whatever happened
         engine.dispose()
+
+
+# --- periodic tasks, once per shop ------------------------------------------------------------------------
+
+
+GOLD = {"name": "gold", "min_spend": "300.00", "discount_percent": 5, "segment_id": "gid://shopify/Segment/1"}
+
+
+def task_runs(app) -> dict[str, dict]:
+    return {r["name"]: r for r in rows(app, t.task_runs)}
+
+
+def test_a_shop_wide_task_runs_for_each_shop_with_its_own_settings_and_not_for_a_stopped_shop(make_app, clock):
+    # B's tier gives 9 % through B's own customer segment; A's the global 5 %.
+    app = make_app(loyalty={"tiers": [GOLD]}, messages={"default_channel": "log"},
+                   shops={B: {"loyalty": {"tiers": [dict(GOLD, discount_percent=9,
+                                                         segment_id="gid://shopify/Segment/2")]}}})
+    run_worker(app)
+    made = [a for a in rows(app, t.actions) if a["kind"] == "discount_automatic_basic_create"]
+    by_shop = {a["shop"]: a["request"]["variables"]["automaticBasicDiscount"] for a in made}
+    assert sorted(by_shop) == [A, B] and len(made) == 2
+    assert by_shop[A]["customerGets"]["value"] == {"percentage": 0.05}
+    assert by_shop[B]["customerGets"]["value"] == {"percentage": 0.09}
+    assert by_shop[A]["context"] != by_shop[B]["context"]  # each shop's own segment
+    assert len({a["key"] for a in made}) == 2
+    runs = task_runs(app)
+    assert runs["loyalty.tier_pricing"]["last_finished_at"] is not None
+    assert runs[f"loyalty.tier_pricing@{B}"]["last_finished_at"] is not None
+    # Running again changes nothing: neither shop's discount is switched off by the other's pass.
+    clock.advance(hours=1)
+    run_worker(app)
+    assert [a["kind"] for a in rows(app, t.actions) if a["kind"].startswith("discount_automatic")] == [
+        "discount_automatic_basic_create"] * 2
+
+    # B uninstalls: its tasks stop; A's go on.
+    deliver_shopify(app, "app/uninstalled", {"id": B_ID, "name": "B", "domain": B, "myshopify_domain": B}, shop=B)
+    run_worker(app)
+    before = task_runs(app)
+    clock.advance(hours=1)
+    run_worker(app)
+    after = task_runs(app)
+    assert after["loyalty.tier_pricing"]["last_started_at"] > before["loyalty.tier_pricing"]["last_started_at"]
+    assert after[f"loyalty.tier_pricing@{B}"]["last_started_at"] == \
+        before[f"loyalty.tier_pricing@{B}"]["last_started_at"]
+
+
+class ProbeTask:
+    """A task that notes the shop and the loyalty rate it sees, and fails for shop B."""
+
+    def __init__(self):
+        self.seen: list[tuple] = []
+
+    @hookimpl
+    def register_tasks(self, register):
+        register("probe", self.run, 3600)
+
+    def run(self, ctx):
+        shop = shop_scope.current(ctx.conn)
+        self.seen.append((shop, ctx.settings.section("loyalty")["points_per_currency_unit"]))
+        if shop == B:
+            raise RuntimeError("B's pass breaks")
+
+
+def test_one_shops_failing_task_does_not_block_another_shops_pass(make_app, clock):
+    probe = ProbeTask()
+    app = make_app([probe], shops=PER_SHOP)
+    run_worker(app)
+    assert probe.seen == [(A, 1), (B, 2)]  # B's pass sees B's [shops."<b>".loyalty]
+    runs = task_runs(app)
+    assert runs["probe"]["last_error"] is None
+    assert "B's pass breaks" in runs[f"probe@{B}"]["last_error"]
+    clock.advance(hours=1, seconds=1)
+    run_worker(app)
+    assert probe.seen[2:] == [(A, 1), (B, 2)]  # both run again next period: B's failure held nothing up
+
+
+# --- customers/redact, within the shop -------------------------------------------------------------------
+
+
+def dump_shop(app, shop) -> dict[str, list[tuple]]:
+    """Every row of ``shop`` (:func:`shops.rows_of`), exactly as stored."""
+    out = {}
+    with app.engine.connect() as conn:
+        for table in t.metadata.sorted_tables:
+            where = shops.rows_of(table, shop)
+            if where is None or table is t.task_runs:
+                continue
+            out[table.name] = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+                               for r in conn.execute(select(table).where(where)
+                                                     .order_by(*table.primary_key.columns))]
+    return out
+
+
+def test_a_customer_redaction_scrubs_the_redacting_shops_rows_only(make_app, clock):
+    app = two_shop_app(make_app)
+    when = clock.now - timedelta(days=10)
+    seed_shop(app, A, 1000, when)
+    seed_shop(app, B, 2000, when)  # B's Ann has the same email: she is B's customer, and B keeps her
+    b_before = dump_shop(app, B)
+    assert any(b"ann@example.com" in bytes(r["body"]) for r in rows(app, t.inbox, B))
+
+    deliver_shopify(app, "customers/redact", {"shop_id": A_ID, "shop_domain": A,
+                                              "customer": {"id": 6101, "email": "ann@example.com"},
+                                              "orders_to_redact": [1001]}, shop=A)
+    assert run_worker(app).dead == 0
+    assert not any(b"ann@example.com" in bytes(r["body"]) for r in rows(app, t.inbox, A))
+    (ann_a,) = [c for c in rows(app, t.customers, A) if c["shopify_id"] == 6101]
+    assert ann_a["redacted_at"] is not None
+    b_after = dump_shop(app, B)
+    for name in b_before:
+        assert b_after[name] == b_before[name], name
+
+
+# --- the storefront page and the console's sign-in, for every shop served -------------------------------------
+
+
+def test_each_served_shops_customer_sees_their_own_storefront_page_and_others_get_401(make_app, clock):
+    import falcon.testing
+
+    from retention_plugin.web import create_app
+    from storefront_support import proxy_query
+
+    app = two_shop_app(make_app)
+    deliver_shopify(app, "orders/paid", order(1101, customer_id=1001, subtotal="250.00"), shop=A)
+    deliver_shopify(app, "orders/paid", order(2101, customer_id=1001, subtotal="120.00"), shop=B)  # B earns double
+    assert run_worker(app).dead == 0
+    client = falcon.testing.TestClient(create_app(app))
+
+    def page(shop):
+        return client.simulate_get("/proxy/rewards", query_string=proxy_query(1001, clock.now, shop=shop))
+
+    got_a, got_b = page(A), page(B)
+    assert got_a.status == got_b.status == "200 OK"
+    assert 'id="rp-available">250<' in got_a.text
+    assert 'id="rp-available">240<' in got_b.text  # B's own customer 1001, at B's rate
+    assert page("someone-else.myshopify.com").status == "401 Unauthorized"
+
+    # B uninstalls: its page is refused like an unknown shop's; A's is served.
+    deliver_shopify(app, "app/uninstalled", {"id": B_ID, "name": "B", "domain": B, "myshopify_domain": B}, shop=B)
+    run_worker(app)
+    assert page(B).status == "401 Unauthorized" and page(B).text == "Unauthorized"
+    assert page(A).status == "200 OK"
+
+
+def test_the_console_signs_in_any_served_shop_from_its_session_token_and_works_in_that_shop(make_app, clock):
+    import jwt
+    from urllib.parse import quote
+
+    from test_console import Browser
+
+    client_id, secret = "console-client-id", "console-client-secret-0123456789"
+    app = make_app(shopify={"client_id": client_id, "client_secret": secret}, shops=PER_SHOP)
+    seed_shop(app, A, 1000, clock.now - timedelta(days=3))
+    seed_shop(app, B, 2000, clock.now - timedelta(days=3))
+
+    def token(shop):
+        now = int(app.now().timestamp())
+        return jwt.encode({"iss": f"https://{shop}/admin", "dest": f"https://{shop}", "aud": client_id, "sub": "7",
+                           "exp": now + 60, "nbf": now - 5, "iat": now - 5, "jti": "j", "sid": "s"},
+                          secret, algorithm="HS256")
+
+    b = Browser(app)
+    r = b.get("/admin", headers={"Authorization": f"Bearer {token(B)}"})
+    assert r.status_code == 200 and "shopify:7" in r.text
+    assert rows(app, t.console_sessions) == []  # the token signs in each request; nothing is stored
+    # Signed in from B's admin: B's Ann, not A's (the same email in both shops).
+    as_b = {"Authorization": f"Bearer {token(B)}"}
+    found = b.get("/admin/customers?q=" + quote("ann@example.com"), headers=as_b)
+    (b_ann,) = [c["id"] for c in rows(app, t.customers, B) if c["shopify_id"] == 6101]
+    (a_ann,) = [c["id"] for c in rows(app, t.customers, A) if c["shopify_id"] == 6101]
+    assert f'/admin/customers/{b_ann}"' in found.text and f'/admin/customers/{a_ann}"' not in found.text
+    assert b.get(f"/admin/customers/{a_ann}", headers=as_b).status_code == 404
+    assert b.get(f"/admin/customers/{b_ann}", headers=as_b).status_code == 200
+
+    r = Browser(app).get("/admin", params={"id_token": token("someone-else.myshopify.com")})
+    assert r.status_code == 401 and "dest" in r.text
+    # B uninstalls: its admin signs in no more; A's still does.
+    deliver_shopify(app, "app/uninstalled", {"id": B_ID, "name": "B", "domain": B, "myshopify_domain": B}, shop=B)
+    run_worker(app)
+    r = Browser(app).get("/admin", params={"id_token": token(B)})
+    assert r.status_code == 401 and "uninstalled" in r.text
+    assert Browser(app).get("/admin", params={"id_token": token(A)}).status_code == 200
+
+
+def test_listings_show_every_shop_with_a_shop_column_or_one_shop_with_the_shop_option(make_app, db_url, tmp_path,
+                                                                                     clock):
+    import json
+
+    from retention_plugin.cli import cli
+
+    app = make_app(shops=PER_SHOP)
+    for shop, oid in ((A, 1101), (B, 2101)):
+        deliver_shopify(app, "orders/paid", order(oid, customer_id=1001, subtotal="10.00"), shop=shop)
+        with shop_scope.scope(shop), app.engine.begin() as conn:
+            conn.execute(t.actions.insert().values(key=f"probe:{shop}", platform="shopify", kind="tags_add",
+                                                   request={}, status="pending", attempts=0,
+                                                   next_attempt_at=clock.now, created_at=clock.now,
+                                                   updated_at=clock.now))
+    runner = CliRunner()
+    path = write_config(tmp_path / "retention.toml", base_config(db_url, shops=PER_SHOP))
+
+    def run(*args):
+        got = runner.invoke(cli, ["--config", str(path), *args])
+        assert got.exit_code == 0, got.output
+        return got.output
+
+    for command in (("events", "list"), ("actions", "list")):
+        head, _, *lines = run(*command).splitlines()  # a headed table: header, rule, rows
+        assert "shop" in head.split()
+        assert len(lines) == 2 and {line.split()[3] for line in lines} == {A, B}  # id, date, time, shop
+        only_b = json.loads(run("--shop", B, *command, "--json"))
+        assert len(only_b) == 1
+    assert json.loads(run("--shop", B, "events", "list", "--json"))[0]["shop"] == B
+    assert json.loads(run("--shop", B, "actions", "list", "--json"))[0]["key"] == f"probe:{B}"
+    assert {a["shop"] for a in json.loads(run("actions", "list", "--json"))} == {A, B}
+
+    # One shop installed: the listing is as it always was, no shop column.
+    one = write_config(tmp_path / "one.toml", base_config(db_url))
+    got = runner.invoke(cli, ["--config", str(one), "actions", "list"])
+    head, _, *lines = got.output.splitlines()
+    assert got.exit_code == 0 and len(lines) == 2 and "shop" not in head.split()
+    assert all(line.split()[3] == "shopify" for line in lines)  # id, date, time, platform
+    assert all("shop" not in a for a in json.loads(runner.invoke(cli, ["--config", str(one), "actions", "list",
+                                                                       "--json"]).output))
+
+
+def test_the_daily_tier_review_judges_each_shops_customers_by_that_shops_tiers(make_app, clock):
+    # Orders first, tiers configured afterwards: only the daily task (not an order) can place anyone.
+    app = make_app(shops=PER_SHOP)
+    for shop, oid in ((A, 1101), (B, 2101)):
+        deliver_shopify(app, "orders/paid", order(oid, customer_id=1001, subtotal="100.00"), shop=shop)
+    assert run_worker(app).dead == 0
+    gold = {"name": "gold", "min_spend": "300.00"}
+    app = make_app(loyalty={"tiers": [gold]},
+                   shops={B: {"loyalty": {"points_per_currency_unit": 2,
+                                          "tiers": [dict(gold, min_spend="50.00")]}}})
+    clock.advance(days=1, hours=1)
+    run_worker(app)
+    with app.engine.connect() as conn:
+        tier_of = {shop: conn.execute(select(t.customer_tiers.c.tier).join(
+            t.customers, t.customers.c.id == t.customer_tiers.c.customer_id).where(t.customers.c.shop == shop)
+        ).scalar() for shop in (A, B)}
+    assert tier_of[B] == "gold"  # 100 spent, B's gold from 50
+    assert tier_of[A] != "gold"  # 100 spent, A's gold from 300

@@ -14,6 +14,7 @@ from .clihelp import (  # noqa: F401 (re-exported: the names scripts and tests k
     ConfigProblem,
     LazyApp,
     RetentionGroup,
+    ShopListing,
     echo_json,
     pass_app,
     require_schema,
@@ -237,9 +238,10 @@ STATUSES = click.Choice(["pending", "processing", "done", "dead", "ignored"])
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def events_list(app, status, limit, as_json):
-    """List deliveries, newest first."""
+    """List deliveries, newest first (with --shop, that shop's Shopify deliveries)."""
+    shops = ShopListing(app)
     cols = [c for c in t.inbox.c if c.name != "body"]
-    q = select(*cols).order_by(t.inbox.c.id.desc()).limit(limit)
+    q = shops.filter(select(*cols).order_by(t.inbox.c.id.desc()).limit(limit), t.inbox)
     if status:
         q = q.where(t.inbox.c.status == status)
     with app.engine.connect() as conn:
@@ -248,7 +250,8 @@ def events_list(app, status, limit, as_json):
         echo_json(rows)
         return
     click.echo(table([{**r, "received_at": r["received_at"][:19].replace("T", " ")} for r in rows],
-                     ["id", "received_at", "platform", "topic", "status", "attempts", "last_error"],
+                     ["id", "received_at", *(["shop"] if shops.many else []), "platform", "topic", "status",
+                      "attempts", "last_error"],
                      headers={"received_at": "received (UTC)", "last_error": "last error"},
                      empty="no deliveries" + (f" with status {status}" if status else "")))
 
@@ -310,19 +313,22 @@ def _action_json(r) -> dict:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def actions_list(app, status, kind, limit, as_json):
-    """List actions, newest first, with the request each makes."""
-    q = select(t.actions).order_by(t.actions.c.id.desc()).limit(limit)
+    """List actions, newest first, with the request each makes (with --shop, that shop's)."""
+    shops = ShopListing(app)
+    q = shops.filter(select(t.actions).order_by(t.actions.c.id.desc()).limit(limit), t.actions)
     if status:
         q = q.where(t.actions.c.status == status)
     if kind:
         q = q.where(t.actions.c.kind == kind)
     with app.engine.connect() as conn:
-        rows = [_action_json(r) for r in conn.execute(q).mappings()]
+        rows = [{**_action_json(r), **({"shop": r["shop"]} if shops.many else {})}
+                for r in conn.execute(q).mappings()]
     if as_json:
         echo_json(rows)
         return
     click.echo(table([{**r, "created_at": r["created_at"][:19].replace("T", " ")} for r in rows],
-                     ["id", "created_at", "platform", "kind", "status", "attempts", "last_error"],
+                     ["id", "created_at", *(["shop"] if shops.many else []), "platform", "kind", "status",
+                      "attempts", "last_error"],
                      headers={"created_at": "created (UTC)", "kind": "call", "last_error": "last error"},
                      empty="no actions" + (f" with status {status}" if status else "")))
 

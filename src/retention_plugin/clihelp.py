@@ -145,6 +145,37 @@ def table(rows: list[dict], columns: list[str] | None = None, *, headers: dict[s
     return "\n".join([line(head), line(["-" * w for w in widths]), *(line(row) for row in body)])
 
 
+class ShopListing:
+    """How a listing command shows shops: ``--shop`` given, that shop's rows only; else, with more than
+    one shop installed, every shop's rows with a shop column; with one shop, every row as always."""
+
+    def __init__(self, app):
+        from .shops import installed
+
+        self.only = app.shop
+        if self.only is None:
+            with app.engine.connect() as conn:
+                self.many = len(installed(app.app, conn)) > 1
+        else:
+            self.many = False
+
+    def where(self, table):
+        """The rows to list (None: all); ``table``'s rows without a shop of their own follow their parent's."""
+        if self.only is None:
+            return None
+        from .shops import rows_of
+
+        return rows_of(table, self.only)
+
+    def filter(self, query, table):
+        where = self.where(table)
+        return query if where is None else query.where(where)
+
+    def column(self, shop: str | None) -> str:
+        """The shop column of a text row ("" unless several shops are listed)."""
+        return f"{(shop or '-'):<32} " if self.many else ""
+
+
 def echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 

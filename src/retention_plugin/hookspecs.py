@@ -91,7 +91,8 @@ def register_tasks(register: Callable[[str, Callable[[HookContext], None], float
 
     :param register: ``register(name, func, every_seconds)``; ``func(ctx)``
         runs inside a transaction of its own, at most once per period across
-        every worker sharing the database.
+        every worker sharing the database; with several shops, once per period
+        for each shop not stopped, inside its scope (``shop_scope.only``).
     """
 
 

@@ -41,10 +41,11 @@ from .redaction import (
     name_tokens,
     phone_digits,
     scrub,
+    rows_to_search,
     scrub_shared_text,
     searched_columns,
 )
-from .shop_scope import current
+from .shop_scope import current, of_row
 from .storage import tables as t
 
 
@@ -302,7 +303,9 @@ def _erase_inbox(ctx, p: Person, m: Matcher) -> int:
     ids = p.shopify_ids | p.zendesk_ids | p.shopify_order_ids | p.zendesk_ticket_ids
     markers = [str(i).encode() for i in ids] + [e.encode() for e in p.emails]
     i, conn, changed = t.inbox, ctx.conn, 0
-    for row in conn.execute(select(i.c.id, i.c.platform, i.c.shop, i.c.topic, i.c.body)).all():
+    # Another shop's deliveries are its own customers' (the same email there is another customer).
+    for row in conn.execute(select(i.c.id, i.c.platform, i.c.shop, i.c.topic, i.c.body).where(
+            or_(rows_to_search(i, shop_of(ctx)), i.c.id == ctx.inbox_id))).all():
         body = bytes(row.body)
         theirs = row.id == ctx.inbox_id or _delivery_is_theirs(row, p, markers)
         new = _scrub_body(body, m, theirs=theirs)
@@ -351,8 +354,14 @@ class Erasure:
         return scrub(value, self.matcher, pii_keys=theirs)
 
 
+def shop_of(ctx) -> str:
+    """The shop whose customer is being erased: the one in scope (the request's, ``--shop``), else the configured."""
+    return current(ctx.conn)
+
+
 def erase_person(ctx, p: Person, event: ev.CustomerRedact | None = None) -> dict[str, int]:
-    """The core's steps, every plugin's ``customer_redact``, then the free-text search; rows changed per table."""
+    """The core's steps, every plugin's ``customer_redact``, then the free-text search of the shop's rows;
+    rows changed per table."""
     erasure = Erasure(p, p.matcher())
     for table, step in ERASE_STEPS:
         erasure.count(table, step(ctx, p, erasure.matcher))
@@ -363,7 +372,7 @@ def erase_person(ctx, p: Person, event: ev.CustomerRedact | None = None) -> dict
         finally:
             ctx.erasure = None
     columns = searched_columns(declared_columns(ctx.pm))
-    for table, n in scrub_shared_text(ctx.conn, erasure.matcher, columns).items():
+    for table, n in scrub_shared_text(ctx.conn, erasure.matcher, columns, shop=shop_of(ctx)).items():
         erasure.count(table, n)
     return erasure.changed
 
@@ -375,9 +384,10 @@ def erase_customer(ctx, customer: dict, extra: ev.CustomerInfo | None = None,
     :param event: the ``customers/redact`` being honoured; None (an admin's command) makes one from the
         customer, for the plugins' ``customer_redact``.
     """
-    person = find_person(ctx.conn, customer, extra, orders_to_redact)
     event = event or ev.CustomerRedact(customer=extra or ev.CustomerInfo(shopify_id=customer.get("shopify_id")))
-    changed = erase_person(ctx, person, event)
+    with of_row(customer):  # an admin's command erases the customer within their own shop
+        person = find_person(ctx.conn, customer, extra, orders_to_redact)
+        changed = erase_person(ctx, person, event)
     ctx.conn.execute(t.privacy_requests.insert().values(kind="redact", customer_id=customer["id"],
                                                         shopify_customer_id=None, inbox_id=ctx.inbox_id,
                                                         created_at=ctx.now))

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import JSON, LargeBinary, MetaData, String, Table, Text, cast, select, update
+from sqlalchemy import JSON, LargeBinary, MetaData, String, Table, Text, cast, or_, select, update
 
 from .storage import tables as t
 
@@ -266,11 +266,26 @@ def scrub(value, matcher: Matcher | None, *, pii_keys: bool = False):
     return walk(value)
 
 
-def scrub_shared_text(conn, matcher: Matcher, columns: Iterable[tuple[Table, Iterable[str]]] | None = None
-                      ) -> dict[str, int]:
+def rows_to_search(table, shop: str | None):
+    """Where a redaction for a customer of ``shop`` looks for their words in ``table``: the shop's rows
+    (:func:`.shops.rows_of`) and, in the inbox, deliveries of other platforms (Zendesk's name no shop);
+    None: every row (no shop given, or rows of the table carry no shop and point at no row that does)."""
+    from .shops import rows_of
+
+    where = rows_of(table, shop) if shop else None
+    if where is not None and table is t.inbox:
+        where = or_(table.c.platform != "shopify", where)
+    return where
+
+
+def scrub_shared_text(conn, matcher: Matcher, columns: Iterable[tuple[Table, Iterable[str]]] | None = None,
+                      *, shop: str | None = None) -> dict[str, int]:
     """Replace the person's whole tokens in every row's free text (binary bodies are the inbox step's).
 
     :param columns: (table, column names) to search; default: the core's free text.
+    :param shop: the shop the person is a customer of: only its rows are searched (:func:`.shops.rows_of`),
+        since the same email in another shop of the install is another shop's customer, whose data that
+        shop keeps. Rows that carry no shop, and point at no row that does, are searched whatever the shop.
     """
     changed: dict[str, int] = {}
     if not matcher:
@@ -285,7 +300,11 @@ def scrub_shared_text(conn, matcher: Matcher, columns: Iterable[tuple[Table, Ite
         pk = list(table.primary_key.columns)
         # JSON is read as its stored text: most values fail the quick look, and need no decoding.
         read = [cast(c, Text).label(c.name) if isinstance(c.type, JSON) else c for c in cols]
-        for row in conn.execute(select(*pk, *read)).mappings().all():
+        query = select(*pk, *read)
+        where = rows_to_search(table, shop)
+        if where is not None:
+            query = query.where(where)
+        for row in conn.execute(query).mappings().all():
             values = {}
             for c in cols:
                 old = row[c.name]

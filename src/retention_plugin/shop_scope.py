@@ -71,6 +71,28 @@ def scoped() -> str | None:
     return _current.get()
 
 
+def only(table):
+    """A WHERE clause keeping ``table``'s rows of the shop in scope (a periodic task's pass for one shop);
+    ``true()`` outside a scope, where a one-shop install's task works on every row as it always did."""
+    from sqlalchemy import true
+
+    shop = _current.get()
+    return true() if shop is None else table.c.shop == shop
+
+
+def only_customers(column):
+    """:func:`only` for a table without a ``shop`` column: rows whose ``column`` (a customer id) is a
+    customer of the shop in scope."""
+    from sqlalchemy import column as col
+    from sqlalchemy import select, table, true
+
+    shop = _current.get()
+    if shop is None:
+        return true()
+    customers = table("customers", col("id"), col("shop"))
+    return column.in_(select(customers.c.id).where(customers.c.shop == shop))
+
+
 def current(conn=None) -> str:
     """The shop the running work is for: the scope's, else ``conn``'s default, else the process's (or ``""``)."""
     shop = _current.get()

@@ -15,7 +15,7 @@ from retention_plugin.redaction import TextColumns
 TEXT_COLUMNS = TextColumns(
     free_text={"console_audit": ("detail", "target")},
     no_words={"console_users": ("email", "password_hash"),
-              "console_sessions": ("token_hash", "actor", "csrf"),
+              "console_sessions": ("token_hash", "actor", "csrf", "shop"),
               "console_login_failures": ("email", "ip"),
               "console_audit": ("actor", "action", "ip")},
 )

@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import delete, func, insert, select, update
 
+from ..shop_scope import normalise
 from ..storage import tables as t
 
 SESSION_TTL = timedelta(hours=8)
@@ -119,12 +120,13 @@ def sign_in(engine, email: str, password: str, ip: str, now: datetime) -> tuple[
     return token, session
 
 
-def _new_session(conn, now: datetime, *, actor: str, user_id: int | None) -> tuple[str, dict]:
+def _new_session(conn, now: datetime, *, actor: str, user_id: int | None, shop: str | None = None
+                 ) -> tuple[str, dict]:
     s = t.console_sessions
     conn.execute(delete(s).where(s.c.expires_at < now))  # housekeeping: expired rows are useless
     token = secrets.token_urlsafe(32)
     session = {"actor": actor[:255], "user_id": user_id, "csrf": secrets.token_urlsafe(32), "created_at": now,
-               "expires_at": now + SESSION_TTL}
+               "expires_at": now + SESSION_TTL, "shop": shop}
     conn.execute(insert(s).values(token_hash=token_hash(token), **session))
     return token, session
 
@@ -155,11 +157,25 @@ def csrf_ok(expected: str | None, given: str | None) -> bool:
     return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
 
 
+def token_shop(token: str) -> str | None:
+    """The shop a session token says it is for (its ``dest``), read before any check: which shop's
+    app settings to verify it with. Nothing read here is trusted until :func:`verify_shopify_token` passes."""
+    import jwt
+
+    try:
+        dest = jwt.decode(token, options={"verify_signature": False}).get("dest")
+    except jwt.InvalidTokenError:
+        return None
+    host = urlsplit(dest).hostname if isinstance(dest, str) else None
+    return normalise(host)
+
+
 def verify_shopify_token(token: str, shopify: dict, now: datetime) -> dict:
     """The claims of a Shopify session (ID) token, after every check; TokenRefused says which failed.
 
     HS256 with the app's client secret; ``aud`` must be the app's client id; ``exp``
-    and ``nbf`` hold (10 s leeway); ``dest`` must be the configured shop's URL.
+    and ``nbf`` hold (10 s leeway); ``dest`` must be the URL of ``shopify["shop"]`` (the configured shop,
+    or, read in a shop's scope, that shop: any shop the install serves may sign in, :mod:`..shops`).
     """
     import jwt
 
@@ -193,10 +209,12 @@ def verify_shopify_token(token: str, shopify: dict, now: datetime) -> dict:
     return claims
 
 
-def shopify_session(engine, claims: dict, now: datetime, ip: str | None) -> tuple[str, dict]:
+def shopify_session(engine, claims: dict, now: datetime, ip: str | None, shop: str | None = None
+                    ) -> tuple[str, dict]:
+    """A console session for a verified session token; ``shop``: the shop it is for (its work is scoped to it)."""
     with engine.begin() as conn:
         actor = f"shopify:{claims.get('sub') or '?'}"
-        token, session = _new_session(conn, now, actor=actor, user_id=None)
+        token, session = _new_session(conn, now, actor=actor, user_id=None, shop=shop)
         audit(conn, now, actor=actor, action="sign_in.shopify", ip=ip)
     return token, session
 

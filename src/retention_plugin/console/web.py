@@ -8,6 +8,7 @@ retry, the features' ``register_admin_operations``), never copies of them.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -26,6 +27,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import func, or_, select
 
 from .. import operations as ops
+from .. import shops
+from ..shop_scope import only, scope
 from ..storage import tables as t
 from . import auth
 
@@ -124,19 +127,29 @@ class Console:
         GET from the ``id_token`` query parameter (Shopify's first load of an embedded app). It signs in
         this request only, so inside the Shopify admin nothing depends on a third-party cookie, which
         browsers increasingly drop. A request that carries a token is judged by it alone: a bad one is a
-        401 even beside a good cookie, so nobody is silently someone else.
+        401 even beside a good cookie, so nobody is silently someone else. Any shop the install serves
+        signs in with its own app settings (``[shops."<shop>".shopify]``), and the request then works
+        for that shop only.
         """
         token = auth.bearer_token(req.get_header("Authorization"))
         if token is None and req.method == "GET":
             token = req.get_param("id_token")
-        if token:
-            try:
+        if not token:
+            return auth.session_for(self.retention.engine, _cookies(req).get(COOKIE), self.now())
+        shop = auth.token_shop(token)
+        with self.retention.engine.connect() as conn:
+            known = shop is not None and shops.is_installed(self.retention, conn, shop)
+            stopped = known and shops.stopped(conn, shop)
+        try:
+            # A shop this install does not know: the configured shop's checks say what is wrong with the token.
+            with scope(shop if known else None):
                 claims = auth.verify_shopify_token(token, self.retention.settings.section("shopify") or {},
                                                    self.now())
-            except auth.TokenRefused as e:
-                raise Refused(falcon.HTTP_401, f"Shopify session token refused: {e}") from None
-            return auth.token_session(claims)
-        return auth.session_for(self.retention.engine, _cookies(req).get(COOKIE), self.now())
+            if stopped:
+                raise auth.TokenRefused("the app is uninstalled from the session token's shop")
+        except auth.TokenRefused as e:
+            raise Refused(falcon.HTTP_401, f"Shopify session token refused: {e}") from None
+        return {**auth.token_session(claims), "shop": shop if known else None}
 
     def audit(self, session, req, action: str, target: str | None = None, detail=None) -> None:
         with self.retention.engine.begin() as conn:
@@ -201,7 +214,9 @@ class Console:
                         if session.get("via") != "token" and not auth.csrf_ok(session["csrf"], form.get("csrf")):
                             raise Refused(falcon.HTTP_403, "the form's security token is missing or wrong; "
                                                            "reload the page and try again")
-                    return fn(self, req, resp, session=session, form=form, **params)
+                    # An embedded sign-in works for its shop: that shop's rows and settings.
+                    with scope(session["shop"]) if session.get("shop") else contextlib.nullcontext():
+                        return fn(self, req, resp, session=session, form=form, **params)
                 except Refused as r:
                     shown = {**self.base(session, req, ""), "done": None, "error": None} if session else {}
                     self.render(resp, "error.html", **{"signed_in": False, **shown}, status=r.status, message=str(r))
@@ -279,7 +294,8 @@ class Console:
                 n = int(q)
                 conds += [c.c.id == n, c.c.shopify_id == n, c.c.zendesk_user_id == n]
             with self.retention.engine.connect() as conn:
-                rows = conn.execute(select(c).where(or_(*conds), c.c.merged_into.is_(None))
+                # An embedded sign-in finds its own shop's customers (only(): all of them otherwise).
+                rows = conn.execute(select(c).where(or_(*conds), c.c.merged_into.is_(None), only(c))
                                     .order_by(c.c.id).limit(100)).mappings().all()
         self.render(resp, "customers.html", **self.base(session, req, "customers"), q=q, rows=rows)
 
@@ -288,7 +304,8 @@ class Console:
         from ..customers import customer_profile
 
         with self.retention.engine.connect() as conn:
-            exists = conn.execute(select(t.customers.c.id).where(t.customers.c.id == customer_id)).first()
+            exists = conn.execute(select(t.customers.c.id).where(t.customers.c.id == customer_id,
+                                                                 only(t.customers))).first()
             if exists is None:
                 raise falcon.HTTPNotFound(title="no such customer")
             ledger = conn.execute(select(t.ledger).where(t.ledger.c.customer_id == customer_id)

@@ -668,6 +668,8 @@ console_sessions = Table(
     Column("csrf", String(64), nullable=False),
     created(),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
+    # An embedded sign-in's shop (the session token's dest); None for a password sign-in.
+    Column("shop", String(255)),
 )
 
 console_login_failures = Table(

@@ -12,6 +12,7 @@ from retention_plugin.customers import follow_merges as load_customer
 from retention_plugin.discounts import HELD, customer_gid, issue_discount, offer_data
 from retention_plugin.messaging.schedule import cancel_message
 from retention_plugin.records.orders import NotYet, order_name, order_row
+from retention_plugin.shop_scope import only
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import insert_ignore
 
@@ -46,7 +47,7 @@ def late_orders(conn, now, s, limit: int = BATCH) -> list[dict]:
         or_(o.c.financial_status.is_(None), not_(o.c.financial_status.in_(("refunded", "voided")))),
         o.c.paid_at <= now - timedelta(days=s["after_days"]),
         o.c.paid_at >= now - timedelta(days=s["max_age_days"]),
-        not_(has_apology),
+        not_(has_apology), only(o),
     ).order_by(o.c.paid_at, o.c.id).limit(limit))
     return [dict(r) for r in conn.execute(q).mappings() if not _skipped(r, s)]
 
@@ -70,7 +71,7 @@ def stalled_orders(conn, now, s, limit: int = BATCH) -> list[tuple[dict, dict]]:
                 sh.c.status_at <= now - timedelta(days=s["stalled_after_days"]),
                 sh.c.status_at >= now - timedelta(days=s["max_age_days"]),
                 o.c.customer_id.is_not(None), o.c.cancelled_at.is_(None), o.c.test.is_(False),
-                not_(has_apology))
+                not_(has_apology), only(o))
          .order_by(sh.c.status_at, sh.c.id).limit(limit))
     out, seen = [], set()
     for r in conn.execute(q).mappings():

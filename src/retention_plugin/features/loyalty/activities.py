@@ -24,6 +24,7 @@ from datetime import date, datetime
 
 from sqlalchemy import select
 
+from ...shop_scope import only_customers
 from ...storage import tables as t
 from ...storage.db import insert_ignore
 from .account import LoyaltyOp
@@ -164,7 +165,7 @@ def run_birthdays(ctx) -> int:
     if today.month == 2 and today.day == 28 and not _leap(today.year):
         days.append(29)
     ids = [cid for (cid,) in ctx.conn.execute(select(B.c.customer_id).where(
-        B.c.month == today.month, B.c.day.in_(days)))]
+        B.c.month == today.month, B.c.day.in_(days), only_customers(B.c.customer_id)))]
     n = 0
     for cid in ids:
         customer = ctx.customer(cid)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from ...shop_scope import only
 from ...storage import tables as t
 from .settings import SECTION, settings_of  # noqa: F401 (SECTION: the plugin registers it by this)
 from . import punch, rewards, sync, tiers
@@ -165,12 +166,13 @@ def customer_chunks(conn, size: int | None = None):
 
     Every ledger row, order and stored tier names a customer (foreign keys), so walking the
     customers table reaches everyone the whole-table queries reached, holding one chunk at a time.
+    Inside a task's shop scope (:mod:`retention_plugin.tasks`) only that shop's customers are walked.
     """
     C = t.customers
     last = 0
     while True:
         ids = [cid for (cid,) in conn.execute(
-            select(C.c.id).where(C.c.id > last).order_by(C.c.id).limit(size or DAILY_CHUNK))]
+            select(C.c.id).where(C.c.id > last, only(C)).order_by(C.c.id).limit(size or DAILY_CHUNK))]
         if not ids:
             return
         yield ids
@@ -232,7 +234,7 @@ def run_matured_rewards(ctx, s: dict) -> int:
         return 0
     now = ctx.now
     ids = [cid for (cid,) in ctx.conn.execute(select(L.c.customer_id).where(
-        L.c.points > 0, L.c.available_at <= now, L.c.available_at > now - timedelta(days=2)).distinct())]
+        L.c.points > 0, L.c.available_at <= now, L.c.available_at > now - timedelta(days=2), only(L)).distinct())]
     n = 0
     for cid in ids:
         op = LoyaltyOp(ctx, cid, s)

@@ -39,12 +39,20 @@ from ...platforms.shopify.mutations import (
     segment_create,
 )
 from ...storage import tables as t
+from ...shop_scope import only, scoped
 from .tiers import tag_for
 
 A = t.actions
 
 def segment_query(settings: dict, tier: str) -> str:
     return f"customer_tags CONTAINS '{tag_for(settings, tier)}'"
+
+
+def _shop_key(ctx, key: str) -> str:
+    """``key`` for the shop in scope: another shop's segments and discounts are its own (action keys are
+    unique across the install); the configured shop's keys stay as they were."""
+    shop = scoped()
+    return f"{key}@{shop}" if shop and shop != ctx.app.default_shop else key
 
 
 def _action(conn, key):
@@ -88,7 +96,7 @@ def sync(ctx) -> dict:
         name = tier["name"]
         gid = tier["segment_id"]
         if gid is None:
-            skey = f"loyalty:tier-segment:{name}"
+            skey = _shop_key(ctx, f"loyalty:tier-segment:{name}")
             if _action(conn, skey) is None:
                 out["segments"] += 1
             ctx.enqueue_action("shopify", "segment_create", skey,
@@ -97,7 +105,7 @@ def sync(ctx) -> dict:
         if gid is None:
             continue  # the segment is not created yet (or in dry_run): next run
         combines = combines_with(ctx, "tier_discount")
-        dkey = discount_key(name, percent, gid, combines)
+        dkey = _shop_key(ctx, discount_key(name, percent, gid, combines))
         wanted.add(dkey)
         existing = _action(conn, dkey)
         if existing is None:
@@ -108,7 +116,8 @@ def sync(ctx) -> dict:
         else:
             out["activated"] += _toggle(ctx, existing, active=True)
     # Earlier tier discounts no longer wanted (percentage changed, tier removed): switch them off.
-    olds = conn.execute(select(A).where(A.c.key.startswith("loyalty:tier-discount:", autoescape=True))).mappings()
+    olds = conn.execute(select(A).where(A.c.key.startswith("loyalty:tier-discount:", autoescape=True),
+                                        only(A))).mappings()
     for old in olds.all():
         if old["key"] not in wanted:
             out["deactivated"] += _toggle(ctx, old, active=False)

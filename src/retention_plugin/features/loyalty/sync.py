@@ -32,7 +32,7 @@ from sqlalchemy import case, or_, select, update
 
 from ...discounts import customer_gid
 from ...platforms.shopify.mutations import metafields_set, tags_add, tags_remove
-from ...shop_scope import of_row, scope
+from ...shop_scope import of_row, only_customers, scope
 from ...storage import tables as t
 from ...storage.db import upsert
 from .ledger import balance, stamp
@@ -98,7 +98,8 @@ def run(ctx) -> dict:
         select(S, last.c.status.label("last_status")).outerjoin(last, last.c.key == S.c.action_key)
         .where(or_(S.c.dirty.is_(True), last.c.status == "failed"),
                or_(S.c.due_at.is_(None), S.c.due_at <= now),
-               or_(last.c.status.is_(None), last.c.status.notin_(IN_FLIGHT)))
+               or_(last.c.status.is_(None), last.c.status.notin_(IN_FLIGHT)),
+               only_customers(S.c.customer_id))
         .order_by(S.c.changed_at, S.c.customer_id).limit(BATCH)).mappings().all()
     for row in rows:
         cid, version = row["customer_id"], row["version"]  # the version is read before the balance

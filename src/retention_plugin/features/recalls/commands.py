@@ -8,7 +8,7 @@ import click
 from sqlalchemy import select, update
 
 from retention_plugin import links
-from retention_plugin.clihelp import echo_json, pass_app, require_schema, resolve_customer_arg
+from retention_plugin.clihelp import ShopListing, echo_json, pass_app, require_schema, resolve_customer_arg
 from retention_plugin.storage import tables as t
 
 from .ack import verify_ack
@@ -147,18 +147,21 @@ def recall_status_cmd(app, recall_id, as_json):
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def recall_list(app, as_json):
-    """Every recall with its counts, newest first."""
+    """Every recall with its counts, newest first (with --shop, that shop's)."""
+    shops = ShopListing(app)
     with app.engine.begin() as conn:
         sync_notified(conn)
-        ids = conn.execute(select(rl.c.id).order_by(rl.c.id.desc())).scalars().all()
-        rows = [recall_status(conn, i) for i in ids]
+        found = conn.execute(shops.filter(select(rl.c.id, rl.c.shop).order_by(rl.c.id.desc()), rl)).all()
+        shop_of = dict(found)
+        rows = [recall_status(conn, i) for i in shop_of]
     if as_json:
         echo_json(rows)
         return
     if not rows:
         click.echo("no recalls")
     for s in rows:
-        click.echo(f"{s['id']:>5}  {s['created_at'][:10]}  {s['severity']:<7} {s['status']:<6} "
+        click.echo(f"{s['id']:>5}  {s['created_at'][:10]}  {shops.column(shop_of[s['id']])}"
+                   f"{s['severity']:<7} {s['status']:<6} "
                    f"{s['sku'] or s['product_id']}  total {s['total']}: affected {s['affected']}, "
                    f"notified {s['notified']}, acknowledged {s['acknowledged']}, resolved {s['resolved']}  "
                    f"{s['title']}")

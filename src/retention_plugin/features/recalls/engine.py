@@ -15,7 +15,7 @@ from typing import Mapping
 from sqlalchemy import and_, func, not_, or_, select, update
 
 from retention_plugin import links
-from retention_plugin.shop_scope import current, scope, scoped
+from retention_plugin.shop_scope import current, only, scope, scoped
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import insert_ignore
 
@@ -294,7 +294,8 @@ def sync_recall(ctx, recall: Mapping, *, limit: int | None = None) -> dict[str, 
 def sync_all(ctx) -> None:
     """The periodic task: every open recall, a batch at a time."""
     batch = settings_of(ctx.settings)["batch_size"]
-    for recall in ctx.conn.execute(select(rl).where(rl.c.status == "open").order_by(rl.c.id)).mappings().all():
+    open_recalls = select(rl).where(rl.c.status == "open", only(rl)).order_by(rl.c.id)
+    for recall in ctx.conn.execute(open_recalls).mappings().all():
         with scope(recall["shop"]):  # the cases and notices it adds are its shop's
             sync_recall(ctx, recall, limit=batch)
     sync_notified(ctx.conn)

@@ -21,6 +21,7 @@ from sqlalchemy import or_, select, update
 
 from ...customers import lifetime_spend
 from ...platforms.zendesk.requests import ticket_update
+from ...shop_scope import only
 from ...storage import tables as t
 from ...discounts import shop_currency
 from .context_note import PRIORITY_RANK, customer_facts
@@ -84,7 +85,7 @@ def response_watch(ctx) -> int:
     rows = ctx.conn.execute(select(tk).where(
         tk.c.first_public_reply_at.is_(None), tk.c.escalated_at.is_(None), tk.c.customer_id.is_not(None),
         tk.c.created_at <= due, tk.c.created_at >= oldest,
-        or_(tk.c.status.is_(None), tk.c.status.notin_(("solved", "closed"))))
+        or_(tk.c.status.is_(None), tk.c.status.notin_(("solved", "closed"))), only(tk))
         .order_by(tk.c.created_at)).mappings().all()
     currency = shop_currency(ctx.conn, settings)
     standing: dict[int, tuple] = {}
@@ -142,7 +143,7 @@ def record_outcomes(ctx) -> int:
     settings = settings_of(ctx)
     r = t.recoveries
     rows = ctx.conn.execute(select(r.c.id, r.c.customer_id, r.c.created_at).where(
-        r.c.customer_id.is_not(None), or_(r.c.outcome.is_(None), r.c.outcome == "pending"))).all()
+        r.c.customer_id.is_not(None), or_(r.c.outcome.is_(None), r.c.outcome == "pending"), only(r))).all()
     settled = 0
     for row in rows:
         state, order_id = outcome(ctx.conn, row.customer_id, row.created_at, settings["outcome_days"], ctx.now)

@@ -31,6 +31,7 @@ from decimal import Decimal
 from sqlalchemy import false, func, or_, select, update
 
 from ...discounts import code_secret, customer_gid, issue_discount, money_text, shop_currency
+from ...shop_scope import only_customers
 from ...storage import tables as t
 from ...storage.db import insert_ignore, is_sqlite
 from .settings import settings_of
@@ -236,7 +237,8 @@ def qualify(ctx) -> dict:
     s = settings_of(ctx)
     conn, now = ctx.conn, ctx.now
     counts = {QUALIFIED: 0, REJECTED: 0}
-    ids = [rid for (rid,) in conn.execute(select(R.c.id).where(R.c.status == ORDERED).order_by(R.c.id))]
+    ids = [rid for (rid,) in conn.execute(select(R.c.id).where(R.c.status == ORDERED, only_customers(R.c.referrer_id))
+                                          .order_by(R.c.id))]
     for rid in ids:
         row = _lock(conn, rid)
         if row is None or row["status"] != ORDERED:

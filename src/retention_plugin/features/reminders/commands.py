@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from retention_plugin.clihelp import echo_json, pass_app, resolve_customer_arg
+from retention_plugin.clihelp import ShopListing, echo_json, pass_app, resolve_customer_arg
 from retention_plugin.context import HookContext
 from retention_plugin.storage import tables as t
 
@@ -25,9 +25,10 @@ def reminders_group():
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def reminders_list(app, customer, status, limit, as_json):
-    """List reminders, soonest due first."""
+    """List reminders, soonest due first (with --shop, that shop's)."""
+    shops = ShopListing(app)
     r = t.reminders
-    q = select(r).order_by(r.c.due_at, r.c.id).limit(limit)
+    q = shops.filter(select(r).order_by(r.c.due_at, r.c.id).limit(limit), r)
     if customer:
         q = q.where(r.c.customer_id == resolve_customer_arg(app, customer)["id"])
     if status:
@@ -36,12 +37,14 @@ def reminders_list(app, customer, status, limit, as_json):
         sync_statuses(HookContext(app.app, conn, now=app.now(), source="cli"))
         rows = [{"id": x["id"], "key": x["key"], "customer_id": x["customer_id"], "rule": x["rule"],
                  "sku": x["sku"], "order_id": x["order_id"], "due_at": x["due_at"].isoformat(),
-                 "status": x["status"], "message_id": x["message_id"]} for x in conn.execute(q).mappings()]
+                 "status": x["status"], "message_id": x["message_id"], **({"shop": x["shop"]} if shops.many else {})}
+                for x in conn.execute(q).mappings()]
     if as_json:
         echo_json(rows)
         return
     for x in rows:
-        click.echo(f"{x['id']:>7}  {x['due_at'][:16]}  {x['status']:<10} customer {x['customer_id']:<7} "
+        click.echo(f"{x['id']:>7}  {x['due_at'][:16]}  {shops.column(x.get('shop'))}"
+                   f"{x['status']:<10} customer {x['customer_id']:<7} "
                    f"{x['rule']}  {x['sku']}")
 
 

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from retention_plugin.shop_scope import only
 from retention_plugin.storage import tables as t
 from retention_plugin.storage.db import insert_ignore
 
@@ -363,7 +364,7 @@ def sync_statuses(ctx) -> int:
     n = 0
     for status in ("sent", "suppressed", "failed", "cancelled"):
         done = select(m.c.id).where(m.c.status == status)
-        n += ctx.conn.execute(update(r).where(r.c.status == "scheduled", r.c.message_id.in_(done))
+        n += ctx.conn.execute(update(r).where(r.c.status == "scheduled", r.c.message_id.in_(done), only(r))
                               .values(status=status)).rowcount or 0
     return n
 

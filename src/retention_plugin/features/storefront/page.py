@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qsl, quote
@@ -32,7 +33,9 @@ from ...context import HookContext
 from ...customers import customer_for
 from ...messaging.pages import accepted_languages
 from ...messaging.templates import normalize_locale
+from ... import shops
 from ...platforms.shopify.app_proxy import ProxyRejected, verify_proxy
+from ...shop_scope import normalise, scope
 from .settings import settings_of
 from .texts import LANGUAGES, words
 
@@ -144,19 +147,35 @@ def render(locale: str, *, signed_in: bool, account: dict | None = None, section
 # --- the resource -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Site:
+    """One shop's storefront, from its settings (``[shops."<shop>".shopify]``/``.storefront`` over the global)."""
+
+    shop: str
+    secrets: list[str]
+    path_prefix: str
+    cfg: dict
+
+    @classmethod
+    def of(cls, settings, shop: str) -> _Site:
+        """Read inside ``shop``'s scope."""
+        shopify = settings.section("shopify")
+        secret = shopify.get("client_secret")
+        prefix, subpath = shopify.get("app_proxy_prefix") or "apps", shopify.get("app_proxy_subpath") or "rewards"
+        return cls(shop, [secret] if secret else list(shopify.get("webhook_secrets") or []),
+                   f"/{prefix}/{subpath}", settings_of(settings))
+
+
 class RewardsPage:
-    """The Falcon resource behind ``[storefront] path``."""
+    """The Falcon resource behind ``[storefront] path``.
+
+    Any shop the install serves (installed, its work not stopped: :mod:`retention_plugin.shops`) may proxy
+    to it; the request is checked with that shop's secret and served inside its scope (its customers,
+    its settings). Any other shop gets the bare 401 a forged request does.
+    """
 
     def __init__(self, retention):
         self.retention = retention
-        shopify = retention.settings.section("shopify")
-        self.shop = shopify["shop"]
-        secret = shopify.get("client_secret")
-        self.secrets = [secret] if secret else list(shopify.get("webhook_secrets") or [])
-        prefix, subpath = shopify.get("app_proxy_prefix") or "apps", shopify.get("app_proxy_subpath") or "rewards"
-        self.path_prefix = f"/{prefix}/{subpath}"
-        self.cfg = settings_of(retention.settings)
-        self.fallback = self.cfg["fallback_locale"]
 
     # Falcon responders --------------------------------------------------------------------------------
 
@@ -186,17 +205,39 @@ class RewardsPage:
         resp.set_header("Cache-Control", "no-store")
         resp.text = "Unauthorized"
 
+    def _shop_of(self, query: str) -> str | None:
+        """The query's ``shop``, when it is one this install serves (the signature is checked after)."""
+        try:
+            named = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == "shop"]
+        except ValueError:
+            return None
+        shop = normalise(named[0]) if len(named) == 1 else None
+        if shop is None:
+            return None
+        with self.retention.engine.connect() as conn:
+            if not shops.is_installed(self.retention, conn, shop) or shops.stopped(conn, shop):
+                return None
+        return shop
+
     def _serve(self, req, resp, form: dict | None) -> None:
+        shop = self._shop_of(req.query_string or "")
+        if shop is None:
+            self._unauthorized(resp, "not a shop this install serves")
+            return
+        with scope(shop):
+            self._serve_shop(req, resp, form, _Site.of(self.retention.settings, shop))
+
+    def _serve_shop(self, req, resp, form: dict | None, site: _Site) -> None:
         now = self.retention.now()
         try:
-            proxied = verify_proxy(req.query_string or "", self.secrets, shop=self.shop, path_prefix=self.path_prefix,
-                                   now=now, extra=EXTRA_KEYS, max_age=self.cfg["max_age_seconds"])
+            proxied = verify_proxy(req.query_string or "", site.secrets, shop=site.shop, path_prefix=site.path_prefix,
+                                   now=now, extra=EXTRA_KEYS, max_age=site.cfg["max_age_seconds"])
         except ProxyRejected as e:
             self._unauthorized(resp, str(e))
             return
-        fmt = proxied.extra.get("format") or self.cfg["format"]
+        fmt = proxied.extra.get("format") or site.cfg["format"]
         query = "&".join(f"{k}={quote(v)}" for k, v in sorted(proxied.extra.items()))
-        action = self.path_prefix + (f"?{query}" if query else "")
+        action = site.path_prefix + (f"?{query}" if query else "")
         login_url = "/account/login?return_url=" + quote(action, safe="")
         resp.set_header("Cache-Control", "no-store, private")
         resp.set_header("X-Robots-Tag", "noindex")
@@ -220,7 +261,7 @@ class RewardsPage:
                               req.get_header("Accept-Language"))
         w = words(locale)
         if form is not None:
-            if not check_csrf(self.secrets, form.get("csrf"), self.shop, proxied.customer_id, now):
+            if not check_csrf(site.secrets, form.get("csrf"), site.shop, proxied.customer_id, now):
                 resp.status = falcon.HTTP_403
                 notice = {"error": True, "text": w["stale_form"]}
             else:
@@ -235,8 +276,8 @@ class RewardsPage:
                 for got in self.retention.pm.hook.storefront_sections(customer_id=cid, account=account,
                                                                       locale=locale, ctx=ctx):
                     sections.extend(got or ())
-        expires = datetime.fromtimestamp(now.timestamp() + 60 * self.cfg["form_valid_minutes"], tz=timezone.utc)
-        csrf = make_csrf(self.secrets[0], self.shop, proxied.customer_id, expires)
+        expires = datetime.fromtimestamp(now.timestamp() + 60 * site.cfg["form_valid_minutes"], tz=timezone.utc)
+        csrf = make_csrf(site.secrets[0], site.shop, proxied.customer_id, expires)
         resp.text = render(locale, signed_in=True, account=account, sections=sections, notice=notice, csrf=csrf,
                            **common)
 
@@ -261,7 +302,7 @@ class RewardsPage:
 
     def _locale(self, asked: str | None, stored: str | None, accept: str | None) -> str:
         wanted = [normalize_locale(asked) if asked else None, normalize_locale(stored) if stored else None,
-                  *accepted_languages(accept), self.fallback]
+                  *accepted_languages(accept), settings_of(self.retention.settings)["fallback_locale"]]
         for loc in wanted:
             if not loc:
                 continue
