@@ -461,3 +461,16 @@ def test_hook_storefront_action(shop, clock):
         cid = conn.execute(select(t.customers.c.id).where(t.customers.c.shopify_id == 1001)).scalar()
     assert [(c, f["topic"], loc) for c, f, loc in plugin.seen] == [(cid, "bad", "sl"), (cid, "news", "en")]
     assert spends(app) == 0  # not a redemption
+
+
+def test_a_form_from_a_customer_we_have_no_orders_of_is_a_clear_400(shop, clock):
+    from retention_plugin.features.storefront.page import make_csrf
+    from retention_plugin.testing.apps import SHOP, SHOPIFY_SECRET
+
+    app, client = shop(loyalty=BIRTHDAY)
+    assert "rp-birthday-form" not in get(client, clock, customer=1003).text  # nothing of ours to attach it to
+    csrf = make_csrf(SHOPIFY_SECRET, SHOP, 1003, clock.now + timedelta(hours=1))
+    got = post(client, clock, {"csrf": csrf, "action": "birthday", "birthday": "1990-03-10"}, customer=1003)
+    assert got.status == falcon.HTTP_400 and "Your rewards account is not set up yet" in text(got.text)
+    with app.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.loyalty_birthdays)).scalar() == 0
