@@ -508,8 +508,8 @@ def loyalty_redeem(customer_id: int, reward: str, key: str, ctx: HookContext) ->
 
 
 @hookspec
-def storefront_sections(customer_id: int, account: Mapping[str, Any], locale: str,
-                        ctx: HookContext) -> Iterable[Mapping[str, str]] | None:
+def storefront_sections(customer_id: int, account: Mapping[str, Any], locale: str, ctx: HookContext,
+                        post_url: str, csrf: str) -> Iterable[Mapping[str, str]] | None:
     """Add sections to the storefront rewards page (a referral link, a birthday form...).
 
     Called for a signed-in customer only, after the account was read.
@@ -518,10 +518,31 @@ def storefront_sections(customer_id: int, account: Mapping[str, Any], locale: st
     :param account: what :func:`loyalty_account` answered for them (empty when nothing did).
     :param locale: the page's language (``en``, ``lt``, ``sl``, ``ru``, ``ka``...).
     :param ctx: a transaction to read in.
+    :param post_url: where a section's form posts (``method="post" action="{post_url}"``); the page
+        hands its ``action`` field to :func:`storefront_action`.
+    :param csrf: the form token a section's form must carry as the hidden field ``csrf``.
     :returns: sections, each ``{"id": ..., "title": text, "html": markup}``; ``title`` is
         escaped by the page, ``html`` is inserted as it is, so escape what you put in it.
         Sections appear in plugin order, after the built-in ones.
     """
+
+@hookspec(firstresult=True)
+def storefront_action(customer_id: int, action: str, form: Mapping[str, str], locale: str,
+                      ctx: HookContext) -> Mapping[str, Any] | None:
+    """Handle a form a :func:`storefront_sections` section posted. Stops at the first non-None result.
+
+    The page has already checked Shopify's proxy signature and the form's CSRF token (bound to the
+    shop and to this customer); any ``action`` other than the built-in ``redeem`` comes here.
+
+    :param customer_id: the internal id of the signed-in customer who sent the form, and nobody else.
+    :param action: the form's ``action`` field; answer only actions your own sections send.
+    :param form: every field of the posted form, as text (untrusted apart from its CSRF token).
+    :param locale: the page's language, for the notice's text.
+    :param ctx: the request's transaction to write in; the page rolls it back when ``ok`` is false.
+    :returns: ``{"ok": bool, "message": text}``, shown above the re-rendered page (``message`` is
+        escaped); or None when the action is not yours (no plugin answering: "unknown action", 400).
+    """
+
 
 # --- analysis ----------------------------------------------------------------
 

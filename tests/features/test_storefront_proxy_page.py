@@ -316,3 +316,161 @@ def test_punch_cards_show_how_full_they_are(shop, clock):
     body = text(get(client, clock).text)
     assert "Punch cards" in body and "Ink cartridges" in body and "1 of 3" in body
     assert "1 iš 3" in text(get(client, clock, locale="lt").text)
+
+
+# --- forms of sections: the storefront_action hook and the loyalty plugin's birthday form -------------
+
+BIRTHDAY = {"earn": {"birthday": 200}}
+
+
+def birthday_form(html):
+    m = re.search(r"<form method='post' action='([^']*)' id='rp-birthday-form'>.*?</form>", html, re.S)
+    assert m, "no birthday form on the page"
+    return m.group(1), dict(re.findall(r"name='(csrf|action)' value='([^']*)'", m.group(0)))
+
+
+def stored_birthday(app, shopify_id=1001):
+    with app.engine.connect() as conn:
+        cid = conn.execute(select(t.customers.c.id).where(t.customers.c.shopify_id == shopify_id)).scalar()
+        row = conn.execute(select(t.loyalty_birthdays.c.month, t.loyalty_birthdays.c.day)
+                           .where(t.loyalty_birthdays.c.customer_id == cid)).first()
+    return tuple(row) if row else None
+
+
+def birthday_entries(app):
+    with app.engine.connect() as conn:
+        return conn.execute(select(t.ledger.c.key, t.ledger.c.points)
+                            .where(t.ledger.c.key.like("loyalty:activity:birthday:%"))).all()
+
+
+def test_the_birthday_section_is_shown_only_while_the_rule_gives_points(shop, clock):
+    app, client = shop(loyalty=BIRTHDAY)
+    earn(app)
+    html = get(client, clock).text
+    assert 'id="rp-section-birthday"' in html and "get 200 points on it every year" in text(html)
+    url, fields = birthday_form(html)
+    assert url == PREFIX and fields["action"] == "birthday" and re.fullmatch(r"[0-9]+\.[0-9a-f]{64}", fields["csrf"])
+    assert "max='2026-03-02'" in html  # no date in the future to pick
+    assert "Gimimo data" in get(client, clock, locale="lt").text
+    app2, client2 = shop()  # [loyalty.earn] birthday = 0: nothing to offer
+    earn(app2)
+    assert "rp-section-birthday" not in get(client2, clock).text
+
+
+def test_a_birthday_is_set_once_then_rewarded_on_the_day_by_the_hourly_task(shop, clock):
+    app, client = shop(loyalty=BIRTHDAY)
+    earn(app)
+    _, fields = birthday_form(get(client, clock).text)
+    got = post(client, clock, {**fields, "birthday": "1990-03-10"})
+    assert got.status == falcon.HTTP_200
+    assert "Saved. You get 200 points on your birthday." in text(got.text)
+    assert stored_birthday(app) == (3, 10)
+    assert "Your birthday: 10 March." in text(got.text) and "rp-birthday-form" not in got.text
+    # A second try (another tab's form, a replay) changes nothing and says why.
+    got = post(client, clock, {**fields, "birthday": "1985-07-01"})
+    assert got.status == falcon.HTTP_400 and "already set and cannot be changed" in text(got.text)
+    assert stored_birthday(app) == (3, 10)
+    assert "Ваш день рождения: 10 марта." in text(get(client, clock, locale="ru").text)
+    clock.now = clock.now.replace(month=3, day=9, hour=23)
+    run_worker(app)
+    assert birthday_entries(app) == []
+    clock.advance(hours=2)  # 10 March, 01:00 UTC: the hourly loyalty.birthdays task is due
+    run_worker(app)
+    clock.advance(hours=5)
+    run_worker(app)
+    with app.engine.connect() as conn:
+        cid = conn.execute(select(t.customers.c.id).where(t.customers.c.shopify_id == 1001)).scalar()
+    assert birthday_entries(app) == [(f"loyalty:activity:birthday:{cid}:2026", 200)]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("1990-02-30", "Date of birth: enter a real date"),
+    ("tomorrow", "Date of birth: enter a real date"),
+    ("19900423", "Date of birth: enter a real date"),
+    ("", "Date of birth: enter a real date"),
+    ("2026-03-03", "Date of birth: the date cannot be in the future."),
+    ("1899-12-31", "Date of birth: the year must be 1900 or later."),
+])
+def test_an_invalid_birthday_is_refused_naming_the_field(shop, clock, value, message):
+    app, client = shop(loyalty=BIRTHDAY)
+    earn(app)
+    _, fields = birthday_form(get(client, clock).text)
+    got = post(client, clock, {**fields, "birthday": value})
+    assert got.status == falcon.HTTP_400 and message in text(got.text)
+    assert stored_birthday(app) is None
+    assert "rp-birthday-form" in got.text  # still theirs to set
+
+
+def test_a_birthday_form_with_a_forged_missing_or_foreign_token_sets_nothing(shop, clock):
+    app, client = shop(loyalty=BIRTHDAY)
+    earn(app)
+    earn(app, order_id=2, customer=1002, email="bo@example.com")
+    _, fields = birthday_form(get(client, clock).text)
+    for name, form, customer in [
+        ("missing", {"action": "birthday", "birthday": "1990-03-10"}, 1001),
+        ("forged", {**fields, "csrf": fields["csrf"][:-1] + ("0" if fields["csrf"][-1] != "0" else "1"),
+                    "birthday": "1990-03-10"}, 1001),
+        ("another customer's", {**fields, "birthday": "1990-03-10"}, 1002),
+    ]:
+        got = post(client, clock, form, customer=customer)
+        assert got.status == falcon.HTTP_403 and "Reload it and try again" in got.text, name
+    assert stored_birthday(app) is None and stored_birthday(app, 1002) is None
+
+
+def test_an_action_no_plugin_handles_is_a_clear_400(shop, clock):
+    app, client = shop(loyalty=BIRTHDAY)
+    earn(app)
+    _, fields = birthday_form(get(client, clock).text)
+    for action in ("newsletter", "../../etc", "x" * 200):
+        got = post(client, clock, {**fields, "action": action})
+        assert got.status == falcon.HTTP_400, action
+        assert "This form cannot be handled here." in text(got.text)
+    assert spends(app) == 0 and stored_birthday(app) is None
+
+
+class Newsletter:
+    """A plugin with a form of its own: writes, then refuses or accepts."""
+
+    def __init__(self):
+        self.seen = []
+
+    @hookimpl
+    def storefront_action(self, customer_id, action, form, locale, ctx):
+        if action != "newsletter":
+            return None
+        self.seen.append((customer_id, dict(form), locale))
+        ctx.conn.execute(t.loyalty_birthdays.insert().values(customer_id=customer_id, month=1, day=1,
+                                                             source="newsletter", set_at=ctx.now))
+        if form.get("topic") == "bad":
+            return {"ok": False, "message": "Topic: {{ not liquid }}"}
+        return {"ok": True, "message": "Subscribed."}
+
+
+def test_hook_storefront_action(shop, clock):
+    plugin = Newsletter()
+    app, client = shop(extra_plugins=[plugin], loyalty=BIRTHDAY)
+    earn(app)
+    _, fields = birthday_form(get(client, clock).text)
+    got = post(client, clock, {**fields, "action": "newsletter", "topic": "bad"}, locale="sl")
+    assert got.status == falcon.HTTP_400 and "Topic: &#123;&#123; not liquid }}" in got.text
+    assert stored_birthday(app) is None  # a refusal rolls back what the plugin wrote
+    got = post(client, clock, {**fields, "action": "newsletter", "topic": "news"})
+    assert got.status == falcon.HTTP_200 and "Subscribed." in got.text
+    assert stored_birthday(app) == (1, 1)
+    with app.engine.connect() as conn:
+        cid = conn.execute(select(t.customers.c.id).where(t.customers.c.shopify_id == 1001)).scalar()
+    assert [(c, f["topic"], loc) for c, f, loc in plugin.seen] == [(cid, "bad", "sl"), (cid, "news", "en")]
+    assert spends(app) == 0  # not a redemption
+
+
+def test_a_form_from_a_customer_we_have_no_orders_of_is_a_clear_400(shop, clock):
+    from retention_plugin.features.storefront.page import make_csrf
+    from retention_plugin.testing.apps import SHOP, SHOPIFY_SECRET
+
+    app, client = shop(loyalty=BIRTHDAY)
+    assert "rp-birthday-form" not in get(client, clock, customer=1003).text  # nothing of ours to attach it to
+    csrf = make_csrf(SHOPIFY_SECRET, SHOP, 1003, clock.now + timedelta(hours=1))
+    got = post(client, clock, {"csrf": csrf, "action": "birthday", "birthday": "1990-03-10"}, customer=1003)
+    assert got.status == falcon.HTTP_400 and "Your rewards account is not set up yet" in text(got.text)
+    with app.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.loyalty_birthdays)).scalar() == 0

@@ -18,7 +18,8 @@ Beyond orders (:mod:`.activities`): ``[loyalty.earn]`` rules for a new account
 ``register_routes``) and referrals (``referral_qualified`` /
 ``referral_reversed`` from the referrals plugin), each priced by
 ``points_for_activity`` (the built-in, ``trylast``, returns the configured
-number).
+number). A customer without a stored birthday sets it once on the storefront rewards page
+(:mod:`.birthday_form`, through ``storefront_sections`` and ``storefront_action``).
 """
 
 from __future__ import annotations
@@ -142,3 +143,18 @@ def register_admin_operations(register):
     from .admin import register as offer
 
     offer(register)
+
+
+@hookimpl
+def storefront_sections(customer_id, locale, ctx, post_url, csrf):
+    from .birthday_form import section
+
+    found = section(ctx, customer_id, locale, post_url, csrf)
+    return [found] if found else None
+
+
+@hookimpl
+def storefront_action(customer_id, action, form, locale, ctx):
+    from .birthday_form import ACTION, act
+
+    return act(ctx, customer_id, form, locale) if action == ACTION else None

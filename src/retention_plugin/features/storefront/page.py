@@ -1,7 +1,8 @@
 """The rewards page Shopify's app proxy serves at ``/<prefix>/<subpath>`` (``/apps/rewards``).
 
 GET shows the signed-in customer their points, tier, punch cards, rewards and
-history; POST redeems one reward. Every request is checked first
+history; POST redeems one reward, or hands a plugin section's form (any other ``action`` field) to the
+``storefront_action`` hook. Every request is checked first
 (:func:`~retention_plugin.platforms.shopify.app_proxy.verify_proxy`): a
 forged, stale or other shop's request gets a bare 401 that says nothing of
 why. The customer is the one Shopify signed for (``logged_in_customer_id``)
@@ -264,20 +265,25 @@ class RewardsPage:
             if not check_csrf(site.secrets, form.get("csrf"), site.shop, proxied.customer_id, now):
                 resp.status = falcon.HTTP_403
                 notice = {"error": True, "text": w["stale_form"]}
-            else:
+            elif (form.get("action") or "redeem") == "redeem":
                 notice = self._redeem(customer, form, now, w)
+            else:
+                notice = self._action(customer, form, locale, now, w)
+                if notice.get("error"):
+                    resp.status = falcon.HTTP_400
         cid = customer["id"] if customer else None
         account: dict = {}
         sections: list = []
+        expires = datetime.fromtimestamp(now.timestamp() + 60 * site.cfg["form_valid_minutes"], tz=timezone.utc)
+        csrf = make_csrf(site.secrets[0], site.shop, proxied.customer_id, expires)
         with self.retention.engine.connect() as conn:
             ctx = HookContext(self.retention, conn, now=now, source="storefront")
             if cid is not None:
                 account = self.retention.pm.hook.loyalty_account(customer_id=cid, ctx=ctx) or {}
                 for got in self.retention.pm.hook.storefront_sections(customer_id=cid, account=account,
-                                                                      locale=locale, ctx=ctx):
+                                                                      locale=locale, ctx=ctx, post_url=action,
+                                                                      csrf=csrf):
                     sections.extend(got or ())
-        expires = datetime.fromtimestamp(now.timestamp() + 60 * site.cfg["form_valid_minutes"], tz=timezone.utc)
-        csrf = make_csrf(site.secrets[0], site.shop, proxied.customer_id, expires)
         resp.text = render(locale, signed_in=True, account=account, sections=sections, notice=notice, csrf=csrf,
                            **common)
 
@@ -299,6 +305,27 @@ class RewardsPage:
             log.info("storefront: customer %s could not redeem %s: %s", customer["id"], reward, why)
             return {"error": True, "text": w.get(why or "invalid", w["invalid"])}
         return {"code": answer["reward"]["code"], "available": answer["available"]}
+
+    def _action(self, customer: dict | None, form: dict, locale: str, now: datetime, w: dict) -> dict:
+        """A section's form (``action`` other than redeem), answered by the ``storefront_action`` hook."""
+        action = form.get("action") or ""
+        if not _REWARD.match(action):
+            return {"error": True, "text": w["unknown_action"]}
+        if customer is None:  # no order of theirs yet: nothing of ours to attach the form's effect to
+            return {"error": True, "text": w["no_account"]}
+        try:
+            with self.retention.engine.begin() as conn:
+                ctx = HookContext(self.retention, conn, now=now, source="storefront")
+                answer = self.retention.pm.hook.storefront_action(customer_id=customer["id"], action=action,
+                                                                  form=dict(form), locale=locale, ctx=ctx)
+                if not answer or not answer.get("ok"):
+                    raise _Refused(dict(answer or {}))  # rolls back whatever the plugin wrote
+        except _Refused as e:
+            if not e.answer:
+                log.info("storefront: no plugin handles action %r", action)
+                return {"error": True, "text": w["unknown_action"]}
+            return {"error": True, "text": str(e.answer.get("message") or w["unknown_action"])}
+        return {"text": str(answer.get("message") or "")}
 
     def _locale(self, asked: str | None, stored: str | None, accept: str | None) -> str:
         wanted = [normalize_locale(asked) if asked else None, normalize_locale(stored) if stored else None,
