@@ -8,11 +8,8 @@ pages' rules on both databases).
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 from datetime import timedelta
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from sqlalchemy import insert, select
@@ -20,6 +17,7 @@ from sqlalchemy import insert, select
 from browser_support import screenshot
 from conftest import SHOP
 from payloads import order, zendesk_trigger
+from storefront_support import serving as serve_wsgi
 from retention_plugin.console import auth
 from retention_plugin.storage import tables as t
 from retention_plugin.testing import AppFactory, deliver_shopify, deliver_zendesk, run_worker
@@ -47,25 +45,11 @@ def ticket(app, trigger, status, text="The kettle arrived broken"):
         "ticket.requester.last_name": "Example", "ticket.requester.external_id": ""}))
 
 
-class _Threaded(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args):  # the test output is for failures, not access logs
-        pass
-
-
 @contextmanager
 def serving(app):
-    server = make_server("127.0.0.1", 0, create_app(app), server_class=_Threaded, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """The console's WSGI app on a loopback port (the storefront tests' threaded server)."""
+    with serve_wsgi(create_app(app)) as base:
+        yield base
 
 
 @pytest.fixture
