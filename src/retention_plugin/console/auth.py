@@ -209,16 +209,6 @@ def verify_shopify_token(token: str, shopify: dict, now: datetime) -> dict:
     return claims
 
 
-def shopify_session(engine, claims: dict, now: datetime, ip: str | None, shop: str | None = None
-                    ) -> tuple[str, dict]:
-    """A console session for a verified session token; ``shop``: the shop it is for (its work is scoped to it)."""
-    with engine.begin() as conn:
-        actor = f"shopify:{claims.get('sub') or '?'}"
-        token, session = _new_session(conn, now, actor=actor, user_id=None, shop=shop)
-        audit(conn, now, actor=actor, action="sign_in.shopify", ip=ip)
-    return token, session
-
-
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header, or None when the header is not that."""
     scheme, _, token = (authorization or "").strip().partition(" ")
