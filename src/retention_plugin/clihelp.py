@@ -181,6 +181,10 @@ def echo_json(data) -> None:
 
 
 def require_schema(app) -> None:
+    """Refuse a database whose schema is not this version's (one line naming ``retention db upgrade``)."""
+    if isinstance(app, LazyApp):
+        app.engine  # noqa: B018 (the property checks, once per command, for every command that reads)
+        return
     from .storage.db import SchemaOutdated, check_schema
 
     try:
