@@ -10,6 +10,7 @@ else, ``--help`` included, goes through :func:`retention_plugin.cli.main`.
 
 from __future__ import annotations
 
+import os
 import sys
 
 __all__ = ["main"]
@@ -32,6 +33,10 @@ def main(argv=None):
     args = sys.argv[1:] if argv is None else list(argv)
     rest = standalone_args(args)
     if rest is not None:
+        # numpy's OpenBLAS starts a thread per core at import, about 0.1 s of CPU (a sixth of a fit
+        # of 200,000 customers, docs/performance.md), for matrix products these commands never make
+        # large enough to share out. A value the user set is kept.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         from .analysis.commands import analyze
 
         return analyze.main(args=rest, prog_name="retention analyze")

@@ -310,3 +310,19 @@ def test_fitting_a_csv_loads_neither_pluggy_nor_numpy_ma_nor_pyarrow_compute(tmp
     assert res.returncode == 0, res.stderr
     assert '"converged": true' in res.stdout
     assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_ids_cast_in_two_threads_keep_their_places_and_their_refusals():
+    """The id cast shares a file's chunks between two threads: every value must land where its
+    row is, and a chunk that fails in either thread must still send the column to the text path."""
+    import pyarrow as pa
+
+    from retention_plugin.analysis.transactions import _canonical_ints
+
+    blocks = [[str(1000 * b + i) for i in range(1, 6 + b)] for b in range(7)]
+    col = pa.chunked_array([pa.array(b) for b in blocks])
+    np.testing.assert_array_equal(_canonical_ints(col), [int(v) for b in blocks for v in b])
+    for bad_chunk, bad in ((3, "x1"), (4, "007"), (0, "")):
+        broken = [list(b) for b in blocks]
+        broken[bad_chunk][1] = bad
+        assert _canonical_ints(pa.chunked_array([pa.array(b) for b in broken])) is None, (bad_chunk, bad)

@@ -3,6 +3,7 @@ command's path from a CSV that never imports scipy. Every number is checked agai
 scipy path it replaces."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -181,3 +182,24 @@ def test_the_fit_module_no_longer_imports_scipy_optimize_at_import():
             "print('scipy' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.stdout.strip() == "False", res.stderr
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "1"), ("2", "2")])
+def test_the_standalone_commands_start_numpy_without_blas_threads(tmp_path, preset, expected):
+    """OpenBLAS starts a thread per core when numpy is imported, about 0.1 s of CPU that the fit's
+    2x2 to 4x4 matrices never repay: the fast path asks for one thread, unless the user chose."""
+    p = tmp_path / "tx.csv"
+    p.write_text("customer_id,date,amount\n1,2024-01-01,5\n1,2024-02-01,5\n2,2024-01-05,5\n")
+    code = (
+        "import os, sys\n"
+        "from retention_plugin.launch import main\n"
+        "try:\n"
+        f"    main(['analyze', 'fit', '--transactions', {str(p)!r}, '--model', 'bgnbd', '--json'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('numpy' in sys.modules, os.environ.get('OPENBLAS_NUM_THREADS'))\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert res.stdout.strip().splitlines()[-1] == f"True {expected}", res.stderr
