@@ -23,7 +23,8 @@ SPECS = {name: getattr(hookspecs, name) for name in dir(hookspecs)
 #: Hooks that get no ``ctx``: registries run before any transaction exists, and the contact policy asks
 #: these two at send time and from ``messages explain``, outside any delivery (their docstrings say so).
 NO_CTX = {"register_commands", "register_channels", "register_message_kinds", "register_config_sections",
-          "register_tasks", "register_routes", "register_admin_operations", "customer_timezone", "contact_allowed"}
+          "register_tasks", "register_routes", "register_admin_operations", "customer_timezone", "contact_allowed",
+          "shopify_webhook_metafields"}
 
 
 def _checked_module() -> types.ModuleType:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from . import events as ev
     from .context import HookContext
     from .app import Retention
+    from .config import Settings
     from .messaging.channels import Channel
     from .routes import Route
 
@@ -124,6 +125,22 @@ def register_admin_operations(register: Callable[[str, Callable[..., Any]], None
         JSON-able data; input or state it refuses raises
         :class:`retention_plugin.operations.OperationRefused` with the reason an
         admin reads. A name registered twice stops the console with both named.
+    """
+
+
+@hookspec
+def shopify_webhook_metafields(settings: Settings) -> Iterable[tuple[str, str]] | None:
+    """Name the customer or order metafields a plugin reads from Shopify's webhook bodies.
+
+    A body carries a metafield only when its subscription names it, so
+    ``retention shopify subscribe`` asks every plugin, creates subscriptions
+    naming them and adds them to subscriptions that lack them (keeping any
+    others already named). Return ``(topic, "namespace.key")`` pairs, the
+    topic as a ``WebhookSubscriptionTopic`` name (``"CUSTOMERS_UPDATE"``); a
+    topic retention-plugin does not subscribe, or a name without a dot, stops
+    the command with both named.
+
+    :param settings: the configuration in force (the shop's own under ``--shop``).
     """
 
 

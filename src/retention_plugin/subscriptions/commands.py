@@ -45,9 +45,14 @@ def shopify_subscribe(app, url, dry_run, as_json):
     if not s:
         raise ConfigProblem("no [shopify] section in the configuration")
     url = _url(url, sub.RECEIVER_PATH)
+    try:
+        metafields = sub.wanted_metafields(app.pm, app.settings)
+    except ValueError as e:
+        raise ConfigProblem(str(e)) from None
     if dry_run or app.dry_run:
         endpoint = sub.graphql_url(s["shop"], s["api_version"])
-        requests = [{"method": "POST", "url": endpoint, "json": r} for r in sub.planned_requests(url)]
+        requests = [{"method": "POST", "url": endpoint, "json": r}
+                    for r in sub.planned_requests(url, metafields=metafields)]
         if as_json:
             echo_json({"dry_run": True, "callback_url": url, "requests": requests})
             return
@@ -59,7 +64,7 @@ def shopify_subscribe(app, url, dry_run, as_json):
         return
     client = _client(app.shopify_client)
     try:
-        result = sub.subscribe(client, url)
+        result = sub.subscribe(client, url, metafields=metafields)
     except PlatformError as e:
         raise click.ClickException(f"Shopify: {e}") from None
     if as_json:
@@ -68,6 +73,11 @@ def shopify_subscribe(app, url, dry_run, as_json):
     click.echo(f"{s['shop']}: callback {url}")
     click.echo(f"created {len(result.created)}: {', '.join(x.get('topic', '?') for x in result.created) or '-'}")
     click.echo(f"already subscribed {len(result.already)}: {', '.join(result.already) or '-'}")
+    if result.updated:
+        click.echo(f"given the metafields they lacked {len(result.updated)}: "
+                   f"{', '.join(x.get('topic', '?') for x in result.updated)}")
+    for topic, names in metafields.items():
+        click.echo(f"  {topic} bodies carry the metafields {', '.join(names)}")
     click.echo(f"subscriptions before this run ({len(result.existing)}):")
     for x in result.existing:
         click.echo(f"  {x.get('topic', '?'):<24} {x.get('uri') or x.get('callbackUrl') or '?'}  {x.get('id', '')}")

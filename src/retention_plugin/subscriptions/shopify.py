@@ -12,6 +12,7 @@ settings in the Partner / Dev Dashboard).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -93,11 +94,38 @@ class SubscribeResult:
     existing: list[dict[str, Any]] = field(default_factory=list)  # every subscription found
     created: list[dict[str, Any]] = field(default_factory=list)
     already: list[str] = field(default_factory=list)  # topics already subscribed to this URL
+    updated: list[dict[str, Any]] = field(default_factory=list)  # given the metafields they lacked
 
     def as_dict(self) -> dict[str, Any]:
         return {"callback_url": self.callback_url, "existing": self.existing, "created": self.created,
-                "already_subscribed": self.already, "compliance_topics": list(COMPLIANCE_TOPICS),
-                "required_scopes": required_scopes()}
+                "already_subscribed": self.already, "updated": self.updated,
+                "compliance_topics": list(COMPLIANCE_TOPICS), "required_scopes": required_scopes()}
+
+
+#: ``namespace.key`` as Shopify allows it (namespace 2-255, key 2-64 characters).
+_METAFIELD = re.compile(r"[A-Za-z0-9_-]{2,255}\.[A-Za-z0-9_-]{2,64}")
+
+
+def wanted_metafields(pm, settings, topics: tuple[str, ...] = TOPICS) -> dict[str, list[str]]:
+    """Topic -> the ``namespace.key`` names the plugins read from its bodies (``shopify_webhook_metafields``).
+
+    :raises ValueError: a plugin named a topic not in ``topics`` or a malformed name.
+    """
+    wanted: dict[str, set[str]] = {}
+    for pairs in pm.hook.shopify_webhook_metafields(settings=settings):
+        for topic, name in pairs or ():
+            if topic not in topics:
+                raise ValueError(f"shopify_webhook_metafields: {topic!r} is not a subscribed topic "
+                                 f"(one of {', '.join(topics)})")
+            if not isinstance(name, str) or not _METAFIELD.fullmatch(name):
+                raise ValueError(f"shopify_webhook_metafields: {name!r} for {topic}: expected namespace.key")
+            wanted.setdefault(topic, set()).add(name)
+    return {topic: sorted(names) for topic, names in wanted.items()}
+
+
+def _named(subscription: dict[str, Any]) -> set[str]:
+    return {f"{m.get('namespace')}.{m.get('key')}" for m in subscription.get("metafields") or []
+            if isinstance(m, dict)}
 
 
 def list_subscriptions(client, page_size: int = 100) -> list[dict[str, Any]]:
@@ -118,24 +146,40 @@ def _same_url(a: str | None, b: str) -> bool:
     return bool(a) and a.rstrip("/") == b.rstrip("/")
 
 
-def subscribe(client, url: str, topics: tuple[str, ...] = TOPICS) -> SubscribeResult:
-    """Create the missing subscriptions of ``topics`` to ``url``."""
+def subscribe(client, url: str, topics: tuple[str, ...] = TOPICS,
+              metafields: dict[str, list[str]] | None = None) -> SubscribeResult:
+    """Create the missing subscriptions of ``topics`` to ``url``, naming ``metafields`` (topic -> names).
+
+    A subscription that exists but lacks some of its topic's metafields is updated to name them,
+    with the ones it already names kept: another tool may read those.
+    """
+    metafields = metafields or {}
     result = SubscribeResult(callback_url=url)
     result.existing = list_subscriptions(client)
-    have = {s.get("topic") for s in result.existing if _same_url(s.get("uri") or s.get("callbackUrl"), url)}
+    have = {s.get("topic"): s for s in result.existing if _same_url(s.get("uri") or s.get("callbackUrl"), url)}
     for topic in topics:
-        if topic in have:
-            result.already.append(topic)
+        wanted = metafields.get(topic) or []
+        current = have.get(topic)
+        if current is None:
+            payload = client.perform(mutations.webhook_subscription_create(topic, url, wanted))
+            result.created.append(payload.get("webhookSubscription") or {"topic": topic, "uri": url})
             continue
-        payload = client.perform(mutations.webhook_subscription_create(topic, url))
-        result.created.append(payload.get("webhookSubscription") or {"topic": topic, "uri": url})
+        result.already.append(topic)
+        named = _named(current)
+        if set(wanted) <= named or not current.get("id"):
+            continue
+        payload = client.perform(mutations.webhook_subscription_update(current["id"],
+                                                                       metafields=sorted(named | set(wanted))))
+        result.updated.append(payload.get("webhookSubscription") or {"topic": topic, "id": current["id"]})
     return result
 
 
-def planned_requests(url: str, topics: tuple[str, ...] = TOPICS) -> list[dict[str, Any]]:
-    """What :func:`subscribe` sends: the list query, then a create per topic not yet subscribed."""
+def planned_requests(url: str, topics: tuple[str, ...] = TOPICS,
+                     metafields: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """What :func:`subscribe` sends to a shop without subscriptions: the list query, then a create per topic."""
+    metafields = metafields or {}
     return [mutations.webhook_subscriptions_list(first=100),
-            *(mutations.webhook_subscription_create(t, url) for t in topics)]
+            *(mutations.webhook_subscription_create(t, url, metafields.get(t)) for t in topics)]
 
 
 def compliance_guidance(url: str) -> str:

@@ -19,7 +19,9 @@ Beyond orders (:mod:`.activities`): ``[loyalty.earn]`` rules for a new account
 ``referral_reversed`` from the referrals plugin), each priced by
 ``points_for_activity`` (the built-in, ``trylast``, returns the configured
 number). A customer without a stored birthday sets it once on the storefront rewards page
-(:mod:`.birthday_form`, through ``storefront_sections`` and ``storefront_action``).
+(:mod:`.birthday_form`, through ``storefront_sections`` and ``storefront_action``); the birthday
+metafield reaches the customer webhooks because ``shopify_webhook_metafields`` names it to
+``retention shopify subscribe``.
 """
 
 from __future__ import annotations
@@ -71,6 +73,17 @@ def register_routes(retention):
     from .reviews import PATH, ReviewsResource
 
     return [Route(PATH, ReviewsResource(retention))]
+
+
+@hookimpl
+def shopify_webhook_metafields(settings):
+    """The birthday metafield, on the customer topics, when birthdays earn points."""
+    from .settings import settings_of
+
+    earn = settings_of(settings)["earn"]
+    if not earn["birthday"]:
+        return None
+    return [(topic, earn["birthday_metafield"]) for topic in ("CUSTOMERS_CREATE", "CUSTOMERS_UPDATE")]
 
 
 @hookimpl

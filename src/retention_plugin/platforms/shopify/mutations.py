@@ -473,7 +473,16 @@ def store_credit_account_credit(
 WEBHOOK_SUBSCRIPTION_CREATE = """
 mutation webhookSubscriptionCreate($topic: WebhookSubscriptionTopic!, $webhookSubscription: WebhookSubscriptionInput!) {
   webhookSubscriptionCreate(topic: $topic, webhookSubscription: $webhookSubscription) {
-    webhookSubscription { id topic uri format }
+    webhookSubscription { id topic uri format metafields { namespace key } }
+    userErrors { field message }
+  }
+}
+""".strip()
+
+WEBHOOK_SUBSCRIPTION_UPDATE = """
+mutation webhookSubscriptionUpdate($id: ID!, $webhookSubscription: WebhookSubscriptionInput!) {
+  webhookSubscriptionUpdate(id: $id, webhookSubscription: $webhookSubscription) {
+    webhookSubscription { id topic uri format metafields { namespace key } }
     userErrors { field message }
   }
 }
@@ -482,7 +491,7 @@ mutation webhookSubscriptionCreate($topic: WebhookSubscriptionTopic!, $webhookSu
 WEBHOOK_SUBSCRIPTIONS_LIST = """
 query webhookSubscriptions($first: Int!, $after: String) {
   webhookSubscriptions(first: $first, after: $after) {
-    nodes { id topic uri format }
+    nodes { id topic uri format metafields { namespace key } }
     pageInfo { hasNextPage endCursor }
   }
 }
@@ -496,20 +505,45 @@ def topic_enum(topic: str) -> str:
     return re.sub(r"[/.]", "_", topic.strip()).upper()
 
 
-def webhook_subscription_create(topic_enum_or_topic: str, callback_url: str) -> dict[str, Any]:
+def webhook_subscription_create(topic_enum_or_topic: str, callback_url: str,
+                                metafields: list[str] | None = None) -> dict[str, Any]:
     """Subscribe ``callback_url`` to a topic (``webhookSubscriptionCreate``).
 
     :param topic_enum_or_topic: ``ORDERS_PAID`` or ``orders/paid``.
+    :param metafields: ``namespace.key`` names whose values the bodies should carry (a body
+        holds no metafield the subscription does not name).
     """
     if not isinstance(callback_url, str) or not callback_url.startswith("https://"):
         raise ValueError("callback_url must be an https:// URL")
+    subscription: dict[str, Any] = {"uri": callback_url, "format": "JSON"}
+    if metafields:
+        subscription["metafields"] = _metafield_ids(metafields)
     return {
         "query": WEBHOOK_SUBSCRIPTION_CREATE,
-        "variables": {
-            "topic": topic_enum(topic_enum_or_topic),
-            "webhookSubscription": {"uri": callback_url, "format": "JSON"},
-        },
+        "variables": {"topic": topic_enum(topic_enum_or_topic), "webhookSubscription": subscription},
     }
+
+
+def webhook_subscription_update(subscription_id: str, *, metafields: list[str]) -> dict[str, Any]:
+    """Set the metafields an existing subscription's bodies carry (``webhookSubscriptionUpdate``).
+
+    Only ``metafields`` is sent, so the subscription's URI, format and filter stay as they are.
+    """
+    if not isinstance(subscription_id, str) or not subscription_id.startswith("gid://shopify/WebhookSubscription/"):
+        raise ValueError("subscription_id must be a WebhookSubscription gid")
+    return {"query": WEBHOOK_SUBSCRIPTION_UPDATE,
+            "variables": {"id": subscription_id, "webhookSubscription": {"metafields": _metafield_ids(metafields)}}}
+
+
+def _metafield_ids(metafields: list[str]) -> list[dict[str, str]]:
+    """``["facts.birth_date"]`` -> ``[{"namespace": "facts", "key": "birth_date"}]``."""
+    out = []
+    for name in metafields:
+        namespace, dot, key = name.partition(".")
+        if not dot or not namespace or not key:
+            raise ValueError(f"metafield {name!r}: expected namespace.key")
+        out.append({"namespace": namespace, "key": key})
+    return out
 
 
 def webhook_subscriptions_list(first: int = 100, after: str | None = None) -> dict[str, Any]:
