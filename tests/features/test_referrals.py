@@ -347,3 +347,40 @@ def test_the_rewards_page_shows_the_customers_own_referral_link(shop, clock):
     lt = client.simulate_get("/proxy/rewards",
                              query_string=proxy_query(7001, clock.now, extra={"format": "html", "locale": "lt"}))
     assert "Pakviesk draugą" in lt.text and "Invite a friend" not in lt.text
+
+
+def _data_request(app, sid, email, request_id):
+    deliver_shopify(app, "customers/data_request", {
+        "shop_id": 1, "shop_domain": "retention-test.myshopify.com", "orders_requested": [],
+        "customer": {"id": sid, "email": email}, "data_request": {"id": request_id}})
+    run_worker(app)
+    with app.engine.connect() as conn:
+        return conn.execute(select(t.privacy_requests.c.export).order_by(t.privacy_requests.c.id.desc())
+                            .limit(1)).scalar_one()
+
+
+def test_a_data_request_exports_the_invitations_a_person_received_and_not_who_sent_them(shop):
+    """An invitation holds the invited person's address and what became of it: theirs to see,
+    whether or not they ever made an account; the inviter's identity is not theirs."""
+    app, base, _ = shop
+    ann = account(app, 7001, "ann@example.com")
+    account(app, 7002, "bea@example.com")
+    url = landing(app, base, ann)
+    assert http("POST", url, {"email": "bea@example.com"})[0] == 200
+    assert http("POST", url, {"email": "dee@example.com"})[0] == 200  # no account yet
+
+    export = _data_request(app, 7002, "bea@example.com", 1)
+    [got] = export["plugins"]["referral_invitations_received"]
+    assert got["email"] == "bea@example.com" and got["status"] == "invited"
+    assert got["first_order_discount"].startswith("referrals:discount:")
+    assert "ann@example.com" not in json.dumps(export) and not any("referrer" in k for k in got)
+
+    export = _data_request(app, 7009, "Dee@Example.com", 2)
+    assert export["customer"] is None
+    [got] = export["plugins"]["referral_invitations_received"]
+    assert got["email"] == "dee@example.com" and got["first_order_discount"] is None
+
+    export = _data_request(app, 7001, "ann@example.com", 3)  # the inviter: counts, not the friends' addresses
+    assert "referral_invitations_received" not in export.get("plugins", {})
+    assert export["plugins"]["referrals"]["invited"] == 2
+    assert "bea@example.com" not in json.dumps(export) and "dee@example.com" not in json.dumps(export)

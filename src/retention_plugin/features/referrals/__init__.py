@@ -18,7 +18,8 @@ from retention_plugin import hookimpl
 
 from . import engine
 from .codes import referral_url  # noqa: F401 (the library function for pages and plugins)
-from .data import TEXT_COLUMNS, customer_redact, customers_merged, shop_redact  # noqa: F401 (hook implementations)
+from .data import (  # noqa: F401 (hook implementations)
+    TEXT_COLUMNS, customer_data_request, customer_redact, customers_merged, shop_redact)
 from .settings import SECTION, ReferralsSchema
 
 #: How often ordered referrals are checked for qualification (cheap when none is due).

@@ -5,7 +5,7 @@ the ledger still add up); a merged customer's invitations follow the survivor.""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from ... import hookimpl
 from ...redaction import TextColumns
@@ -29,6 +29,36 @@ def customers_merged(survivor, merged, ctx):
     theirs = select(H.c.digest).where(H.c.customer_id == survivor)
     conn.execute(delete(H).where(H.c.customer_id == merged, H.c.digest.in_(theirs)))
     conn.execute(update(H).where(H.c.customer_id == merged).values(customer_id=survivor))
+
+
+@hookimpl
+def customer_data_request(event, ctx):
+    """The invitations this person received, found by customer or by address, and how many address
+    digests are kept for them. Who invited them is the inviter's data and stays out; the invitations
+    they sent are counted by ``customer_facts`` (link and counts), whose addresses are others'."""
+    from ...customers import customer_for
+
+    info = event.customer
+    c = customer_for(ctx.conn, shopify_id=info.shopify_id, email=info.email)
+    ids = set()
+    emails = {e.strip().lower() for e in (info.email, c and c.get("email")) if e and e.strip()}
+    if c is not None:
+        merged = select(t.customers.c.id).where(t.customers.c.merged_into == c["id"])
+        ids = {c["id"], *ctx.conn.execute(merged).scalars()}
+    # An invited address that never became a customer is still this person's, found by the address alone.
+    found = ctx.conn.execute(select(R.c.referee_email, R.c.status, R.c.reason, R.c.discount_key, R.c.created_at,
+                                    R.c.qualified_at)
+                             .where(or_(R.c.referee_id.in_(ids), R.c.referee_email.in_(emails)))
+                             .order_by(R.c.id)).mappings().all()
+    digests = 0
+    if ids:
+        digests = ctx.conn.execute(select(func.count()).select_from(H).where(H.c.customer_id.in_(ids))).scalar_one()
+    if not found and not digests:
+        return None
+    received = [{"email": r["referee_email"], "status": r["status"], "reason": r["reason"],
+                 "first_order_discount": r["discount_key"], "invited_at": r["created_at"].isoformat(),
+                 "qualified_at": r["qualified_at"].isoformat() if r["qualified_at"] else None} for r in found]
+    return {"referral_invitations_received": received, "referral_address_digests_kept": digests}
 
 
 @hookimpl
