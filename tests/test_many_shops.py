@@ -552,3 +552,41 @@ def test_the_daily_tier_review_judges_each_shops_customers_by_that_shops_tiers(m
         ).scalar() for shop in (A, B)}
     assert tier_of[B] == "gold"  # 100 spent, B's gold from 50
     assert tier_of[A] != "gold"  # 100 spent, A's gold from 300
+
+
+def test_a_shop_with_its_own_zendesk_posts_to_its_own_path_and_its_tickets_are_its_own(make_app, db_url,
+                                                                                         tmp_path, clock):
+    """Shop B's support runs on a Zendesk account of its own: its webhook, signed with that account's
+    secret, comes to /webhooks/zendesk/<B> and its tickets are B's. The shared path stays the configured
+    shop's, no other secret opens B's path, and a shop without an account of its own has no path."""
+    from datetime import datetime, timezone
+
+    from conftest import zendesk_headers
+    from payloads import zendesk_envelope
+
+    b_secret = "shop-b-zendesk-secret-0123456789"
+    per_shop = {B: {"zendesk": {"subdomain": "shop-b-support", "webhook_secret": b_secret}}}
+    path = write_config(tmp_path / "retention.toml", base_config(db_url, shops=per_shop))
+    app = make_app(shops=per_shop)
+    with running_server(path) as base:
+        def post(where, ticket_id, secret=None):
+            body = dumps(zendesk_envelope("ticket.created", ticket_id, requester_id=8800 + ticket_id,
+                                          email=f"t{ticket_id}@example.com"))
+            headers = zendesk_headers(body, datetime.now(timezone.utc), str(ticket_id),
+                                      **({"secret": secret} if secret else {}))
+            return requests.post(base + where, data=body, headers=headers, timeout=10)
+
+        assert post("/webhooks/zendesk", 1).status_code == 200  # the shared account: the configured shop's
+        assert post(f"/webhooks/zendesk/{B.upper()}", 2, b_secret).status_code == 200
+        refused = post(f"/webhooks/zendesk/{B}", 3)  # the shared secret does not open B's path
+        assert refused.status_code == 401 and refused.json()["error"] == "bad_signature"
+        for other in (A, "third-shop.myshopify.com", "not a shop"):
+            refused = post(f"/webhooks/zendesk/{other}", 4, b_secret)
+            assert refused.status_code == 401 and refused.json()["error"] == "unknown_shop", other
+    clock.now = datetime.now(timezone.utc) + timedelta(minutes=1)  # the server stored them at the real time
+    assert run_worker(app).dead == 0
+    with app.engine.connect() as conn:
+        tickets = dict(conn.execute(select(t.tickets.c.zendesk_id, t.tickets.c.shop)).all())
+        requesters = dict(conn.execute(select(t.customers.c.zendesk_user_id, t.customers.c.shop)).all())
+    assert tickets == {1: A, 2: B}
+    assert requesters == {8801: A, 8802: B}  # each requester a customer of the ticket's shop

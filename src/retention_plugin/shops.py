@@ -27,6 +27,29 @@ log = logging.getLogger("retention_plugin.shops")
 PRIVACY_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact", "app/uninstalled"})
 
 
+#: Where a shop with a Zendesk account of its own has Zendesk post its webhooks (its domain follows).
+ZENDESK_PATH = "/webhooks/zendesk"
+
+
+def own_zendesk(settings, shop: str) -> bool:
+    """Whether ``shop`` has a Zendesk account of its own (``[shops."<shop>".zendesk]``)."""
+    return "zendesk" in settings.per_shop.get(shop, {})
+
+
+def zendesk_path(shop: str) -> str:
+    """The receiver path of ``shop``'s own Zendesk webhook."""
+    return f"{ZENDESK_PATH}/{shop}"
+
+
+def delivery_shop(row) -> str | None:
+    """The shop an inbox row is processed for: a Shopify delivery names it; a Zendesk delivery is
+    its shop's when it came through that shop's own path (its ``shop`` is then the shop's domain,
+    where the shared path stores the Zendesk subdomain), else the configured shop's (None)."""
+    if row["platform"] == "shopify":
+        return row["shop"]
+    return normalise(row["shop"]) if row["platform"] == "zendesk" and "." in (row["shop"] or "") else None
+
+
 def configured(settings) -> list[str]:
     """The shops the configuration names, the ``[shopify] shop`` first."""
     out: list[str] = []

@@ -245,9 +245,26 @@ class Receiver:
     def on_post_zendesk(self, req, resp):
         self._answer(resp, "zendesk", self._zendesk, req)
 
-    def _zendesk(self, req) -> bool:
+    def on_post_zendesk_shop(self, req, resp, shop):
+        """A shop's own Zendesk account (``[shops."<shop>".zendesk]``) posts to ``/webhooks/zendesk/<shop>``,
+        checked with that account's secret; its deliveries are that shop's work."""
+        self._answer(resp, "zendesk", lambda r: self._zendesk(r, shop), req)
+
+    def _zendesk(self, req, shop: str | None = None) -> bool:
         body = self._read_body(req)
-        if not self.zendesk:
+        zendesk, store_as = self.zendesk, None
+        if shop is not None:
+            domain = shop_scope.normalise(shop)
+            # Only a shop with an account of its own: under the shared secret, one shop's Zendesk could
+            # otherwise file tickets as another's.
+            if domain is None or not shops.own_zendesk(self.retention.settings, domain) or not self._installed(
+                    domain, ""):
+                raise Rejected(falcon.HTTP_401, "unknown_shop",
+                               f"shop {shop[:100]!r} has no Zendesk account of its own here")
+            with shop_scope.scope(domain):
+                zendesk = self.retention.settings.section("zendesk")
+            store_as = domain
+        if not zendesk:
             raise Rejected(falcon.HTTP_401, "not_configured", "no [zendesk] section is configured")
         signature = req.get_header("X-Zendesk-Webhook-Signature")
         timestamp = req.get_header("X-Zendesk-Webhook-Signature-Timestamp")
@@ -259,10 +276,10 @@ class Receiver:
             raise Rejected(falcon.HTTP_401, "bad_timestamp",
                            "signature timestamp is not an ISO 8601 time with a zone offset, in 1970-2200")
         skew = abs((self.retention.now() - when.astimezone(timezone.utc)).total_seconds())
-        if skew > self.zendesk["max_clock_skew_seconds"]:
+        if skew > zendesk["max_clock_skew_seconds"]:
             raise Rejected(falcon.HTTP_401, "stale_timestamp",
                            f"signature timestamp is {int(skew)} s from now (replay protection)")
-        if not zendesk_verify.verify_webhook(body, signature, timestamp, self.zendesk["webhook_secret"]):
+        if not zendesk_verify.verify_webhook(body, signature, timestamp, zendesk["webhook_secret"]):
             raise Rejected(falcon.HTTP_401, "bad_signature", "signature does not match timestamp + raw body")
         payload = self._json(body)
         invocation = req.get_header("X-Zendesk-Webhook-Invocation-Id")
@@ -281,7 +298,7 @@ class Receiver:
             "webhook_id": req.get_header("X-Zendesk-Webhook-Id"), "invocation_id": invocation,
             "timestamp": timestamp}.items() if v}
         event_id = str(body_id) if body_id not in (None, "") else None
-        return self._store("zendesk", self.zendesk["subdomain"], delivery_id, topic, event_id, headers, body)
+        return self._store("zendesk", store_as or zendesk["subdomain"], delivery_id, topic, event_id, headers, body)
 
     # --- health and metrics ----------------------------------------------------------
 
@@ -344,7 +361,8 @@ def create_app(retention, metrics_bind: str | None = None) -> falcon.App:
     api.req_options.strip_url_path_trailing_slash = True
     receiver = Receiver(retention, metrics_bind)
     api.add_route("/webhooks/shopify", receiver, suffix="shopify")
-    api.add_route("/webhooks/zendesk", receiver, suffix="zendesk")
+    api.add_route(shops.ZENDESK_PATH, receiver, suffix="zendesk")
+    api.add_route(shops.ZENDESK_PATH + "/{shop}", receiver, suffix="zendesk_shop")
     api.add_route("/healthz", receiver, suffix="healthz")
     api.add_route("/metrics", receiver, suffix="metrics")
     # Every page beyond the receiver's own comes from a plugin: unsubscribe (messaging), recall

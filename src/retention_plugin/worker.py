@@ -182,8 +182,8 @@ class Worker:
 
     def _process(self, row: dict) -> str:
         # A Shopify delivery is its shop's work: its rows carry the shop and its settings are the shop's.
-        # A Zendesk delivery names no shop: it is the configured shop's.
-        shop = row["shop"] if row["platform"] == "shopify" else None
+        # A Zendesk delivery is the configured shop's, unless it came through a shop's own Zendesk path.
+        shop = shops.delivery_shop(row)
         with shop_scope.scope(shop):
             return self._process_scoped(row, shop)
 

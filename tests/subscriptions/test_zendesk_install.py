@@ -156,3 +156,24 @@ def test_dry_run_prints_the_requests_and_sends_nothing(config, live_config, flag
         assert all(x["method"] == "POST" and x["url"] == f"{BASE}/api/v2/triggers" for x in triggers)
         r = invoke(zendesk_group, config, "install", "--callback-url", URL)
         assert r.exit_code == 0 and r.stdout.startswith("dry run: nothing was sent to retention-test.zendesk.com")
+
+
+def test_under_the_shop_option_a_shop_with_its_own_zendesk_gets_its_own_path(db_url, tmp_path):
+    from conftest import base_config
+    from server_util import write_config
+
+    from retention_plugin import shop_scope
+
+    b = "second-shop.myshopify.com"
+    cfg = base_config(db_url, shops={b: {"zendesk": {"subdomain": "shop-b-support",
+                                                     "webhook_secret": "shop-b-zendesk-secret-0123456789"}}})
+    path = write_config(tmp_path / "retention.toml", cfg)
+    with responses.RequestsMock():
+        with shop_scope.scope(b):  # what `retention --shop <b>` sets for the whole command
+            r = invoke(zendesk_group, path, "install", "--callback-url", "https://retention.example.com", "--json")
+        assert r.exit_code == 0, r.output
+        plan = json.loads(r.stdout)
+        assert plan["callback_url"] == f"https://retention.example.com/webhooks/zendesk/{b}"
+        assert plan["requests"][0]["url"].startswith("https://shop-b-support.zendesk.com/")
+        r = invoke(zendesk_group, path, "install", "--callback-url", "https://retention.example.com", "--json")
+        assert json.loads(r.stdout)["callback_url"] == "https://retention.example.com/webhooks/zendesk"

@@ -101,10 +101,15 @@ def zendesk_install(app, url, category_id, show_secret, dry_run, as_json):
     """Create the webhook and the triggers that post the shipped bodies (only what is missing)."""
     from . import zendesk as zi
 
+    from .. import shop_scope, shops
+
     s = app.settings.section("zendesk")
     if not s:
         raise ConfigProblem("no [zendesk] section in the configuration")
-    url = _url(url, zi.RECEIVER_PATH)
+    # Under --shop, a shop with a Zendesk account of its own posts to its own path (docs/install.md).
+    shop = shop_scope.scoped()
+    own = shop is not None and shops.own_zendesk(app.settings, shop)
+    url = _url(url, shops.zendesk_path(shop) if own else zi.RECEIVER_PATH)
     if dry_run or app.dry_run:
         requests = [zi.describe(r, s["subdomain"]) for r in zi.planned_requests(url, category_id=category_id)]
         if as_json:
