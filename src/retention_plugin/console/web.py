@@ -18,8 +18,9 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
-from functools import wraps
+from functools import lru_cache, wraps
 from http.cookies import SimpleCookie
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 import falcon
@@ -99,6 +100,10 @@ class Console:
         self.csp = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
                     "base-uri 'none'; frame-ancestors 'self' https://admin.shopify.com"
                     + (f" https://{shop}" if shop else ""))
+        # A page signed in by a Shopify session token runs App Bridge (from Shopify's CDN, as Shopify
+        # requires) and the console's one script, which fetches the next page with a fresh token.
+        self.embedded_csp = self.csp.replace(
+            "default-src 'none';", f"default-src 'none'; script-src 'self' {APP_BRIDGE_ORIGIN}; connect-src 'self';")
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -116,9 +121,21 @@ class Console:
         resp.content_type = "text/html; charset=utf-8"
         resp.set_header("Cache-Control", "no-store")
         # Framed only by the console itself and the Shopify admin of the configured shop (the embedded
-        # app), as Shopify requires of embedded apps; no script runs on any page.
-        resp.set_header("Content-Security-Policy", self.csp)
-        resp.text = env.get_template(template).render(nav=NAV, **data)
+        # app), as Shopify requires of embedded apps; signed in by password, no script runs on any page.
+        session = data.get("session") or {}
+        embedded = None
+        if session.get("via") == "token":
+            embedded = {"api_key": (self.retention.settings.section("shopify") or {}).get("client_id") or "",
+                        "app_bridge": APP_BRIDGE_URL, "script": EMBEDDED_SCRIPT_PATH}
+        resp.set_header("Content-Security-Policy", self.embedded_csp if embedded else self.csp)
+        resp.text = env.get_template(template).render(nav=NAV, embedded=embedded, **data)
+
+    def on_get_embedded_js(self, req, resp):
+        """The script of pages signed in by a session token (static/embedded.js); nobody's data in it."""
+        resp.content_type = "text/javascript; charset=utf-8"
+        resp.set_header("Cache-Control", "public, max-age=3600")
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        resp.text = _embedded_script()
 
     def session(self, req, resp) -> dict | None:
         """Who makes this request: a Shopify session token when it carries one, else the cookie's session.
@@ -564,12 +581,24 @@ _ID = f"int(min=1, max={2**63 - 1})"
 MAX_POINTS = 10_000_000
 
 
+#: App Bridge as Shopify serves it; an embedded app loads it from there, first among its scripts.
+APP_BRIDGE_ORIGIN = "https://cdn.shopify.com"
+APP_BRIDGE_URL = f"{APP_BRIDGE_ORIGIN}/shopifycloud/app-bridge.js"
+EMBEDDED_SCRIPT_PATH = "/admin/embedded.js"
+
+
+@lru_cache(maxsize=1)
+def _embedded_script() -> str:
+    return (Path(__file__).parent / "static" / "embedded.js").read_text(encoding="utf-8")
+
+
 def routes(retention):
     from ..routes import Route
 
     c = Console(retention)
     return [
         Route("/admin", c, "health"),
+        Route(EMBEDDED_SCRIPT_PATH, c, "embedded_js"),
         Route("/admin/login", c, "login"),
         Route("/admin/logout", c, "logout"),
         Route(f"/admin/events/{{event_id:{_ID}}}/replay", c, "replay"),
