@@ -125,6 +125,10 @@ def register_admin_operations(register: Callable[[str, Callable[..., Any]], None
         JSON-able data; input or state it refuses raises
         :class:`retention_plugin.operations.OperationRefused` with the reason an
         admin reads. A name registered twice stops the console with both named.
+        An embedded (one shop's) console session calls ``func`` inside that shop's
+        scope: keep to its rows with :func:`retention_plugin.shop_scope.only`, and
+        refuse another shop's row like a missing one
+        (:class:`retention_plugin.operations.NotFound`, answered with a 404).
     """
 
 

@@ -17,6 +17,10 @@ class OperationRefused(Exception):
     """The feature refuses this input or state; ``str(e)`` is the reason shown to the admin (a 4xx)."""
 
 
+class NotFound(OperationRefused):
+    """No such target, or not one of the shop in scope's (the two must look alike): the console's 404."""
+
+
 class OperationConflict(RuntimeError):
     """Two plugins registered one operation name; which one the console calls would be a guess."""
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, insert, select
 
+from ..shop_scope import only
 from ..storage import tables as t
 
 KIND = "report"
@@ -42,10 +43,13 @@ def save_report(engine, out_dir, *, params: dict, now: datetime) -> int:
 
 
 def latest_report(engine) -> dict | None:
-    """``{"id", "created_at", "as_of", "params", "summary", "html"}`` of the newest kept report, or None."""
+    """``{"id", "created_at", "as_of", "params", "summary", "html"}`` of the newest kept report, or None.
+
+    In a shop's scope (an embedded console session) the newest of that shop's reports."""
     r = t.analysis_runs
     with engine.connect() as conn:
-        row = conn.execute(select(r).where(r.c.kind == KIND).order_by(r.c.id.desc()).limit(1)).mappings().first()
+        row = conn.execute(select(r).where(r.c.kind == KIND, only(r)).order_by(r.c.id.desc()).limit(1)
+                           ).mappings().first()
     if row is None:
         return None
     kept = row["summary"] or {}

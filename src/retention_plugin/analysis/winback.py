@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import select
 
+from ..shop_scope import only
 from ..storage import tables as t
 from .store import as_of_day
 from .stats import newcombe_difference, wilson
@@ -60,14 +61,15 @@ def winback_results(engine, as_of=None, *, window_days: int = 60) -> dict:
 
     A customer reordered when they placed a (non-test, non-cancelled) order
     within ``window_days`` after their assignment. Younger assignments are
-    counted as pending, since they have not had the full window yet.
+    counted as pending, since they have not had the full window yet. In a shop's scope, that shop's
+    assignments only.
     """
     day = as_of_day(as_of)
     end = datetime.combine(date(1970, 1, 1) + timedelta(days=day + 1), time(0), tzinfo=timezone.utc)
     w, o = t.winback, t.orders
     with engine.connect() as conn:
         assigned = conn.execute(select(w.c.customer_id, w.c.group, w.c.segment, w.c.created_at)
-                                .where(w.c.created_at < end)).all()
+                                .where(w.c.created_at < end, only(w))).all()
         ids = sorted({r.customer_id for r in assigned})
         orders: dict[int, list[datetime]] = {}
         for chunk in range(0, len(ids), 500):

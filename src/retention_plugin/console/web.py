@@ -4,6 +4,10 @@ Every page is server-rendered HTML from Jinja2 templates (autoescaped) with
 plain forms; no script is needed to use any of them. Reads go to the core's
 tables; changes go through the functions the CLI calls (the core's replay and
 retry, the features' ``register_admin_operations``), never copies of them.
+
+A session signed in from one shop's Shopify admin runs in that shop's scope (:mod:`..shop_scope`): every
+query here and in the operations keeps to the shop's rows with ``only``/``only_customers``, and a row of
+another shop answers exactly like a row that does not exist. A password session has no shop and sees all.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from sqlalchemy import func, or_, select
 
 from .. import operations as ops
 from .. import shops
-from ..shop_scope import only, scope
+from ..shop_scope import only, only_customers, scope
 from ..storage import tables as t
 from . import auth
 
@@ -244,6 +248,15 @@ class Console:
         return {"session": session, "csrf": session["csrf"] or "", "section": section, "signed_in": True,
                 "done": req.get_param("done"), "error": req.get_param("error")}
 
+    def shop_column(self, session, conn) -> bool:
+        """Whether lists need a shop column: a password session (every shop's rows) on an install serving several."""
+        return not session.get("shop") and len(shops.installed(self.retention, conn)) > 1
+
+    def ours(self, table, row_id: int) -> bool:
+        """Whether ``table`` has the row and it is the session's shop's (any shop's for a password session)."""
+        with self.retention.engine.connect() as conn:
+            return conn.execute(select(table.c.id).where(table.c.id == row_id, only(table))).first() is not None
+
     @page(change=True)
     def on_post_logout(self, req, resp, session, form):
         auth.end_session(self.retention.engine, _cookies(req).get(COOKIE, ""), self.now(), _ip(req))
@@ -259,26 +272,29 @@ class Console:
         with self.retention.engine.connect() as conn:
             inbox = {r.status: (r.n, r.oldest) for r in conn.execute(
                 select(i.c.status, func.count().label("n"), func.min(i.c.received_at).label("oldest"))
-                .group_by(i.c.status))}
-            dead = conn.execute(select(i.c.id, i.c.platform, i.c.topic, i.c.received_at, i.c.attempts,
-                                       i.c.last_error).where(i.c.status == "dead").order_by(i.c.id.desc())
+                .where(only(i)).group_by(i.c.status))}
+            dead = conn.execute(select(i.c.id, i.c.shop, i.c.platform, i.c.topic, i.c.received_at, i.c.attempts,
+                                       i.c.last_error).where(i.c.status == "dead", only(i)).order_by(i.c.id.desc())
                                 .limit(50)).mappings().all()
-            failed = conn.execute(select(a.c.id, a.c.platform, a.c.kind, a.c.key, a.c.attempts, a.c.last_error,
-                                         a.c.updated_at).where(a.c.status == "failed").order_by(a.c.id.desc())
-                                  .limit(50)).mappings().all()
-            outbox = dict(conn.execute(select(a.c.status, func.count()).group_by(a.c.status)).all())
-            messages = dict(conn.execute(select(m.c.status, func.count()).group_by(m.c.status)).all())
+            failed = conn.execute(select(a.c.id, a.c.shop, a.c.platform, a.c.kind, a.c.key, a.c.attempts,
+                                         a.c.last_error, a.c.updated_at).where(a.c.status == "failed", only(a))
+                                  .order_by(a.c.id.desc()).limit(50)).mappings().all()
+            outbox = dict(conn.execute(select(a.c.status, func.count()).where(only(a)).group_by(a.c.status)).all())
+            messages = dict(conn.execute(select(m.c.status, func.count()).where(only(m)).group_by(m.c.status)).all())
+            shop_column = self.shop_column(session, conn)
         pending = inbox.get("pending")
         lag = (now - pending[1]) if pending and pending[1] else None
         self.render(resp, "health.html", **self.base(session, req, "health"),
                     inbox={k: v[0] for k, v in sorted(inbox.items())}, lag=_duration(lag), dead=dead,
-                    failed=failed, outbox=dict(sorted(outbox.items())), messages=dict(sorted(messages.items())))
+                    failed=failed, outbox=dict(sorted(outbox.items())), messages=dict(sorted(messages.items())),
+                    shop_column=shop_column)
 
     @page(change=True)
     def on_post_replay(self, req, resp, session, form, event_id: int):
         from ..worker import replay
 
-        n = replay(self.retention, ids=[event_id])
+        # Another shop's delivery gets the answer of one that does not exist.
+        n = replay(self.retention, ids=[event_id]) if self.ours(t.inbox, event_id) else 0
         if n == 0:
             self.flash_redirect(resp, "/admin", f"delivery {event_id} cannot be replayed (unknown, or being "
                                                 "processed right now)", error=True)
@@ -289,7 +305,7 @@ class Console:
     def on_post_retry(self, req, resp, session, form, action_id: int):
         from ..actions import retry
 
-        n = retry(self.retention, ids=[action_id])
+        n = retry(self.retention, ids=[action_id]) if self.ours(t.actions, action_id) else 0
         if n == 0:
             self.flash_redirect(resp, "/admin", f"action {action_id} cannot be retried (unknown, or running)",
                                 error=True)
@@ -368,7 +384,10 @@ class Console:
         fn = self.ops.get(name)
         if fn is None:
             raise Refused(falcon.HTTP_404, f"{name.split('.')[0]} is switched off ([plugins].disabled)")
-        return fn(self.retention, **params)
+        try:
+            return fn(self.retention, **params)
+        except ops.NotFound as e:
+            raise Refused(falcon.HTTP_404, str(e)) from None
 
     # --- recovery -----------------------------------------------------------------------------
 
@@ -377,14 +396,16 @@ class Console:
         pending = self.call("recovery.pending")
         r = t.recoveries
         with self.retention.engine.connect() as conn:
-            outcomes = dict(conn.execute(select(r.c.decision, func.count()).group_by(r.c.decision)).all())
+            outcomes = dict(conn.execute(select(r.c.decision, func.count()).where(only(r))
+                                         .group_by(r.c.decision)).all())
             # What came of the offers made: the repeat purchase the feature watches for (recovery report).
             results = dict(conn.execute(select(func.coalesce(r.c.outcome, "open"), func.count())
-                                        .where(r.c.decision == "offered").group_by(r.c.outcome)).all())
-            recent = conn.execute(select(r).where(r.c.reviewed_at.is_not(None)).order_by(r.c.reviewed_at.desc())
-                                  .limit(20)).mappings().all()
+                                        .where(r.c.decision == "offered", only(r)).group_by(r.c.outcome)).all())
+            recent = conn.execute(select(r).where(r.c.reviewed_at.is_not(None), only(r))
+                                  .order_by(r.c.reviewed_at.desc()).limit(20)).mappings().all()
+            shop_column = self.shop_column(session, conn)
         self.render(resp, "recovery.html", **self.base(session, req, "recovery"), pending=pending,
-                    outcomes=outcomes, results=results, recent=recent)
+                    outcomes=outcomes, results=results, recent=recent, shop_column=shop_column)
 
     @page(change=True)
     def on_post_review(self, req, resp, session, form, case_id: int):
@@ -408,8 +429,7 @@ class Console:
 
     @page()
     def on_get_recalls(self, req, resp, session, form):
-        self.render(resp, "recalls.html", **self.base(session, req, "recalls"), recalls=self.call("recalls.list"),
-                    preview=None, values={})
+        self._recall_page(req, resp, session, {}, None, None)
 
     @page()
     def on_get_recall(self, req, resp, session, form, recall_id: int):
@@ -447,17 +467,20 @@ class Console:
                             f"{out['notices_scheduled']} notice(s) queued")
 
     def _recall_page(self, req, resp, session, values, preview, error):
+        with self.retention.engine.connect() as conn:
+            shop_column = self.shop_column(session, conn)
+        base = self.base(session, req, "recalls")
         self.render(resp, "recalls.html", status=falcon.HTTP_200 if not error else falcon.HTTP_400,
-                    **{**self.base(session, req, "recalls"), "error": error}, recalls=self.call("recalls.list"),
-                    preview=preview, values=values)
+                    **{**base, "error": error or base["error"]}, recalls=self.call("recalls.list"),
+                    preview=preview, values=values, shop_column=shop_column)
 
     # --- analysis ------------------------------------------------------------------------------
 
     def _at_risk(self, conn, limit: int | None = None):
         s, c = t.customer_scores, t.customers
-        q = (select(c.c.id, c.c.email, c.c.first_name, c.c.last_name, s.c.segment, s.c.p_alive,
+        q = (select(c.c.id, c.c.shop, c.c.email, c.c.first_name, c.c.last_name, s.c.segment, s.c.p_alive,
                     s.c.expected_purchases, s.c.next_purchase_at, s.c.scored_at)
-             .join(c, c.c.id == s.c.customer_id).where(s.c.segment.in_(("at_risk", "lost")))
+             .join(c, c.c.id == s.c.customer_id).where(s.c.segment.in_(("at_risk", "lost")), only(c))
              .order_by(s.c.p_alive, c.c.id))
         return conn.execute(q.limit(limit) if limit else q).mappings().all()
 
@@ -468,13 +491,16 @@ class Console:
 
         s = t.customer_scores
         with self.retention.engine.connect() as conn:
-            segments = dict(conn.execute(select(s.c.segment, func.count()).group_by(s.c.segment)).all())
+            segments = dict(conn.execute(select(s.c.segment, func.count()).where(only_customers(s.c.customer_id))
+                                         .group_by(s.c.segment)).all())
             at_risk = self._at_risk(conn, 200)
+            shop_column = self.shop_column(session, conn)
         winback = winback_results(self.retention.engine, self.now().date())
         total = sum(segments.values()) or 1
         report = latest_report(self.retention.engine)
         self.render(resp, "analysis.html", **self.base(session, req, "analysis"), segments=segments, total=total,
-                    at_risk=at_risk, winback=winback, report=report, stale=self._stale(report))
+                    at_risk=at_risk, winback=winback, report=report, stale=self._stale(report),
+                    shop_column=shop_column)
 
     @page()
     def on_get_report(self, req, resp, session, form):
@@ -514,7 +540,9 @@ class Console:
                         f"{r['expected_purchases']:.4f}" if r["expected_purchases"] is not None else "",
                         r["next_purchase_at"].isoformat() if r["next_purchase_at"] else "",
                         r["scored_at"].isoformat() if r["scored_at"] else ""])
-        self.audit(session, req, "analysis.export_at_risk", None, {"rows": len(rows)})
+        # An embedded session's export is of its shop's customers: the target says so (its audit page shows it).
+        self.audit(session, req, "analysis.export_at_risk", f"shop:{session['shop']}" if session.get("shop") else None,
+                   {"rows": len(rows)})
         resp.content_type = "text/csv; charset=utf-8"
         resp.set_header("Content-Disposition", f'attachment; filename="at-risk-{self.now():%Y-%m-%d}.csv"')
         resp.set_header("Cache-Control", "no-store")
@@ -526,11 +554,11 @@ class Console:
     def on_get_loyalty(self, req, resp, session, form):
         tiers, ledger, rewards = t.customer_tiers, t.ledger, t.rewards
         with self.retention.engine.connect() as conn:
-            by_tier = conn.execute(select(tiers.c.tier, func.count()).group_by(tiers.c.tier)
-                                   .order_by(tiers.c.tier)).all()
-            liability = conn.execute(select(func.coalesce(func.sum(ledger.c.points), 0))).scalar()
-            members = conn.execute(select(func.count(func.distinct(ledger.c.customer_id)))).scalar()
-            by_status = conn.execute(select(rewards.c.kind, rewards.c.status, func.count())
+            by_tier = conn.execute(select(tiers.c.tier, func.count()).where(only_customers(tiers.c.customer_id))
+                                   .group_by(tiers.c.tier).order_by(tiers.c.tier)).all()
+            liability = conn.execute(select(func.coalesce(func.sum(ledger.c.points), 0)).where(only(ledger))).scalar()
+            members = conn.execute(select(func.count(func.distinct(ledger.c.customer_id))).where(only(ledger))).scalar()
+            by_status = conn.execute(select(rewards.c.kind, rewards.c.status, func.count()).where(only(rewards))
                                      .group_by(rewards.c.kind, rewards.c.status)
                                      .order_by(rewards.c.kind, rewards.c.status)).all()
         self.render(resp, "loyalty.html", **self.base(session, req, "loyalty"), by_tier=by_tier,
@@ -541,19 +569,59 @@ class Console:
         m = t.messages
         shown = req.get_param("status") or "scheduled"
         with self.retention.engine.connect() as conn:
-            counts = dict(conn.execute(select(m.c.status, func.count()).group_by(m.c.status)).all())
-            rows = conn.execute(select(m.c.id, m.c.customer_id, m.c.kind, m.c.channel, m.c.due_at, m.c.send_at,
-                                       m.c.status, m.c.reason).where(m.c.status == shown)
+            counts = dict(conn.execute(select(m.c.status, func.count()).where(only(m)).group_by(m.c.status)).all())
+            rows = conn.execute(select(m.c.id, m.c.shop, m.c.customer_id, m.c.kind, m.c.channel, m.c.due_at,
+                                       m.c.send_at, m.c.status, m.c.reason).where(m.c.status == shown, only(m))
                                 .order_by(m.c.id.desc()).limit(100)).mappings().all()
+            shop_column = self.shop_column(session, conn)
         self.render(resp, "messages.html", **self.base(session, req, "messages"), counts=dict(sorted(counts.items())),
-                    shown=shown, rows=rows)
+                    shown=shown, rows=rows, shop_column=shop_column)
 
     @page()
     def on_get_audit(self, req, resp, session, form):
-        a = t.console_audit
         with self.retention.engine.connect() as conn:
-            rows = conn.execute(select(a).order_by(a.c.id.desc()).limit(200)).mappings().all()
+            rows = _audit_of(conn, session.get("shop"), 200)
         self.render(resp, "audit.html", **self.base(session, req, "audit"), rows=rows)
+
+
+#: What an audit entry's target names (``inbox:12``), and the table whose row it is.
+AUDIT_TARGETS = {"inbox": t.inbox, "action": t.actions, "customer": t.customers, "case": t.recoveries,
+                 "recall": t.recalls}
+
+
+def _audit_of(conn, shop: str | None, limit: int) -> list:
+    """The newest ``limit`` audit entries; for a shop (an embedded session), those about its rows.
+
+    ``console_audit`` has no shop: an entry is a shop's when its target is one of the shop's rows (or
+    ``shop:<domain>``, what an embedded session did to the shop as a whole). Sign-ins, users and sessions are
+    the install's, not a shop's, so a shop's page does not show them; whoever did a change to a shop's row (its
+    own staff or an operator signed in by password), the shop sees it. The table is read newest first a page at
+    a time until ``limit`` entries are found.
+    """
+    a = t.console_audit
+    if shop is None:
+        return conn.execute(select(a).order_by(a.c.id.desc()).limit(limit)).mappings().all()
+    out: list = []
+    before = None
+    while len(out) < limit:
+        q = select(a).where(a.c.target.is_not(None)).order_by(a.c.id.desc()).limit(500)
+        page = conn.execute(q if before is None else q.where(a.c.id < before)).mappings().all()
+        if not page:
+            break
+        before = page[-1]["id"]
+        wanted: dict[str, set[int]] = {}
+        for r in page:
+            kind, _, ident = r["target"].partition(":")
+            if kind in AUDIT_TARGETS and ident.isdigit() and len(ident) < 19:
+                wanted.setdefault(kind, set()).add(int(ident))
+        mine = {(kind, row_id) for kind, ids in wanted.items()
+                for row_id in conn.execute(select(AUDIT_TARGETS[kind].c.id).where(
+                    AUDIT_TARGETS[kind].c.id.in_(sorted(ids)), AUDIT_TARGETS[kind].c.shop == shop)).scalars()}
+        for r in page:
+            kind, _, ident = r["target"].partition(":")
+            if r["target"] == f"shop:{shop}" or (ident.isdigit() and (kind, int(ident)) in mine):
+                out.append(r)
+    return out[:limit]
 
 
 def _cell(v):

@@ -4,34 +4,42 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from retention_plugin.operations import OperationRefused
+from retention_plugin.operations import NotFound, OperationRefused
+from retention_plugin.shop_scope import only
 from retention_plugin.storage import tables as t
 
 
 def list_recalls(retention) -> list[dict]:
+    """Every recall, newest first, with its shop; in a shop's scope (an embedded console session), its own."""
     from .engine import recall_status, sync_notified
 
+    rl = t.recalls
     with retention.engine.begin() as conn:
         sync_notified(conn)
-        ids = conn.execute(select(t.recalls.c.id).order_by(t.recalls.c.id.desc())).scalars().all()
-        return [recall_status(conn, i) for i in ids]
+        found = conn.execute(select(rl.c.id, rl.c.shop).where(only(rl)).order_by(rl.c.id.desc())).all()
+        return [{**recall_status(conn, i), "shop": shop} for i, shop in found]
 
 
 def status(retention, *, recall_id: int) -> dict:
     """One recall's counts and each case (the CLI's ``recall status`` and ``recall cases``)."""
-    from .engine import recall_cases, recall_row, recall_status, sync_notified
+    from .engine import recall_cases, recall_status, sync_notified
 
+    rl = t.recalls
     with retention.engine.begin() as conn:
+        # Another shop's recall is no recall here (the same answer as an id nobody has).
+        if conn.execute(select(rl.c.id).where(rl.c.id == recall_id, only(rl))).first() is None:
+            raise NotFound(f"no recall with id {recall_id}")
         sync_notified(conn, recall_id)
-        if recall_row(conn, recall_id) is None:
-            raise OperationRefused(f"no recall with id {recall_id}")
         return {**recall_status(conn, recall_id), "cases": recall_cases(conn, recall_id)}
 
 
 def create(retention, *, preview: bool, sku: str | None = None, product_id: int | None = None,
            ordered_from: str | None = None, ordered_to: str | None = None, severity: str = "safety",
            title: str | None = None, instructions: str | None = None, remedy: str | None = None) -> dict:
-    """The CLI's ``recall create`` (``--preview`` counts who would be affected and changes nothing)."""
+    """The CLI's ``recall create`` (``--preview`` counts who would be affected and changes nothing).
+
+    In a shop's scope (an embedded console session) the recall is that shop's and reaches its buyers only
+    (``create_recall`` keys and matches it by the shop in scope)."""
     from .engine import RecallError, create_recall
 
     try:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from retention_plugin.context import HookContext
 from retention_plugin.operations import OperationRefused
+from retention_plugin.shop_scope import only
+from retention_plugin.storage import tables as t
 
 from .settings import settings_of
 
 
 def _case(row: dict) -> dict:
-    out = {k: row.get(k) for k in ("id", "key", "customer_id", "trigger", "severity", "decision", "reason",
+    out = {k: row.get(k) for k in ("id", "shop", "key", "customer_id", "trigger", "severity", "decision", "reason",
                                    "hold", "reviewed_by", "review_note", "created_at", "reviewed_at")}
     out["amount"] = f"{row['amount']:.2f}" if row.get("amount") is not None else None
     out["currency"] = row.get("currency")
@@ -17,10 +21,11 @@ def _case(row: dict) -> dict:
 
 
 def pending(retention) -> list[dict]:
-    from .offers import pending_cases
-
+    """The CLI's ``recovery pending``; in a shop's scope (an embedded console session), that shop's cases."""
+    r = t.recoveries
     with retention.engine.connect() as conn:
-        return [_case(r) for r in pending_cases(conn)]
+        return [_case(row) for row in conn.execute(select(r).where(r.c.decision == "pending", only(r))
+                                                   .order_by(r.c.id)).mappings()]
 
 
 def _review(retention, case_id: int, approve: bool, actor: str, text: str | None) -> dict:
@@ -30,6 +35,10 @@ def _review(retention, case_id: int, approve: bool, actor: str, text: str | None
 
     try:
         with retention.engine.begin() as conn:
+            # Another shop's case answers like a case that does not exist (offers' own refusal), and is left as it is.
+            r = t.recoveries
+            if conn.execute(select(r.c.id).where(r.c.id == case_id, only(r))).first() is None:
+                raise OperationRefused(f"no recovery case {case_id}")
             ctx = HookContext(retention, conn, now=retention.now(), source="console")
             if approve:
                 row, now = do_approve(ctx, settings_of(retention), case_id, by=actor, note=text)
