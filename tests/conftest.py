@@ -37,6 +37,22 @@ def pytest_configure(config):
     # the plugin by itself; load it by module then, so the suite runs without a reinstall.
     if not (config.pluginmanager.has_plugin("retention_plugin") or config.pluginmanager.has_plugin(PLUGIN)):
         config.pluginmanager.import_plugin(PLUGIN)
+    _rewrite_only_the_fixtures(config)
+
+
+def _rewrite_only_the_fixtures(config) -> None:
+    """Keep pytest's assertion rewriting to our fixtures (``retention_plugin.testing``).
+
+    For an editable install pytest 9 marks the whole package that owns a pytest11 entry point for
+    rewriting, so every product module imported during a test is parsed with ``ast``; and CPython 3.11
+    (3.11.7 here) fails with "AST constructor recursion depth mismatch" when two threads parse at once,
+    which ``retention analyze evaluate``'s background import then does beside the command's own imports.
+    The product's modules have no test assertions to rewrite.
+    """
+    marked = getattr(getattr(config.pluginmanager, "rewrite_hook", None), "_must_rewrite", None)
+    if isinstance(marked, set) and "retention_plugin" in marked:
+        marked.discard("retention_plugin")
+        marked.add("retention_plugin.testing")
 
 
 # --- databases -------------------------------------------------------------------------
