@@ -110,8 +110,9 @@ class Split:
     def release(self, keep=()) -> None:
         """Drop the summary and every score array but those named in ``keep``, noting each AUC first.
 
-        At 100,000 customers a split holds about 15 MB of per-customer arrays; a selection
-        split needs only its AUCs afterwards, and at most one of its scores.
+        At 100,000 customers a split holds about 15 MB of per-customer arrays; once its AUCs
+        are known a selection split is needed only for calibrating a chosen score that is not
+        a probability, and only if it is the latest window of its length.
         """
         if self.aucs is None:
             self.aucs = {name: self.auc_of(name) for name in self.scores}
