@@ -77,20 +77,47 @@ def _auc_or_none(score, y, enough: bool) -> float | None:
 class Split:
     """One calibration/holdout split: its data, outcome, candidate scores, fitted models and figures."""
 
-    summary: Summary
+    summary: Summary | None  # None once released
     y: np.ndarray  # made no purchase in the holdout
     scores: dict[str, np.ndarray]
     models: dict
     result: dict
+    #: (calibration_end, holdout_end), day numbers
+    window: tuple[int, int] = (0, 0)
+    #: every candidate score's AUC, noted when the per-customer arrays were released (else None)
+    aucs: dict[str, float | None] | None = None
+
+    def __post_init__(self):
+        if self.summary is not None and self.summary.holdout_end is not None:
+            self.window = (int(self.summary.calibration_end), int(self.summary.holdout_end))
 
     @property
     def enough_data(self) -> bool:
         return bool(self.result["enough_data"])
 
+    @property
+    def score_names(self) -> set[str]:
+        """The candidate scores computed on this split (their arrays may have been released)."""
+        return set(self.scores) if self.aucs is None else set(self.aucs)
+
     def auc_of(self, name: str) -> float | None:
+        if self.aucs is not None:
+            return self.aucs.get(name) if self.enough_data else None
         if not self.enough_data or name not in self.scores:
             return None
         return auc(self.scores[name], self.y)
+
+    def release(self, keep=()) -> None:
+        """Drop the summary and every score array but those named in ``keep``, noting each AUC first.
+
+        At 100,000 customers a split holds about 15 MB of per-customer arrays; once its AUCs
+        are known a selection split is needed only for calibrating a chosen score that is not
+        a probability, and only if it is the latest window of its length.
+        """
+        if self.aucs is None:
+            self.aucs = {name: self.auc_of(name) for name in self.scores}
+        self.scores = {k: v for k, v in self.scores.items() if k in keep}
+        self.summary = None
 
 
 def evaluate_split(summary: Summary, model_names=MODEL_NAMES, *, min_repeat_buyers: int = MIN_REPEAT_BUYERS,
@@ -183,7 +210,11 @@ def selection_origins(calibration_end: int, holdout_end: int, *, count: int = 3,
 
 @dataclass
 class Evaluation:
-    """The outcome of :func:`rolling_evaluation`: the JSON result and the splits behind it."""
+    """The outcome of :func:`rolling_evaluation`: the JSON result and the splits behind it.
+
+    The selection splits are released (:meth:`Split.release`): they keep their AUCs, fitted
+    models and result, and only the score arrays the choice may calibrate on.
+    """
 
     result: dict
     final: Split
@@ -222,6 +253,7 @@ def rolling_evaluation(summarize_at, calibration_end: int, holdout_end: int, *, 
             skipped.append({**where, "reason": sp.result["reason"]})
             continue
         selection.append(sp)
+        _release_unneeded(selection)
     final = evaluate_split(summarize_at(calibration_end, holdout_end), model_names,
                            min_repeat_buyers=min_repeat_buyers, progress=progress)
     choice, calibration = _choose(selection, final)
@@ -238,6 +270,26 @@ def rolling_evaluation(summarize_at, calibration_end: int, holdout_end: int, *, 
     for c in result["candidates"]:
         c["selection_auc"] = mean.get(c["score"])
     return Evaluation(result, final, selection, calibration)
+
+
+def _release_unneeded(selection: list[Split]) -> None:
+    """Release the selection splits' arrays but those :func:`_choose` may calibrate on.
+
+    That is a score that is not a probability, on the latest split (the first one, on a
+    tie) among those of the same window length that have it; so the memory held while
+    the next splits are fitted is one split's worth, not one per earlier cut-off.
+    """
+    latest: dict[tuple[int, str], int] = {}
+    for i, sp in enumerate(selection):
+        length = sp.window[1] - sp.window[0]
+        for name in sp.score_names:
+            j = latest.get((length, name))
+            if j is None or sp.window[0] > selection[j].window[0]:
+                latest[(length, name)] = i
+    for i, sp in enumerate(selection):
+        length = sp.window[1] - sp.window[0]
+        sp.release(keep={name for name in sp.score_names
+                         if not is_probability(name) and latest[(length, name)] == i})
 
 
 def evaluate(summary: Summary, model_names=MODEL_NAMES, *, selection=(),
@@ -263,7 +315,7 @@ def _choose(selection: list[Split], final: Split) -> tuple[dict, dict | None]:
     window = f"{fr['calibration_end']} to {fr['holdout_end']}"
     means: dict[str, float] = {}
     if selection:
-        common = set.intersection(*(set(sp.scores) for sp in selection))
+        common = set.intersection(*(sp.score_names for sp in selection))
         for name in common:
             vals = [sp.auc_of(name) for sp in selection]
             means[name] = float(np.mean(vals))
@@ -271,7 +323,7 @@ def _choose(selection: list[Split], final: Split) -> tuple[dict, dict | None]:
         order = sorted(means, key=lambda k: (-means[k], k))
         chosen, on_evidence = order[0], True
         where = ", ".join(f"{sp.result['calibration_end']} "
-                          f"(+{sp.summary.holdout_end - sp.summary.calibration_end} days)" for sp in selection)
+                          f"(+{sp.window[1] - sp.window[0]} days)" for sp in selection)
         how = (f"Chosen on {len(selection)} earlier cut-off{'s' if len(selection) > 1 else ''} ({where}), where it "
                f"ranked customers best (mean AUC {means[chosen]:.3f}): {candidate_label(chosen)}.")
         best_model = next((k for k in order if k != BASELINE), None)
@@ -325,9 +377,9 @@ def _choose(selection: list[Split], final: Split) -> tuple[dict, dict | None]:
         out["reliability"] = reliability(final.scores[chosen], final.y)
     else:
         same = [sp for sp in selection if abs(sp.result["holdout_length"] - fr["holdout_length"]) < 1e-9
-                and chosen in sp.scores]
+                and chosen in sp.score_names]
         if same:
-            sp = max(same, key=lambda sp: sp.summary.calibration_end)
+            sp = max(same, key=lambda sp: sp.window[0])
             knots, fitted = isotonic_fit(sp.scores[chosen], sp.y)
             calibration = {"knots": knots, "p_no_purchase": fitted, "learned_on": sp.result["calibration_end"]}
             p = np.interp(final.scores[chosen], knots, fitted)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import ndtr, ndtri
-from scipy.stats import rankdata
 
 __all__ = ["auc", "delong", "compare_auc", "decile_table", "isotonic_fit", "brier", "reliability", "correlation",
            "MIN_EACH_OUTCOME", "outcome_shortfall"]
@@ -25,6 +24,29 @@ def outcome_shortfall(y, minimum: int = MIN_EACH_OUTCOME) -> str | None:
             f"judging a score needs at least {minimum} of each")
 
 Z95 = float(ndtri(0.975))
+
+
+def rankdata(a) -> np.ndarray:
+    """Ranks from 1, ties given the mean of their ranks; all NaN if any value is NaN.
+
+    What ``scipy.stats.rankdata(a)`` returns for a 1-d array (its "average" method and
+    "propagate" policy), value for value: the ranks are whole or half numbers, exact in
+    floating point. Kept here because importing ``scipy.stats`` costs the daily
+    early-warning task about 23 MB of its memory for this one function.
+    """
+    x = np.asarray(a).ravel()
+    n = len(x)
+    if n == 0:
+        return np.empty(0, np.float64)
+    order = np.argsort(x, kind="stable")
+    ordered = x[order]
+    first = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    counts = np.diff(first, append=n)
+    ranks = np.empty(n, np.float64)
+    ranks[order] = np.repeat((first + 1) + (counts - 1) / 2, counts)
+    if x.dtype.kind in "fc" and np.isnan(x).any():
+        ranks[:] = np.nan
+    return ranks
 
 
 def auc(score, y) -> float:

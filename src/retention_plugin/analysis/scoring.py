@@ -77,6 +77,7 @@ def choose_lost_score(history: History, st: ScoreSettings, progress=None) -> dic
         if len(s) < MIN_CUSTOMERS or min(none, len(s) - none) < MIN_EACH_OUTCOME:
             reason = (f"{len(s)} customers, {none} of them without a purchase in the window: too few to "
                       f"compare scores (need {MIN_CUSTOMERS} customers and {MIN_EACH_OUTCOME} of each outcome)")
+        del s  # the evaluation makes it again last; not held while the earlier windows are fitted
     if reason:
         return {"score": DEFAULT_SCORE, "label": candidate_label(DEFAULT_SCORE), "on_evidence": False,
                 "verdict": f"The lost score could not be chosen or judged on evidence ({reason}); "

@@ -81,8 +81,15 @@ def _streamed(conn, stmt):
     return conn.execute(stmt.execution_options(yield_per=CHUNK_ROWS))
 
 
-def load_store_history(engine, as_of=None) -> History:
-    """Everything known by the end of ``as_of`` (a UTC day)."""
+def load_store_history(engine, as_of=None, *, purchases_only: bool = False) -> History:
+    """Everything known by the end of ``as_of`` (a UTC day).
+
+    ``purchases_only``: only what scoring reads (:func:`.scoring.score_customers`), each
+    order's customer, day and value, under the same rules; the orders' other columns keep
+    :meth:`Orders.build`'s defaults (no category, discount or fulfilment) and there are no
+    tickets, ratings or refunds. The daily early warning reads this, which spares it the
+    order lines and about a third of the orders' memory.
+    """
     day = as_of_day(as_of)
     end = datetime.combine(date(1970, 1, 1) + timedelta(days=day + 1), time(0), tzinfo=timezone.utc)
     with connection(engine) as conn:
@@ -102,7 +109,7 @@ def load_store_history(engine, as_of=None) -> History:
         # chunks straight into compact columns: holding every row object at once cost about
         # 300 MB at 250,000 orders (docs/performance.md, "Worker").
         best: dict[int, tuple[float, str]] = {}
-        for ln in _streamed(conn,
+        for ln in () if purchases_only else _streamed(conn,
                 select(t.order_lines.c.order_id, t.order_lines.c.product_type, t.order_lines.c.price,
                        t.order_lines.c.quantity)
                 .join(o, o.c.id == t.order_lines.c.order_id)
@@ -116,11 +123,22 @@ def load_store_history(engine, as_of=None) -> History:
         customer, day_of, amount_of = array("q"), array("q"), array("d")
         discounted, fulfil_days, fulfil_known = array("b"), array("d"), array("b")
         category: list[str] = []
+        counted = (o.c.shop == shop, o.c.customer_id.is_not(None), o.c.created_at < end, o.c.test.is_(False),
+                   or_(o.c.cancelled_at.is_(None), o.c.cancelled_at >= end))
+        if purchases_only:
+            for r in _streamed(conn, select(o.c.customer_id, o.c.created_at, o.c.subtotal, o.c.refunded,
+                                            o.c.currency).where(*counted).order_by(o.c.id)):
+                currencies[r.currency] += 1
+                customer.append(who(r.customer_id))
+                day_of.append((r.created_at.date() - _EPOCH_DAY).days)
+                amount_of.append(max(float(r.subtotal) - float(r.refunded or 0), 0.0))
+            return History(as_of=day, orders=Orders.build(customer=customer, day=day_of, amount=amount_of),
+                           currency=currencies.most_common(1)[0][0] if currencies else None,
+                           notes=_currency_notes(currencies))
         for r in _streamed(conn,
                 select(o.c.id, o.c.customer_id, o.c.created_at, o.c.subtotal, o.c.refunded, o.c.total_discounts,
                        o.c.discount_codes, o.c.fulfilled_at, o.c.currency, o.c.fulfillment_status, o.c.source)
-                .where(o.c.shop == shop, o.c.customer_id.is_not(None), o.c.created_at < end, o.c.test.is_(False),
-                       or_(o.c.cancelled_at.is_(None), o.c.cancelled_at >= end))
+                .where(*counted)
                 .order_by(o.c.id)):
             currencies[r.currency] += 1
             customer.append(who(r.customer_id))
@@ -149,10 +167,7 @@ def load_store_history(engine, as_of=None) -> History:
             .where(and_(rt.c.shop == shop, rt.c.customer_id.is_not(None), rt.c.value.is_not(None),
                         rt.c.created_at < end))).all()
 
-    notes = []
-    if len(currencies) > 1:
-        notes.append("orders in several shop currencies (" + ", ".join(sorted(currencies)) +
-                     "): values are added as they are, without conversion")
+    notes = _currency_notes(currencies)
     orders = Orders.build(
         customer=customer,
         day=day_of,
@@ -183,3 +198,10 @@ def load_store_history(engine, as_of=None) -> History:
         currency=currencies.most_common(1)[0][0] if currencies else None,
         notes=notes,
     )
+
+
+def _currency_notes(currencies: Counter) -> list[str]:
+    if len(currencies) > 1:
+        return ["orders in several shop currencies (" + ", ".join(sorted(currencies)) +
+                "): values are added as they are, without conversion"]
+    return []
