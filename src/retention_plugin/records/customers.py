@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from .. import events as ev
 from ..shop_scope import current
@@ -67,16 +67,32 @@ def resolve_customer(conn, info: ev.CustomerInfo | None, now: datetime, *, email
                   "external_id": info.external_id, "email": mail, "tags": list(info.tags or []),
                   "source_updated_at": info.updated_at, "created_at": now, "updated_at": now}
         values.update({f: getattr(info, f) for f in _CUSTOMER_FIELDS})
-        return conn.execute(c.insert().values(**values)).inserted_primary_key[0]
+        row = conn.execute(_INSERT_CUSTOMER, values).mappings().one()
+        _keep_customer(conn, ctx, row)
+        return row["id"]
     keep = rows[0]
     for other in rows[1:]:
         merge_customers(conn, keep, other, now, ctx)
-    _apply_customer(conn, keep["id"], keep, info, mail, now)
+    written = _apply_customer(conn, keep["id"], keep, info, mail, now)
+    if written is not None:
+        _keep_customer(conn, ctx, written)
+    elif len(rows) == 1:  # neither merged nor changed: the row read is the row stored
+        _keep_customer(conn, ctx, keep)
     return keep["id"]
 
 
+# Written rows come back with RETURNING, so the plugins after the record read the customer from the context.
+_INSERT_CUSTOMER = t.customers.insert().returning(*t.customers.c)
+_UPDATE_CUSTOMER = update(t.customers).where(t.customers.c.id == bindparam("_cid")).returning(*t.customers.c)
+
+
+def _keep_customer(conn, ctx, row) -> None:
+    if ctx is not None and getattr(ctx, "conn", None) is conn:
+        ctx._keep(("customers", row["id"]), ("customers",), row)
+
+
 def _apply_customer(conn, cid, row, info: ev.CustomerInfo, mail, now):
-    c = t.customers
+    """Bring the row up to date with ``info``; returns the row as written, or None when nothing changed."""
     values = {}
     for col in ("shopify_id", "zendesk_user_id", "external_id"):
         v = getattr(info, col)
@@ -105,6 +121,7 @@ def _apply_customer(conn, cid, row, info: ev.CustomerInfo, mail, now):
     if row["redacted_at"] is not None:
         for f in ("first_name", "last_name", "phone"):
             values.pop(f, None)
-    if values:
-        values["updated_at"] = now
-        conn.execute(update(c).where(c.c.id == cid).values(**values))
+    if not values:
+        return None
+    values["updated_at"] = now
+    return conn.execute(_UPDATE_CUSTOMER, {**values, "_cid": cid}).mappings().one()

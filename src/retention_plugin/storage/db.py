@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -11,6 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ClauseElement
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -71,15 +73,34 @@ def is_sqlite(conn_or_engine) -> bool:
     return conn_or_engine.dialect.name == "sqlite"
 
 
+#: ``insert_ignore``'s statements by dialect, table and conflict columns: built once, the values go
+#: in as parameters (building the statement cost more than running it on the worker's hot path).
+_INSERT_IGNORE: dict[tuple, Any] = {}
+
+
+def _insert_ignore_stmt(dialect_name: str, table, conflict: list[str]):
+    key = (dialect_name, table, tuple(conflict))
+    stmt = _INSERT_IGNORE.get(key)
+    if stmt is None:
+        dialect = sqlite if dialect_name == "sqlite" else postgresql
+        stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=conflict)
+        if "id" in table.c:
+            stmt = stmt.returning(table.c.id)
+        _INSERT_IGNORE[key] = stmt
+    return stmt
+
+
 def insert_ignore(conn: Connection, table, values: dict, conflict: list[str]):
     """INSERT … ON CONFLICT DO NOTHING; returns the new primary key or None."""
-    dialect = sqlite if is_sqlite(conn) else postgresql
-    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    stmt = _insert_ignore_stmt(conn.dialect.name, table, conflict)
+    if any(isinstance(v, ClauseElement) for v in values.values()):
+        # An SQL expression is not a parameter value: it goes into this statement's VALUES.
+        result = conn.execute(stmt.values(**values))
+    else:
+        result = conn.execute(stmt, values)
     if "id" in table.c:
-        stmt = stmt.returning(table.c.id)
-        row = conn.execute(stmt).first()
+        row = result.first()
         return row[0] if row else None
-    conn.execute(stmt)
     return None
 
 

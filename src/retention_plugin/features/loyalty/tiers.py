@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from ...storage import tables as t
 from .ledger import EARN, REVERSE
@@ -30,12 +30,21 @@ O = t.orders
 L = t.ledger
 
 
-def tier_row(conn, customer_id: int):
-    return conn.execute(select(CT).where(CT.c.customer_id == customer_id)).mappings().first()
+_TIER = select(CT).where(CT.c.customer_id == bindparam("cid"))
 
 
-def current_tier(conn, customer_id: int) -> str | None:
-    row = tier_row(conn, customer_id)
+def tier_row(conn, customer_id: int, *, ctx=None):
+    """The customer's stored tier row (or None); read once per ``ctx`` (of ``conn``) until it is written."""
+    def load():
+        return conn.execute(_TIER, {"cid": customer_id}).mappings().first()
+
+    if ctx is not None and getattr(ctx, "conn", None) is conn:
+        return ctx.cached(("loyalty.tier", customer_id), (CT,), load)
+    return load()
+
+
+def current_tier(conn, customer_id: int, *, ctx=None) -> str | None:
+    row = tier_row(conn, customer_id, ctx=ctx)
     return row["tier"] if row else None
 
 
@@ -88,9 +97,9 @@ def evaluate(conn, settings: dict, now: datetime, customer_ids=None) -> dict[int
     return result
 
 
-def store_tier(conn, customer_id: int, tier: str | None, now: datetime) -> tuple[str | None, bool]:
+def store_tier(conn, customer_id: int, tier: str | None, now: datetime, *, ctx=None) -> tuple[str | None, bool]:
     """Record the evaluation; returns ``(previous tier, changed)``."""
-    row = tier_row(conn, customer_id)
+    row = tier_row(conn, customer_id, ctx=ctx)
     if row is None:
         if tier is None:
             return None, False

@@ -589,11 +589,9 @@ def join_order(ctx, order_id: int) -> int:
 
 
 def stored_order_id(ctx, shopify_id) -> int | None:
-    from retention_plugin.records.orders import order_row
-
     if shopify_id is None:
         return None
-    row = order_row(ctx.conn, shopify_id)
+    row = ctx.order_row(shopify_id)
     return row["id"] if row else None
 
 

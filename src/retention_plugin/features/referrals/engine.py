@@ -171,7 +171,7 @@ def bind_customer(ctx, info) -> None:
 
 def on_order_paid(ctx, order) -> None:
     conn = ctx.conn
-    orow = conn.execute(select(O).where(O.c.shopify_id == order.shopify_id)).mappings().first()
+    orow = ctx.order_row(order.shopify_id)
     if orow is None or orow["customer_id"] is None:
         return
     cid = orow["customer_id"]

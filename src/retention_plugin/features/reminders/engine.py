@@ -164,16 +164,6 @@ def rule_interval(ctx, rule: Mapping, sku: str | None, *, per_unit: bool) -> tup
 # --- scheduling ----------------------------------------------------------------------------------
 
 
-def _order(conn, order_id: int) -> dict | None:
-    row = conn.execute(select(t.orders).where(t.orders.c.id == order_id)).mappings().first()
-    return dict(row) if row else None
-
-
-def _lines(conn, order_id: int) -> list[dict]:
-    ol = t.order_lines
-    return [dict(r) for r in conn.execute(select(ol).where(ol.c.order_id == order_id).order_by(ol.c.id)).mappings()]
-
-
 def _message_status(conn, message_id) -> str | None:
     if message_id is None:
         return None
@@ -191,13 +181,13 @@ def schedule_for_order(ctx, order_id: int) -> list[str]:
     s = settings_of(ctx)
     if not s["rules"]:
         return []
-    order = _order(conn, order_id)
+    order = ctx.order(order_id)
     if order is None or order["customer_id"] is None or order["cancelled_at"] is not None or order["test"]:
         return []
     store = store_url(ctx)
     bought_at = order_time(order)
     groups: dict[tuple[str, str], dict] = {}
-    for line in _lines(conn, order_id):
+    for line in ctx.order_lines(order_id):
         qty = line["quantity"] - (line["refunded_quantity"] or 0)
         if qty <= 0:
             continue
@@ -308,12 +298,12 @@ def check_candidates(ctx, order_id: int) -> list[str]:
     s = settings_of(ctx)
     offer = s["offer"]
     conn = ctx.conn
-    order = _order(conn, order_id)
+    order = ctx.order(order_id)
     if order is None or order["customer_id"] is None or order["cancelled_at"] is not None or order["test"]:
         return []
     cid = order["customer_id"]
     found = []
-    lines = {ln["sku"]: ln for ln in _lines(conn, order_id) if ln["sku"]}
+    lines = {ln["sku"]: ln for ln in ctx.order_lines(order_id) if ln["sku"]}
     for sku, line in lines.items():
         purchases = purchase_history(conn, sku, customer_id=cid).get(cid, [])
         med = regular_interval(purchases, offer)
@@ -347,11 +337,9 @@ def check_candidates(ctx, order_id: int) -> list[str]:
 
 
 def stored_order_id(ctx, event_order) -> int | None:
-    from retention_plugin.records.orders import order_row
-
     if event_order is None or event_order.shopify_id is None:
         return None
-    row = order_row(ctx.conn, event_order.shopify_id)
+    row = ctx.order_row(event_order.shopify_id)
     return row["id"] if row else None
 
 
