@@ -3,8 +3,9 @@
 The statement counts are of one ``orders/paid`` delivery processed by the worker with the built-ins
 the worker bench runs (loyalty with tiers and an automatic reward, offers, messages, reminders):
 before the per-event read cache the order row was selected 8 times and the customer row 5 times,
-46 statements in all for this delivery on SQLite (45 on PostgreSQL); 29 (28) with it. The cache's correctness (a write is seen by the next
-read, a rolled-back savepoint too) is tested on the context directly.
+46 statements in all for this delivery on SQLite (45 on PostgreSQL); 29 (28) with it. The cache's
+correctness (a write is seen by the next read, a rolled-back savepoint too) is tested on the
+context directly.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, insert, select, text, update
+from sqlalchemy import create_engine, delete, event, insert, select, text, update
 
 from payloads import order
 from retention_plugin import hookimpl
@@ -159,7 +160,30 @@ def test_cached_reads_follow_writes_text_sql_and_savepoints(app, clock):
         assert ctx.order_row(9001) is None
         conn.execute(insert(t.orders).values(shopify_id=9001, customer_id=cid, currency="USD", subtotal=Decimal(5),
                                              total=Decimal(5), created_at=clock.now, tags=[], discount_codes=[]))
+        oid = ctx.order_row(9001)["id"]
         assert ctx.order_row(9001)["customer_id"] == cid
+
+        # A DELETE may cascade (an order's lines go with it): every cached read is read again.
+        conn.execute(insert(t.order_lines).values(order_id=oid, line_key="1", sku="S", quantity=1,
+                                                  price=Decimal(5), total_discount=Decimal(0), tags=[]))
+        assert [line["sku"] for line in ctx.order_lines(oid)] == ["S"]
+        conn.execute(delete(t.orders).where(t.orders.c.id == oid))
+        assert ctx.order_lines(oid) == [] and ctx.order(oid) is None and ctx.order_row(9001) is None
+
+
+def test_an_engine_not_made_by_make_engine_caches_nothing(app, clock, db_url):
+    engine = create_engine(app.engine.url)
+    try:
+        with engine.begin() as conn:
+            cid = _customer(conn, clock.now)
+            ctx = HookContext(app, conn, now=clock.now)
+            reads = Statements(engine)
+            reads.on = True
+            assert ctx.customer(cid)["first_name"] == "Ann"
+            assert ctx.customer(cid)["first_name"] == "Ann"
+            assert reads.full_rows("customers") == 2
+    finally:
+        engine.dispose()
 
 
 def test_a_context_caches_nothing_across_transactions(app, clock):

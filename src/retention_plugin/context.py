@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-import weakref
 from datetime import datetime
 from typing import Any, Callable, Hashable, Iterable, Mapping
 
-from sqlalchemy import Table, bindparam, event, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from .shop_scope import current
 from .storage import tables as t
+from .storage import writes
 from .storage.db import insert_ignore, upsert
 
 # The per-event lookups, built once: constructing a select() at every call costs more than running it.
@@ -22,55 +22,6 @@ _ORDER_LINES = select(t.order_lines).where(t.order_lines.c.order_id == bindparam
 _CUSTOMER = select(t.customers).where(t.customers.c.id == bindparam("id"))
 _STATE = select(t.plugin_state.c.value).where(t.plugin_state.c.plugin == bindparam("plugin"),
                                               t.plugin_state.c.key == bindparam("key"))
-
-
-class _Writes:
-    """What one connection has written, as a count per table, for the read caches of its contexts.
-
-    A cached read is good while the counts of the tables it read are unchanged. Anything the
-    listener cannot attribute to one table (text SQL, DDL, a savepoint's or transaction's
-    rollback, a commit or a new transaction, after which other writers' rows may show) moves
-    ``epoch``, which every cached read depends on.
-    """
-
-    __slots__ = ("epoch", "tables", "__weakref__")
-
-    def __init__(self) -> None:
-        self.epoch = 0
-        self.tables: dict[str, int] = {}
-
-    def stamp(self, tables: tuple[str, ...]) -> tuple:
-        counts = self.tables
-        return (self.epoch, *[counts.get(name, 0) for name in tables])
-
-    def saw(self, conn, cursor, statement: str, parameters, context, executemany) -> None:
-        compiled = getattr(context, "compiled", None)
-        if compiled is not None and (context.isinsert or context.isupdate or context.isdelete):
-            table = getattr(compiled.statement, "table", None)
-            if isinstance(table, Table):
-                self.tables[table.name] = self.tables.get(table.name, 0) + 1
-                return
-        elif statement.lstrip()[:6].upper() == "SELECT":
-            return
-        self.epoch += 1
-
-    def reset(self, *args) -> None:
-        self.epoch += 1
-
-
-#: The write counts of each connection a HookContext cached a read on (one listener per connection,
-#: however many contexts share it; gone with the connection).
-_WATCHED: weakref.WeakKeyDictionary[Connection, _Writes] = weakref.WeakKeyDictionary()
-
-
-def _watch(conn: Connection) -> _Writes:
-    w = _WATCHED.get(conn)
-    if w is None:
-        w = _WATCHED[conn] = _Writes()
-        event.listen(conn, "before_cursor_execute", w.saw)
-        for name in ("begin", "commit", "rollback", "rollback_savepoint"):
-            event.listen(conn, name, w.reset)
-    return w
 
 
 def _names(tables: Iterable) -> tuple[str, ...]:
@@ -86,7 +37,7 @@ class HookContext:
     replayed delivery calls it again with the same key and nothing changes.
 
     The lookups (:meth:`order_row`, :meth:`order`, :meth:`order_lines`,
-    :meth:`customer`, :meth:`state_get`, and :meth:`cached` for a plugin's own)
+    :meth:`customer`, and :meth:`cached` for a plugin's own)
     read a row once per context, i.e. once per delivery, however many plugins
     ask: every plugin of an order event reads the same order and customer. A
     write to the table through the connection (by a helper, a plugin's own
@@ -160,10 +111,9 @@ class HookContext:
         ``load`` reads only ``tables`` through ``ctx.conn``. The value is shared by every caller,
         so return something immutable (a row mapping, a tuple) or copy it before changing it.
         """
-        if self.conn is None:
+        stamp = None if self.conn is None else writes.stamp(self.conn, _names(tables))
+        if stamp is None:  # no connection, or one of an engine not made by make_engine: nothing is known
             return load()
-        names = _names(tables)
-        stamp = _watch(self.conn).stamp(names)
         hit = self._reads.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]
@@ -177,9 +127,9 @@ class HookContext:
 
     def _keep(self, key: Hashable, tables: Iterable, value: Any) -> None:
         """Cache ``value`` as just written (the caller read it back with RETURNING)."""
-        if self.conn is not None:
-            names = _names(tables)
-            self._reads[key] = (_watch(self.conn).stamp(names), value)
+        stamp = None if self.conn is None else writes.stamp(self.conn, _names(tables))
+        if stamp is not None:
+            self._reads[key] = (stamp, value)
 
     def order_row(self, shopify_id: int) -> Mapping | None:
         """The stored order with this Shopify id, of the shop in scope (a read-only row mapping), or None."""

@@ -14,6 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ClauseElement
 
+from .writes import watch
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -40,13 +42,14 @@ def make_engine(url: str, *, pool_size: int = 5, sqlite_synchronous: str = "full
             raise ValueError(f"sqlite_synchronous must be 'full' or 'normal', not {sqlite_synchronous!r}")
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _sqlite_setup(engine, sqlite_synchronous.upper())
-        return engine
+        return watch(engine)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     # A database host that does not answer must fail a connection in seconds, not hang the
     # request (the receiver then answers 503) or the worker's loop.
     timeout = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": 10}
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=timeout)
+    return watch(create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                               connect_args=timeout))
 
 
 def _sqlite_setup(engine: Engine, synchronous: str = "FULL") -> None:
