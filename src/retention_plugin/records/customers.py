@@ -10,6 +10,7 @@ customer's name and email never come back.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, or_, select, update
 
@@ -35,6 +36,20 @@ def customer_redacted(conn, customer_id) -> bool:
     return conn.execute(select(t.customers.c.redacted_at).where(t.customers.c.id == customer_id)).scalar() is not None
 
 
+_CANDIDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _candidates(columns: tuple[str, ...]):
+    """The rows any of these identifiers names (built once per combination of identifiers given)."""
+    stmt = _CANDIDATES.get(columns)
+    if stmt is None:
+        c = t.customers
+        stmt = _CANDIDATES[columns] = (
+            select(c).where(or_(*[c.c[name] == bindparam(name) for name in columns]),
+                            c.c.shop == bindparam("_shop"), c.c.merged_into.is_(None)).order_by(c.c.id))
+    return stmt
+
+
 def resolve_customer(conn, info: ev.CustomerInfo | None, now: datetime, *, email: str | None = None,
                      ctx=None) -> int | None:
     """Find or create the one customer row behind these identifiers, merging rows a new link joins.
@@ -46,20 +61,12 @@ def resolve_customer(conn, info: ev.CustomerInfo | None, now: datetime, *, email
         return None
     info = info or ev.CustomerInfo()
     mail = normalise_email(info.email) or normalise_email(email)
-    c = t.customers
-    conds = []
-    if info.shopify_id is not None:
-        conds.append(c.c.shopify_id == info.shopify_id)
-    if info.zendesk_user_id is not None:
-        conds.append(c.c.zendesk_user_id == info.zendesk_user_id)
-    if info.external_id:
-        conds.append(c.c.external_id == info.external_id)
-    if mail:
-        conds.append(c.c.email == mail)
-    if not conds:
+    given = {"shopify_id": info.shopify_id, "zendesk_user_id": info.zendesk_user_id,
+             "external_id": info.external_id or None, "email": mail}
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
         return None
-    rows = conn.execute(select(c).where(or_(*conds), c.c.shop == current(conn), c.c.merged_into.is_(None))
-                        .order_by(c.c.id)).mappings().all()
+    rows = conn.execute(_candidates(tuple(given)), {**given, "_shop": current(conn)}).mappings().all()
     # A row already linked to a *different* Shopify id is another person sharing an email: don't merge.
     rows = [r for r in rows if info.shopify_id is None or r["shopify_id"] in (None, info.shopify_id)]
     if not rows:

@@ -53,6 +53,26 @@ def perks(settings: dict, tier: str | None) -> dict:
     return dict(cfg["perks"]) if cfg else {}
 
 
+def _spend_stmt(include_test: bool, some: bool):
+    q = select(O.c.customer_id, func.sum(O.c.subtotal - O.c.refunded)).where(
+        O.c.customer_id.is_not(None), O.c.paid_at.is_not(None), O.c.cancelled_at.is_(None),
+        O.c.paid_at >= bindparam("since")).group_by(O.c.customer_id)
+    if not include_test:
+        q = q.where(O.c.test.is_(False))
+    return q.where(O.c.customer_id.in_(bindparam("ids", expanding=True))) if some else q
+
+
+def _points_stmt(some: bool):
+    q = select(L.c.customer_id, func.sum(L.c.points)).where(
+        L.c.kind.in_((EARN, REVERSE)), L.c.created_at >= bindparam("since")).group_by(L.c.customer_id)
+    return q.where(L.c.customer_id.in_(bindparam("ids", expanding=True))) if some else q
+
+
+# Built once (every order event evaluates its customer's tier): by (include test orders, some customers only).
+_SPEND = {(test, some): _spend_stmt(test, some) for test in (False, True) for some in (False, True)}
+_POINTS = {some: _points_stmt(some) for some in (False, True)}
+
+
 def evaluate(conn, settings: dict, now: datetime, customer_ids=None) -> dict[int, str | None]:
     """The tier each customer qualifies for now; ``customer_ids=None`` means everyone with activity."""
     tiers = settings["tiers"]
@@ -61,21 +81,13 @@ def evaluate(conn, settings: dict, now: datetime, customer_ids=None) -> dict[int
     ids = list(customer_ids) if customer_ids is not None else None
     spend: dict[int, dict[int, Decimal]] = {}
     points: dict[int, dict[int, int]] = {}
+    some = ids is not None
     for w in sorted({tr["window_days"] for tr in tiers if tr["min_spend"] is not None}):
-        q = select(O.c.customer_id, func.sum(O.c.subtotal - O.c.refunded)).where(
-            O.c.customer_id.is_not(None), O.c.paid_at.is_not(None), O.c.cancelled_at.is_(None),
-            O.c.paid_at >= now - timedelta(days=w)).group_by(O.c.customer_id)
-        if not settings["include_test_orders"]:
-            q = q.where(O.c.test.is_(False))
-        if ids is not None:
-            q = q.where(O.c.customer_id.in_(ids))
-        spend[w] = {cid: Decimal(v or 0) for cid, v in conn.execute(q)}
+        q = _SPEND[(bool(settings["include_test_orders"]), some)]
+        spend[w] = {cid: Decimal(v or 0) for cid, v in conn.execute(q, {"since": now - timedelta(days=w), "ids": ids})}
     for w in sorted({tr["window_days"] for tr in tiers if tr["min_points"] is not None}):
-        q = select(L.c.customer_id, func.sum(L.c.points)).where(
-            L.c.kind.in_((EARN, REVERSE)), L.c.created_at >= now - timedelta(days=w)).group_by(L.c.customer_id)
-        if ids is not None:
-            q = q.where(L.c.customer_id.in_(ids))
-        points[w] = {cid: int(v or 0) for cid, v in conn.execute(q)}
+        q = _POINTS[some]
+        points[w] = {cid: int(v or 0) for cid, v in conn.execute(q, {"since": now - timedelta(days=w), "ids": ids})}
     if ids is None:
         found: set[int] = set()
         for d in list(spend.values()) + list(points.values()):
