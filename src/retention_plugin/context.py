@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable, Hashable, Iterable, Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.engine import Connection
 
+from .shop_scope import current
 from .storage import tables as t
+from .storage import writes
 from .storage.db import insert_ignore, upsert
+
+# The per-event lookups, built once: constructing a select() at every call costs more than running it.
+_ORDER_BY_SHOPIFY_ID = select(t.orders).where(t.orders.c.shop == bindparam("shop"),
+                                              t.orders.c.shopify_id == bindparam("sid"))
+_ORDER_BY_ID = select(t.orders).where(t.orders.c.id == bindparam("id"))
+_ORDER_LINES = select(t.order_lines).where(t.order_lines.c.order_id == bindparam("id")).order_by(t.order_lines.c.id)
+_CUSTOMER = select(t.customers).where(t.customers.c.id == bindparam("id"))
+_STATE = select(t.plugin_state.c.value).where(t.plugin_state.c.plugin == bindparam("plugin"),
+                                              t.plugin_state.c.key == bindparam("key"))
+
+
+def _names(tables: Iterable) -> tuple[str, ...]:
+    return tuple(x.name if isinstance(x, Table) else str(x) for x in tables)
 
 
 class HookContext:
@@ -20,6 +35,15 @@ class HookContext:
     commits with the delivery's ``done`` status, or rolls back with it.
     Every helper that records an effect takes an idempotency ``key``: a
     replayed delivery calls it again with the same key and nothing changes.
+
+    The lookups (:meth:`order_row`, :meth:`order`, :meth:`order_lines`,
+    :meth:`customer`, and :meth:`cached` for a plugin's own)
+    read a row once per context, i.e. once per delivery, however many plugins
+    ask: every plugin of an order event reads the same order and customer. A
+    write to the table through the connection (by a helper, a plugin's own
+    ``ctx.conn.execute(update(...))`` or text SQL), a rollback to a savepoint,
+    a commit or a new transaction makes the next lookup read again, so a
+    plugin that updates a row and reads it back sees its write.
     """
 
     def __init__(self, app, conn: Connection, *, now: datetime, inbox_id: int | None = None,
@@ -32,6 +56,7 @@ class HookContext:
         self.log = logging.getLogger("retention_plugin.hooks")
         #: During ``customer_redact``: the :class:`~retention_plugin.privacy.Erasure` running (who the person is).
         self.erasure = None
+        self._reads: dict[Hashable, tuple[tuple, Any]] = {}
 
     @property
     def settings(self):
@@ -77,15 +102,67 @@ class HookContext:
                                 message_class=message_class or self.app.message_kinds.get(kind),
                                 due_at=due_at, data=data or {}, channel=channel, locale=locale, now=self.now)
 
-    # --- lookups ---------------------------------------------------------------
+    # --- lookups (read once per context) ----------------------------------------------
+
+    def cached(self, key: Hashable, tables: Iterable, load: Callable[[], Any]) -> Any:
+        """``load()``, read once per context until ``tables`` (Table objects or names) are written.
+
+        ``key`` names what is read (include the plugin's name: keys are shared by all plugins);
+        ``load`` reads only ``tables`` through ``ctx.conn``. The value is shared by every caller,
+        so return something immutable (a row mapping, a tuple) or copy it before changing it.
+        """
+        stamp = None if self.conn is None else writes.stamp(self.conn, _names(tables))
+        if stamp is None:  # no connection, or one of an engine not made by make_engine: nothing is known
+            return load()
+        hit = self._reads.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        value = load()
+        self._reads[key] = (stamp, value)
+        return value
+
+    def forget(self) -> None:
+        """Drop every cached read (the next lookups read again)."""
+        self._reads.clear()
+
+    def _keep(self, key: Hashable, tables: Iterable, value: Any) -> None:
+        """Cache ``value`` as just written (the caller read it back with RETURNING)."""
+        stamp = None if self.conn is None else writes.stamp(self.conn, _names(tables))
+        if stamp is not None:
+            self._reads[key] = (stamp, value)
+
+    def order_row(self, shopify_id: int) -> Mapping | None:
+        """The stored order with this Shopify id, of the shop in scope (a read-only row mapping), or None."""
+        shop = current(self.conn)
+
+        def load():
+            row = self.conn.execute(_ORDER_BY_SHOPIFY_ID, {"shop": shop, "sid": shopify_id}).mappings().first()
+            if row is not None:
+                self._keep(("orders", row["id"]), ("orders",), row)
+            return row
+
+        return self.cached(("orders.shopify_id", shop, shopify_id), ("orders",), load)
+
+    def order(self, order_id: int) -> Mapping | None:
+        """The stored order with this internal id (a read-only row mapping), or None."""
+        return self.cached(("orders", order_id), ("orders",), lambda: self.conn.execute(
+            _ORDER_BY_ID, {"id": order_id}).mappings().first())
+
+    def order_lines(self, order_id: int) -> list[dict]:
+        """The order's stored lines, in id order; a new list of new dicts at every call."""
+        rows = self.cached(("order_lines", order_id), ("order_lines",), lambda: tuple(self.conn.execute(
+            _ORDER_LINES, {"id": order_id}).mappings().all()))
+        return [dict(r) for r in rows]
 
     def customer(self, customer_id: int) -> dict | None:
-        row = self.conn.execute(select(t.customers).where(t.customers.c.id == customer_id)).mappings().first()
+        """The customer row with this id (merged or not), as a new dict, or None."""
+        row = self.cached(("customers", customer_id), ("customers",), lambda: self.conn.execute(
+            _CUSTOMER, {"id": customer_id}).mappings().first())
         return dict(row) if row else None
 
     def state_get(self, plugin: str, key: str, default=None):
-        v = self.conn.execute(select(t.plugin_state.c.value).where(
-            t.plugin_state.c.plugin == plugin, t.plugin_state.c.key == key)).first()
+        """A plugin's stored value under ``key`` (read each time: the caller may change what it gets)."""
+        v = self.conn.execute(_STATE, {"plugin": plugin, "key": key}).first()
         return default if v is None else v[0]
 
     def state_set(self, plugin: str, key: str, value) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from .context import HookContext
 from .shop_scope import current
@@ -20,18 +20,24 @@ def _plain(row: dict) -> dict:
     return {k: (str(v) if isinstance(v, Decimal) else _iso(v)) for k, v in row.items()}
 
 
-def follow_merges(conn, customer_id, *, lock: bool = False) -> dict | None:
+_BY_ID = select(t.customers).where(t.customers.c.id == bindparam("id"))
+
+
+def follow_merges(conn, customer_id, *, lock: bool = False, ctx=None) -> dict | None:
     """The customer row, following ``merged_into`` to the surviving record.
 
     :param lock: ``SELECT ... FOR UPDATE`` each row read (PostgreSQL), e.g. while
         the contact policy spends a slot of the customer's frequency cap.
+    :param ctx: the HookContext of ``conn``: rows are read through its cache (not when locking).
     """
-    c = t.customers
     seen = set()
+    cached = ctx is not None and not lock and getattr(ctx, "conn", None) is conn
     while customer_id is not None and customer_id not in seen:
         seen.add(customer_id)
-        q = select(c).where(c.c.id == customer_id)
-        row = conn.execute(for_update(q, conn) if lock else q).mappings().first()
+        if cached:
+            row = ctx.customer(customer_id)
+        else:
+            row = conn.execute(for_update(_BY_ID, conn) if lock else _BY_ID, {"id": customer_id}).mappings().first()
         if row is None:
             return None
         if row["merged_into"] is None:

@@ -77,9 +77,12 @@ class UnboundCode(ValueError):
     """A discount code was asked for a customer without a Shopify id: it would be bound to nobody."""
 
 
+_SECRET = select(t.plugin_state.c.value).where(t.plugin_state.c.plugin == SECRET_PLUGIN,
+                                               t.plugin_state.c.key == SECRET_KEY)
+
+
 def _secret_row(conn):
-    ps = t.plugin_state
-    return conn.execute(select(ps.c.value).where(ps.c.plugin == SECRET_PLUGIN, ps.c.key == SECRET_KEY)).scalar()
+    return conn.execute(_SECRET).scalar()
 
 
 def code_secret(conn, now=None) -> bytes:

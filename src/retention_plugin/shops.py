@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, func, select, true
+from sqlalchemy import bindparam, delete, func, select, true
 
 from .shop_scope import normalise
 from .storage import tables as t
@@ -82,13 +82,17 @@ def is_installed(app, conn, shop: str) -> bool:
                                               st.c.access_token.is_not(None))).first() is not None
 
 
+# Built once: the worker asks before every delivery of a shop.
+_LAST_UNINSTALL = select(func.max(t.app_uninstalls.c.received_at)).where(t.app_uninstalls.c.shop == bindparam("shop"))
+_TOKEN_SINCE = select(t.shop_tokens.c.created_at).where(t.shop_tokens.c.shop == bindparam("shop"))
+
+
 def uninstalled_at(conn, shop: str):
     """When the shop last uninstalled the app, if it has not installed it again since; else None."""
-    u, st = t.app_uninstalls, t.shop_tokens
-    last = conn.execute(select(func.max(u.c.received_at)).where(u.c.shop == shop)).scalar()
+    last = conn.execute(_LAST_UNINSTALL, {"shop": shop}).scalar()
     if last is None:
         return None
-    token_since = conn.execute(select(st.c.created_at).where(st.c.shop == shop)).scalar()
+    token_since = conn.execute(_TOKEN_SINCE, {"shop": shop}).scalar()
     if token_since is not None and token_since > last:
         return None
     return last

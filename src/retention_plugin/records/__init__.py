@@ -36,7 +36,7 @@ def record(event: ev.Event, ctx) -> None:
         if event.fulfillment is not None:
             record_fulfillment(conn, event.fulfillment, now)
     elif isinstance(event, ev.RefundCreated):
-        record_refund(conn, event.refund, now)
+        record_refund(conn, event.refund, now, ctx=ctx)
     elif isinstance(event, (ev.CustomerUpdated, ev.CustomerDeleted)):
         resolve_customer(conn, event.customer, now, ctx=ctx)
     elif isinstance(event, (ev.TicketCreated, ev.TicketUpdated, ev.TicketSolved)):

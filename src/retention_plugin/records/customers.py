@@ -10,8 +10,9 @@ customer's name and email never come back.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from .. import events as ev
 from ..shop_scope import current
@@ -35,6 +36,20 @@ def customer_redacted(conn, customer_id) -> bool:
     return conn.execute(select(t.customers.c.redacted_at).where(t.customers.c.id == customer_id)).scalar() is not None
 
 
+_CANDIDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _candidates(columns: tuple[str, ...]):
+    """The rows any of these identifiers names (built once per combination of identifiers given)."""
+    stmt = _CANDIDATES.get(columns)
+    if stmt is None:
+        c = t.customers
+        stmt = _CANDIDATES[columns] = (
+            select(c).where(or_(*[c.c[name] == bindparam(name) for name in columns]),
+                            c.c.shop == bindparam("_shop"), c.c.merged_into.is_(None)).order_by(c.c.id))
+    return stmt
+
+
 def resolve_customer(conn, info: ev.CustomerInfo | None, now: datetime, *, email: str | None = None,
                      ctx=None) -> int | None:
     """Find or create the one customer row behind these identifiers, merging rows a new link joins.
@@ -46,20 +61,12 @@ def resolve_customer(conn, info: ev.CustomerInfo | None, now: datetime, *, email
         return None
     info = info or ev.CustomerInfo()
     mail = normalise_email(info.email) or normalise_email(email)
-    c = t.customers
-    conds = []
-    if info.shopify_id is not None:
-        conds.append(c.c.shopify_id == info.shopify_id)
-    if info.zendesk_user_id is not None:
-        conds.append(c.c.zendesk_user_id == info.zendesk_user_id)
-    if info.external_id:
-        conds.append(c.c.external_id == info.external_id)
-    if mail:
-        conds.append(c.c.email == mail)
-    if not conds:
+    given = {"shopify_id": info.shopify_id, "zendesk_user_id": info.zendesk_user_id,
+             "external_id": info.external_id or None, "email": mail}
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
         return None
-    rows = conn.execute(select(c).where(or_(*conds), c.c.shop == current(conn), c.c.merged_into.is_(None))
-                        .order_by(c.c.id)).mappings().all()
+    rows = conn.execute(_candidates(tuple(given)), {**given, "_shop": current(conn)}).mappings().all()
     # A row already linked to a *different* Shopify id is another person sharing an email: don't merge.
     rows = [r for r in rows if info.shopify_id is None or r["shopify_id"] in (None, info.shopify_id)]
     if not rows:
@@ -67,16 +74,32 @@ def resolve_customer(conn, info: ev.CustomerInfo | None, now: datetime, *, email
                   "external_id": info.external_id, "email": mail, "tags": list(info.tags or []),
                   "source_updated_at": info.updated_at, "created_at": now, "updated_at": now}
         values.update({f: getattr(info, f) for f in _CUSTOMER_FIELDS})
-        return conn.execute(c.insert().values(**values)).inserted_primary_key[0]
+        row = conn.execute(_INSERT_CUSTOMER, values).mappings().one()
+        _keep_customer(conn, ctx, row)
+        return row["id"]
     keep = rows[0]
     for other in rows[1:]:
         merge_customers(conn, keep, other, now, ctx)
-    _apply_customer(conn, keep["id"], keep, info, mail, now)
+    written = _apply_customer(conn, keep["id"], keep, info, mail, now)
+    if written is not None:
+        _keep_customer(conn, ctx, written)
+    elif len(rows) == 1:  # neither merged nor changed: the row read is the row stored
+        _keep_customer(conn, ctx, keep)
     return keep["id"]
 
 
+# Written rows come back with RETURNING, so the plugins after the record read the customer from the context.
+_INSERT_CUSTOMER = t.customers.insert().returning(*t.customers.c)
+_UPDATE_CUSTOMER = update(t.customers).where(t.customers.c.id == bindparam("_cid")).returning(*t.customers.c)
+
+
+def _keep_customer(conn, ctx, row) -> None:
+    if ctx is not None and getattr(ctx, "conn", None) is conn:
+        ctx._keep(("customers", row["id"]), ("customers",), row)
+
+
 def _apply_customer(conn, cid, row, info: ev.CustomerInfo, mail, now):
-    c = t.customers
+    """Bring the row up to date with ``info``; returns the row as written, or None when nothing changed."""
     values = {}
     for col in ("shopify_id", "zendesk_user_id", "external_id"):
         v = getattr(info, col)
@@ -105,6 +128,7 @@ def _apply_customer(conn, cid, row, info: ev.CustomerInfo, mail, now):
     if row["redacted_at"] is not None:
         for f in ("first_name", "last_name", "phone"):
             values.pop(f, None)
-    if values:
-        values["updated_at"] = now
-        conn.execute(update(c).where(c.c.id == cid).values(**values))
+    if not values:
+        return None
+    values["updated_at"] = now
+    return conn.execute(_UPDATE_CUSTOMER, {**values, "_cid": cid}).mappings().one()

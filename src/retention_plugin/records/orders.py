@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from .. import events as ev
 from ..shop_scope import current
@@ -31,9 +31,26 @@ def order_name(row) -> str:
     return row.get("name") or f"#{row['shopify_id']}"
 
 
+_ORDER = select(t.orders).where(t.orders.c.shop == bindparam("shop"), t.orders.c.shopify_id == bindparam("sid"))
+# Written rows come back with RETURNING, so the plugins after the record read the order from the context.
+_INSERT_ORDER = t.orders.insert().returning(*t.orders.c)
+_UPDATE_ORDER = update(t.orders).where(t.orders.c.id == bindparam("_oid")).returning(*t.orders.c)
+
+
 def order_row(conn, shopify_id: int):
-    return conn.execute(select(t.orders).where(t.orders.c.shop == current(conn),
-                                               t.orders.c.shopify_id == shopify_id)).mappings().first()
+    return conn.execute(_ORDER, {"shop": current(conn), "sid": shopify_id}).mappings().first()
+
+
+def _ctx_of(conn, ctx):
+    """``ctx`` when it is ``conn``'s (its read cache then holds what this transaction sees), else None."""
+    return ctx if ctx is not None and getattr(ctx, "conn", None) is conn else None
+
+
+def _keep_order(ctx, row) -> None:
+    if ctx is not None and row is not None:
+        ctx._keep(("orders", row["id"]), ("orders",), row)
+        if row["shopify_id"] is not None:
+            ctx._keep(("orders.shopify_id", row["shop"], row["shopify_id"]), ("orders",), row)
 
 
 def record_order(conn, order: ev.Order, now: datetime, *, paid: bool = False, import_key: str | None = None,
@@ -41,7 +58,11 @@ def record_order(conn, order: ev.Order, now: datetime, *, paid: bool = False, im
     """Insert or update an order and its lines; returns the internal order id."""
     o = t.orders
     customer_id = resolve_customer(conn, order.customer, now, email=order.email, ctx=ctx)
-    existing = order_row(conn, order.shopify_id) if order.shopify_id is not None else None
+    cache = _ctx_of(conn, ctx)
+    if order.shopify_id is None:
+        existing = None
+    else:
+        existing = cache.order_row(order.shopify_id) if cache is not None else order_row(conn, order.shopify_id)
     if existing is None and import_key:
         existing = conn.execute(select(o).where(o.c.shop == current(conn),
                                                 o.c.import_key == import_key)).mappings().first()
@@ -63,8 +84,10 @@ def record_order(conn, order: ev.Order, now: datetime, *, paid: bool = False, im
     if existing is None:
         values.update(sticky)
         values["import_key"] = import_key
-        oid = conn.execute(o.insert().values(**values)).inserted_primary_key[0]
-        _replace_lines(conn, oid, order.lines)
+        row = conn.execute(_INSERT_ORDER, values).mappings().one()
+        _keep_order(cache, row)
+        oid = row["id"]
+        _insert_lines(conn, oid, order.lines, cache)
         return oid
     oid = existing["id"]
     stale = (order.updated_at is not None and existing["source_updated_at"] is not None
@@ -78,25 +101,52 @@ def record_order(conn, order: ev.Order, now: datetime, *, paid: bool = False, im
     if changes:
         if "email" in changes and customer_redacted(conn, existing["customer_id"]):
             changes.pop("email")  # a late update must not bring an erased address back
-        conn.execute(update(o).where(o.c.id == oid).values(**changes))
+        if changes:
+            _keep_order(cache, conn.execute(_UPDATE_ORDER, {**changes, "_oid": oid}).mappings().one())
     if not stale and order.lines:
         _replace_lines(conn, oid, order.lines)
     return oid
 
 
+_LINES = select(t.order_lines).where(t.order_lines.c.order_id == bindparam("oid"))
+_INSERT_LINE = t.order_lines.insert()
+_INSERT_LINE_RETURNING = t.order_lines.insert().returning(*t.order_lines.c)
+_UPDATE_LINE = update(t.order_lines).where(t.order_lines.c.id == bindparam("_lid"))
+
+
+def _line_values(pos: int, line: ev.OrderLine) -> tuple[str, dict]:
+    """The line's key within its order (the platform's line id, else its position) and its columns."""
+    key = str(line.line_id) if line.line_id is not None else f"pos:{pos}"
+    return key, {"sku": line.sku, "product_id": line.product_id, "variant_id": line.variant_id,
+                 "title": line.title, "product_type": line.product_type, "vendor": line.vendor,
+                 "tags": list(line.tags), "quantity": line.quantity, "price": line.price.amount,
+                 "total_discount": line.total_discount.amount}
+
+
+def _insert_lines(conn, order_id: int, lines: list[ev.OrderLine], cache) -> None:
+    """A new order's lines; with a context, they are its cached lines (read back with RETURNING)."""
+    if cache is None:
+        for pos, line in enumerate(lines):
+            key, values = _line_values(pos, line)
+            conn.execute(_INSERT_LINE, {**values, "order_id": order_id, "line_key": key})
+        return
+    rows = []
+    for pos, line in enumerate(lines):
+        key, values = _line_values(pos, line)
+        rows.append(conn.execute(_INSERT_LINE_RETURNING, {**values, "order_id": order_id, "line_key": key})
+                    .mappings().one())
+    cache._keep(("order_lines", order_id), ("order_lines",), tuple(sorted(rows, key=lambda r: r["id"])))
+
+
 def _replace_lines(conn, order_id: int, lines: list[ev.OrderLine]) -> None:
     ol = t.order_lines
-    existing = {r["line_key"]: r for r in conn.execute(select(ol).where(ol.c.order_id == order_id)).mappings()}
+    existing = {r["line_key"]: r for r in conn.execute(_LINES, {"oid": order_id}).mappings()}
     for pos, line in enumerate(lines):
-        key = str(line.line_id) if line.line_id is not None else f"pos:{pos}"
-        values = {"sku": line.sku, "product_id": line.product_id, "variant_id": line.variant_id,
-                  "title": line.title, "product_type": line.product_type, "vendor": line.vendor,
-                  "tags": list(line.tags), "quantity": line.quantity, "price": line.price.amount,
-                  "total_discount": line.total_discount.amount}
+        key, values = _line_values(pos, line)
         if key in existing:
-            conn.execute(update(ol).where(ol.c.id == existing[key]["id"]).values(**values))
+            conn.execute(_UPDATE_LINE, {**values, "_lid": existing[key]["id"]})
         else:
-            conn.execute(ol.insert().values(order_id=order_id, line_key=key, **values))
+            conn.execute(_INSERT_LINE, {**values, "order_id": order_id, "line_key": key})
     # Lines a file import stored by position give way to the platform's own line ids.
     if any(line.line_id is not None for line in lines):
         stale = [r["id"] for k, r in existing.items() if k.startswith("pos:")]
@@ -104,9 +154,10 @@ def _replace_lines(conn, order_id: int, lines: list[ev.OrderLine]) -> None:
             conn.execute(delete(ol).where(ol.c.id.in_(stale)))
 
 
-def record_refund(conn, refund: ev.Refund, now: datetime) -> int | None:
+def record_refund(conn, refund: ev.Refund, now: datetime, *, ctx=None) -> int | None:
     """Store a refund once; returns its id, or None when it was already stored."""
-    order = order_row(conn, refund.order_id)
+    cache = _ctx_of(conn, ctx)
+    order = cache.order_row(refund.order_id) if cache is not None else order_row(conn, refund.order_id)
     if order is None:
         raise NotYet(f"refund {refund.shopify_id} is for order {refund.order_id}, which is not stored yet")
     rid = insert_ignore(conn, t.refunds, {
@@ -117,8 +168,8 @@ def record_refund(conn, refund: ev.Refund, now: datetime) -> int | None:
         "created_at": refund.created_at}, ["shopify_id"])
     if rid is None:
         return None
-    conn.execute(update(t.orders).where(t.orders.c.id == order["id"]).values(
-        refunded=t.orders.c.refunded + refund.merchandise.amount))
+    _keep_order(cache, conn.execute(update(t.orders).where(t.orders.c.id == order["id"]).values(
+        refunded=t.orders.c.refunded + refund.merchandise.amount).returning(*t.orders.c)).mappings().one())
     ol = t.order_lines
     for line in refund.lines:
         if line.get("line_id") is not None and line.get("quantity"):

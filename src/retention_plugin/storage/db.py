@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -11,6 +12,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ClauseElement
+
+from .writes import watch
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -38,13 +42,14 @@ def make_engine(url: str, *, pool_size: int = 5, sqlite_synchronous: str = "full
             raise ValueError(f"sqlite_synchronous must be 'full' or 'normal', not {sqlite_synchronous!r}")
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _sqlite_setup(engine, sqlite_synchronous.upper())
-        return engine
+        return watch(engine)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     # A database host that does not answer must fail a connection in seconds, not hang the
     # request (the receiver then answers 503) or the worker's loop.
     timeout = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": 10}
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=timeout)
+    return watch(create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                               connect_args=timeout))
 
 
 def _sqlite_setup(engine: Engine, synchronous: str = "FULL") -> None:
@@ -71,15 +76,34 @@ def is_sqlite(conn_or_engine) -> bool:
     return conn_or_engine.dialect.name == "sqlite"
 
 
+#: ``insert_ignore``'s statements by dialect, table and conflict columns: built once, the values go
+#: in as parameters (building the statement cost more than running it on the worker's hot path).
+_INSERT_IGNORE: dict[tuple, Any] = {}
+
+
+def _insert_ignore_stmt(dialect_name: str, table, conflict: list[str]):
+    key = (dialect_name, table, tuple(conflict))
+    stmt = _INSERT_IGNORE.get(key)
+    if stmt is None:
+        dialect = sqlite if dialect_name == "sqlite" else postgresql
+        stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=conflict)
+        if "id" in table.c:
+            stmt = stmt.returning(table.c.id)
+        _INSERT_IGNORE[key] = stmt
+    return stmt
+
+
 def insert_ignore(conn: Connection, table, values: dict, conflict: list[str]):
     """INSERT … ON CONFLICT DO NOTHING; returns the new primary key or None."""
-    dialect = sqlite if is_sqlite(conn) else postgresql
-    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    stmt = _insert_ignore_stmt(conn.dialect.name, table, conflict)
+    if any(isinstance(v, ClauseElement) for v in values.values()):
+        # An SQL expression is not a parameter value: it goes into this statement's VALUES.
+        result = conn.execute(stmt.values(**values))
+    else:
+        result = conn.execute(stmt, values)
     if "id" in table.c:
-        stmt = stmt.returning(table.c.id)
-        row = conn.execute(stmt).first()
+        row = result.first()
         return row[0] if row else None
-    conn.execute(stmt)
     return None
 
 

@@ -86,7 +86,7 @@ class LoyaltyOp:
     def tier(self) -> str | None:
         """The customer's stored tier when this operation started (or as this operation set it)."""
         if self._tier is None:
-            self._tier = (current_tier(self.conn, self.customer_id) if self.settings["tiers"] else None,)
+            self._tier = (current_tier(self.conn, self.customer_id, ctx=self.ctx) if self.settings["tiers"] else None,)
         return self._tier[0]
 
     @tier.setter

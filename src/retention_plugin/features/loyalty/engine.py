@@ -12,7 +12,7 @@ from ...storage import tables as t
 from .settings import SECTION, settings_of  # noqa: F401 (SECTION: the plugin registers it by this)
 from . import punch, rewards, sync, tiers
 from .account import LoyaltyOp, earn_for_order, reconcile_order
-from .ledger import ADJUST, EARN, EXPIRE, LoyaltyError, balance, balances, order_row
+from .ledger import ADJUST, EARN, EXPIRE, LoyaltyError, balance, balances
 
 log = logging.getLogger("retention_plugin.loyalty")
 
@@ -28,7 +28,7 @@ def finish(op: LoyaltyOp, *, evaluate_tier: bool) -> None:
     after, changed = before, False
     if evaluate_tier and s["tiers"]:
         after = tiers.evaluate(op.conn, s, op.now, [cid]).get(cid)
-        _, changed = tiers.store_tier(op.conn, cid, after, op.now)
+        _, changed = tiers.store_tier(op.conn, cid, after, op.now, ctx=ctx)
         op.tier = after
     if not (op.changes or changed):
         return
@@ -52,7 +52,7 @@ def finish(op: LoyaltyOp, *, evaluate_tier: bool) -> None:
 def on_order_event(ctx, order_shopify_id: int, order=None, *, paid: bool) -> None:
     """orders/paid (``paid=True``, with the event's order), refunds/create and orders/cancelled."""
     s = settings_of(ctx)
-    row = order_row(ctx.conn, order_shopify_id)
+    row = ctx.order_row(order_shopify_id)
     if row is None or row["customer_id"] is None:
         return
     if row["test"] and not s["include_test_orders"]:

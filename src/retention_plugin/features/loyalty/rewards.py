@@ -96,8 +96,8 @@ def issue_automatic(op: LoyaltyOp) -> list[dict]:
     s = op.settings
     autos = sorted((r for r in s["rewards"] if r["automatic"] and r["enabled"]), key=lambda r: r["points"],
                    reverse=True)
-    if not autos:
-        return []
+    if not autos or autos[-1]["points"] > op.bal.available:
+        return []  # not even the cheapest is covered: spare the customer, count and currency lookups
     customer = op.ctx.customer(op.customer_id)
     if customer_gid(customer) is None:
         return []

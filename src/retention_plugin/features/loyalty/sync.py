@@ -28,13 +28,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from ...discounts import customer_gid
 from ...platforms.shopify.mutations import metafields_set, tags_add, tags_remove
 from ...shop_scope import of_row, only_customers, scope
 from ...storage import tables as t
-from ...storage.db import upsert
 from .ledger import balance, stamp
 from .settings import settings_of
 from .tiers import current_tier, tag_for
@@ -53,11 +54,20 @@ WATERMARK = "metafields:matured_until"
 IN_FLIGHT = ("pending", "running")
 
 
+def _mark_stmt(dialect):
+    stmt = dialect.insert(S).values(customer_id=bindparam("cid"), version=1, synced_version=0, dirty=True,
+                                    changed_at=bindparam("now"), sent=0, failures=0)
+    return stmt.on_conflict_do_update(index_elements=["customer_id"], set_={
+        "version": S.c.version + 1, "dirty": True, "changed_at": bindparam("now")})
+
+
+# Built once: this runs for every order event that changes a balance.
+_MARK = {"sqlite": _mark_stmt(sqlite_dialect), "postgresql": _mark_stmt(postgresql_dialect)}
+
+
 def mark(conn, customer_id: int, now: datetime) -> None:
     """Note that a customer's balance or tier changed (inside the transaction that changed it)."""
-    upsert(conn, S, {"customer_id": customer_id, "version": 1, "synced_version": 0, "dirty": True,
-                     "changed_at": now, "sent": 0, "failures": 0},
-           ["customer_id"], {"version": S.c.version + 1, "dirty": True, "changed_at": now})
+    conn.execute(_MARK[conn.dialect.name], {"cid": customer_id, "now": now})
 
 
 def mark_matured(ctx, settings: dict) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from ...storage import tables as t
 from .ledger import EARN, REVERSE
@@ -30,18 +30,47 @@ O = t.orders
 L = t.ledger
 
 
-def tier_row(conn, customer_id: int):
-    return conn.execute(select(CT).where(CT.c.customer_id == customer_id)).mappings().first()
+_TIER = select(CT).where(CT.c.customer_id == bindparam("cid"))
 
 
-def current_tier(conn, customer_id: int) -> str | None:
-    row = tier_row(conn, customer_id)
+def tier_row(conn, customer_id: int, *, ctx=None):
+    """The customer's stored tier row (or None); read once per ``ctx`` (of ``conn``) until it is written."""
+    def load():
+        return conn.execute(_TIER, {"cid": customer_id}).mappings().first()
+
+    if ctx is not None and getattr(ctx, "conn", None) is conn:
+        return ctx.cached(("loyalty.tier", customer_id), (CT,), load)
+    return load()
+
+
+def current_tier(conn, customer_id: int, *, ctx=None) -> str | None:
+    row = tier_row(conn, customer_id, ctx=ctx)
     return row["tier"] if row else None
 
 
 def perks(settings: dict, tier: str | None) -> dict:
     cfg = tier_config(settings, tier)
     return dict(cfg["perks"]) if cfg else {}
+
+
+def _spend_stmt(include_test: bool, some: bool):
+    q = select(O.c.customer_id, func.sum(O.c.subtotal - O.c.refunded)).where(
+        O.c.customer_id.is_not(None), O.c.paid_at.is_not(None), O.c.cancelled_at.is_(None),
+        O.c.paid_at >= bindparam("since")).group_by(O.c.customer_id)
+    if not include_test:
+        q = q.where(O.c.test.is_(False))
+    return q.where(O.c.customer_id.in_(bindparam("ids", expanding=True))) if some else q
+
+
+def _points_stmt(some: bool):
+    q = select(L.c.customer_id, func.sum(L.c.points)).where(
+        L.c.kind.in_((EARN, REVERSE)), L.c.created_at >= bindparam("since")).group_by(L.c.customer_id)
+    return q.where(L.c.customer_id.in_(bindparam("ids", expanding=True))) if some else q
+
+
+# Built once (every order event evaluates its customer's tier): by (include test orders, some customers only).
+_SPEND = {(test, some): _spend_stmt(test, some) for test in (False, True) for some in (False, True)}
+_POINTS = {some: _points_stmt(some) for some in (False, True)}
 
 
 def evaluate(conn, settings: dict, now: datetime, customer_ids=None) -> dict[int, str | None]:
@@ -52,21 +81,13 @@ def evaluate(conn, settings: dict, now: datetime, customer_ids=None) -> dict[int
     ids = list(customer_ids) if customer_ids is not None else None
     spend: dict[int, dict[int, Decimal]] = {}
     points: dict[int, dict[int, int]] = {}
+    some = ids is not None
     for w in sorted({tr["window_days"] for tr in tiers if tr["min_spend"] is not None}):
-        q = select(O.c.customer_id, func.sum(O.c.subtotal - O.c.refunded)).where(
-            O.c.customer_id.is_not(None), O.c.paid_at.is_not(None), O.c.cancelled_at.is_(None),
-            O.c.paid_at >= now - timedelta(days=w)).group_by(O.c.customer_id)
-        if not settings["include_test_orders"]:
-            q = q.where(O.c.test.is_(False))
-        if ids is not None:
-            q = q.where(O.c.customer_id.in_(ids))
-        spend[w] = {cid: Decimal(v or 0) for cid, v in conn.execute(q)}
+        q = _SPEND[(bool(settings["include_test_orders"]), some)]
+        spend[w] = {cid: Decimal(v or 0) for cid, v in conn.execute(q, {"since": now - timedelta(days=w), "ids": ids})}
     for w in sorted({tr["window_days"] for tr in tiers if tr["min_points"] is not None}):
-        q = select(L.c.customer_id, func.sum(L.c.points)).where(
-            L.c.kind.in_((EARN, REVERSE)), L.c.created_at >= now - timedelta(days=w)).group_by(L.c.customer_id)
-        if ids is not None:
-            q = q.where(L.c.customer_id.in_(ids))
-        points[w] = {cid: int(v or 0) for cid, v in conn.execute(q)}
+        q = _POINTS[some]
+        points[w] = {cid: int(v or 0) for cid, v in conn.execute(q, {"since": now - timedelta(days=w), "ids": ids})}
     if ids is None:
         found: set[int] = set()
         for d in list(spend.values()) + list(points.values()):
@@ -88,9 +109,9 @@ def evaluate(conn, settings: dict, now: datetime, customer_ids=None) -> dict[int
     return result
 
 
-def store_tier(conn, customer_id: int, tier: str | None, now: datetime) -> tuple[str | None, bool]:
+def store_tier(conn, customer_id: int, tier: str | None, now: datetime, *, ctx=None) -> tuple[str | None, bool]:
     """Record the evaluation; returns ``(previous tier, changed)``."""
-    row = tier_row(conn, customer_id)
+    row = tier_row(conn, customer_id, ctx=ctx)
     if row is None:
         if tier is None:
             return None, False

@@ -13,7 +13,7 @@ from retention_plugin import events as ev
 from retention_plugin.customers import follow_merges as load_customer
 from retention_plugin.discounts import HELD, issue_discount, money_text, offer_data, percent_text
 from retention_plugin.messaging.schedule import cancel_message, record_suppressed
-from retention_plugin.records.orders import order_name, order_row
+from retention_plugin.records.orders import order_name
 from retention_plugin.storage import tables as t
 
 from .settings import EVERY_ORDER, OCCASIONS, PLUGIN, settings_of
@@ -65,7 +65,7 @@ def builtin_offer(order, occasion, ctx) -> dict | bool:
     """The built-in: the offer of the first ``[[offers.occasions]]`` entry of this occasion the order matches."""
     if occasion not in OCCASIONS:
         return False
-    row = order_row(ctx.conn, order.shopify_id)
+    row = ctx.order_row(order.shopify_id)
     rule = matching_rule(ctx, row, occasion) if row is not None else None
     if rule is None:
         return False
@@ -150,11 +150,11 @@ def on_order_paid(ctx, order: ev.Order) -> None:
         log.info("order %s: paid about %s, older than [offers] max_order_age_days; no thank-you or voucher",
                  order.shopify_id, paid_about.isoformat())
         return
-    row = order_row(ctx.conn, order.shopify_id)
+    row = ctx.order_row(order.shopify_id)
     if row is None or row["customer_id"] is None or row["test"] or row["cancelled_at"] is not None:
         return
     row = dict(row)
-    customer = load_customer(ctx.conn, row["customer_id"])
+    customer = load_customer(ctx.conn, row["customer_id"], ctx=ctx)
     if customer is None:
         return
     keys = _keys(order.shopify_id)

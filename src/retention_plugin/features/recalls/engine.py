@@ -576,10 +576,13 @@ def recall_status(conn, recall_id: int) -> dict:
 # --- reactions -------------------------------------------------------------------------------------------------------
 
 
+_OPEN = select(rl).where(rl.c.status == "open")  # built once: asked for every paid order
+
+
 def join_order(ctx, order_id: int) -> int:
     """An order arriving after a recall was created joins every open recall it falls in; returns how many."""
     joined = 0
-    for recall in ctx.conn.execute(select(rl).where(rl.c.status == "open")).mappings().all():
+    for recall in ctx.conn.execute(_OPEN).mappings().all():
         affected, _ = find_affected(ctx.conn, recall, order_id=order_id, missing_only=True)
         new = add_cases(ctx, recall, affected)
         if new:
@@ -589,11 +592,9 @@ def join_order(ctx, order_id: int) -> int:
 
 
 def stored_order_id(ctx, shopify_id) -> int | None:
-    from retention_plugin.records.orders import order_row
-
     if shopify_id is None:
         return None
-    row = order_row(ctx.conn, shopify_id)
+    row = ctx.order_row(shopify_id)
     return row["id"] if row else None
 
 

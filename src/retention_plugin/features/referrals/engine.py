@@ -28,7 +28,7 @@ import hmac
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import false, func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from ...discounts import code_secret, customer_gid, issue_discount, money_text, shop_currency
 from ...shop_scope import only_customers
@@ -169,9 +169,15 @@ def bind_customer(ctx, info) -> None:
     issue_referee_discount(ctx, row)
 
 
+# Built once (it runs for every paid order); an empty list of emails matches none.
+_INVITED = select(R).where(R.c.status == INVITED, or_(
+    R.c.referee_id == bindparam("cid"), R.c.referee_email.in_(bindparam("emails", expanding=True)))
+).order_by(R.c.id).limit(1)
+
+
 def on_order_paid(ctx, order) -> None:
     conn = ctx.conn
-    orow = conn.execute(select(O).where(O.c.shopify_id == order.shopify_id)).mappings().first()
+    orow = ctx.order_row(order.shopify_id)
     if orow is None or orow["customer_id"] is None:
         return
     cid = orow["customer_id"]
@@ -179,9 +185,7 @@ def on_order_paid(ctx, order) -> None:
     if digest:
         insert_ignore(conn, H, {"customer_id": cid, "digest": digest}, ["customer_id", "digest"])
     emails = {e.strip().lower() for e in (order.email, (ctx.customer(cid) or {}).get("email")) if e}
-    q = select(R).where(R.c.status == INVITED, or_(R.c.referee_id == cid, R.c.referee_email.in_(emails)
-                                                   if emails else false()))
-    row = conn.execute(q.order_by(R.c.id).limit(1)).mappings().first()
+    row = conn.execute(_INVITED, {"cid": cid, "emails": sorted(emails)}).mappings().first()
     if row is None:
         return
     if row["referee_id"] is None:

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from retention_plugin.shop_scope import only
@@ -90,20 +90,28 @@ def _item(line: Mapping) -> str:
 # --- learned intervals -----------------------------------------------------------------------
 
 
+_PURCHASES = (
+    select(t.orders.c.customer_id, t.orders.c.processed_at, t.orders.c.created_at, t.order_lines.c.quantity,
+           t.order_lines.c.refunded_quantity)
+    .select_from(t.order_lines.join(t.orders, t.order_lines.c.order_id == t.orders.c.id))
+    .where(t.order_lines.c.sku == bindparam("sku"), t.orders.c.customer_id.is_not(None),
+           t.orders.c.cancelled_at.is_(None), t.orders.c.test.is_(False)))
+# Built once: every paid order asks it for each of its SKUs.
+_CUSTOMER_PURCHASES = _PURCHASES.where(t.orders.c.customer_id == bindparam("cid"))
+
+
 def purchase_history(conn, sku: str, customer_id: int | None = None) -> dict[int, list[tuple[date, int]]]:
     """``{customer_id: [(day, quantity), ...]}``: one entry per distinct purchase day, oldest first.
 
     Counts paid-or-imported orders that were not cancelled and are not test
     orders; quantity is what was kept (ordered minus refunded).
     """
-    o, ol = t.orders, t.order_lines
-    q = (select(o.c.customer_id, o.c.processed_at, o.c.created_at, ol.c.quantity, ol.c.refunded_quantity)
-         .select_from(ol.join(o, ol.c.order_id == o.c.id))
-         .where(ol.c.sku == sku, o.c.customer_id.is_not(None), o.c.cancelled_at.is_(None), o.c.test.is_(False)))
-    if customer_id is not None:
-        q = q.where(o.c.customer_id == customer_id)
+    if customer_id is None:
+        rows = conn.execute(_PURCHASES, {"sku": sku})
+    else:
+        rows = conn.execute(_CUSTOMER_PURCHASES, {"sku": sku, "cid": customer_id})
     days: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
-    for r in conn.execute(q):
+    for r in rows:
         kept = r.quantity - (r.refunded_quantity or 0)
         if kept <= 0:
             continue
@@ -164,20 +172,18 @@ def rule_interval(ctx, rule: Mapping, sku: str | None, *, per_unit: bool) -> tup
 # --- scheduling ----------------------------------------------------------------------------------
 
 
-def _order(conn, order_id: int) -> dict | None:
-    row = conn.execute(select(t.orders).where(t.orders.c.id == order_id)).mappings().first()
-    return dict(row) if row else None
-
-
-def _lines(conn, order_id: int) -> list[dict]:
-    ol = t.order_lines
-    return [dict(r) for r in conn.execute(select(ol).where(ol.c.order_id == order_id).order_by(ol.c.id)).mappings()]
-
-
 def _message_status(conn, message_id) -> str | None:
     if message_id is None:
         return None
     return conn.execute(select(t.messages.c.status).where(t.messages.c.id == message_id)).scalar()
+
+
+# The customer's reminders of the same rule and item from other orders (built once: asked per paid line).
+_OTHERS = (select(t.reminders.c.id, t.reminders.c.key, t.reminders.c.status, t.reminders.c.message_id,
+                  t.reminders.c.order_id, t.orders.c.processed_at, t.orders.c.created_at)
+           .select_from(t.reminders.join(t.orders, t.reminders.c.order_id == t.orders.c.id, isouter=True))
+           .where(t.reminders.c.rule == bindparam("rule"), t.reminders.c.customer_id == bindparam("cid"),
+                  t.reminders.c.sku == bindparam("sku"), t.reminders.c.order_id != bindparam("oid")))
 
 
 def schedule_for_order(ctx, order_id: int) -> list[str]:
@@ -191,13 +197,13 @@ def schedule_for_order(ctx, order_id: int) -> list[str]:
     s = settings_of(ctx)
     if not s["rules"]:
         return []
-    order = _order(conn, order_id)
+    order = ctx.order(order_id)
     if order is None or order["customer_id"] is None or order["cancelled_at"] is not None or order["test"]:
         return []
     store = store_url(ctx)
     bought_at = order_time(order)
     groups: dict[tuple[str, str], dict] = {}
-    for line in _lines(conn, order_id):
+    for line in ctx.order_lines(order_id):
         qty = line["quantity"] - (line["refunded_quantity"] or 0)
         if qty <= 0:
             continue
@@ -207,17 +213,13 @@ def schedule_for_order(ctx, order_id: int) -> list[str]:
         g = groups.setdefault((rule["name"], _item(line)), {"rule": rule, "line": line, "quantity": 0})
         g["quantity"] += qty
 
-    r, o = t.reminders, t.orders
+    r = t.reminders
     scheduled = []
     for (rule_name, item), g in groups.items():
         rule, line, qty = g["rule"], g["line"], g["quantity"]
         cid = order["customer_id"]
         # Newest order wins: if a reminder exists from a later order, this (late) order changes nothing.
-        others = conn.execute(
-            select(r.c.id, r.c.key, r.c.status, r.c.message_id, r.c.order_id, o.c.processed_at, o.c.created_at)
-            .select_from(r.join(o, r.c.order_id == o.c.id, isouter=True))
-            .where(r.c.rule == rule_name, r.c.customer_id == cid, r.c.sku == item, r.c.order_id != order_id)
-        ).mappings().all()
+        others = conn.execute(_OTHERS, {"rule": rule_name, "cid": cid, "sku": item, "oid": order_id}).mappings().all()
         if any(x["created_at"] is not None and (order_time(x), x["order_id"]) > (bought_at, order_id) for x in others):
             continue
         for x in others:
@@ -308,12 +310,12 @@ def check_candidates(ctx, order_id: int) -> list[str]:
     s = settings_of(ctx)
     offer = s["offer"]
     conn = ctx.conn
-    order = _order(conn, order_id)
+    order = ctx.order(order_id)
     if order is None or order["customer_id"] is None or order["cancelled_at"] is not None or order["test"]:
         return []
     cid = order["customer_id"]
     found = []
-    lines = {ln["sku"]: ln for ln in _lines(conn, order_id) if ln["sku"]}
+    lines = {ln["sku"]: ln for ln in ctx.order_lines(order_id) if ln["sku"]}
     for sku, line in lines.items():
         purchases = purchase_history(conn, sku, customer_id=cid).get(cid, [])
         med = regular_interval(purchases, offer)
@@ -347,11 +349,9 @@ def check_candidates(ctx, order_id: int) -> list[str]:
 
 
 def stored_order_id(ctx, event_order) -> int | None:
-    from retention_plugin.records.orders import order_row
-
     if event_order is None or event_order.shopify_id is None:
         return None
-    row = order_row(ctx.conn, event_order.shopify_id)
+    row = ctx.order_row(event_order.shopify_id)
     return row["id"] if row else None
 
 
