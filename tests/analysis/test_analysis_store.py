@@ -202,3 +202,24 @@ def test_crossings_rules():
     cur = {1: "at_risk", 2: "lost", 3: "lost", 4: "active", 5: "lost", 6: "active"}
     assert sorted(crossings(prev, cur)) == [(1, "at_risk"), (2, "lost"), (5, "lost")]
     assert sorted(crossings(prev, cur, report_unknown=False)) == [(1, "at_risk"), (2, "lost")]
+
+
+def test_saving_reports_prunes_the_old_ones_of_its_own_shop_only(make_app, tmp_path):
+    """Each shop keeps its newest KEEP reports: a busy shop's runs never delete a quiet shop's only report."""
+    from retention_plugin import shop_scope
+    from retention_plugin.analysis.saved_report import KEEP, KIND, save_report
+
+    b = "second-shop.myshopify.com"
+    app = make_app(shops={b: {}})
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "summary.json").write_text(json.dumps({"as_of": "2026-03-01T00:00:00"}))
+    (out / "report.html").write_text("<p>report</p>")
+    quiet = save_report(app.engine, out, params={}, now=app.now())
+    with shop_scope.scope(b):
+        busy = [save_report(app.engine, out, params={}, now=app.now()) for _ in range(KEEP + 3)]
+    with app.engine.connect() as conn:
+        kept = dict(conn.execute(select(t.analysis_runs.c.id, t.analysis_runs.c.shop)
+                                 .where(t.analysis_runs.c.kind == KIND)).all())
+    assert kept[quiet] != b
+    assert sorted(i for i, shop in kept.items() if shop == b) == busy[-KEEP:]

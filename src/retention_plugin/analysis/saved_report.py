@@ -33,10 +33,12 @@ def save_report(engine, out_dir, *, params: dict, now: datetime) -> int:
     r = t.analysis_runs
     as_of = datetime.fromisoformat(summary["as_of"]).replace(tzinfo=timezone.utc)
     with engine.begin() as conn:
-        run_id = conn.execute(insert(r).values(kind=KIND, as_of=as_of, params=params,
-                                               summary={"summary": summary, "html": html}, created_at=now)
-                              .returning(r.c.id)).scalar_one()
-        old = conn.execute(select(r.c.id).where(r.c.kind == KIND).order_by(r.c.id.desc()).offset(KEEP)).scalars().all()
+        run_id, shop = conn.execute(insert(r).values(kind=KIND, as_of=as_of, params=params,
+                                                     summary={"summary": summary, "html": html}, created_at=now)
+                                    .returning(r.c.id, r.c.shop)).one()
+        # The newest KEEP of this report's shop: another shop's reports are not this one's to prune.
+        old = conn.execute(select(r.c.id).where(r.c.kind == KIND, r.c.shop == shop).order_by(r.c.id.desc())
+                           .offset(KEEP)).scalars().all()
         if old:
             conn.execute(delete(r).where(r.c.id.in_(old)))
     return run_id
