@@ -36,7 +36,7 @@ from .context import HookContext
 from .platforms.deliveries import parse_delivery
 from .platforms.errors import DeadLetter, PlatformError, UnsupportedTopic
 from .storage import tables as t
-from .storage.db import for_update, is_sqlite
+from .storage.db import for_update, is_sqlite, refresh_statistics
 
 log = logging.getLogger("retention_plugin.worker")
 
@@ -235,6 +235,7 @@ class Worker:
                     if time.monotonic() - started >= self.commit_interval:
                         break
                 _require_open(conn)
+                refresh_statistics(conn)  # here: the connection that just ran the per-event lookups
         except Exception as e:
             taken = max(1, taken)  # no transaction at all: the first row's turn is spent
             ids = [r["id"] for r in rows[:taken]]
