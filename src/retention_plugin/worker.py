@@ -137,9 +137,12 @@ def _require_open(conn) -> None:
         if not raw.in_transaction:
             raise TransactionLost("SQLite ended the transaction by itself")
         return
-    status = getattr(getattr(raw, "info", None), "transaction_status", None)  # psycopg 3
-    if status is not None and status.name != "INTRANS":
-        raise TransactionLost(f"the PostgreSQL transaction is {status.name}, not open")
+    # psycopg 3. IDLE is a transaction not begun yet (psycopg begins at the first statement): a
+    # plugin that ended ours could only leave IDLE until our next statement, whose savepoint
+    # then fails and leaves INERROR.
+    status = getattr(getattr(raw, "info", None), "transaction_status", None)
+    if status is not None and status.name in ("INERROR", "UNKNOWN"):
+        raise TransactionLost(f"the PostgreSQL transaction is {status.name}")
 
 
 class Worker:
