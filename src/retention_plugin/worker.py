@@ -238,13 +238,28 @@ class Worker:
                     if time.monotonic() - started >= self.commit_interval:
                         break
                 _require_open(conn)
-                refresh_statistics(conn)  # here: the connection that just ran the per-event lookups
+                self._refresh_statistics(conn)
         except Exception as e:
             taken = max(1, taken)  # no transaction at all: the first row's turn is spent
             ids = [r["id"] for r in rows[:taken]]
             log.exception("deliveries %s: their transaction failed, none of them is recorded: %s", ids, e)
             return ["error"] * taken
         return statuses
+
+    def _refresh_statistics(self, conn) -> None:
+        """SQLite's planner statistics, on the connection that just ran the per-event lookups.
+
+        In a savepoint: statistics are an optimisation, and failing to refresh them must not
+        cost the group its commit.
+        """
+        if not is_sqlite(conn):
+            return
+        try:
+            with conn.begin_nested():
+                refresh_statistics(conn)
+        except Exception as e:
+            _require_open(conn)
+            log.warning("could not refresh SQLite's planner statistics: %s", e)
 
     def _deliver(self, conn, row: dict) -> str:
         # A Shopify delivery is its shop's work: its rows carry the shop and its settings are the shop's.
