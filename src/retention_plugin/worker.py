@@ -115,6 +115,14 @@ def _describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A delivery whose body gives no events: what becomes of it, and why."""
+
+    status: str  # "ignored" or "dead"
+    reason: str
+
+
 class TransactionLost(Exception):
     """The group's transaction ended under it: nothing more can be written in it."""
 
@@ -227,14 +235,17 @@ class Worker:
         ``error`` and stays ours until its lease runs out, and the claim count buries a
         row that keeps doing this.
         """
+        # Reading the bodies needs no database: done before the transaction, it leaves SQLite's
+        # write lock free meanwhile, the moment another process's writer (a receiver) gets in.
+        parsed = [self._parse(row) for row in rows]
         statuses: list[str] = []
         taken = 0
         started = time.monotonic()
         try:
             with self.app.engine.begin() as conn:
-                for row in rows:
+                for row, events in zip(rows, parsed):
                     taken += 1
-                    statuses.append(self._deliver(conn, row))
+                    statuses.append(self._deliver(conn, row, events))
                     if time.monotonic() - started >= self.commit_interval:
                         break
                 _require_open(conn)
@@ -261,28 +272,39 @@ class Worker:
             _require_open(conn)
             log.warning("could not refresh SQLite's planner statistics: %s", e)
 
-    def _deliver(self, conn, row: dict) -> str:
+    @staticmethod
+    def _shop(row: dict) -> str | None:
         # A Shopify delivery is its shop's work: its rows carry the shop and its settings are the shop's.
         # A Zendesk delivery names no shop: it is the configured shop's.
-        shop = row["shop"] if row["platform"] == "shopify" else None
-        with shop_scope.scope(shop):
-            return self._deliver_scoped(conn, row, shop)
+        return row["shop"] if row["platform"] == "shopify" else None
 
-    def _deliver_scoped(self, conn, row: dict, shop: str | None) -> str:
+    def _parse(self, row: dict) -> list | Unreadable:
+        """The delivery's events, or the outcome of a body that has none."""
+        shop = self._shop(row)
+        with shop_scope.scope(shop):
+            try:
+                return parse_delivery(row, shop or self.app.settings.section("shopify").get("shop"))
+            except UnsupportedTopic as e:
+                return Unreadable("ignored", str(e))
+            except RecursionError:
+                # The receiver's parser takes nesting up to 1,024 levels; Python's stops short of that.
+                return Unreadable("dead", "bad payload: JSON nests too deeply to read")
+            except Exception as e:
+                # A payload we cannot read will not improve with retries: dead letter now, with
+                # the reason. Any exception counts: a parser bug must not stop the queue either.
+                return Unreadable("dead", f"bad payload: {_describe(e)}")
+
+    def _deliver(self, conn, row: dict, events: list | Unreadable) -> str:
+        shop = self._shop(row)
+        with shop_scope.scope(shop):
+            return self._deliver_scoped(conn, row, shop, events)
+
+    def _deliver_scoped(self, conn, row: dict, shop: str | None, events: list | Unreadable) -> str:
         inbox = t.inbox
         if shop is not None and row["topic"] not in shops.PRIVACY_TOPICS and shops.stopped(conn, shop):
             return self._finish(conn, row, "ignored", f"{shop} uninstalled the app; its work is stopped")
-        try:
-            events = parse_delivery(row, shop or self.app.settings.section("shopify").get("shop"))
-        except UnsupportedTopic as e:
-            return self._finish(conn, row, "ignored", str(e))
-        except RecursionError:
-            # The receiver's parser takes nesting up to 1,024 levels; Python's stops short of that.
-            return self._finish(conn, row, "dead", "bad payload: JSON nests too deeply to read")
-        except Exception as e:
-            # A payload we cannot read will not improve with retries: dead letter now, with
-            # the reason. Any exception counts: a parser bug must not stop the queue either.
-            return self._finish(conn, row, "dead", f"bad payload: {_describe(e)}")
+        if isinstance(events, Unreadable):
+            return self._finish(conn, row, events.status, events.reason)
         try:
             # The savepoint is what makes a failure this delivery's alone: rolling back to it
             # undoes its writes and nothing of the deliveries before it in the transaction, and
