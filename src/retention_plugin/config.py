@@ -171,6 +171,11 @@ def _base_url(value: str) -> bool:
 
 class WorkerSchema(Strict):
     batch_size = fields.Integer(load_default=50, validate=validate.Range(min=1))
+    #: Deliveries committed in one transaction (each in a savepoint of its own); 1: one commit each.
+    deliveries_per_commit = fields.Integer(load_default=50, validate=validate.Range(min=1))
+    #: A transaction commits after the delivery that takes it past this long: on SQLite it holds the
+    #: one write lock, which the receiver's inserts wait for.
+    commit_interval_ms = fields.Integer(load_default=250, validate=validate.Range(min=1))
     lease_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
     max_attempts = fields.Integer(load_default=8, validate=validate.Range(min=1))
     backoff_base_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0))

@@ -1,10 +1,16 @@
 """The worker: claim deliveries, turn them into events, let plugins react, commit once.
 
-One delivery is one transaction: the core records, every hook's writes and
-the delivery's ``done`` status commit together. A worker killed anywhere
-leaves its claimed rows ``processing`` with a lease; when the lease runs out
-another worker (or the same one restarted) claims them again, and because
-every effect carries an idempotency key the replay changes nothing twice.
+A delivery's effects are atomic: the core records, every hook's writes and
+the delivery's ``done`` status commit together, or not at all. Several
+claimed deliveries share one transaction (``[worker] deliveries_per_commit``,
+closed early after ``commit_interval_ms``), each in a savepoint of its own: a
+delivery that fails rolls back to its savepoint only, and its failure
+(retry, dead, ignored) is written on the same connection, so a group costs
+one commit (one disk sync on SQLite) and never waits on a second writer
+while it holds SQLite's write lock. A worker killed anywhere leaves its
+claimed rows ``processing`` with a lease; when the lease runs out another
+worker (or the same one restarted) claims them again, and because every
+effect carries an idempotency key the replay changes nothing twice.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from .context import HookContext
 from .platforms.deliveries import parse_delivery
 from .platforms.errors import DeadLetter, PlatformError, UnsupportedTopic
 from .storage import tables as t
-from .storage.db import for_update
+from .storage.db import for_update, is_sqlite, refresh_statistics
 
 log = logging.getLogger("retention_plugin.worker")
 
@@ -109,12 +115,52 @@ def _describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A delivery whose body gives no events: what becomes of it, and why."""
+
+    status: str  # "ignored" or "dead"
+    reason: str
+
+
+class TransactionLost(Exception):
+    """The group's transaction ended under it: nothing more can be written in it."""
+
+
+def _require_open(conn) -> None:
+    """Raise unless the group's transaction can still take writes.
+
+    A lost connection invalidates it. SQLite ends a transaction by itself after
+    some errors (a full disk, an I/O error), and what followed would then run
+    outside it, each statement committed on its own. On PostgreSQL a failed
+    statement aborts the transaction until a savepoint's rollback ends that; if
+    that rollback did not happen (or a plugin ended the transaction itself), the
+    COMMIT would quietly roll everything back while we count it done.
+    """
+    tx = conn.get_transaction()
+    if conn.invalidated or tx is None or not tx.is_active:
+        raise TransactionLost("the connection or its transaction is gone")
+    raw = conn.connection.driver_connection
+    if is_sqlite(conn):
+        if not raw.in_transaction:
+            raise TransactionLost("SQLite ended the transaction by itself")
+        return
+    # psycopg 3. IDLE is a transaction not begun yet (psycopg begins at the first statement): a
+    # plugin that ended ours could only leave IDLE until our next statement, whose savepoint
+    # then fails and leaves INERROR.
+    status = getattr(getattr(raw, "info", None), "transaction_status", None)
+    if status is not None and status.name in ("INERROR", "UNKNOWN"):
+        raise TransactionLost(f"the PostgreSQL transaction is {status.name}")
+
+
 class Worker:
     def __init__(self, app, *, name: str | None = None):
         self.app = app
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         w = app.settings.section("worker")
         self.batch_size = w["batch_size"]
+        self.per_commit = w["deliveries_per_commit"]
+        self.commit_interval = w["commit_interval_ms"] / 1000
         self.lease = timedelta(seconds=w["lease_seconds"])
         self.max_attempts = w["max_attempts"]
         self.backoff_base = w["backoff_base_seconds"]
@@ -170,43 +216,101 @@ class Worker:
         log.error("buried deliveries %s: claimed %s times without finishing", ids, self.max_attempts)
 
     def process(self, row: dict) -> str:
-        """Handle one claimed delivery; returns its new status. Never raises for a bad body."""
-        try:
-            return self._process(row)
-        except Exception as e:
-            # Recording the outcome itself failed (e.g. the database went away). The
-            # row stays ours until the lease runs out and is then claimed again; the
-            # claim count buries it if this keeps happening.
-            log.exception("delivery %s: could not record its outcome: %s", row["id"], e)
-            return "error"
+        """Handle one claimed delivery in a transaction of its own; returns its new status."""
+        return self.process_group([row])[0]
 
-    def _process(self, row: dict) -> str:
-        # A Shopify delivery is its shop's work: its rows carry the shop and its settings are the shop's.
-        # A Zendesk delivery is the configured shop's, unless it came through a shop's own Zendesk path.
-        shop = shops.delivery_shop(row)
-        with shop_scope.scope(shop):
-            return self._process_scoped(row, shop)
+    def process_batch(self, rows: list[dict]) -> list[str]:
+        """Handle claimed deliveries, several per transaction; returns their statuses in order."""
+        statuses: list[str] = []
+        while len(statuses) < len(rows):
+            statuses += self.process_group(rows[len(statuses):len(statuses) + self.per_commit])
+        return statuses
 
-    def _process_scoped(self, row: dict, shop: str | None) -> str:
-        inbox = t.inbox
-        if shop is not None and row["topic"] not in shops.PRIVACY_TOPICS:
-            with self.app.engine.connect() as conn:
-                stopped = shops.stopped(conn, shop)
-            if stopped:
-                return self._finish(row, "ignored", f"{shop} uninstalled the app; its work is stopped")
-        try:
-            events = parse_delivery(row, shop or self.app.settings.section("shopify").get("shop"))
-        except UnsupportedTopic as e:
-            return self._finish(row, "ignored", str(e))
-        except RecursionError:
-            # The receiver's parser takes nesting up to 1,024 levels; Python's stops short of that.
-            return self._finish(row, "dead", "bad payload: JSON nests too deeply to read")
-        except Exception as e:
-            # A payload we cannot read will not improve with retries: dead letter now, with
-            # the reason. Any exception counts: a parser bug must not stop the queue either.
-            return self._finish(row, "dead", f"bad payload: {_describe(e)}")
+    def process_group(self, rows: list[dict]) -> list[str]:
+        """Handle ``rows`` from the first in one transaction, until they or ``commit_interval_ms`` run out.
+
+        Returns the statuses of the rows it took (at least one), in order; never raises
+        for a bad body or a failing plugin. When the transaction itself fails (the
+        database went away, the commit failed) none of it happened: each taken row is
+        ``error`` and stays ours until its lease runs out, and the claim count buries a
+        row that keeps doing this.
+        """
+        # Reading the bodies needs no database: done before the transaction, it leaves SQLite's
+        # write lock free meanwhile, the moment another process's writer (a receiver) gets in.
+        parsed = [self._parse(row) for row in rows]
+        statuses: list[str] = []
+        taken = 0
+        started = time.monotonic()
         try:
             with self.app.engine.begin() as conn:
+                for row, events in zip(rows, parsed):
+                    taken += 1
+                    statuses.append(self._deliver(conn, row, events))
+                    if time.monotonic() - started >= self.commit_interval:
+                        break
+                _require_open(conn)
+                self._refresh_statistics(conn)
+        except Exception as e:
+            taken = max(1, taken)  # no transaction at all: the first row's turn is spent
+            ids = [r["id"] for r in rows[:taken]]
+            log.exception("deliveries %s: their transaction failed, none of them is recorded: %s", ids, e)
+            return ["error"] * taken
+        return statuses
+
+    def _refresh_statistics(self, conn) -> None:
+        """SQLite's planner statistics, on the connection that just ran the per-event lookups.
+
+        In a savepoint: statistics are an optimisation, and failing to refresh them must not
+        cost the group its commit.
+        """
+        if not is_sqlite(conn):
+            return
+        try:
+            with conn.begin_nested():
+                refresh_statistics(conn)
+        except Exception as e:
+            _require_open(conn)
+            log.warning("could not refresh SQLite's planner statistics: %s", e)
+
+    @staticmethod
+    def _shop(row: dict) -> str | None:
+        # A Shopify delivery is its shop's work: its rows carry the shop and its settings are the shop's.
+        # A Zendesk delivery is the configured shop's, unless it came through a shop's own Zendesk path.
+        return shops.delivery_shop(row)
+
+    def _parse(self, row: dict) -> list | Unreadable:
+        """The delivery's events, or the outcome of a body that has none."""
+        shop = self._shop(row)
+        with shop_scope.scope(shop):
+            try:
+                return parse_delivery(row, shop or self.app.settings.section("shopify").get("shop"))
+            except UnsupportedTopic as e:
+                return Unreadable("ignored", str(e))
+            except RecursionError:
+                # The receiver's parser takes nesting up to 1,024 levels; Python's stops short of that.
+                return Unreadable("dead", "bad payload: JSON nests too deeply to read")
+            except Exception as e:
+                # A payload we cannot read will not improve with retries: dead letter now, with
+                # the reason. Any exception counts: a parser bug must not stop the queue either.
+                return Unreadable("dead", f"bad payload: {_describe(e)}")
+
+    def _deliver(self, conn, row: dict, events: list | Unreadable) -> str:
+        shop = self._shop(row)
+        with shop_scope.scope(shop):
+            return self._deliver_scoped(conn, row, shop, events)
+
+    def _deliver_scoped(self, conn, row: dict, shop: str | None, events: list | Unreadable) -> str:
+        inbox = t.inbox
+        if shop is not None and row["topic"] not in shops.PRIVACY_TOPICS and shops.stopped(conn, shop):
+            return self._finish(conn, row, "ignored", f"{shop} uninstalled the app; its work is stopped")
+        if isinstance(events, Unreadable):
+            return self._finish(conn, row, events.status, events.reason)
+        try:
+            # The savepoint is what makes a failure this delivery's alone: rolling back to it
+            # undoes its writes and nothing of the deliveries before it in the transaction, and
+            # on PostgreSQL it also ends the "transaction aborted" state a failed statement
+            # leaves (even one a plugin caught and went on from).
+            with conn.begin_nested():
                 now = self.app.now()
                 # Renewing our own lease takes the row lock on PostgreSQL, so a second
                 # worker that reclaimed an expired lease waits here and then finds it done.
@@ -223,35 +327,50 @@ class Worker:
                     status="done", processed_at=now, lease_until=None, last_error=None))
             return "done"
         except DeadLetter as e:
-            return self._finish(row, "dead", str(e))
+            return self._finish(conn, row, "dead", str(e))
         except Exception as e:  # a plugin's bug must not stop the queue: retry, then dead-letter
             log.warning("delivery %s (%s %s) failed on attempt %s: %s", row["id"], row["platform"],
                         row["topic"], row["attempts"], storable_error(str(e), 500))
             if permanent(e):
-                return self._finish(row, "dead", f"cannot succeed on retry: {_describe(e)}")
-            return self._retry_or_bury(row, e)
+                return self._finish(conn, row, "dead", f"cannot succeed on retry: {_describe(e)}")
+            return self._retry_or_bury(conn, row, e)
 
-    def _finish(self, row, status: str, error: str | None) -> str:
-        with self.app.engine.begin() as conn:
-            conn.execute(update(t.inbox).where(t.inbox.c.id == row["id"], t.inbox.c.claimed_by == self.name)
-                         .values(status=status, processed_at=self.app.now(), lease_until=None,
-                                 last_error=None if error is None else storable_error(error)))
-        return status
+    def _finish(self, conn, row, status: str, error: str | None) -> str:
+        return self._record(conn, row, status, status=status, processed_at=self.app.now(), lease_until=None,
+                            last_error=None if error is None else storable_error(error))
+
+    def _record(self, conn, row, outcome: str, **values) -> str:
+        """Write a delivery's outcome in the group's transaction, in a savepoint of its own.
+
+        A write that fails here costs this delivery alone: it stays ours until its lease
+        runs out, and the deliveries around it in the transaction still commit.
+        """
+        _require_open(conn)
+        try:
+            with conn.begin_nested():
+                res = conn.execute(update(t.inbox).where(t.inbox.c.id == row["id"],
+                                                         t.inbox.c.claimed_by == self.name).values(**values))
+        except Exception as e:
+            _require_open(conn)
+            log.exception("delivery %s: could not record its outcome: %s", row["id"], e)
+            return "error"
+        if res.rowcount != 1:
+            log.info("delivery %s is no longer ours; its outcome (%s) is not recorded", row["id"], outcome)
+            return "lost"
+        return outcome
 
     def backoff(self, attempts: int) -> float:
         # Full jitter: spreads retries of a burst of failures instead of synchronising them.
         ceiling = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempts - 1)))
         return random.uniform(ceiling / 2, ceiling)
 
-    def _retry_or_bury(self, row, exc: Exception) -> str:
+    def _retry_or_bury(self, conn, row, exc: Exception) -> str:
         error = storable_error(_describe(exc))
         if row["attempts"] >= self.max_attempts:
-            return self._finish(row, "dead", f"after {row['attempts']} attempts: {error}")
+            return self._finish(conn, row, "dead", f"after {row['attempts']} attempts: {error}")
         when = self.app.now() + timedelta(seconds=self.backoff(row["attempts"]))
-        with self.app.engine.begin() as conn:
-            conn.execute(update(t.inbox).where(t.inbox.c.id == row["id"], t.inbox.c.claimed_by == self.name)
-                         .values(status="pending", next_attempt_at=when, lease_until=None, last_error=error))
-        return "retry"
+        return self._record(conn, row, "retry", status="pending", next_attempt_at=when, lease_until=None,
+                            last_error=error)
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -263,8 +382,7 @@ class Worker:
         claimed = self.claim()
         counts.dead += self.buried
         self.buried = 0
-        for row in claimed:
-            status = self.process(row)
+        for status in self.process_batch(claimed):
             if status == "done":
                 counts.processed += 1
             elif status == "ignored":
