@@ -102,8 +102,7 @@ class SubscribeResult:
                 "compliance_topics": list(COMPLIANCE_TOPICS), "required_scopes": required_scopes()}
 
 
-#: ``namespace.key`` as Shopify allows it (namespace 2-255, key 2-64 characters).
-_METAFIELD = re.compile(r"[A-Za-z0-9_-]{2,255}\.[A-Za-z0-9_-]{2,64}")
+_METAFIELD = re.compile(mutations.METAFIELD_NAME)
 
 
 def wanted_metafields(pm, settings, topics: tuple[str, ...] = TOPICS) -> dict[str, list[str]]:

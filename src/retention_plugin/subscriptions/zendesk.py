@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..platforms.zendesk import requests as zd
+from ..shops import ZENDESK_PATH
 from ..platforms.zendesk.triggers import install_requests, load_trigger_definitions, webhook_settings
 
-RECEIVER_PATH = "/webhooks/zendesk"
+RECEIVER_PATH = ZENDESK_PATH  # the receiver serves it (web.py); a shop of its own adds /<shop>
 WEBHOOK_ID_PLACEHOLDER = "<id of the retention-plugin webhook>"
 
 

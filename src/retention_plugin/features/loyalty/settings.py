@@ -12,6 +12,7 @@ from decimal import Decimal
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from ...config import section_or_defaults
+from ...platforms.shopify.mutations import METAFIELD_NAME
 
 SECTION = "loyalty"
 
@@ -126,7 +127,7 @@ class EarnSchema(_Strict):
     referral = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=1_000_000))
     #: The customer metafield (``namespace.key``, a ``date``) a birthday is read from, once.
     birthday_metafield = fields.String(load_default="facts.birth_date", validate=validate.Regexp(
-        r"^[A-Za-z0-9_-]{2,255}\.[A-Za-z0-9_-]{2,64}$", error="expected namespace.key, e.g. facts.birth_date"))
+        f"^{METAFIELD_NAME}$", error="expected namespace.key, e.g. facts.birth_date"))
     #: Secret of the signed ``POST /webhooks/reviews`` endpoint (no secret: no endpoint).
     reviews_secret = fields.String(load_default=None, validate=validate.Length(min=16, error=(
         "use at least 16 characters (e.g. `openssl rand -hex 32`)")))

@@ -37,14 +37,13 @@ def customer_data_request(event, ctx):
     digests are kept for them. Who invited them is the inviter's data and stays out; the invitations
     they sent are counted by ``customer_facts`` (link and counts), whose addresses are others'."""
     from ...customers import customer_for
+    from ...privacy import find_person
 
     info = event.customer
-    c = customer_for(ctx.conn, shopify_id=info.shopify_id, email=info.email)
-    ids = set()
-    emails = {e.strip().lower() for e in (info.email, c and c.get("email")) if e and e.strip()}
-    if c is not None:
-        merged = select(t.customers.c.id).where(t.customers.c.merged_into == c["id"])
-        ids = {c["id"], *ctx.conn.execute(merged).scalars()}
+    # Who the person is as the erasure below sees them (every merged row, every address), so what is
+    # exported is what an erasure would scrub.
+    person = find_person(ctx.conn, customer_for(ctx.conn, shopify_id=info.shopify_id, email=info.email), info)
+    ids, emails = person.customer_ids, person.emails
     # An invited address that never became a customer is still this person's, found by the address alone.
     found = ctx.conn.execute(select(R.c.referee_email, R.c.status, R.c.reason, R.c.discount_key, R.c.created_at,
                                     R.c.qualified_at)

@@ -535,6 +535,10 @@ def webhook_subscription_update(subscription_id: str, *, metafields: list[str]) 
             "variables": {"id": subscription_id, "webhookSubscription": {"metafields": _metafield_ids(metafields)}}}
 
 
+#: A metafield named ``namespace.key`` as Shopify allows it (namespace 2-255, key 2-64 characters).
+METAFIELD_NAME = r"[A-Za-z0-9_-]{2,255}\.[A-Za-z0-9_-]{2,64}"
+
+
 def _metafield_ids(metafields: list[str]) -> list[dict[str, str]]:
     """``["facts.birth_date"]`` -> ``[{"namespace": "facts", "key": "birth_date"}]``."""
     out = []
