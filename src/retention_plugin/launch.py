@@ -37,6 +37,10 @@ def main(argv=None):
         # of 200,000 customers, docs/performance.md), for matrix products these commands never make
         # large enough to share out. A value the user set is kept.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        # pyarrow parses the file on its own threads while numpy, click and the command import.
+        from .analysis import readahead
+
+        readahead.start(rest[1:])
         from .analysis.commands import analyze
 
         return analyze.main(args=rest, prog_name="retention analyze")

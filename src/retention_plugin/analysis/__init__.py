@@ -16,6 +16,14 @@
 Heavy modules (matplotlib, SQLAlchemy) load only when used.
 """
 
-from .commands import analyze
-
 __all__ = ["analyze"]
+
+
+def __getattr__(name: str):
+    # The click group is imported when asked for, not with the package: `retention analyze fit`
+    # starts reading its file (.readahead) before numpy and click are imported.
+    if name == "analyze":
+        from .commands import analyze
+
+        return analyze
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

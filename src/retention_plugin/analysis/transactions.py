@@ -25,23 +25,16 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
+from . import readahead
 from .codes import dense_codes
 from .dates import DateError, compact_days, to_days
+from .readahead import DataError
 
 __all__ = ["Transactions", "DataError", "read_transactions_csv"]
-
-
-class DataError(ValueError):
-    """Bad input data; ``column`` names the column at fault when there is one."""
-
-    def __init__(self, message: str, column: str | None = None):
-        super().__init__(message)
-        self.column = column
 
 
 class Transactions:
@@ -102,10 +95,6 @@ class _Untyped(Exception):
     """pyarrow's typed columns would not take the file: the block-by-block text reader decides."""
 
 
-#: A plain date, as most exports write them: the typed fast path is tried on such files.
-_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
 def read_transactions_csv(
     path,
     *,
@@ -119,25 +108,13 @@ def read_transactions_csv(
     ``amount_col`` may be None (or absent from the file when it is the
     default) for count-only models; the amounts are then zeros.
     """
-    path = Path(path)
-    if len(delimiter) != 1:
-        raise DataError(f"the delimiter must be one character, not {delimiter!r}")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        rows = csv.reader(fh, delimiter=delimiter)
-        try:
-            header = [h.strip() for h in next(rows)]
-        except StopIteration:
-            raise DataError(f"{path} is empty: expected a header row") from None
-        try:
-            first = next(rows, None)
-        except (UnicodeDecodeError, csv.Error):
-            first = None  # the readers below find it and say so
-    index = _column_index(header, path, customer_col, date_col, amount_col)
-    names = {"customer": customer_col, "date": date_col, "amount": amount_col}
+    p = readahead.plan(path, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
+                       delimiter=delimiter)
+    path, header, index, names = p.path, p.header, p.index, p.names
     try:
-        if first is not None and len(first) > index["date"] and _ISO_DAY.fullmatch(first[index["date"]].strip()):
+        if p.typed:
             try:
-                return _read_typed(path, header, index, names, delimiter)
+                return _read_typed(p)
             except _Untyped:
                 pass
         return _read_arrow(path, header, index, names, delimiter)
@@ -145,26 +122,15 @@ def read_transactions_csv(
         return _read_python(path, header, index, names, delimiter)
 
 
-def _column_index(header, path, customer_col, date_col, amount_col) -> dict:
-    wanted = {"customer": customer_col, "date": date_col}
-    if amount_col is not None:
-        wanted["amount"] = amount_col
-    index = {}
-    for role, name in wanted.items():
-        if name in header:
-            index[role] = header.index(name)
-        elif role == "amount" and amount_col == "amount":
-            continue  # the default amount column is optional
-        else:
-            raise DataError(
-                f"column {name!r} not found in {path.name}; its columns are: {', '.join(header)}", name)
-    return index
+#: Kept under their old names: the tests reach them here.
+_column_index = readahead.column_index
+_ISO_DAY = readahead.ISO_DAY
 
 
 # --- the fast paths --------------------------------------------------------------------------------
 
 
-def _read_typed(path: Path, header, index, names, delimiter) -> Transactions:
+def _read_typed(p: readahead.Plan) -> Transactions:
     """The whole file at once, dates and amounts parsed by pyarrow's own threads as it reads.
 
     Used when the first row's date is a plain ``YYYY-MM-DD``. pyarrow's ``date32`` and
@@ -173,24 +139,16 @@ def _read_typed(path: Path, header, index, names, delimiter) -> Transactions:
     the same values; anything else, and any value that is not a finite number, is left to
     :func:`_read_arrow`, which reads the file again as text and words the error. Only the
     ids are kept as text: ``"007"`` and ``"7"`` are two customers, which an integer
-    conversion would merge.
+    conversion would merge. The read may have been started ahead (:mod:`.readahead`).
     """
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
-    cols = [f"c{i}" for i in range(len(header))]
-    role = {r: cols[i] for r, i in index.items()}
-    types = {role["customer"]: pa.string(), role["date"]: pa.date32()}
-    if "amount" in role:
-        types[role["amount"]] = pa.float64()
+    path, names = p.path, p.names
+    role = {r: f"c{i}" for r, i in p.index.items()}
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(skip_rows=1, column_names=cols, block_size=_BLOCK),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=pacsv.ConvertOptions(include_columns=list(types), column_types=types, null_values=[],
-                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
-        )
+        table = readahead.take(p, _BLOCK)
+        if table is None:
+            table = readahead.typed_table(p, _BLOCK)
     except (pa.ArrowException, OverflowError):
         raise _Untyped from None
     if table.num_rows == 0:
@@ -207,7 +165,6 @@ def _read_typed(path: Path, header, index, names, delimiter) -> Transactions:
         return Transactions(ids, days, amounts)
     codes, labels = _codes([ids] if isinstance(ids, np.ndarray) else list(ids.chunks))
     return Transactions(codes=codes, labels=labels, days=days, amounts=amounts)
-
 
 
 def _read_arrow(path: Path, header, index, names, delimiter) -> Transactions:
@@ -255,8 +212,8 @@ def _dense(ids: np.ndarray) -> bool:
     return len(ids) == 0 or int(ids.max()) - int(ids.min()) < 4 * len(ids) + 4096
 
 
-#: Bytes of the file parsed at a time: big enough that the per-block Python calls cost nothing.
-_BLOCK = 4 << 20
+#: Bytes of the file parsed at a time (a name of this module's so the tests can make it small).
+_BLOCK = readahead.BLOCK
 
 
 def _arrow_ids(col, column: str, filename: str, offset: int):
