@@ -8,13 +8,15 @@ HTTP through the real app (``tests/test_console.py``'s ``Browser``), on SQLite a
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import timedelta
 from urllib.parse import unquote_plus
 
 import jwt
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from retention_plugin import shop_scope
 from retention_plugin.analysis.saved_report import KIND
@@ -282,3 +284,33 @@ def test_a_password_session_sees_every_shop_with_a_shop_column(two):
     with app.engine.connect() as conn:
         scored = conn.execute(select(func.count()).select_from(t.customer_scores)).scalar()
     assert len(b.get("/admin/analysis/at-risk.csv").text.strip().splitlines()) == 1 + scored
+
+
+def at_risk_csv(b, **kw) -> list[dict]:
+    got = b.get("/admin/analysis/at-risk.csv", **kw)
+    assert got.status_code == 200, got.text
+    return list(csv.DictReader(io.StringIO(got.text)))
+
+
+def test_the_at_risk_csv_names_each_rows_shop_and_still_defuses_formulas(two):
+    """Both shops have a customer ann@example.com at risk: in a password session's export only the ``shop``
+    column tells the two rows apart. A shop-controlled name starting with a formula character stays inert."""
+    app = two.app
+    b_ann = customer(app, B)
+    with app.engine.begin() as conn:
+        conn.execute(update(t.customers).where(t.customers.c.id == b_ann)
+                     .values(first_name="=HYPERLINK(1)", last_name="@SUM(1)"))
+    b = Browser(app)
+    b.sign_in()
+    everything = at_risk_csv(b)
+    owner = {r["id"]: r["shop"] for r in rows(app, t.customers)}
+    assert sorted(r["shop"] for r in everything) == [A, B]
+    assert all(r["shop"] == owner[int(r["customer_id"])] for r in everything)
+    assert {r["email"] for r in everything} == {"ann@example.com"}  # the email alone cannot tell them apart
+    (theirs,) = [r for r in everything if r["shop"] == B]
+    assert theirs["first_name"] == "'=HYPERLINK(1)" and theirs["last_name"] == "'@SUM(1)"
+
+    # An embedded session's export has the same columns, with its own shop in every row.
+    for shop in (A, B):
+        mine = at_risk_csv(b, headers=as_shop(app, shop))
+        assert list(mine[0]) == list(everything[0]) and [r["shop"] for r in mine] == [shop]

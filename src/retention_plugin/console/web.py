@@ -532,14 +532,17 @@ class Console:
             rows = self._at_risk(conn)
         out = io.StringIO()
         w = csv.writer(out)
+        # ``shop`` is in every export, not only a password session's on an install of several shops: the same
+        # email is a different customer in each shop, and one fixed header serves whoever reads the file by
+        # column. It is last so that readers of the earlier columns by position are unaffected.
         w.writerow(["customer_id", "email", "first_name", "last_name", "segment", "p_alive",
-                    "expected_purchases", "next_purchase_at", "scored_at"])
+                    "expected_purchases", "next_purchase_at", "scored_at", "shop"])
         for r in rows:
             w.writerow([r["id"], _cell(r["email"]), _cell(r["first_name"]), _cell(r["last_name"]), r["segment"],
                         f"{r['p_alive']:.4f}" if r["p_alive"] is not None else "",
                         f"{r['expected_purchases']:.4f}" if r["expected_purchases"] is not None else "",
                         r["next_purchase_at"].isoformat() if r["next_purchase_at"] else "",
-                        r["scored_at"].isoformat() if r["scored_at"] else ""])
+                        r["scored_at"].isoformat() if r["scored_at"] else "", _cell(r["shop"])])
         # An embedded session's export is of its shop's customers: the target says so (its audit page shows it).
         self.audit(session, req, "analysis.export_at_risk", f"shop:{session['shop']}" if session.get("shop") else None,
                    {"rows": len(rows)})
