@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from .storage import tables as t
 from .storage.db import insert_ignore
+from .storage.turns import lock_path
 
 
 def store_delivery(engine, *, platform: str, shop: str, delivery_id: str, topic: str, body: bytes,
@@ -127,7 +128,8 @@ class FastInserter:
             return
         fd = getattr(self.local, "lock_fd", None)
         if fd is None:
-            fd = self.local.lock_fd = os.open(f"{self.url.database}-receiver.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self.local.lock_fd = os.open(lock_path(self.url.database) or os.devnull, os.O_RDWR | os.O_CREAT,
+                                             0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ClauseElement
 
+from .turns import take_turns
 from .writes import watch
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -41,6 +42,7 @@ def make_engine(url: str, *, pool_size: int = 5, sqlite_synchronous: str = "full
         if sqlite_synchronous not in ("full", "normal"):
             raise ValueError(f"sqlite_synchronous must be 'full' or 'normal', not {sqlite_synchronous!r}")
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        take_turns(engine)  # first: the turn is taken before _sqlite_setup's BEGIN IMMEDIATE
         _sqlite_setup(engine, sqlite_synchronous.upper())
         return watch(engine)
     if url.startswith("postgresql://"):
