@@ -63,7 +63,9 @@ def register_channels(register: Callable[[str, Channel], None]) -> None:
     :param register: ``register(name, channel)`` where ``channel`` has
         ``send(message, customer, rendered, ctx) -> str`` returning a provider
         id, raising :class:`retention_plugin.messaging.channels.ChannelError`
-        on failure.
+        on failure. A channel whose send only writes through ``ctx`` may say
+        ``sends_in_transaction = True``, and its messages then share
+        transactions (docs/hooks.md).
     """
 
 

@@ -295,9 +295,9 @@ def test_claimed_rows_are_not_claimed_again_until_the_lease_runs_out(engine, add
     ids2, _ = outbox.claim_due(engine, TUESDAY_10 + timedelta(seconds=301), 10, 300)
     assert ids2 == ids
     # and the first worker, late, no longer owns it
-    with engine.begin() as conn:
-        assert outbox._attempt(conn, ids[0], lease, TUESDAY_10, channels={}, cfg=None, email_cfg=None, policy=None,
-                               tz_hook=None, veto=None, renderer=None, ctx_factory=None, settings=None) == "skipped"
+    ch = Recording()
+    counts = outbox.send_claimed(engine, ids, lease, now=TUESDAY_10, channels={"email": ch}, settings=settings)
+    assert counts["skipped"] == 1 and counts["sent"] == 0 and ch.sent == []
 
 
 def test_limit_and_order(engine, add_customer, settings):

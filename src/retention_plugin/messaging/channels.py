@@ -3,7 +3,9 @@
 A channel has one method, ``send(message, customer, rendered, ctx) -> str``,
 returning the provider's id for what it sent, or raising :class:`ChannelError`
 saying whether trying again later may help. ``ctx`` gives ``settings`` and
-``enqueue_action(platform, kind, key, request) -> int``.
+``enqueue_action(platform, kind, key, request) -> int``. A channel whose send
+only writes through ``ctx`` says so with ``sends_in_transaction = True``: the
+outbox then sends several messages in one transaction (see ``outbox``).
 
 Email is sent at once. Zendesk and Shopify never call out from here: they put
 an action in the outbox (the ``actions`` table), in the same transaction that
@@ -123,6 +125,8 @@ class EmailChannel:
     """
 
     name = "email"
+    #: SMTP hands the mail over at once: no rollback takes it back, so each send is committed on its own.
+    sends_in_transaction = False
 
     def __init__(self, config: Mapping | None = None, *, ssl_context: ssl.SSLContext | None = None,
                  link_secret: str | list[str] | None = None):
@@ -237,6 +241,8 @@ class LogChannel:
     """Sends nothing: logs what would have gone out. For dry runs and staging."""
 
     name = "log"
+    #: Writes nothing; a dry run's log line repeated after a rolled-back transaction harms nothing.
+    sends_in_transaction = True
 
     def __init__(self, logger: logging.Logger | None = None):
         self.log = logger or log
@@ -266,6 +272,8 @@ class ZendeskChannel:
     """
 
     name = "zendesk"
+    #: The comment or ticket is an action queued in the message's transaction (``ctx.enqueue_action``).
+    sends_in_transaction = True
 
     def request(self, message: Mapping, customer: Mapping, rendered: Rendered) -> tuple[str, dict]:
         data = message.get("data") or {}
@@ -326,6 +334,8 @@ class ShopifyChannel:
     """
 
     name = "shopify"
+    #: The tags or metafield are actions (and plugin state) written in the message's transaction.
+    sends_in_transaction = True
 
     def __init__(self, mode: str | None = None):
         self.mode = mode

@@ -6,23 +6,33 @@ functions this module re-exports). The worker calls :func:`send_due`, which
 1. claims due rows (``scheduled``/``deferred`` with ``send_at <= now``) under a
    lease, in a short transaction (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so
    workers never share a row);
-2. for each, in a transaction of its own: applies the contact policy, and
-   stores ``suppressed`` or ``deferred`` (with the new ``send_at``) and the
-   reason, or renders and sends, storing ``sent`` with the provider id and
-   what was rendered. A Zendesk/Shopify action is queued in that same
-   transaction. A failed send rolls all of it back, then records the attempt:
-   a transient error is retried later with exponential backoff, anything else
-   (or the last attempt) is ``failed``, with the reason.
+2. sends them in groups, a transaction each (``[messages] messages_per_commit``,
+   committed early after ``commit_interval_ms``): the group's rows are read once,
+   locked, where the lease is still ours (a row another worker took is skipped);
+   for each: applies the contact policy, and stores ``suppressed`` or ``deferred``
+   (with the new ``send_at``) and the reason, or renders and sends, storing
+   ``sent`` with the provider id and what was rendered. A Zendesk/Shopify action
+   is queued in the same transaction, in a savepoint with the message's status: a
+   failed send rolls back to it, then records the attempt beside the others (a
+   transient error is retried later with exponential backoff, anything else, or
+   the last attempt, is ``failed``, with the reason).
+
+A channel that sends outside the database (SMTP) does not declare
+``sends_in_transaction``; the group is committed right after such a send, so a
+crash between a send and its commit never holds more than that one message.
 
 A worker that dies mid-batch leaves rows whose lease runs out; the next
-worker takes them again. An email sent just before such a crash may go out
-twice, with the same Message-ID (derived from the key) so it is recognisable.
+worker takes them again. A transaction that fails leaves its rows the same way,
+and nothing it wrote (no action) behind. An email sent just before such a crash
+may go out twice, with the same Message-ID (derived from the key) so it is
+recognisable.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import datetime, timedelta
 from functools import lru_cache
 from types import SimpleNamespace
@@ -37,7 +47,7 @@ from ..context import HookContext
 from ..customers import follow_merges as load_customer  # noqa: F401 (features import it from here)
 from ..shop_scope import scope
 from ..storage import tables as t
-from ..storage.db import for_update
+from ..storage.db import for_update, is_sqlite
 from .channels import Channel, ChannelError, unsubscribe_links
 from .kinds import MARKETING, KindRegistry
 from .policy import DEFER, SUPPRESS, WINDOW, Decision, PolicySettings, decide
@@ -174,6 +184,16 @@ def claim_due(engine: Engine, now: datetime, limit: int, lease_seconds: int) -> 
     return ids, lease
 
 
+def sends_in_transaction(channel) -> bool:
+    """Whether ``channel`` declares that its send only writes through ``ctx`` (``sends_in_transaction = True``).
+
+    Such a send commits or rolls back with the message, so several of them can share a transaction.
+    Anything else (SMTP, an HTTP call, a channel that does not say) has an effect no rollback undoes,
+    and its message is committed right after the send.
+    """
+    return getattr(channel, "sends_in_transaction", False) is True
+
+
 def send_due(engine: Engine, *, now: datetime, channels: Mapping[str, Channel], pm=None, settings=None,
              limit: int | None = None, ctx_factory: Callable[[Connection], Any] | None = None,
              renderer: Renderer | None = None) -> dict[str, int]:
@@ -186,93 +206,241 @@ def send_due(engine: Engine, *, now: datetime, channels: Mapping[str, Channel], 
     """
     now = _utc(now, "now")
     cfg = section(settings, "messages")
-    email_cfg = section(settings, "email")
-    policy, tz_hook, veto = _policy_inputs(settings, pm)
-    renderer = renderer or renderer_for(settings)
-    counts = dict.fromkeys(("sent", "deferred", "suppressed", "failed", "retry", "skipped"), 0)
     ids, lease = claim_due(engine, now, limit or cfg["batch_size"], cfg["lease_seconds"])
-    shop_of = {}
-    if ids:
-        with engine.connect() as conn:
-            m = t.messages
-            shop_of = dict(conn.execute(select(m.c.id, m.c.shop).where(m.c.id.in_(ids))).all())
-    for mid in ids:
-        try:
-            # What the send writes (a Zendesk or Shopify channel's action) is the message's shop's.
-            with engine.begin() as conn, scope(shop_of.get(mid)):
-                outcome = _attempt(conn, mid, lease, now, channels=channels, cfg=cfg, email_cfg=email_cfg,
-                                   policy=policy, tz_hook=tz_hook, veto=veto, renderer=renderer,
-                                   ctx_factory=ctx_factory, settings=settings)
-        except _SendFailed as e:  # the send's transaction is rolled back; record the attempt on its own
-            with engine.begin() as conn:
-                outcome = _record_failure(conn, mid, now, e, cfg)
-        counts[outcome] += 1
-    if ids:
-        log.info("messages: %s", ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    return send_claimed(engine, ids, lease, now=now, channels=channels, pm=pm, settings=settings,
+                        ctx_factory=ctx_factory, renderer=renderer)
+
+
+def send_claimed(engine: Engine, ids: list[int], lease: datetime, *, now: datetime, channels: Mapping[str, Channel],
+                 pm=None, settings=None, ctx_factory: Callable[[Connection], Any] | None = None,
+                 renderer: Renderer | None = None) -> dict[str, int]:
+    """Send the messages :func:`claim_due` leased (``ids`` under ``lease``); counts as :func:`send_due`.
+
+    A message whose lease is no longer ``lease`` (it ran out and another worker took the message),
+    or that was cancelled meanwhile, is skipped.
+    """
+    sender = _Sender(now=_utc(now, "now"), lease=lease, channels=channels, pm=pm, settings=settings,
+                     ctx_factory=ctx_factory, renderer=renderer)
+    counts = dict.fromkeys(("sent", "deferred", "suppressed", "failed", "retry", "skipped"), 0)
+    done = 0
+    try:
+        while done < len(ids):
+            taken, committed = sender.send_group(engine, ids[done:done + sender.per_commit], counts)
+            if not committed:  # the database is in trouble: the rest wait for their lease too
+                break
+            done += taken
+    finally:
+        if ids:
+            log.info("messages: %s", ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none recorded")
     return counts
 
 
-def _finish(conn, mid, status: str, reason: str, **values) -> None:
-    conn.execute(update(m).where(m.c.id == mid).values(status=status, reason=reason, lease_until=None, **values))
+class _LeaseLost(Exception):
+    """The message is no longer ours (or no longer due): what its send wrote is rolled back."""
 
 
-def _attempt(conn, mid, lease, now, *, channels, cfg, email_cfg, policy, tz_hook, veto, renderer, ctx_factory,
-             settings) -> str:
-    q = select(m).where(m.c.id == mid, m.c.status.in_(PENDING), m.c.lease_until == lease)
-    row = conn.execute(for_update(q, conn)).mappings().first()
-    if row is None:  # cancelled meanwhile, or the lease ran out and another worker took it
-        return "skipped"
-    msg = dict(row)
-    marketing = msg["message_class"] == MARKETING
-    # Lock the customer while deciding, so two workers can't both spend the last slot of the cap.
-    customer = load_customer(conn, msg["customer_id"], lock=marketing)
-    if customer is None:
-        _finish(conn, mid, FAILED, f"customer {msg['customer_id']} not found")
+class _Sender:
+    """One ``send_claimed`` call: the settings it reads once, and the groups it sends.
+
+    A group is up to ``[messages] messages_per_commit`` messages in one transaction, closed
+    early after ``commit_interval_ms``, and right after any send through a channel that is not
+    ``sends_in_transaction``: a crash between such a send and its commit sends it again, so
+    nothing else may wait on that commit.
+    """
+
+    def __init__(self, *, now, lease, channels, pm, settings, ctx_factory, renderer):
+        self.now, self.lease, self.channels, self.settings = now, lease, channels, settings
+        self.cfg = section(settings, "messages")
+        self.email_cfg = section(settings, "email")
+        self.policy, self.tz_hook, self.veto = _policy_inputs(settings, pm)
+        self.span = max(WINDOW, self.policy.min_gap)
+        self.renderer = renderer or renderer_for(settings)
+        self.ctx_factory = ctx_factory
+        self.per_commit = self.cfg["messages_per_commit"]
+        self.interval = self.cfg["commit_interval_ms"] / 1000
+        self.outside = False  # whether the message in hand was handed to a channel outside the database
+
+    def send_group(self, engine: Engine, ids: list[int], counts: dict[str, int]) -> tuple[int, bool]:
+        """Send ``ids`` from the first in one transaction; returns how many it took, and whether it committed.
+
+        Outcomes are counted once their commit succeeded. When the transaction fails, nothing of
+        it happened: its messages stay leased and come back when the lease runs out.
+        An unexpected error in a message (a plugin's policy hook, a database error) ends the
+        group: what came before it commits, then the error is raised, as a message's own
+        transaction raised it before messages shared one.
+        """
+        outcomes: list[str] = []
+        error: BaseException | None = None
+        taken = 0
+        started = time.monotonic()
+        try:
+            with engine.begin() as conn:
+                group = _Group(conn, ids, self)
+                for mid in ids:
+                    taken += 1
+                    row = group.rows.get(mid)
+                    if row is None:  # cancelled meanwhile, or the lease ran out and another worker took it
+                        outcomes.append("skipped")
+                        continue
+                    try:
+                        outcome, outside = self._one(conn, dict(row), group)
+                    except Exception as e:
+                        error = e
+                        break
+                    outcomes.append(outcome)
+                    if outside or time.monotonic() - started >= self.interval:
+                        break
+        except Exception as e:
+            log.exception("messages %s: their transaction failed, none of them is recorded; they are sent "
+                          "when their lease runs out: %s", ids[:max(1, taken)], e)
+            if error is not None:
+                raise error from e
+            return taken, False
+        for outcome in outcomes:
+            counts[outcome] += 1
+        if error is not None:
+            raise error
+        return taken, True
+
+    def _one(self, conn, msg: dict, group: _Group) -> tuple[str, bool]:
+        """One message's outcome, written in ``conn``; and whether a send reached outside the database."""
+        self.outside = False
+        # What the send writes (a Zendesk or Shopify channel's action) is the message's shop's.
+        with scope(msg["shop"]):
+            try:
+                return self._attempt(conn, msg, group), self.outside
+            except _LeaseLost:
+                return "skipped", self.outside
+            except _SendFailed as e:  # the send's savepoint is rolled back: record the attempt beside it
+                return self._record_failure(conn, msg, e), self.outside
+
+    def _finish(self, conn, mid, status: str, reason: str, **values) -> None:
+        # The lease in the condition: a message taken from us is never written over.
+        res = conn.execute(update(m).where(m.c.id == mid, m.c.status.in_(PENDING), m.c.lease_until == self.lease)
+                           .values(status=status, reason=reason, lease_until=None, **values))
+        if res.rowcount != 1:
+            raise _LeaseLost(mid)
+
+    def _attempt(self, conn, msg: dict, group: _Group) -> str:
+        mid, now, cfg, policy = msg["id"], self.now, self.cfg, self.policy
+        marketing = msg["message_class"] == MARKETING
+        customer = group.customer(msg["customer_id"], marketing)
+        if customer is None:
+            self._finish(conn, mid, FAILED, f"customer {msg['customer_id']} not found")
+            return "failed"
+
+        recent = group.recent_marketing(customer["id"], mid) if marketing else []
+        d = decide(message_class=msg["message_class"], kind=msg["kind"], customer=customer, due_at=msg["due_at"],
+                   now=now, recent_marketing=recent, settings=policy, timezone_hook=self.tz_hook,
+                   veto_hook=self.veto, message=msg)
+        if d.decision == SUPPRESS:
+            self._finish(conn, mid, SUPPRESSED, d.reason)
+            return "suppressed"
+        if d.decision == DEFER:
+            self._finish(conn, mid, DEFERRED, d.reason, send_at=d.send_at)
+            return "deferred"
+
+        name = cfg["default_channel"] if msg["channel"] == DEFAULT_CHANNEL else msg["channel"]
+        channel = self.channels.get(name)
+        if channel is None:
+            self._finish(conn, mid, FAILED,
+                         f"unknown channel {name!r} (registered: {', '.join(sorted(self.channels)) or 'none'})")
+            return "failed"
+        offers_unsubscribe = policy.offers_unsubscribe(msg["message_class"], msg["kind"])
+        try:
+            secret = links.secret_of(self.settings)
+            unsubscribe = (unsubscribe_links(self.email_cfg, customer, msg, link_secret=secret, now=now)[0]
+                           if offers_unsubscribe else None)
+        except ChannelError as e:
+            raise _SendFailed(f"{name}: {e.message}", e.transient) from e
+        msg["list_unsubscribe"] = offers_unsubscribe  # the email channel adds the header by this
+        try:
+            rendered = self.renderer.render(msg["kind"], msg["locale"] or customer.get("locale"), msg["data"] or {},
+                                            customer=customer, tz=ZoneInfo(d.timezone or "UTC"),
+                                            unsubscribe_url=unsubscribe, template=msg["template"],
+                                            message_class=msg["message_class"])
+        except RenderError as e:
+            self._finish(conn, mid, FAILED, str(e), attempts=msg["attempts"] + 1)
+            return "failed"
+        # The savepoint makes a failed send this message's alone: what the channel wrote is undone
+        # and the messages before it in the transaction keep theirs.
+        with conn.begin_nested():
+            ctx = self.ctx_factory(conn) if self.ctx_factory else _default_ctx(conn, self.settings, now)
+            self.outside = not sends_in_transaction(channel)
+            try:
+                provider_id = channel.send(msg, customer, rendered, ctx)
+            except ChannelError as e:
+                raise _SendFailed(f"{name}: {e.message}", e.transient) from e
+            except Exception as e:  # a plugin's channel with a bug: retried, then failed, never lost silently
+                log.exception("channel %s raised on message %s", name, msg["key"])
+                raise _SendFailed(f"{name}: unexpected {type(e).__name__}: {e}", True) from e
+            self._finish(conn, mid, SENT, f"{name}: {d.reason}", sent_at=now, provider_id=str(provider_id)[:255],
+                         rendered=rendered.to_dict(), attempts=msg["attempts"] + 1)
+        if marketing:
+            group.spent(customer["id"], now)
+        return "sent"
+
+    def _record_failure(self, conn, msg: dict, e: _SendFailed) -> str:
+        cfg, mid = self.cfg, msg["id"]
+        attempts = msg["attempts"] + 1
+        try:
+            if e.transient and attempts < cfg["max_attempts"]:
+                when = self.now + backoff(attempts, cfg)
+                self._finish(conn, mid, msg["status"],
+                             f"attempt {attempts} of {cfg['max_attempts']} failed: {e.reason}; "
+                             f"retrying at {when.isoformat()}", attempts=attempts, send_at=when)
+                return "retry"
+            why = "" if not e.transient else f" (gave up after {attempts} attempts)"
+            self._finish(conn, mid, FAILED, f"{e.reason}{why}", attempts=attempts)
+        except _LeaseLost:
+            return "skipped"
         return "failed"
 
-    recent = recent_marketing(conn, customer["id"], now, exclude_id=mid, span=max(WINDOW, policy.min_gap))
-    d = decide(message_class=msg["message_class"], kind=msg["kind"], customer=customer, due_at=msg["due_at"],
-               now=now, recent_marketing=recent, settings=policy, timezone_hook=tz_hook, veto_hook=veto,
-               message=msg)
-    if d.decision == SUPPRESS:
-        _finish(conn, mid, SUPPRESSED, d.reason)
-        return "suppressed"
-    if d.decision == DEFER:
-        _finish(conn, mid, DEFERRED, d.reason, send_at=d.send_at)
-        return "deferred"
 
-    name = cfg["default_channel"] if msg["channel"] == DEFAULT_CHANNEL else msg["channel"]
-    channel = channels.get(name)
-    if channel is None:
-        _finish(conn, mid, FAILED, f"unknown channel {name!r} (registered: {', '.join(sorted(channels)) or 'none'})")
-        return "failed"
-    offers_unsubscribe = policy.offers_unsubscribe(msg["message_class"], msg["kind"])
-    try:
-        secret = links.secret_of(settings)
-        unsubscribe = (unsubscribe_links(email_cfg, customer, msg, link_secret=secret, now=now)[0]
-                       if offers_unsubscribe else None)
-    except ChannelError as e:
-        raise _SendFailed(f"{name}: {e.message}", e.transient) from e
-    msg["list_unsubscribe"] = offers_unsubscribe  # the email channel adds the header by this
-    try:
-        rendered = renderer.render(msg["kind"], msg["locale"] or customer.get("locale"), msg["data"] or {},
-                                   customer=customer, tz=ZoneInfo(d.timezone or "UTC"),
-                                   unsubscribe_url=unsubscribe, template=msg["template"],
-                                   message_class=msg["message_class"])
-    except RenderError as e:
-        _finish(conn, mid, FAILED, str(e), attempts=msg["attempts"] + 1)
-        return "failed"
-    ctx = ctx_factory(conn) if ctx_factory else _default_ctx(conn, settings, now)
-    try:
-        provider_id = channel.send(msg, customer, rendered, ctx)
-    except ChannelError as e:
-        raise _SendFailed(f"{name}: {e.message}", e.transient) from e
-    except Exception as e:  # a plugin's channel with a bug: retried, then failed, never lost silently
-        log.exception("channel %s raised on message %s", name, msg["key"])
-        raise _SendFailed(f"{name}: unexpected {type(e).__name__}: {e}", True) from e
-    _finish(conn, mid, SENT, f"{name}: {d.reason}", sent_at=now, provider_id=str(provider_id)[:255],
-            rendered=rendered.to_dict(), attempts=msg["attempts"] + 1)
-    return "sent"
+class _Group:
+    """What a group's messages read once: their rows (the lease check) and their customers.
+
+    The rows are read locked (PostgreSQL) under this worker's lease, so they stay ours and as read
+    until the commit. Where the database has row locks, a marketing message reads its customer
+    locked and its recent marketing one at a time, so two workers cannot both spend the last slot of
+    the cap; on SQLite the transaction's write lock (``BEGIN IMMEDIATE``) already keeps every other
+    writer out until the commit, so the group reads those once too, and counts its own sends.
+    """
+
+    def __init__(self, conn, ids: list[int], sender: _Sender):
+        self.conn, self.span, self.now = conn, sender.span, sender.now
+        self.exclusive = is_sqlite(conn)
+        q = select(m).where(m.c.id.in_(ids), m.c.status.in_(PENDING), m.c.lease_until == sender.lease)
+        self.rows = {r["id"]: r for r in conn.execute(for_update(q, conn)).mappings()}
+        marketing = {r["customer_id"] for r in self.rows.values() if r["message_class"] == MARKETING}
+        wanted = {r["customer_id"] for r in self.rows.values()} - (set() if self.exclusive else marketing)
+        self.customers = ({r["id"]: r for r in conn.execute(select(c).where(c.c.id.in_(wanted))).mappings()}
+                          if wanted else {})
+        self.recent: dict[int, list[datetime]] = {}
+        if self.exclusive and marketing:
+            self.recent = {cid: [] for cid in marketing}
+            q = select(m.c.customer_id, m.c.sent_at).where(
+                m.c.customer_id.in_(marketing), m.c.message_class == MARKETING, m.c.status == SENT,
+                m.c.sent_at > self.now - self.span, m.c.sent_at <= self.now)
+            for cid, at in conn.execute(q):
+                self.recent[cid].append(at)
+
+    def customer(self, customer_id, marketing: bool) -> dict | None:
+        row = self.customers.get(customer_id)
+        if row is not None and row["merged_into"] is None:
+            return dict(row)
+        # Not read with the group (a marketing message's, to be locked), or merged into another.
+        return load_customer(self.conn, customer_id, lock=marketing)
+
+    def recent_marketing(self, customer_id, message_id) -> list[datetime]:
+        if customer_id in self.recent:
+            return list(self.recent[customer_id])
+        return recent_marketing(self.conn, customer_id, self.now, exclude_id=message_id, span=self.span)
+
+    def spent(self, customer_id, at: datetime) -> None:
+        """A marketing message to this customer was sent in the group."""
+        if customer_id in self.recent:
+            self.recent[customer_id].append(at)
 
 
 def _default_ctx(conn, settings, now):
@@ -283,22 +451,6 @@ def backoff(attempt: int, cfg: Mapping) -> timedelta:
     """Exponential: base, 2 x base, 4 x base ... capped at backoff_max_seconds."""
     seconds = cfg["backoff_base_seconds"] * 2 ** max(attempt - 1, 0)
     return timedelta(seconds=min(seconds, cfg["backoff_max_seconds"]))
-
-
-def _record_failure(conn, mid, now, e: _SendFailed, cfg) -> str:
-    row = conn.execute(select(m.c.attempts, m.c.status).where(m.c.id == mid)).first()
-    if row is None:
-        return "skipped"
-    attempts = row.attempts + 1
-    if e.transient and attempts < cfg["max_attempts"]:
-        when = now + backoff(attempts, cfg)
-        _finish(conn, mid, row.status if row.status in PENDING else SCHEDULED,
-                f"attempt {attempts} of {cfg['max_attempts']} failed: {e.reason}; retrying at {when.isoformat()}",
-                attempts=attempts, send_at=when)
-        return "retry"
-    why = "" if not e.transient else f" (gave up after {attempts} attempts)"
-    _finish(conn, mid, FAILED, f"{e.reason}{why}", attempts=attempts)
-    return "failed"
 
 
 def dumps(value) -> str:

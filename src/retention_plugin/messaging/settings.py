@@ -114,6 +114,10 @@ class MessagesSchema(_Strict):
     backoff_base_seconds = fields.Float(load_default=60.0, validate=validate.Range(min=0))
     backoff_max_seconds = fields.Float(load_default=6 * 3600.0, validate=validate.Range(min=0))
     lease_seconds = fields.Integer(load_default=300, validate=validate.Range(min=5))
+    #: Messages sent in one transaction, each in a savepoint (channels that send in the transaction).
+    messages_per_commit = fields.Integer(load_default=50, validate=validate.Range(min=1))
+    #: ...but commit once a transaction has run this long: on SQLite it holds the one write lock.
+    commit_interval_ms = fields.Integer(load_default=250, validate=validate.Range(min=1))
     #: How the shopify channel hands a message over: a customer tag or a customer metafield.
     shopify_mode = fields.String(load_default="tag", validate=validate.OneOf(["tag", "metafield"]))
 

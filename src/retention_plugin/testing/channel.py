@@ -24,11 +24,15 @@ class RecordingChannel:
 
     Point messages at it with ``[messages] default_channel = "test"``. With ``fail`` set, every send raises
     it (a :class:`~retention_plugin.messaging.channels.ChannelError`, transient or not) and records nothing.
+    ``sends_in_transaction`` is what the channel declares to the outbox (default False, as a channel that
+    does not say): True lets several messages share a transaction, as a channel that only writes through
+    ``ctx`` may; its ``sent`` list, kept in memory, is then not rolled back with a failed transaction.
     """
 
-    def __init__(self, name: str = "test", *, fail: Exception | None = None):
+    def __init__(self, name: str = "test", *, fail: Exception | None = None, sends_in_transaction: bool = False):
         self.name = name
         self.fail = fail
+        self.sends_in_transaction = sends_in_transaction
         self.sent: list[Sent] = []
 
     @hookimpl
