@@ -45,6 +45,7 @@ from sqlalchemy import select, update
 from .platforms.shopify.mutations import discount_code_basic_create
 from .shop_scope import of_row
 from .storage import tables as t
+from .storage import writes
 from .storage.db import for_update, insert_ignore
 
 SECRET_PLUGIN = "discounts"
@@ -81,21 +82,35 @@ _SECRET = select(t.plugin_state.c.value).where(t.plugin_state.c.plugin == SECRET
                                                t.plugin_state.c.key == SECRET_KEY)
 
 
-def _secret_row(conn):
-    return conn.execute(_SECRET).scalar()
+def _stored_secret(conn) -> str | None:
+    """The stored secret's hex text, read once per transaction of ``conn`` until ``plugin_state`` is written.
+
+    Every paid order asks (the referral household digest), and the secret changes only by
+    :func:`rotate_secret` or a first use, both writes to ``plugin_state`` that make the next call
+    read again. A rotation another process commits during the worker's group shows from the next
+    group on (PostgreSQL): the group's codes and digests are those of the secret it started with,
+    as they would be had it run a moment earlier.
+    """
+    def load():
+        value = conn.execute(_SECRET).scalar()
+        return None if value is None else value["secret"]
+
+    return writes.cached(conn, ("discounts.code_secret",), ("plugin_state",), load)
 
 
 def code_secret(conn, now=None) -> bytes:
     """This install's code secret, created (once, whoever races) on first use."""
-    value = _secret_row(conn)
-    if value is None:
+    secret = _stored_secret(conn)
+    if secret is None:
         from datetime import datetime, timezone
 
         insert_ignore(conn, t.plugin_state, {
             "plugin": SECRET_PLUGIN, "key": SECRET_KEY, "value": {"secret": secrets.token_hex(SECRET_BYTES)},
             "updated_at": now or datetime.now(timezone.utc)}, ["plugin", "key"])
-        value = _secret_row(conn)  # ours, or the one a concurrent first use committed
-    return bytes.fromhex(value["secret"])
+        secret = _stored_secret(conn)  # ours, or the one a concurrent first use committed
+    if secret is None:
+        raise RuntimeError("the code secret was inserted but cannot be read back")
+    return bytes.fromhex(secret)
 
 
 def rotate_secret(conn, now) -> None:

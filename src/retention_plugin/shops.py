@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, delete, func, select, true
 
 from .shop_scope import normalise
 from .storage import tables as t
+from .storage import writes
 
 log = logging.getLogger("retention_plugin.shops")
 
@@ -88,7 +89,20 @@ _TOKEN_SINCE = select(t.shop_tokens.c.created_at).where(t.shop_tokens.c.shop == 
 
 
 def uninstalled_at(conn, shop: str):
-    """When the shop last uninstalled the app, if it has not installed it again since; else None."""
+    """When the shop last uninstalled the app, if it has not installed it again since; else None.
+
+    Read once per transaction of ``conn`` (the worker asks before each delivery of its group) until
+    ``app_uninstalls`` or ``shop_tokens`` is written on it, so an ``app/uninstalled`` handled earlier
+    in the same group stops the shop's next deliveries. One committed by another worker during the
+    group shows from the next group on (PostgreSQL; on SQLite none can commit meanwhile): those
+    deliveries were as much in flight as the ones before it, and the shop's actions are checked
+    again when they run (:func:`retention_plugin.actions.run_due`).
+    """
+    return writes.cached(conn, ("shops.uninstalled_at", shop), ("app_uninstalls", "shop_tokens"),
+                         lambda: _uninstalled_at(conn, shop))
+
+
+def _uninstalled_at(conn, shop: str):
     last = conn.execute(_LAST_UNINSTALL, {"shop": shop}).scalar()
     if last is None:
         return None

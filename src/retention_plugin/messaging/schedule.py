@@ -63,6 +63,20 @@ def schedule_message(conn: Connection, *, key: str, customer_id: int, kind: str,
     :param channel: None: ``[messages] default_channel`` at send time.
     :param locale: the order's ``customer_locale``; None: the customer's locale at send time.
     """
+    new_id = _insert(conn, key=key, customer_id=customer_id, kind=kind, message_class=message_class, due_at=due_at,
+                     data=data, channel=channel, locale=locale, template=template, now=now, kinds=kinds)
+    return new_id if new_id is not None else _id_of(conn, key)
+
+
+def _id_of(conn: Connection, key: str) -> int:
+    return conn.execute(select(m.c.id).where(m.c.key == key)).scalar_one()
+
+
+def _insert(conn: Connection, *, key: str, customer_id: int, kind: str, message_class: str | None,
+            due_at: datetime, data: Mapping | None, channel: str | None, locale: str | None,
+            template: str | None, now: datetime | None, kinds: KindRegistry | None,
+            status: str = SCHEDULED, reason: str | None = None) -> int | None:
+    """The message row's INSERT (unless its key is there): the new id, or None when it was there."""
     if not key or len(key) > 255:
         raise ValueError(f"message key must be 1..255 characters, got {key!r}")
     if message_class is None:
@@ -70,13 +84,12 @@ def schedule_message(conn: Connection, *, key: str, customer_id: int, kind: str,
     check_class(message_class)
     due_at = _utc(due_at, "due_at")
     now = _utc(now, "now") if now else datetime.now(timezone.utc)
-    new_id = insert_ignore(conn, m, {
+    return insert_ignore(conn, m, {
         "key": key, "customer_id": customer_id, "kind": kind, "message_class": message_class,
         "channel": channel or DEFAULT_CHANNEL, "template": template, "locale": locale,
-        "data": jsonable(dict(data or {})), "due_at": due_at, "send_at": due_at, "status": SCHEDULED,
-        "attempts": 0, "created_at": now,
+        "data": jsonable(dict(data or {})), "due_at": due_at, "send_at": due_at, "status": status,
+        "reason": reason, "attempts": 0, "created_at": now,
     }, ["key"])
-    return new_id if new_id is not None else conn.execute(select(m.c.id).where(m.c.key == key)).scalar_one()
 
 
 def cancel_message(conn: Connection, key: str, reason: str) -> bool:
@@ -97,8 +110,14 @@ def retry_message(conn: Connection, message_id: int, now: datetime) -> bool:
 def record_suppressed(ctx, *, key: str, customer_id: int, kind: str, data: Mapping, reason: str,
                       locale: str | None = None) -> int:
     """A message row that is never sent, stored ``suppressed`` with ``reason``, so an admin sees why."""
-    mid = ctx.schedule_message(key=key, customer_id=customer_id, kind=kind, due_at=ctx.now, data=dict(data),
-                               locale=locale)
+    # A new row is stored suppressed by its INSERT (one statement); one already there (a replay) is
+    # suppressed only while it is still scheduled, as a row scheduled and then suppressed would be.
+    new_id = _insert(ctx.conn, key=key, customer_id=customer_id, kind=kind,
+                     message_class=ctx.app.message_kinds.get(kind), due_at=ctx.now, data=dict(data), channel=None,
+                     locale=locale, template=None, now=ctx.now, kinds=None, status=SUPPRESSED, reason=reason)
+    if new_id is not None:
+        return new_id
+    mid = _id_of(ctx.conn, key)
     ctx.conn.execute(update(m).where(m.c.id == mid, m.c.status == SCHEDULED)
                      .values(status=SUPPRESSED, reason=reason))
     return mid

@@ -168,7 +168,18 @@ def on_order_paid(ctx, order: ev.Order) -> None:
                              locale=row["locale"], data={
                                  "order_name": order_name(row), "order_total": str(order.total.amount),
                                  "currency": order.total.currency, "order_url": url})
-    decide_voucher(ctx, order, row, customer, s)
+    if s["occasions"] or _another_chooser(ctx):
+        decide_voucher(ctx, order, row, customer, s)
+    # Else no voucher can be decided: with no occasion configured the built-in ``choose_offer`` says
+    # no (and so the decision is None), and without reading the order's stored decision a replay of
+    # an earlier one (made when occasions were configured) has no effect either way.
+
+
+def _another_chooser(ctx) -> bool:
+    """Whether a plugin other than this one implements ``choose_offer`` (it may offer on any order)."""
+    from . import choose_offer as builtin
+
+    return any(impl.function is not builtin for impl in ctx.hook.choose_offer.get_hookimpls())
 
 
 def decide_voucher(ctx, order: ev.Order, row: Mapping, customer: Mapping, s: Mapping) -> dict | None:

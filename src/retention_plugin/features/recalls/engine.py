@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, not_, or_, select, update
 from retention_plugin import links
 from retention_plugin.shop_scope import current, only, scope, scoped
 from retention_plugin.storage import tables as t
+from retention_plugin.storage import writes
 from retention_plugin.storage.db import insert_ignore
 
 from .ack import ack_url
@@ -579,10 +580,21 @@ def recall_status(conn, recall_id: int) -> dict:
 _OPEN = select(rl).where(rl.c.status == "open")  # built once: asked for every paid order
 
 
+def open_recalls(conn) -> tuple:
+    """The open recalls (row mappings), read once per transaction of ``conn`` until ``recalls`` is written.
+
+    Every paid and fulfilled order asks, and there is rarely any: the worker's group of deliveries
+    reads the list once. A recall created or closed in another transaction during the group shows
+    from the next one on (PostgreSQL; on SQLite none commits meanwhile); an order it misses is
+    joined by the ``recalls.sync`` task (:func:`sync_recall` looks for every buyer not in it yet).
+    """
+    return writes.cached(conn, ("recalls.open",), ("recalls",), lambda: tuple(conn.execute(_OPEN).mappings().all()))
+
+
 def join_order(ctx, order_id: int) -> int:
     """An order arriving after a recall was created joins every open recall it falls in; returns how many."""
     joined = 0
-    for recall in ctx.conn.execute(_OPEN).mappings().all():
+    for recall in open_recalls(ctx.conn):
         affected, _ = find_affected(ctx.conn, recall, order_id=order_id, missing_only=True)
         new = add_cases(ctx, recall, affected)
         if new:

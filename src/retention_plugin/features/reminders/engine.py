@@ -225,8 +225,10 @@ def schedule_for_order(ctx, order_id: int) -> list[str]:
         for x in others:
             if x["status"] != "scheduled":
                 continue
-            cancel_message(conn, x["key"], f"reordered in order {order['name'] or order_id}")
-            status = _message_status(conn, x["message_id"]) or "cancelled"
+            if cancel_message(conn, x["key"], f"reordered in order {order['name'] or order_id}"):
+                status = "cancelled"  # the UPDATE just set it: no need to read it back
+            else:
+                status = _message_status(conn, x["message_id"]) or "cancelled"
             conn.execute(update(r).where(r.c.id == x["id"]).values(
                 status="cancelled" if status in ("scheduled", "deferred") else status))
 
