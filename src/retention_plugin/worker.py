@@ -285,7 +285,8 @@ class Worker:
         the next group, which reads them again: with the default 50 rows a group and a quarter of a
         second, a burst read about 1.3 to 1.8 bodies per delivery. The rows the last groups read
         are kept, by identity (a claim returns new dicts, so another claim of the same delivery,
-        e.g. after a lease ran out, is read anew); memory stays at two batches at most.
+        e.g. after a lease ran out, is read anew): the last ``batch_size + deliveries_per_commit``.
+        A caller that hands the same dict to ``process`` again gets the same event objects.
         """
         kept: dict[int, tuple[dict, list | Unreadable]] = self.__dict__.setdefault("_parsed", {})
         hit = kept.get(id(row))
