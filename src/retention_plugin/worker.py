@@ -279,20 +279,38 @@ class Worker:
         return shops.delivery_shop(row)
 
     def _parse(self, row: dict) -> list | Unreadable:
-        """The delivery's events, or the outcome of a body that has none."""
+        """The delivery's events, or the outcome of a body that has none; each claimed row read once.
+
+        A group that closes at ``commit_interval_ms`` leaves the rows it read but did not take to
+        the next group, which reads them again: with the default 50 rows a group and a quarter of a
+        second, a burst read 1.05 to 1.3 bodies per delivery (twice that under cProfile). The rows read
+        lately are kept, by identity (a claim returns new dicts, so another claim of the same delivery,
+        e.g. after a lease ran out, is read anew): the last ``batch_size + deliveries_per_commit``.
+        A caller that hands the same dict to ``process`` again gets the same event objects.
+        """
+        kept: dict[int, tuple[dict, list | Unreadable]] = self.__dict__.setdefault("_parsed", {})
+        hit = kept.get(id(row))
+        if hit is not None and hit[0] is row:
+            return hit[1]
         shop = self._shop(row)
         with shop_scope.scope(shop):
             try:
-                return parse_delivery(row, shop or self.app.settings.section("shopify").get("shop"))
+                result: list | Unreadable = parse_delivery(
+                    row, shop or self.app.settings.section("shopify").get("shop"))
             except UnsupportedTopic as e:
-                return Unreadable("ignored", str(e))
+                result = Unreadable("ignored", str(e))
             except RecursionError:
                 # The receiver's parser takes nesting up to 1,024 levels; Python's stops short of that.
-                return Unreadable("dead", "bad payload: JSON nests too deeply to read")
+                result = Unreadable("dead", "bad payload: JSON nests too deeply to read")
             except Exception as e:
                 # A payload we cannot read will not improve with retries: dead letter now, with
                 # the reason. Any exception counts: a parser bug must not stop the queue either.
-                return Unreadable("dead", f"bad payload: {_describe(e)}")
+                result = Unreadable("dead", f"bad payload: {_describe(e)}")
+        # Holding the row keeps its id from being reused by another dict while the entry lives.
+        kept[id(row)] = (row, result)
+        while len(kept) > self.batch_size + self.per_commit:
+            del kept[next(iter(kept))]
+        return result
 
     def _deliver(self, conn, row: dict, events: list | Unreadable) -> str:
         shop = self._shop(row)

@@ -59,6 +59,7 @@ from ..schema_fields import (
     BlankableString,
     Count,
     Id,
+    Inline,
     Text,
     UtcDateTime,
     normalise_email,
@@ -86,7 +87,7 @@ def _opt_str():
 
 
 def _opt_list(schema):
-    return fields.List(fields.Nested(schema), allow_none=True, load_default=list)
+    return fields.List(Inline(schema), allow_none=True, load_default=list)
 
 
 class MoneySchema(_Schema):
@@ -95,12 +96,12 @@ class MoneySchema(_Schema):
 
 
 class MoneySetSchema(_Schema):
-    shop_money = fields.Nested(MoneySchema, allow_none=True, load_default=None)
-    presentment_money = fields.Nested(MoneySchema, allow_none=True, load_default=None)
+    shop_money = Inline(MoneySchema, allow_none=True, load_default=None)
+    presentment_money = Inline(MoneySchema, allow_none=True, load_default=None)
 
 
 def _money_set():
-    return fields.Nested(MoneySetSchema, allow_none=True, load_default=None)
+    return Inline(MoneySetSchema, allow_none=True, load_default=None)
 
 
 def _amount():
@@ -138,8 +139,8 @@ class CustomerSchema(_Schema):
     phone = _opt_str()
     locale = _opt_str()
     tags = fields.Raw(allow_none=True, load_default=None)
-    default_address = fields.Nested(AddressSchema, allow_none=True, load_default=None)
-    email_marketing_consent = fields.Nested(ConsentSchema, allow_none=True, load_default=None)
+    default_address = Inline(AddressSchema, allow_none=True, load_default=None)
+    email_marketing_consent = Inline(ConsentSchema, allow_none=True, load_default=None)
     # Present only when the subscription names namespaces (metafieldNamespaces / metafields).
     metafields = _opt_list(MetafieldSchema)
     created_at = UtcDateTime(allow_none=True, load_default=None)
@@ -223,9 +224,9 @@ class OrderSchema(_Schema):
     tags = fields.Raw(allow_none=True, load_default=None)
     discount_codes = _opt_list(DiscountCodeSchema)
     line_items = _opt_list(LineItemSchema)
-    customer = fields.Nested(CustomerSchema, allow_none=True, load_default=None)
-    billing_address = fields.Nested(AddressSchema, allow_none=True, load_default=None)
-    shipping_address = fields.Nested(ShippingAddressSchema, allow_none=True, load_default=None)
+    customer = Inline(CustomerSchema, allow_none=True, load_default=None)
+    billing_address = Inline(AddressSchema, allow_none=True, load_default=None)
+    shipping_address = Inline(ShippingAddressSchema, allow_none=True, load_default=None)
     fulfillments = _opt_list(OrderFulfillmentSchema)
     test = fields.Boolean(allow_none=True, load_default=False)
 
@@ -267,13 +268,13 @@ class ShopRedactSchema(_Schema):
 
 
 class CustomerDataRequestSchema(ShopRedactSchema):
-    customer = fields.Nested(PrivacyCustomerSchema, required=True)
+    customer = Inline(PrivacyCustomerSchema, required=True)
     orders_requested = fields.List(Id(), required=True)
-    data_request = fields.Nested(DataRequestSchema, required=True)
+    data_request = Inline(DataRequestSchema, required=True)
 
 
 class CustomerRedactSchema(ShopRedactSchema):
-    customer = fields.Nested(PrivacyCustomerSchema, required=True)
+    customer = Inline(PrivacyCustomerSchema, required=True)
     orders_to_redact = fields.List(Id(), required=True)
 
 
