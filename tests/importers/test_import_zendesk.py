@@ -11,9 +11,11 @@ import responses
 
 from conftest import shared_path
 from retention_plugin import events as ev
+from retention_plugin import shop_scope
 from retention_plugin.importers.commands import import_group
 from retention_plugin.records import resolve_customer
 from retention_plugin.storage import tables as t
+from retention_plugin.testing.apps import SHOP
 
 from .conftest import dump, invoke, rows_of
 
@@ -78,7 +80,10 @@ def zendesk():
 
 def test_tickets_and_ratings_are_imported_and_linked_to_the_shopify_customer(zendesk, config, engine):
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    with engine.begin() as conn:
+    # The configured shop's customer, as the import will look for: the engine's own default shop is
+    # that of whichever app the process built last, so without the scope the test passed only after
+    # another test had built one.
+    with engine.begin() as conn, shop_scope.scope(SHOP):
         shopper = resolve_customer(conn, ev.CustomerInfo(shopify_id=77, email="ona@example.com"), now)
 
     r = invoke(import_group, config, "zendesk", "--since", "2024-01-01", "--no-progress")
