@@ -29,6 +29,21 @@ def standalone_args(argv: list[str]) -> list[str] | None:
     return None
 
 
+def _exit_now(code: int) -> None:
+    """End the process once what it printed is out, skipping the interpreter's teardown.
+
+    The command's files are written and closed by then and it registers no exit handler; what
+    the teardown would do (freeing numpy's and pyarrow's modules, pyarrow's thread pools and
+    memory pool) took 20-30 ms, about a twentieth of a fit of 200,000 customers.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a closed pipe: the reader is gone, and the exit says something went wrong
+        code = code or 1
+    os._exit(code)
+
+
 def main(argv=None):
     args = sys.argv[1:] if argv is None else list(argv)
     rest = standalone_args(args)
@@ -43,7 +58,16 @@ def main(argv=None):
         readahead.start(rest[1:])
         from .analysis.commands import analyze
 
-        return analyze.main(args=rest, prog_name="retention analyze")
+        if argv is not None:  # called from Python (tests, scripts): an ordinary return
+            return analyze.main(args=rest, prog_name="retention analyze")
+        try:
+            analyze.main(args=rest, prog_name="retention analyze")
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            if not isinstance(e.code, (int, type(None))):
+                print(e.code, file=sys.stderr)
+        _exit_now(code)
     from .cli import main as full_main
 
     return full_main(argv)

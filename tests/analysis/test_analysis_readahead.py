@@ -134,3 +134,29 @@ def test_the_command_uses_the_read_started_at_launch(tmp_path, reads, capsys, mo
     out = json.loads(capsys.readouterr().out)
     assert out["customers"] == 400
     assert reads == [("read ahead", "tx.csv")]
+
+
+def _console(*args, **kw):
+    import subprocess
+    import sys
+
+    code = "import sys\nfrom retention_plugin.launch import main\nsys.argv[0] = 'retention'\nsys.exit(main())\n"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, **kw)
+
+
+def test_the_console_command_exits_with_its_output_whole_and_its_status(tmp_path):
+    """The standalone commands end the process without the interpreter's teardown: what they
+    printed must still be out in full, and a usage error must still exit 2 with its message."""
+    p = orders(tmp_path, n=6000)
+    last = p.read_text().strip().rsplit("\n", 1)[1].split(",")[1]
+    ok = _console("analyze", "fit", "--transactions", str(p), "--calibration-end", last, "--model", "bgnbd",
+                  "--json", "--min-repeat-buyers", "1")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["customers"] == 400
+    bad = _console("analyze", "fit", "--transactions", str(p), "--calibration-end", last, "--model", "nope")
+    assert bad.returncode == 2
+    assert "Invalid value for '--model'" in bad.stderr
+    late = _console("analyze", "fit", "--transactions", str(p), "--calibration-end", "2099-01-01",
+                    "--model", "bgnbd")
+    assert late.returncode != 0 and late.stdout == ""
+    assert last in late.stderr  # the error names the last date of the data
