@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from retention_plugin.inbox import FastInserter
 from retention_plugin.storage import tables as t
-from retention_plugin.storage.db import make_engine
+from retention_plugin.storage.db import make_engine, read_only
 from retention_plugin.storage.turns import lock_path
 
 
@@ -107,3 +107,25 @@ def test_a_receiver_gets_in_between_a_busy_writers_transactions(engine):
     # The receiver began waiting during the writer's first transaction: it goes right after it
     # (the writer may have committed its second meanwhile), not after a lucky gap many later.
     assert at_receiver <= 2, f"the receiver waited for {at_receiver} of the writer's {total} transactions"
+
+
+def test_a_read_only_connection_reads_while_a_writer_holds_the_lock(engine):
+    """The receiver's shop lookup and health check read through ``read_only``: they see the last
+    commit at once instead of queueing behind a worker's group (with BEGIN IMMEDIATE they failed
+    here, with no busy wait allowed, and waited for the whole group otherwise)."""
+    with engine.begin() as writer:
+        writer.execute(t.inbox.insert().values(
+            platform="shopify", shop="a.myshopify.com", delivery_id="w1", topic="orders/paid", headers={},
+            body=b"{}", received_at=datetime.now(timezone.utc), status="done", attempts=1,
+            next_attempt_at=datetime.now(timezone.utc)))
+        with read_only(engine) as reader:
+            reader.connection.dbapi_connection.execute("PRAGMA busy_timeout=0")
+            assert reader.execute(select(func.count()).select_from(t.inbox)).scalar() == 0  # the last commit
+        assert not turn_free(engine)  # the writer's turn is untouched
+        plain = engine.connect()
+        plain.connection.dbapi_connection.execute("PRAGMA busy_timeout=0")
+        with pytest.raises(OperationalError, match="locked"):
+            plain.execute(select(func.count()).select_from(t.inbox))
+        plain.close()
+    with read_only(engine) as reader:
+        assert reader.execute(select(func.count()).select_from(t.inbox)).scalar() == 1

@@ -33,6 +33,7 @@ from . import shop_scope, shops
 from .platforms.shopify import verify as shopify_verify
 from .platforms.zendesk import verify as zendesk_verify
 from .storage import tables as t
+from .storage.db import read_only
 import sqlite3
 
 from .inbox import FastInserter
@@ -237,7 +238,8 @@ class Receiver:
         """An installed shop (an uninstalled one for the privacy topics); the configured ones need no query."""
         if shop in self.configured_shops:
             return True
-        with self.retention.engine.connect() as conn:
+        # A read that must not wait for the worker's group: see storage.db.read_only.
+        with read_only(self.retention.engine) as conn:
             return shops.accepts(self.retention, conn, shop, topic)
 
     # --- Zendesk -------------------------------------------------------------------
@@ -304,7 +306,7 @@ class Receiver:
 
     def on_get_healthz(self, req, resp):
         try:
-            with self.retention.engine.connect() as conn:
+            with read_only(self.retention.engine) as conn:
                 conn.execute(select(func.count()).select_from(t.inbox).where(t.inbox.c.id == -1))
         except Exception as e:  # whatever the database did, the documented answer is a 503
             log.warning("health check failed: %s", type(e).__name__)

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ClauseElement
 
-from .turns import take_turns
+from .turns import READ_ONLY, take_turns
 from .writes import watch
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -74,7 +74,20 @@ def _sqlite_setup(engine: Engine, synchronous: str = "FULL") -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader in WAL mode sees the last commit and waits for no writer: only writers queue.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+def read_only(engine: Engine) -> Connection:
+    """A connection for reads alone, e.g. ``with read_only(engine) as conn: ...``.
+
+    On SQLite its transactions begin deferred and take no turn (``storage.turns``), so a
+    receiver's lookup answers while a worker holds the write lock for its group, instead of
+    waiting for the group. It must not write: a write would have to upgrade to the write lock
+    mid-transaction, which SQLite refuses at once ("database is locked") when another writer got
+    there first. On PostgreSQL it is an ordinary connection.
+    """
+    return engine.connect().execution_options(**{READ_ONLY: True})
 
 
 def is_sqlite(conn_or_engine) -> bool:

@@ -33,7 +33,11 @@ from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
 
-__all__ = ["lock_path", "take_turns"]
+__all__ = ["READ_ONLY", "lock_path", "take_turns"]
+
+#: Execution option of a connection that only reads: its transactions neither take the turn nor
+#: SQLite's write lock (``storage.db.read_only``).
+READ_ONLY = "retention_read_only"
 
 #: Seconds a transaction waits for the turn before it goes on without it.
 WAIT = 30.0
@@ -104,7 +108,8 @@ def take_turns(engine: Engine) -> None:
     # Registered before the listener that sends BEGIN IMMEDIATE, so the turn comes first.
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        turns.take(conn.info)
+        if not conn.get_execution_options().get(READ_ONLY):
+            turns.take(conn.info)
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
