@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from retention_plugin import hookimpl
 from retention_plugin.events import Money
 from retention_plugin.messaging import outbox
+from retention_plugin.messaging.kinds import BUILTIN_KINDS
 from retention_plugin.messaging.channels import ChannelError, EmailChannel, LogChannel, ZendeskChannel
 from retention_plugin.customers import find_customer
 from retention_plugin.messaging.outbox import cancel_message, explain, schedule_message, send_due
@@ -467,3 +468,22 @@ def test_jsonable_passes_plain_values_through_and_converts_the_rest_at_any_depth
                    "when": "2026-03-02", "at": TUESDAY_10.isoformat(), "money": {"amount": "5", "currency": "EUR"},
                    "items": [{"qty": 2, "price": "3.0"}, ["a", "1.25"]], "7": {"nested": ["2"]}}
     assert got["b"] is True and type(got["n"]) is int and got["tier"] is Tier.GOLD
+
+
+def test_a_change_to_the_template_settings_shows_in_the_next_send(engine, add_customer, settings, tmp_path):
+    (tmp_path / "lt").mkdir()
+    (tmp_path / "lt" / "thank_you.j2").write_text(
+        "{% block subject %}Override {{ order_name }}{% endblock %}\n{% block text %}Ačiū{% endblock %}\n",
+        encoding="utf-8")
+    cid = add_customer()
+    sent = []
+    for n, (shop_name, templates_dir) in enumerate([("Kavos Namai", None), ("Arbatos Namai", None),
+                                                    ("Arbatos Namai", str(tmp_path)), ("Kavos Namai", None)]):
+        schedule(engine, f"t:{n}", cid, "thank_you", TUESDAY_10, data={**BUILTIN_KINDS["thank_you"].sample,
+                                                                       "order_name": f"#{n}"})
+        now = {**settings, "messages": {**settings["messages"], "shop_name": shop_name,
+                                         "templates_dir": templates_dir}}
+        assert send_due(engine, now=TUESDAY_10, channels={"email": Recording()}, settings=now)["sent"] == 1
+        r = row(engine, f"t:{n}")["rendered"]
+        sent.append((r["subject"].startswith("Override"), shop_name in r["html"]))
+    assert sent == [(False, True), (False, True), (True, True), (False, True)]
