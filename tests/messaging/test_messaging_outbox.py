@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from retention_plugin import hookimpl
 from retention_plugin.events import Money
 from retention_plugin.messaging import outbox
+from retention_plugin.messaging.kinds import BUILTIN_KINDS
 from retention_plugin.messaging.channels import ChannelError, EmailChannel, LogChannel, ZendeskChannel
 from retention_plugin.customers import find_customer
 from retention_plugin.messaging.outbox import cancel_message, explain, schedule_message, send_due
@@ -403,3 +404,86 @@ def test_log_channel_is_a_dry_run_through_the_same_path(engine, add_customer, se
     send_due(engine, now=TUESDAY_10, channels={"log": LogChannel()}, settings=settings)
     assert row(engine, "t:1")["provider_id"] == "log:t:1"
     assert "dry run: message t:1" in caplog.text
+
+
+def test_outcomes_in_one_group_each_write_only_their_own_columns(engine, add_customer, settings):
+    # The outcome UPDATEs are built once per set of columns and shared by every message after.
+    ona, far, unsubscribed = (add_customer(), add_customer(country="US", province="CA"),
+                              add_customer(marketing_consent="unsubscribed"))
+    schedule(engine, "sent", ona, "thank_you", TUESDAY_10)
+    schedule(engine, "broken", ona, "thank_you", TUESDAY_10, data={"order_name": "#1"})  # no total
+    schedule(engine, "pigeon", ona, "thank_you", TUESDAY_10, channel="pigeon")
+    schedule(engine, "night", far, "win_back", TUESDAY_10)  # 00:00 in Los Angeles
+    schedule(engine, "declined", unsubscribed, "win_back", TUESDAY_10)
+    schedule(engine, "sent-too", ona, "follow_up", TUESDAY_10)
+    for _ in range(2):  # the second round runs on the statements the first one built
+        counts = send_due(engine, now=TUESDAY_10, channels={"email": Recording()}, settings=settings)
+        with engine.begin() as conn:
+            conn.execute(update(tables.messages).values(status="scheduled", send_at=TUESDAY_10, attempts=0, reason=None,
+                                                        sent_at=None, provider_id=None, rendered=None))
+        assert counts == {"sent": 2, "deferred": 1, "suppressed": 1, "failed": 2, "retry": 0, "skipped": 0}
+    send_due(engine, now=TUESDAY_10, channels={"email": Recording()}, settings=settings)
+    got = {k: row(engine, k) for k in ("sent", "broken", "pigeon", "night", "declined", "sent-too")}
+    for k, r in got.items():
+        assert r["lease_until"] is None and r["reason"], k
+        assert (r["sent_at"] is not None, r["provider_id"] is not None, r["rendered"] is not None) == (
+            (True,) * 3 if k.startswith("sent") else (False,) * 3), k
+    assert [(k, r["status"], r["attempts"]) for k, r in got.items()] == [
+        ("sent", "sent", 1), ("broken", "failed", 1), ("pigeon", "failed", 0), ("night", "deferred", 0),
+        ("declined", "suppressed", 0), ("sent-too", "sent", 1)]
+    assert got["sent"]["rendered"]["subject"] != got["sent-too"]["rendered"]["subject"]
+    assert got["night"]["send_at"] > TUESDAY_10 and "Los_Angeles" in got["night"]["reason"]
+    assert all(got[k]["send_at"] == TUESDAY_10 for k in ("sent", "broken", "pigeon", "sent-too"))
+    assert got["declined"]["reason"] == "no marketing consent (unsubscribed)"
+
+
+def test_cancelling_several_messages_gives_each_its_own_reason(engine, add_customer):
+    cid = add_customer()
+    for key in ("c:1", "c:2", "c:3"):
+        schedule(engine, key, cid, "follow_up", TUESDAY_10)
+    with engine.begin() as conn:
+        assert cancel_message(conn, "c:1", "order refunded")
+        assert cancel_message(conn, "c:3", "reordered in order #9")
+        assert not cancel_message(conn, "c:1", "again")
+        assert not cancel_message(conn, "c:404", "no such message")
+    assert [(row(engine, k)["status"], row(engine, k)["reason"]) for k in ("c:1", "c:2", "c:3")] == [
+        ("cancelled", "cancelled: order refunded"), ("scheduled", None),
+        ("cancelled", "cancelled: reordered in order #9")]
+
+
+def test_jsonable_passes_plain_values_through_and_converts_the_rest_at_any_depth():
+    import enum
+    from datetime import date
+
+    from retention_plugin.messaging.schedule import jsonable
+
+    class Tier(str, enum.Enum):  # a str subclass goes the long way, and still comes back as given
+        GOLD = "gold"
+
+    data = {"s": "x", "n": 3, "b": True, "none": None, "tier": Tier.GOLD, "d": Decimal("1.50"), "f": 0.1,
+            "when": date(2026, 3, 2), "at": TUESDAY_10, "money": Money(Decimal("5"), "EUR"),
+            "items": [{"qty": 2, "price": Decimal("3.0")}, ("a", 1.25)], 7: {"nested": {Decimal("2")}}}
+    got = jsonable(data)
+    assert got == {"s": "x", "n": 3, "b": True, "none": None, "tier": Tier.GOLD, "d": "1.50", "f": "0.1",
+                   "when": "2026-03-02", "at": TUESDAY_10.isoformat(), "money": {"amount": "5", "currency": "EUR"},
+                   "items": [{"qty": 2, "price": "3.0"}, ["a", "1.25"]], "7": {"nested": ["2"]}}
+    assert got["b"] is True and type(got["n"]) is int and got["tier"] is Tier.GOLD
+
+
+def test_a_change_to_the_template_settings_shows_in_the_next_send(engine, add_customer, settings, tmp_path):
+    (tmp_path / "lt").mkdir()
+    (tmp_path / "lt" / "thank_you.j2").write_text(
+        "{% block subject %}Override {{ order_name }}{% endblock %}\n{% block text %}Ačiū{% endblock %}\n",
+        encoding="utf-8")
+    cid = add_customer()
+    sent = []
+    for n, (shop_name, templates_dir) in enumerate([("Kavos Namai", None), ("Arbatos Namai", None),
+                                                    ("Arbatos Namai", str(tmp_path)), ("Kavos Namai", None)]):
+        schedule(engine, f"t:{n}", cid, "thank_you", TUESDAY_10, data={**BUILTIN_KINDS["thank_you"].sample,
+                                                                       "order_name": f"#{n}"})
+        now = {**settings, "messages": {**settings["messages"], "shop_name": shop_name,
+                                         "templates_dir": templates_dir}}
+        assert send_due(engine, now=TUESDAY_10, channels={"email": Recording()}, settings=now)["sent"] == 1
+        r = row(engine, f"t:{n}")["rendered"]
+        sent.append((r["subject"].startswith("Override"), shop_name in r["html"]))
+    assert sent == [(False, True), (False, True), (True, True), (False, True)]

@@ -39,7 +39,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from .. import links
@@ -235,6 +235,21 @@ def send_claimed(engine: Engine, ids: list[int], lease: datetime, *, now: dateti
     return counts
 
 
+@lru_cache(maxsize=64)
+def _finish_statement(columns: tuple[str, ...]):
+    """The UPDATE recording a message's outcome, with ``columns`` set besides status and reason.
+
+    Built once per set of columns (a handful: sent, deferred, failed, retry...), as building it per
+    message cost more than running it.
+    """
+    # The lease in the condition: a message taken from us is never written over.
+    return (update(m).where(m.c.id == bindparam("finish_id"), m.c.status.in_(PENDING),
+                            m.c.lease_until == bindparam("finish_lease"))
+            .values(status=bindparam("finish_status", type_=m.c.status.type),
+                    reason=bindparam("finish_reason", type_=m.c.reason.type), lease_until=None,
+                    **{c: bindparam(f"finish_{c}", type_=m.c[c].type) for c in columns}))
+
+
 class _LeaseLost(Exception):
     """The message is no longer ours (or no longer due): what its send wrote is rolled back."""
 
@@ -315,9 +330,9 @@ class _Sender:
                 return self._record_failure(conn, msg, e), self.outside
 
     def _finish(self, conn, mid, status: str, reason: str, **values) -> None:
-        # The lease in the condition: a message taken from us is never written over.
-        res = conn.execute(update(m).where(m.c.id == mid, m.c.status.in_(PENDING), m.c.lease_until == self.lease)
-                           .values(status=status, reason=reason, lease_until=None, **values))
+        params = {f"finish_{k}": v for k, v in values.items()}
+        params.update(finish_id=mid, finish_lease=self.lease, finish_status=status, finish_reason=reason)
+        res = conn.execute(_finish_statement(tuple(values)), params)
         if res.rowcount != 1:
             raise _LeaseLost(mid)
 

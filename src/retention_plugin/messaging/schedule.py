@@ -12,7 +12,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from ..storage import tables as t
@@ -35,8 +35,15 @@ def _utc(value: datetime, name: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+_PLAIN = frozenset((str, int, bool))
+
+
 def jsonable(value: Any) -> Any:
     """Message data as JSON: Decimal as text (never float), dates ISO 8601, Money as {amount, currency}."""
+    # Most values are already JSON (exactly these types, not subclasses, which go the long way):
+    # they skip the chain of isinstance checks, is_dataclass among them.
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
@@ -92,10 +99,14 @@ def _insert(conn: Connection, *, key: str, customer_id: int, kind: str, message_
     }, ["key"])
 
 
+# Built once: a reorder cancels the earlier order's reminder, so paid orders ask it over and over.
+_CANCEL = (update(m).where(m.c.key == bindparam("cancel_key"), m.c.status.in_(PENDING))
+           .values(status=CANCELLED, reason=bindparam("cancel_reason", type_=m.c.reason.type), lease_until=None))
+
+
 def cancel_message(conn: Connection, key: str, reason: str) -> bool:
     """Withdraw a message not yet sent (e.g. the order was refunded). True if one was cancelled."""
-    res = conn.execute(update(m).where(m.c.key == key, m.c.status.in_(PENDING))
-                       .values(status=CANCELLED, reason=f"cancelled: {reason}", lease_until=None))
+    res = conn.execute(_CANCEL, {"cancel_key": key, "cancel_reason": f"cancelled: {reason}"})
     return res.rowcount > 0
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import re
+from functools import lru_cache
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -31,7 +32,7 @@ from typing import Any, Mapping
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, format_percent
-from jinja2 import (ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound,
+from jinja2 import (ChoiceLoader, FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateNotFound,
                     Undefined)
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
@@ -42,6 +43,8 @@ PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 SUFFIX = ".j2"
 LAYOUT = "_layout.html"
 BLOCKS = ("subject", "text", "html")
+_SPACES = re.compile(r"[ \t\r\n]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 class RenderError(Exception):
@@ -63,6 +66,12 @@ def normalize_locale(value: str | None) -> str | None:
     """``pt_br`` / ``pt-BR`` / ``PT-br`` -> ``pt-BR``; ``zh-hant-tw`` -> ``zh-Hant-TW``; junk -> None."""
     if not value or not isinstance(value, str):
         return None
+    return _normalize_locale(value)
+
+
+# Every message to send asks for its locale (and the fallback) again; there are few distinct tags.
+@lru_cache(maxsize=1024)
+def _normalize_locale(value: str) -> str | None:
     parts = [p for p in re.split(r"[-_]", value.strip()) if p]
     if not parts or not re.fullmatch(r"[A-Za-z]{2,3}", parts[0]):
         return None
@@ -76,8 +85,13 @@ def normalize_locale(value: str | None) -> str | None:
 
 def locale_candidates(requested: str | None, fallback: str) -> list[str]:
     """Exact (``pt-BR``), then shorter (``pt``), then the fallback, then ``en``."""
+    return list(_locale_candidates(normalize_locale(requested), normalize_locale(fallback)))
+
+
+@lru_cache(maxsize=1024)
+def _locale_candidates(requested: str | None, fallback: str | None) -> tuple[str, ...]:
     out: list[str] = []
-    for loc in (normalize_locale(requested), normalize_locale(fallback), "en"):
+    for loc in (requested, fallback, "en"):
         if not loc:
             continue
         parts = loc.split("-")
@@ -85,10 +99,17 @@ def locale_candidates(requested: str | None, fallback: str) -> list[str]:
             c = "-".join(parts[:n])
             if c not in out:
                 out.append(c)
-    return out
+    return tuple(out)
 
 
 def babel_locale(*candidates: str | None) -> Locale:
+    return _babel_locale(candidates)
+
+
+# Parsing a tag (likely subtags, data lookup) costs more than the formatting it serves; a Locale is
+# only read by the formatters, so one object per tag is shared by every message in that locale.
+@lru_cache(maxsize=256)
+def _babel_locale(candidates: tuple[str | None, ...]) -> Locale:
     for c in candidates:
         if not c:
             continue
@@ -242,28 +263,34 @@ _CODE_P = ('<p style="font-family:Menlo,Consolas,monospace;font-size:20px;font-w
            'letter-spacing:1px;text-align:center;">')
 
 
+_PARAGRAPHS = re.compile(r"\n\s*\n")
+
+
 def text_to_html(text: str) -> Markup:
     """Paragraphs from blank lines, line breaks, and links for URLs; everything else escaped.
 
     A paragraph indented by four spaces (a discount code) is shown large and centred.
     """
+    # Built as plain text from escaped pieces and marked safe once at the end: Markup's own
+    # join and + escape-check every operand, which cost more than the rest of the function.
     paras = []
-    for para in re.split(r"\n\s*\n", text.strip()):
+    for para in _PARAGRAPHS.split(text.strip()):
+        raw_lines = para.split("\n")
         lines = []
-        for line in para.split("\n"):
+        for line in raw_lines:
             out, pos = [], 0
             for m in _URL.finditer(line):
-                out.append(escape(line[pos:m.start()]))
+                out.append(str(escape(line[pos:m.start()])))
                 url = escape(m.group(0))
-                out.append(Markup(f'<a href="{url}">{url}</a>'))
+                out.append(f'<a href="{url}">{url}</a>')
                 pos = m.end()
-            out.append(escape(line[pos:]))
-            lines.append(Markup("").join(out).strip())
-        if all(line.startswith("    ") for line in para.split("\n")):  # an indented code, e.g. a discount code
-            paras.append(Markup(_CODE_P) + Markup("<br>\n").join(lines) + Markup("</p>"))
+            out.append(str(escape(line[pos:])))
+            lines.append("".join(out).strip())
+        if all(line.startswith("    ") for line in raw_lines):  # an indented code, e.g. a discount code
+            paras.append(_CODE_P + "<br>\n".join(lines) + "</p>")
         else:
-            paras.append(Markup("<p>") + Markup("<br>\n").join(lines) + Markup("</p>"))
-    return Markup("\n").join(paras)
+            paras.append("<p>" + "<br>\n".join(lines) + "</p>")
+    return Markup("\n".join(paras))
 
 
 class Renderer:
@@ -304,18 +331,25 @@ class Renderer:
         return env
 
     def _exists(self, name: str) -> bool:
+        return self._find(name) is not None
+
+    def _find(self, name: str) -> Template | None:
         try:
-            self._text.get_template(name)
-            return True
+            return self._text.get_template(name)
         except TemplateNotFound:
-            return False
+            return None
 
     def negotiate(self, kind: str, locale: str | None) -> str:
         """The locale whose template for ``kind`` will be used."""
+        return self._negotiate(kind, locale)[0]
+
+    def _negotiate(self, kind: str, locale: str | None) -> tuple[str, Template]:
+        """The locale whose template for ``kind`` will be used, and that (text) template."""
         tried = locale_candidates(locale, self.fallback_locale)
         for cand in tried:
-            if self._exists(f"{cand}/{kind}{SUFFIX}"):
-                return cand
+            found = self._find(f"{cand}/{kind}{SUFFIX}")
+            if found is not None:
+                return cand, found
         raise RenderError(f"no template for message kind {kind!r} in {', '.join(tried)} "
                           f"(looked in {', '.join(str(d) for d in self.search_path)})")
 
@@ -352,7 +386,7 @@ class Renderer:
             their unsubscribe line by it and the customer's consent.
         """
         try:
-            chosen = self.negotiate(template or kind, locale)
+            chosen, found = self._negotiate(template or kind, locale)
         except TemplateError as e:  # found, but does not compile
             name = getattr(e, "name", None) or template or kind
             line = f", line {e.lineno}" if getattr(e, "lineno", None) else ""
@@ -368,12 +402,14 @@ class Renderer:
         values = self.variables(kind, data, customer, chosen, unsubscribe_url, message_class)
         token = _current.set(_Format(loc, tz or timezone.utc))
         try:
-            text_blocks = self._blocks(self._text, name, values)
+            # The template negotiation just loaded (and checked on disk): loading it again would
+            # only stat its file a second time.
+            text_blocks = self._blocks(self._text, name, values, found)
             if "text" not in text_blocks or "subject" not in text_blocks:
                 missing = [b for b in ("subject", "text") if b not in text_blocks]
                 raise RenderError(f"template {name}: no {{% block {missing[0]} %}}")
-            subject = re.sub(r"[ \t\r\n]+", " ", self._run(text_blocks["subject"])).strip()
-            text = re.sub(r"\n{3,}", "\n\n", self._run(text_blocks["text"]).strip()) + "\n"
+            subject = _SPACES.sub(" ", self._run(text_blocks["subject"])).strip()
+            text = _BLANK_LINES.sub("\n\n", self._run(text_blocks["text"]).strip()) + "\n"
             if "html" in text_blocks:
                 body = Markup(self._run(self._blocks(self._html, name, values)["html"]).strip())
             else:
@@ -393,9 +429,10 @@ class Renderer:
         return Rendered(subject=subject, text=text, html=html, locale=chosen)
 
     @staticmethod
-    def _blocks(env: SandboxedEnvironment, name: str, values: Mapping[str, Any]):
+    def _blocks(env: SandboxedEnvironment, name: str, values: Mapping[str, Any], template: Template | None = None):
         """Run the template once (top-level ``set``, macros, ``extends``), then hand out its blocks."""
-        template = env.get_template(name)
+        if template is None:
+            template = env.get_template(name)
         ctx = template.new_context(dict(values))
         for _ in template.root_render_func(ctx):
             pass

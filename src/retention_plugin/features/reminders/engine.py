@@ -186,6 +186,11 @@ _OTHERS = (select(t.reminders.c.id, t.reminders.c.key, t.reminders.c.status, t.r
                   t.reminders.c.sku == bindparam("sku"), t.reminders.c.order_id != bindparam("oid")))
 
 
+# A superseded reminder's new status (built once, as _OTHERS).
+_SET_STATUS = (update(t.reminders).where(t.reminders.c.id == bindparam("rid"))
+               .values(status=bindparam("new_status", type_=t.reminders.c.status.type)))
+
+
 def schedule_for_order(ctx, order_id: int) -> list[str]:
     """Schedule (or supersede) the reminders one stored order calls for; returns the keys scheduled.
 
@@ -229,8 +234,8 @@ def schedule_for_order(ctx, order_id: int) -> list[str]:
                 status = "cancelled"  # the UPDATE just set it: no need to read it back
             else:
                 status = _message_status(conn, x["message_id"]) or "cancelled"
-            conn.execute(update(r).where(r.c.id == x["id"]).values(
-                status="cancelled" if status in ("scheduled", "deferred") else status))
+            conn.execute(_SET_STATUS, {"rid": x["id"],
+                                       "new_status": "cancelled" if status in ("scheduled", "deferred") else status})
 
         service = rule["service"]
         per_unit = rule["scale_by_quantity"] if rule["scale_by_quantity"] is not None else not service
