@@ -28,6 +28,7 @@ import numpy as np
 
 from .codes import dense_codes
 from .codes import run_starts as _run_starts
+from .twothreads import run_both
 from .dates import TIME_UNITS, day_to_iso, to_days
 from .transactions import DataError, Transactions, read_transactions_csv
 
@@ -276,23 +277,8 @@ def _sort(key: np.ndarray) -> None:
     if len(key) < _TWO_THREADS or (os.cpu_count() or 1) < 2:
         key.sort()
         return
-    import threading
-
     half = len(key) // 2
-    errors: list[BaseException] = []
-
-    def first_half() -> None:
-        try:
-            key[:half].sort()
-        except BaseException as e:  # noqa: BLE001 - raised again on the calling thread
-            errors.append(e)
-
-    helper = threading.Thread(target=first_half, name="sort half")
-    helper.start()
-    key[half:].sort()
-    helper.join()
-    if errors:
-        raise errors[0]
+    run_both(key[half:].sort, key[:half].sort, "sort half")
     key.sort(kind="stable")
 
 

@@ -33,6 +33,7 @@ from . import readahead
 from .codes import dense_codes
 from .dates import DateError, compact_days, to_days
 from .readahead import DataError
+from .twothreads import run_both
 
 __all__ = ["Transactions", "DataError", "read_transactions_csv"]
 
@@ -274,26 +275,15 @@ def _cast_into(cast, chunks: list, values: np.ndarray) -> None:
     """
     starts = np.cumsum([0] + [len(c) for c in chunks])
 
-    def cast_every_other(first: int, errors: list) -> None:
-        try:
-            for i in range(first, len(chunks), 2):
-                values[starts[i]:starts[i + 1]] = cast(chunks[i]).to_numpy()
-        except BaseException as exc:  # noqa: BLE001 - raised again in the calling thread
-            errors.append(exc)
+    def cast_every_other(first: int) -> None:
+        for i in range(first, len(chunks), 2):
+            values[starts[i]:starts[i + 1]] = cast(chunks[i]).to_numpy()
 
-    errors: list = []
     if len(chunks) < 4 or (os.cpu_count() or 1) < 2:
-        cast_every_other(0, errors)
-        cast_every_other(1, errors)
+        cast_every_other(0)
+        cast_every_other(1)
     else:
-        import threading
-
-        helper = threading.Thread(target=cast_every_other, args=(1, errors), name="cast ids", daemon=True)
-        helper.start()
-        cast_every_other(0, errors)
-        helper.join()
-    if errors:
-        raise errors[0]
+        run_both(lambda: cast_every_other(0), lambda: cast_every_other(1), "cast ids")
 
 
 def _int64_cast():
