@@ -114,12 +114,7 @@ class HookContext:
         stamp = None if self.conn is None else writes.stamp(self.conn, _names(tables))
         if stamp is None:  # no connection, or one of an engine not made by make_engine: nothing is known
             return load()
-        hit = self._reads.get(key)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-        value = load()
-        self._reads[key] = (stamp, value)
-        return value
+        return writes.remember(self._reads, key, stamp, load)
 
     def forget(self) -> None:
         """Drop every cached read (the next lookups read again)."""

@@ -41,10 +41,25 @@ _BY_CONNECTION: weakref.WeakKeyDictionary[Connection, _Writes] = weakref.WeakKey
 def stamp(conn: Connection, tables: tuple[str, ...]) -> tuple | None:
     """The write state of ``tables`` on ``conn``; None when its engine is not watched (cache nothing)."""
     w = _BY_CONNECTION.get(conn)
-    if w is None:
-        return None
+    return None if w is None else _stamp(w, tables)
+
+
+def _stamp(w: _Writes, tables) -> tuple:
     counts = w.tables
     return (w.epoch, *[counts.get(name, 0) for name in tables])
+
+
+def remember(reads: dict, key: Hashable, now: tuple, load: Callable[[], Any]) -> Any:
+    """``reads[key]``'s value if it was read under the stamp ``now``, else ``load()`` kept under it.
+
+    Take ``now`` before loading: a load that writes one of its own tables is read again next time.
+    """
+    hit = reads.get(key)
+    if hit is not None and hit[0] == now:
+        return hit[1]
+    value = load()
+    reads[key] = (now, value)
+    return value
 
 
 def cached(conn: Connection, key: Hashable, tables: tuple[str, ...], load: Callable[[], Any]) -> Any:
@@ -64,15 +79,7 @@ def cached(conn: Connection, key: Hashable, tables: tuple[str, ...], load: Calla
     w = _BY_CONNECTION.get(conn)
     if w is None:  # an engine not made by make_engine: nothing is known of its writes
         return load()
-    counts = w.tables
-    # Stamped before the load: a load that writes one of ``tables`` itself is read again next time.
-    now = (w.epoch, *[counts.get(name, 0) for name in tables])
-    hit = w.reads.get(key)
-    if hit is not None and hit[0] == now:
-        return hit[1]
-    value = load()
-    w.reads[key] = (now, value)
-    return value
+    return remember(w.reads, key, _stamp(w, tables), load)
 
 
 def _connected(conn: Connection) -> None:
