@@ -326,3 +326,19 @@ def test_ids_cast_in_two_threads_keep_their_places_and_their_refusals():
         broken = [list(b) for b in blocks]
         broken[bad_chunk][1] = bad
         assert _canonical_ints(pa.chunked_array([pa.array(b) for b in broken])) is None, (bad_chunk, bad)
+
+
+@pytest.mark.parametrize("ids", [["1000000000042", "1000000000007", "1000000099999"], ["a", "b", "c"], ["3", "1", "2"]])
+def test_the_reader_hands_on_the_figures_it_saw(tmp_path, ids):
+    """The first and last day, the counts of negative and zero amounts (and the smallest and
+    largest integer id) come from the reader, read off each block on the way, and agree with
+    the columns they describe."""
+    path = tmp_path / "orders.csv"
+    rows = [(ids[i % 3], f"2024-0{1 + i % 9}-1{i % 10}", ["-2.5", "0", "0.00", f"{i}.5"][i % 4]) for i in range(40)]
+    path.write_text("customer_id,date,amount\n" + "".join(f"{c},{d},{a}\n" for c, d, a in rows))
+    tx = read_transactions_csv(path)
+    assert "days" in tx._known and "amounts" in tx._known
+    assert tx.day_bounds() == (int(tx.days.min()), int(tx.days.max()))
+    assert tx.amount_counts() == (int((tx.amounts < 0).sum()), int((tx.amounts == 0).sum())) == (10, 20)
+    if tx.codes is None:
+        assert tx._known["ids"] == (int(tx.customer_ids.min()), int(tx.customer_ids.max()))

@@ -203,3 +203,12 @@ def test_the_standalone_commands_start_numpy_without_blas_threads(tmp_path, pres
         env["OPENBLAS_NUM_THREADS"] = preset
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert res.stdout.strip().splitlines()[-1] == f"True {expected}", res.stderr
+
+
+def test_the_fit_reports_the_log_likelihood_of_its_parameters():
+    """The log-likelihood the fit reports (taken from Newton's last evaluation) is the sum of
+    every customer's log-likelihood at the fitted parameters."""
+    x, t_x, T = simulated(seed=4, n=5000)
+    m = BGNBD.fit(x, t_x, T)
+    assert m.fit_result.message.startswith("Newton")
+    assert m.loglik == pytest.approx(float(m.loglik_each(x, t_x, T).sum()), rel=1e-12)

@@ -43,3 +43,42 @@ def test_a_failed_half_is_raised_on_the_caller(monkeypatch):
     key = np.arange(10, dtype=np.int64).view(Key)
     with pytest.raises(MemoryError, match="no room"):
         S._sort(key)
+
+
+def _brute_force(codes, days, offset):
+    seen: dict[int, set] = {}
+    for c, d in zip(codes.tolist(), days.tolist()):
+        seen.setdefault(c - offset, set()).add(d)
+    cs = sorted(seen)
+    return ([c for c in cs], [min(seen[c]) for c in cs], [max(seen[c]) for c in cs], [len(seen[c]) for c in cs])
+
+
+@pytest.mark.parametrize("threads_from", [2, 1 << 30])
+@pytest.mark.parametrize("case", ["wide ids", "dense codes", "one customer", "one key", "two rows", "date order"])
+def test_per_customer_days_in_two_parts_match_a_brute_force(monkeypatch, threads_from, case):
+    """First day, last day and distinct days per customer, whether the rows are done on one
+    thread or cut into two sides at a customer boundary (the cut lands anywhere, including
+    before every key and inside a run of one customer's repeated keys)."""
+    monkeypatch.setattr(S, "_TWO_THREADS", threads_from)
+    rng = np.random.default_rng(len(case))
+    n = 2 if case == "two rows" else 5_001
+    if case == "wide ids":  # 13-digit ids: a 64-bit key
+        codes = 6_000_000_000_000 + rng.integers(0, 10**10, 400)[rng.integers(0, 400, n)]
+    elif case == "one customer":
+        codes = np.full(n, 42)
+    elif case == "one key":
+        codes = np.full(n, 7)
+    else:
+        codes = rng.integers(0, 300, n)
+    days = np.full(n, 19_500) if case == "one key" else 19_000 + rng.integers(0, 900, n)
+    if case == "date order":
+        days = np.sort(days)
+    offset = int(codes.min())
+    got = S._customer_days(codes, days, offset)
+    assert [g.tolist() for g in got] == list(_brute_force(codes, days, offset))
+    assert all(g.dtype == np.int64 for g in got)
+
+
+def test_per_customer_days_of_nothing():
+    got = S._customer_days(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    assert [len(g) for g in got] == [0, 0, 0, 0]

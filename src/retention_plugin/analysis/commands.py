@@ -13,6 +13,7 @@ import sys
 import click
 import numpy as np
 
+from . import readahead
 from .dates import DateError, day_to_iso, parse_day
 
 __all__ = ["analyze"]
@@ -46,15 +47,19 @@ def _echo_json(data) -> None:
 
 
 def csv_options(f):
-    f = click.option("--delimiter", default=",", show_default=True, help="Field separator of the CSV.")(f)
-    f = click.option("--amount-col", default="amount", show_default=True,
+    # The flags are readahead's, which reads them off the command line before click is imported.
+    flag = readahead.OPTIONS
+    f = click.option(flag["delimiter"], "delimiter", default=",", show_default=True,
+                     help="Field separator of the CSV.")(f)
+    f = click.option(flag["amount_col"], "amount_col", default="amount", show_default=True,
                      help="Column with the order value (optional for count models).")(f)
-    f = click.option("--date-col", default="date", show_default=True,
+    f = click.option(flag["date_col"], "date_col", default="date", show_default=True,
                      help="Column with the order date (YYYY-MM-DD, an ISO datetime, or YYYYMMDD).")(f)
-    f = click.option("--customer-col", default="customer_id", show_default=True, help="Column with the customer id.")(f)
+    f = click.option(flag["customer_col"], "customer_col", default="customer_id", show_default=True,
+                     help="Column with the customer id.")(f)
     f = click.option("--time-unit", type=click.Choice(["weeks", "days"]), default="weeks", show_default=True,
                      help="Unit of t_x and T (and of the fitted alpha, beta, ...).")(f)
-    f = click.option("--transactions", type=click.Path(exists=True, dir_okay=False), required=True,
+    f = click.option(flag["path"], "transactions", type=click.Path(exists=True, dir_okay=False), required=True,
                      help="CSV with one row per order and a header row.")(f)
     return f
 
@@ -106,7 +111,7 @@ def _import_in_background(*modules: str) -> None:
 def _summarize(tx, calibration_end, holdout_end, time_unit):
     from .summary import DataError, summarize_transactions
 
-    first, last = int(tx.days.min()), int(tx.days.max())
+    first, last = tx.day_bounds()
     if calibration_end < first:
         raise click.BadParameter(f"{day_to_iso(calibration_end)} is before the first transaction "
                                  f"({day_to_iso(first)})", param_hint="'--calibration-end'")
@@ -141,15 +146,14 @@ def _purchases(tx) -> tuple[object, dict]:
     """
     from .summary import Transactions
 
-    if not np.any(tx.amounts):  # no amount column, or all zero: nothing to judge
+    negatives, zeros = tx.amount_counts()
+    if zeros == len(tx):  # no amount column, or all zero: nothing to judge
         return tx, {"amounts": False}
-    negative = tx.amounts < 0
-    facts = {"amounts": True, "negative_amount_transactions": int(negative.sum()),
-             "zero_amount_transactions": int((tx.amounts == 0).sum())}
-    if negative.any():
-        keep = ~negative
-        if not keep.any():
+    facts = {"amounts": True, "negative_amount_transactions": negatives, "zero_amount_transactions": zeros}
+    if negatives:
+        if negatives == len(tx):
             raise click.BadParameter("every amount is negative: there are no purchases", param_hint="'--amount-col'")
+        keep = tx.amounts >= 0
         if tx.codes is not None:  # keep the reader's dense codes: the summary's fast path needs them
             tx = Transactions(codes=tx.codes[keep], labels=tx.labels, days=tx.days[keep], amounts=tx.amounts[keep])
         else:

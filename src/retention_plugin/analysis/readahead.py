@@ -119,9 +119,12 @@ def typed_table(p: Plan, block_size: int = BLOCK):
 _lock = threading.Lock()
 _pending: dict[tuple, tuple[threading.Thread, list]] = {}
 
-#: The command-line options that say which file is read and how (``commands.csv_options``).
-_OPTIONS = {"--transactions": "path", "--customer-col": "customer_col", "--date-col": "date_col",
-            "--amount-col": "amount_col", "--delimiter": "delimiter"}
+#: The command-line options that say which file is read and how, by the name :func:`plan` gives
+#: each value. ``commands.csv_options`` declares its click options with these names, so the two
+#: cannot drift apart.
+OPTIONS = {"path": "--transactions", "customer_col": "--customer-col", "date_col": "--date-col",
+           "amount_col": "--amount-col", "delimiter": "--delimiter"}
+_OPTIONS = {flag: name for name, flag in OPTIONS.items()}
 
 
 def _options(argv: list[str]) -> dict:

@@ -47,9 +47,10 @@ class Transactions:
     then made from the two only when asked for.
     """
 
-    __slots__ = ("_ids", "days", "amounts", "codes", "labels")
+    __slots__ = ("_ids", "days", "amounts", "codes", "labels", "_known")
 
-    def __init__(self, customer_ids=None, days=None, amounts=None, *, codes=None, labels=None):
+    def __init__(self, customer_ids=None, days=None, amounts=None, *, codes=None, labels=None,
+                 bounds: dict | None = None):
         if (customer_ids is None) == (codes is None):
             raise TypeError("give either customer_ids, or codes with labels")
         self._ids = None if customer_ids is None else np.asarray(customer_ids)
@@ -57,6 +58,30 @@ class Transactions:
         self.labels = labels
         self.days = np.asarray(days, dtype=np.int64)
         self.amounts = np.zeros(len(self.days)) if amounts is None else np.asarray(amounts, dtype=np.float64)
+        # Figures the reader found on its way (see _known_or): the first and last day, the smallest
+        # and largest integer id, the numbers of negative and zero amounts.
+        self._known = dict(bounds or {})
+
+    def day_bounds(self) -> tuple[int, int]:
+        """The first and last day (the transactions must not be empty)."""
+        return self._known_or("days", lambda: (int(self.days.min()), int(self.days.max())))
+
+    def id_bounds(self) -> tuple[int, int]:
+        """The smallest and largest integer customer id."""
+        return self._known_or("ids", lambda: (int(self.customer_ids.min()), int(self.customer_ids.max())))
+
+    def amount_counts(self) -> tuple[int, int]:
+        """How many amounts are negative, and how many are zero."""
+        return self._known_or("amounts", lambda: (int(np.count_nonzero(self.amounts < 0)),
+                                                  len(self.amounts) - int(np.count_nonzero(self.amounts))))
+
+    def _known_or(self, name: str, compute):
+        # A pass over two million values costs a few milliseconds and the command asks for these
+        # figures in several places; the reader fills them in while each block is in the cache.
+        found = self._known.get(name)
+        if found is None:
+            found = self._known[name] = compute()
+        return found
 
     @property
     def customer_ids(self) -> np.ndarray:
@@ -154,18 +179,41 @@ def _read_typed(p: readahead.Plan) -> Transactions:
         raise _Untyped from None
     if table.num_rows == 0:
         raise _Untyped
-    amounts = table.column(role["amount"]).to_numpy() if "amount" in role else np.zeros(table.num_rows)
-    if not np.isfinite(amounts).all():
-        raise _Untyped
-    days = _date32_days(table.column(role["date"]))
-    ids = _arrow_ids(table.column(role["customer"]), names["customer"], path.name, 0)
+    bounds: dict = {}
+    if "amount" in role:
+        amounts = _finite_amounts(table.column(role["amount"]), bounds)
+    else:
+        amounts = np.zeros(table.num_rows)
+        bounds["amounts"] = (0, table.num_rows)
+    days = _date32_days(table.column(role["date"]), bounds)
+    ids = _arrow_ids(table.column(role["customer"]), names["customer"], path.name, 0, bounds)
     del table
-    if isinstance(ids, np.ndarray) and not _dense(ids):
+    if isinstance(ids, np.ndarray) and not _dense(ids, bounds.get("ids")):
         # Integer ids are kept as they are: the summary sorts them with the days in one key
         # (summary._summarize_ids), so hashing them into codes first would be a pass for nothing.
-        return Transactions(ids, days, amounts)
+        return Transactions(ids, days, amounts, bounds=bounds)
     codes, labels = _codes([ids] if isinstance(ids, np.ndarray) else list(ids.chunks))
-    return Transactions(codes=codes, labels=labels, days=days, amounts=amounts)
+    bounds.pop("ids", None)  # the codes are not the ids
+    return Transactions(codes=codes, labels=labels, days=days, amounts=amounts, bounds=bounds)
+
+
+def _finite_amounts(column, bounds: dict) -> np.ndarray:
+    """The amounts of a float64 column (chunked) as one array; ``bounds["amounts"]`` is set to the
+    numbers of negative and zero amounts, counted chunk by chunk while each is in the cache.
+    Raises :class:`_Untyped` for a value that is not a finite number."""
+    out = np.empty(len(column), np.float64)
+    at = negative = nonzero = 0
+    for chunk in column.chunks:
+        values = chunk.to_numpy()
+        part = out[at:at + len(values)]
+        part[:] = values
+        if not np.isfinite(part).all():
+            raise _Untyped
+        negative += int(np.count_nonzero(part < 0))
+        nonzero += int(np.count_nonzero(part))
+        at += len(values)
+    bounds["amounts"] = (negative, len(out) - nonzero)
+    return out
 
 
 def _read_arrow(path: Path, header, index, names, delimiter) -> Transactions:
@@ -208,18 +256,24 @@ def _read_arrow(path: Path, header, index, names, delimiter) -> Transactions:
     return Transactions(codes=codes, labels=labels, days=days, amounts=amounts)
 
 
-def _dense(ids: np.ndarray) -> bool:
+def _dense(ids: np.ndarray, bounds: tuple[int, int] | None = None) -> bool:
     """Whether integer ids are numbered 1, 2, 3... closely enough to be codes less the smallest."""
-    return len(ids) == 0 or int(ids.max()) - int(ids.min()) < 4 * len(ids) + 4096
+    if len(ids) == 0:
+        return True
+    lo, hi = bounds or (int(ids.min()), int(ids.max()))
+    return hi - lo < 4 * len(ids) + 4096
 
 
 #: Bytes of the file parsed at a time (a name of this module's so the tests can make it small).
 _BLOCK = readahead.BLOCK
 
 
-def _arrow_ids(col, column: str, filename: str, offset: int):
-    """One block of ids: int64 numpy if they are canonical integers, else pyarrow strings, trimmed."""
-    values = _canonical_ints(col)
+def _arrow_ids(col, column: str, filename: str, offset: int, bounds: dict | None = None):
+    """One block of ids: int64 numpy if they are canonical integers, else pyarrow strings, trimmed.
+
+    ``bounds["ids"]`` is set to the smallest and largest id when they are integers.
+    """
+    values = _canonical_ints(col, bounds)
     if values is not None:
         return values
     import pyarrow.compute as pc
@@ -231,13 +285,14 @@ def _arrow_ids(col, column: str, filename: str, offset: int):
     if pc.any(empty).as_py():
         line = offset + pc.index(empty, True).as_py() + 2
         raise DataError(f"column {column!r} is empty on line {line} of {filename}", column)
-    values = _canonical_ints(col)
+    values = _canonical_ints(col, bounds)
     return col if values is None else values
 
 
-def _canonical_ints(col) -> np.ndarray | None:
+def _canonical_ints(col, bounds: dict | None = None) -> np.ndarray | None:
     """The ids as int64 if every one is canonical (ASCII digits only, shorter than 19, no leading
-    zero: "007" stays text, distinct from "7"), else None."""
+    zero: "007" stays text, distinct from "7"), else None; ``bounds["ids"]`` then holds their
+    smallest and largest."""
     import pyarrow as pa
 
     cast = _int64_cast()
@@ -246,44 +301,54 @@ def _canonical_ints(col) -> np.ndarray | None:
     values = np.empty(len(col), np.int64)
     chunks = list(getattr(col, "chunks", [col]))
     try:
-        _cast_into(cast, chunks, values)
+        lo, hi = _cast_into(cast, chunks, values)
     except (pa.ArrowException, OverflowError):
         return None
-    if len(values) == 0 or values.min() < 0 or values.max() >= 10**18:
+    if len(values) == 0 or lo < 0 or hi >= 10**18:
         return None
     # What the cast takes is an optional "-" and ASCII digits, so a text is canonical exactly when
     # it is no longer than its value's digits ("007", "-0" are longer): the lengths' sum, read off
     # the offsets, against the digits' sum decides it for the whole column at once.
     written = sum(_text_bytes(chunk) for chunk in getattr(col, "chunks", [col]))
-    fewest, most = (int(np.searchsorted(_POWERS_OF_TEN, v, side="right")) + 1 for v in (values.min(), values.max()))
+    fewest, most = (int(np.searchsorted(_POWERS_OF_TEN, v, side="right")) + 1 for v in (lo, hi))
     if fewest == most:  # ids of one length (a shop's are): no count of digits value by value
         digits = len(values) * fewest
     else:
         digits = int(np.searchsorted(_POWERS_OF_TEN, values, side="right").sum()) + len(values)
     if written != digits:
         return None
+    if bounds is not None:
+        bounds["ids"] = (lo, hi)
     return values
 
 
-def _cast_into(cast, chunks: list, values: np.ndarray) -> None:
+def _cast_into(cast, chunks: list, values: np.ndarray) -> tuple[int, int]:
     """Each chunk cast to int64 (the cast refuses spaces, "+", "", letters and overflow) into its
-    place in ``values``; the chunks of a whole file are shared between two threads.
+    place in ``values``; the chunks of a whole file are shared between two threads. Returns the
+    smallest and largest value (0, -1 for none), taken from each chunk while it is in the cache.
 
     pyarrow's cast runs without the GIL, and a single thread casting two million ids was a
     tenth of the command's wall time after the parse (docs/performance.md); the parse itself
     already uses every core, so two threads are enough.
     """
     starts = np.cumsum([0] + [len(c) for c in chunks])
+    ranges: list[tuple[int, int]] = []
 
     def cast_every_other(first: int) -> None:
         for i in range(first, len(chunks), 2):
-            values[starts[i]:starts[i + 1]] = cast(chunks[i]).to_numpy()
+            if starts[i + 1] > starts[i]:
+                part = values[starts[i]:starts[i + 1]]
+                part[:] = cast(chunks[i]).to_numpy()
+                ranges.append((int(part.min()), int(part.max())))
 
     if len(chunks) < 4 or (os.cpu_count() or 1) < 2:
         cast_every_other(0)
         cast_every_other(1)
     else:
         run_both(lambda: cast_every_other(0), lambda: cast_every_other(1), "cast ids")
+    if not ranges:
+        return 0, -1
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
 
 def _int64_cast():
@@ -381,15 +446,23 @@ def _arrow_days(col, column: str, filename: str, offset: int) -> np.ndarray:
         raise DataError(f"column {column!r}{line} of {filename}: {exc}", column) from None
 
 
-def _date32_days(arr) -> np.ndarray:
-    """Day numbers (int64) of a date32 array or chunked array."""
+def _date32_days(arr, bounds: dict | None = None) -> np.ndarray:
+    """Day numbers (int64) of a date32 array or chunked array; ``bounds["days"]`` is set to the
+    first and last day, read off each chunk while it is in the cache."""
     import pyarrow as pa
 
     out = np.empty(len(arr), np.int64)
     at = 0
+    lo, hi = [], []
     for chunk in getattr(arr, "chunks", [arr]):
-        out[at:at + len(chunk)] = chunk.view(pa.int32()).to_numpy()
-        at += len(chunk)
+        if len(chunk):
+            values = chunk.view(pa.int32()).to_numpy()
+            out[at:at + len(chunk)] = values
+            lo.append(int(values.min()))
+            hi.append(int(values.max()))
+            at += len(chunk)
+    if bounds is not None and lo:
+        bounds["days"] = (min(lo), max(hi))
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._fit import (MIN_REPEAT_BUYERS, FitResult, aggregate, as_float_arrays, check_repeat_buyers, judge_fit,
+from ._fit import (MIN_REPEAT_BUYERS, FitResult, Optimum, aggregate, as_float_arrays, check_repeat_buyers, judge_fit,
                    maximise, newton, observed_information, wsum)
 from .uncertainty import delta_interval, parameter_summary
 
@@ -71,7 +71,12 @@ class CountModel:
         if res is None:
             res = maximise(objective, cls._x0(data), jac=cls.analytic_gradient)
         params = {k: float(v) for k, v in zip(cls.param_names, np.exp(res.x))}
-        loglik = float(wsum(w, cls._loglik_each(params, data)))
+        if isinstance(res, Optimum):
+            # Newton's last evaluation was at res.x: the same sum, not computed a second time
+            # (a tenth of the BG/NBD fit of 200,000 customers).
+            loglik = -float(res.fun) * float(w.sum())
+        else:
+            loglik = float(wsum(w, cls._loglik_each(params, data)))
         if derivatives is not None:
             info = (res.hessian if getattr(res, "hessian", None) is not None else derivatives(res.x, data, 2)[2])
             info = info * float(w.sum())
