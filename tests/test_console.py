@@ -432,3 +432,37 @@ def test_the_analysis_report_shows_the_newest_computed_report_with_its_charts(co
     assert "more than two days old" in b.get("/admin/analysis").text
 
 
+
+
+# --- reads while a worker's group holds the database --------------------------------------------------
+
+
+READ_PAGES = ["/admin", "/admin/customers?q=ann", "/admin/customers/{cid}", "/admin/recovery", "/admin/analysis",
+              "/admin/loyalty", "/admin/messages?status=sent", "/admin/audit"]
+
+
+def test_the_pages_that_only_read_answer_while_a_writer_holds_the_database(console, monkeypatch):
+    """Every console GET that only reads, and the sign-in lookups behind it (the cookie's session, a
+    Shopify session token's shop), reads through ``read_only``: on SQLite it used to take the receivers'
+    turn and the write lock, waiting for a worker's whole group and competing with the receivers.
+    Here the writer never lets go, and the app may not wait for it."""
+    from retention_plugin.records import resolve_customer
+    from write_lock_support import writer_holding
+
+    with console.engine.begin() as conn:
+        cid = resolve_customer(conn, None, console.now(), email="ann@example.com")
+        conn.execute(insert(t.customer_scores).values(customer_id=cid, segment="at_risk", p_alive=0.31,
+                                                      expected_purchases=0.2, scored_at=console.now()))
+    b = Browser(console)
+    assert b.sign_in().status_code == 303
+    embedded = Browser(console)
+    with writer_holding(console, monkeypatch):
+        for path in READ_PAGES:
+            r = b.get(path.format(cid=cid))
+            assert r.status_code == 200, (path, r.text[:300])
+        assert "ann@example.com" in b.get(f"/admin/customers/{cid}").text
+        # Signed in by a Shopify session token: the shop's install and uninstall are looked up.
+        r = embedded.get("/admin/audit", headers={"Authorization": f"Bearer {session_token(console)}"})
+        assert r.status_code == 200 and "shopify:42" in r.text
+        # No report kept yet: the page that shows one reads, and says how to get one.
+        assert b.get("/admin/analysis/report").status_code == 404

@@ -195,3 +195,48 @@ def test_settings_verify_today_s_tokens_then_the_legacy_ones(make_app):
         links.verify_with_settings(app.settings, "recall_ack", links.sign("recall_ack", {"r": 1}, old, LATER), NOW,
                                    legacy_secret=old)
     assert e.value.reason == "signature"
+
+
+# --- the pages, while a worker's group holds the database ----------------------------------------------
+
+
+def test_a_link_page_that_only_asks_answers_while_a_writer_holds_the_database(make_app, clock, monkeypatch):
+    """A GET of the unsubscribe, recall acknowledgment and rating pages only reads (the token's recall, the
+    customer's language): through ``read_only`` it answers from the last commit instead of waiting for a
+    worker's group for the receivers' turn and SQLite's write lock. Here the writer never lets go, and
+    the app may not wait for it."""
+    import falcon.testing
+    from sqlalchemy import insert, select
+
+    from write_lock_support import writer_holding
+
+    from retention_plugin.features.followups.engine import rating_links
+    from retention_plugin.features.recalls.ack import ack_url
+    from retention_plugin.messaging.channels import unsubscribe_token
+    from retention_plugin.storage import tables as t
+    from retention_plugin.web import create_app
+
+    app = make_app(links={"secret": SECRET, "base_url": "https://r.example.com/"})
+    with app.engine.begin() as conn:
+        cid = conn.execute(insert(t.customers).values(
+            shopify_id=123456, email="u@example.com", locale="lt", marketing_consent="subscribed", tags=[],
+            created_at=clock.now, updated_at=clock.now)).inserted_primary_key[0]
+        rid = conn.execute(insert(t.recalls).values(key="recall:held", sku="KETTLE-1", severity="safety",
+                                                    title="Kettle lid", created_at=clock.now)).inserted_primary_key[0]
+    client = falcon.testing.TestClient(create_app(app))
+
+    def get(url):
+        parts = urlsplit(url)
+        return client.simulate_get(parts.path, query_string=parts.query)
+
+    with writer_holding(app, monkeypatch):
+        unsubscribe = client.simulate_get("/r/unsubscribe", params={
+            "c": str(cid), "t": unsubscribe_token(SECRET, cid, clock.now)})
+        ack = get(ack_url(app.settings, rid, cid, clock.now))
+        rating = get(rating_links(app.settings, 7, cid, clock.now + timedelta(days=1))["rating_url"])
+        for page in (unsubscribe, ack, rating):
+            assert page.status_code == 200, page.text[:300]
+            assert 'lang="lt"' in page.text  # the customer's language, read from their row
+        assert "Kettle lid" in ack.text
+    with app.engine.connect() as conn:  # asked, not done
+        assert conn.execute(select(t.customers.c.marketing_consent)).scalar() == "subscribed"

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select
 from .context import HookContext
 from .shop_scope import current
 from .storage import tables as t
-from .storage.db import for_update
+from .storage.db import for_update, read_only
 
 
 def _iso(v):
@@ -110,7 +110,9 @@ def lifetime_spend(conn, customer_id: int) -> dict[str, Decimal]:
 
 
 def customer_profile(app, customer_id: int) -> dict:
-    with app.engine.begin() as conn:
+    # Reads only (``customer_facts`` is given a transaction to read in): the console's customer page
+    # answers without waiting for a worker's group (storage.db.read_only).
+    with read_only(app.engine) as conn:
         c = conn.execute(select(t.customers).where(t.customers.c.id == customer_id)).mappings().first()
         orders = [dict(r) for r in conn.execute(select(t.orders).where(t.orders.c.customer_id == customer_id)
                                                 .order_by(t.orders.c.created_at.desc())).mappings()]

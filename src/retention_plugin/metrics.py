@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from .storage import tables as t
+from .storage.db import read_only
 
 RECEIVED = Counter("retention_webhooks_received", "Verified webhook deliveries accepted", ["platform"])
 DUPLICATE = Counter("retention_webhooks_duplicate", "Deliveries whose id was already stored", ["platform"])
@@ -34,7 +35,8 @@ class StorageCollector:
                                 "Age of the oldest delivery not yet processed")
         up = GaugeMetricFamily("retention_database_up", "1 when the database answered this scrape")
         try:
-            with self.retention.engine.connect() as conn:
+            # A scrape waits for no worker's group, nor takes the receivers' turn (storage.db.read_only).
+            with read_only(self.retention.engine) as conn:
                 for status, n in conn.execute(select(t.inbox.c.status, func.count()).group_by(t.inbox.c.status)):
                     depth.add_metric([status], n)
                 for status, n in conn.execute(select(t.actions.c.status, func.count()).group_by(t.actions.c.status)):

@@ -474,3 +474,18 @@ def test_a_form_from_a_customer_we_have_no_orders_of_is_a_clear_400(shop, clock)
     assert got.status == falcon.HTTP_400 and "Your rewards account is not set up yet" in text(got.text)
     with app.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.loyalty_birthdays)).scalar() == 0
+
+
+def test_the_page_answers_while_a_writer_holds_the_database(shop, clock, monkeypatch):
+    """A GET only reads (the shop's install, the customer, their account and sections): through
+    ``read_only`` it answers from the last commit instead of waiting for a worker's group for the
+    receivers' turn and SQLite's write lock. Here the writer never lets go, and the app may not wait."""
+    from write_lock_support import writer_holding
+
+    app, client = shop()
+    earn(app)
+    with writer_holding(app, monkeypatch):
+        got = get(client, clock)
+        assert got.status == falcon.HTTP_200, got.text[:300]
+        assert re.search(r'id="rp-available">250<', got.text)
+        assert get(client, clock, customer=None).status == falcon.HTTP_200

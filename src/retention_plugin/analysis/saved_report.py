@@ -19,6 +19,7 @@ from sqlalchemy import delete, insert, select
 
 from ..shop_scope import only
 from ..storage import tables as t
+from ..storage.db import read_only
 
 KIND = "report"
 #: Each row holds the whole page (charts inline, a few hundred kB); older ones are only history.
@@ -49,7 +50,7 @@ def latest_report(engine) -> dict | None:
 
     In a shop's scope (an embedded console session) the newest of that shop's reports."""
     r = t.analysis_runs
-    with engine.connect() as conn:
+    with read_only(engine) as conn:  # the console's analysis pages: no wait for a worker's group
         row = conn.execute(select(r).where(r.c.kind == KIND, only(r)).order_by(r.c.id.desc()).limit(1)
                            ).mappings().first()
     if row is None:

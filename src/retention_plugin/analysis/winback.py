@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from ..shop_scope import only
 from ..storage import tables as t
+from ..storage.db import read_only
 from .store import as_of_day
 from .stats import newcombe_difference, wilson
 
@@ -67,7 +68,7 @@ def winback_results(engine, as_of=None, *, window_days: int = 60) -> dict:
     day = as_of_day(as_of)
     end = datetime.combine(date(1970, 1, 1) + timedelta(days=day + 1), time(0), tzinfo=timezone.utc)
     w, o = t.winback, t.orders
-    with engine.connect() as conn:
+    with read_only(engine) as conn:  # the console's analysis page: no wait for a worker's group
         assigned = conn.execute(select(w.c.customer_id, w.c.group, w.c.segment, w.c.created_at)
                                 .where(w.c.created_at < end, only(w))).all()
         ids = sorted({r.customer_id for r in assigned})

@@ -20,6 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, func, insert, select, update
 
 from ..shop_scope import normalise
+from ..storage.db import read_only
 from ..storage import tables as t
 
 SESSION_TTL = timedelta(hours=8)
@@ -136,7 +137,8 @@ def session_for(engine, token: str | None, now: datetime) -> dict | None:
     if not token or len(token) > 200:
         return None
     s, u = t.console_sessions, t.console_users
-    with engine.connect() as conn:
+    # Every console request asks: a read that waits for no worker's group (storage.db.read_only).
+    with read_only(engine) as conn:
         row = conn.execute(select(s, u.c.disabled).select_from(s.outerjoin(u, u.c.id == s.c.user_id))
                            .where(s.c.token_hash == token_hash(token))).mappings().first()
     if row is None or row["expires_at"] <= now or row["disabled"]:

@@ -4,6 +4,9 @@ Every page is server-rendered HTML from Jinja2 templates (autoescaped) with
 plain forms; no script is needed to use any of them. Reads go to the core's
 tables; changes go through the functions the CLI calls (the core's replay and
 retry, the features' ``register_admin_operations``), never copies of them.
+A page that only reads, and the sign-in lookup of every request, reads through
+``storage.db.read_only``: on SQLite it answers from the last commit instead of
+waiting for a worker's group for the write lock, and takes no turn from the receivers.
 
 A session signed in from one shop's Shopify admin runs in that shop's scope (:mod:`..shop_scope`): every
 query here and in the operations keeps to the shop's rows with ``only``/``only_customers``, and a row of
@@ -35,6 +38,7 @@ from .. import operations as ops
 from .. import shops
 from ..shop_scope import only, only_customers, scope
 from ..storage import tables as t
+from ..storage.db import read_only
 from . import auth
 
 log = logging.getLogger("retention_plugin.console")
@@ -158,7 +162,8 @@ class Console:
         if not token:
             return auth.session_for(self.retention.engine, _cookies(req).get(COOKIE), self.now())
         shop = auth.token_shop(token)
-        with self.retention.engine.connect() as conn:
+        # Every embedded request asks: a read that waits for no worker's group (storage.db.read_only).
+        with read_only(self.retention.engine) as conn:
             known = shop is not None and shops.is_installed(self.retention, conn, shop)
             stopped = known and shops.stopped(conn, shop)
         try:
@@ -269,7 +274,7 @@ class Console:
     def on_get_health(self, req, resp, session, form):
         i, a, m = t.inbox, t.actions, t.messages
         now = self.now()
-        with self.retention.engine.connect() as conn:
+        with read_only(self.retention.engine) as conn:
             inbox = {r.status: (r.n, r.oldest) for r in conn.execute(
                 select(i.c.status, func.count().label("n"), func.min(i.c.received_at).label("oldest"))
                 .where(only(i)).group_by(i.c.status))}
@@ -326,7 +331,7 @@ class Console:
             if q.isdigit() and len(q) <= 18:
                 n = int(q)
                 conds += [c.c.id == n, c.c.shopify_id == n, c.c.zendesk_user_id == n]
-            with self.retention.engine.connect() as conn:
+            with read_only(self.retention.engine) as conn:
                 # An embedded sign-in finds its own shop's customers (only(): all of them otherwise).
                 rows = conn.execute(select(c).where(or_(*conds), c.c.merged_into.is_(None), only(c))
                                     .order_by(c.c.id).limit(100)).mappings().all()
@@ -336,7 +341,7 @@ class Console:
     def on_get_customer(self, req, resp, session, form, customer_id: int):
         from ..customers import customer_profile
 
-        with self.retention.engine.connect() as conn:
+        with read_only(self.retention.engine) as conn:
             exists = conn.execute(select(t.customers.c.id).where(t.customers.c.id == customer_id,
                                                                  only(t.customers))).first()
             if exists is None:
@@ -395,7 +400,7 @@ class Console:
     def on_get_recovery(self, req, resp, session, form):
         pending = self.call("recovery.pending")
         r = t.recoveries
-        with self.retention.engine.connect() as conn:
+        with read_only(self.retention.engine) as conn:
             outcomes = dict(conn.execute(select(r.c.decision, func.count()).where(only(r))
                                          .group_by(r.c.decision)).all())
             # What came of the offers made: the repeat purchase the feature watches for (recovery report).
@@ -467,7 +472,7 @@ class Console:
                             f"{out['notices_scheduled']} notice(s) queued")
 
     def _recall_page(self, req, resp, session, values, preview, error):
-        with self.retention.engine.connect() as conn:
+        with read_only(self.retention.engine) as conn:
             shop_column = self.shop_column(session, conn)
         base = self.base(session, req, "recalls")
         self.render(resp, "recalls.html", status=falcon.HTTP_200 if not error else falcon.HTTP_400,
@@ -490,7 +495,7 @@ class Console:
         from ..analysis.winback import winback_results
 
         s = t.customer_scores
-        with self.retention.engine.connect() as conn:
+        with read_only(self.retention.engine) as conn:
             segments = dict(conn.execute(select(s.c.segment, func.count()).where(only_customers(s.c.customer_id))
                                          .group_by(s.c.segment)).all())
             at_risk = self._at_risk(conn, 200)
@@ -528,7 +533,7 @@ class Console:
 
     @page()
     def on_get_at_risk_csv(self, req, resp, session, form):
-        with self.retention.engine.connect() as conn:
+        with read_only(self.retention.engine) as conn:
             rows = self._at_risk(conn)
         out = io.StringIO()
         w = csv.writer(out)
@@ -556,7 +561,7 @@ class Console:
     @page()
     def on_get_loyalty(self, req, resp, session, form):
         tiers, ledger, rewards = t.customer_tiers, t.ledger, t.rewards
-        with self.retention.engine.connect() as conn:
+        with read_only(self.retention.engine) as conn:
             by_tier = conn.execute(select(tiers.c.tier, func.count()).where(only_customers(tiers.c.customer_id))
                                    .group_by(tiers.c.tier).order_by(tiers.c.tier)).all()
             liability = conn.execute(select(func.coalesce(func.sum(ledger.c.points), 0)).where(only(ledger))).scalar()
@@ -571,7 +576,7 @@ class Console:
     def on_get_messages(self, req, resp, session, form):
         m = t.messages
         shown = req.get_param("status") or "scheduled"
-        with self.retention.engine.connect() as conn:
+        with read_only(self.retention.engine) as conn:
             counts = dict(conn.execute(select(m.c.status, func.count()).where(only(m)).group_by(m.c.status)).all())
             rows = conn.execute(select(m.c.id, m.c.shop, m.c.customer_id, m.c.kind, m.c.channel, m.c.due_at,
                                        m.c.send_at, m.c.status, m.c.reason).where(m.c.status == shown, only(m))
@@ -582,7 +587,7 @@ class Console:
 
     @page()
     def on_get_audit(self, req, resp, session, form):
-        with self.retention.engine.connect() as conn:
+        with read_only(self.retention.engine) as conn:
             rows = _audit_of(conn, session.get("shop"), 200)
         self.render(resp, "audit.html", **self.base(session, req, "audit"), rows=rows)
 

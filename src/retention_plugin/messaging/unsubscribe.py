@@ -20,6 +20,7 @@ from ..context import HookContext
 from ..platforms.shopify.mutations import customer_email_marketing_consent_update
 from ..routes import LinkPage, LinkRequest
 from ..storage import tables as t
+from ..storage.db import read_only
 from .channels import UNSUBSCRIBE_PURPOSE
 
 UNSUBSCRIBE_PATH = "/r/unsubscribe"
@@ -56,7 +57,7 @@ def handle(app, method: str, query: dict, accept_language: str | None = None) ->
     cid = check(app, query.get("c") or query.get("customer_id"), token)
     if cid is None:
         return 400, render_page(app.settings, "unsubscribe", accept_language=accept_language, state="invalid")
-    with app.engine.connect() as conn:
+    with read_only(app.engine) as conn:  # a GET only asks: no wait for a worker's group
         locale = customer_locale(conn, cid)
     if method in ("GET", "HEAD"):
         return 200, render_page(app.settings, "unsubscribe", customer_locale=locale, accept_language=accept_language,

@@ -19,7 +19,7 @@ from retention_plugin.customers import follow_merges as load_customer
 from retention_plugin.messaging.schedule import cancel_message, record_suppressed
 from retention_plugin.records.orders import order_name, order_row
 from retention_plugin.storage import tables as t
-from retention_plugin.storage.db import for_update, insert_ignore
+from retention_plugin.storage.db import for_update, insert_ignore, read_only
 
 from .settings import ANSWERS, PURPOSE, RATING_PATH, SOURCE, settings_of
 
@@ -235,7 +235,7 @@ def _page(app, state: str, *, accept_language: str | None, payload: Mapping | No
 
     locale = None
     if payload and payload.get("c") is not None:
-        with app.engine.connect() as conn:
+        with read_only(app.engine) as conn:  # no wait for a worker's group to render a page
             locale = customer_locale(conn, payload["c"])
     return render_page(app.settings, "rating", customer_locale=locale, accept_language=accept_language,
                        state=state, **values)

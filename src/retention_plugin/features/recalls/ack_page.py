@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 
 from retention_plugin import links
 from retention_plugin.routes import LinkPage, LinkRequest
+from retention_plugin.storage.db import read_only
 
 from .ack import verify_ack
 from .engine import acknowledge, recall_options, recall_row
@@ -53,7 +54,7 @@ def _page(app, state: str, accept_language: str | None, customer_id: int | None 
 
     locale = None
     if customer_id is not None:
-        with app.engine.connect() as conn:
+        with read_only(app.engine) as conn:
             locale = customer_locale(conn, customer_id)
     return render_page(app.settings, "recall_ack", customer_locale=locale, accept_language=accept_language,
                        state=state, **values).encode()
@@ -78,7 +79,8 @@ def handle_ack(app, method: str, token: str | None, accept_language: str | None 
             log.error("recall acknowledgment link used, but %s", e.message)
         return AckResponse(400, _page(app, "invalid", accept_language), outcome="invalid")
     if method in ("GET", "HEAD") and cfg["confirm_ack"]:
-        with app.engine.connect() as conn:
+        # Only asks: no wait for a worker's group (storage.db.read_only).
+        with read_only(app.engine) as conn:
             recall = recall_row(conn, rid)
             texts = recall_options(conn, rid).get("texts") or {} if recall is not None else {}
         if recall is None:

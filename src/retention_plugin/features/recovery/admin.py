@@ -8,6 +8,7 @@ from retention_plugin.context import HookContext
 from retention_plugin.operations import OperationRefused
 from retention_plugin.shop_scope import only
 from retention_plugin.storage import tables as t
+from retention_plugin.storage.db import read_only
 
 from .settings import settings_of
 
@@ -23,7 +24,7 @@ def _case(row: dict) -> dict:
 def pending(retention) -> list[dict]:
     """The CLI's ``recovery pending``; in a shop's scope (an embedded console session), that shop's cases."""
     r = t.recoveries
-    with retention.engine.connect() as conn:
+    with read_only(retention.engine) as conn:  # the console's recovery page: no wait for a worker's group
         return [_case(row) for row in conn.execute(select(r).where(r.c.decision == "pending", only(r))
                                                    .order_by(r.c.id)).mappings()]
 

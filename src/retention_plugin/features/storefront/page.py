@@ -37,6 +37,7 @@ from ...messaging.templates import normalize_locale
 from ... import shops
 from ...platforms.shopify.app_proxy import ProxyRejected, verify_proxy
 from ...shop_scope import normalise, scope
+from ...storage.db import read_only
 from .settings import settings_of
 from .texts import LANGUAGES, words
 
@@ -215,7 +216,9 @@ class RewardsPage:
         shop = normalise(named[0]) if len(named) == 1 else None
         if shop is None:
             return None
-        with self.retention.engine.connect() as conn:
+        # The page's reads wait for no worker's group, and leave the receivers' turn to them
+        # (storage.db.read_only); a redemption or a section's form writes in a transaction of its own.
+        with read_only(self.retention.engine) as conn:
             if not shops.is_installed(self.retention, conn, shop) or shops.stopped(conn, shop):
                 return None
         return shop
@@ -256,7 +259,7 @@ class RewardsPage:
             resp.text = render(locale, signed_in=False, **common)
             return
         notice = None
-        with self.retention.engine.connect() as conn:
+        with read_only(self.retention.engine) as conn:
             customer = customer_for(conn, shopify_id=proxied.customer_id)
         locale = self._locale(proxied.extra.get("locale"), (customer or {}).get("locale"),
                               req.get_header("Accept-Language"))
@@ -276,7 +279,7 @@ class RewardsPage:
         sections: list = []
         expires = datetime.fromtimestamp(now.timestamp() + 60 * site.cfg["form_valid_minutes"], tz=timezone.utc)
         csrf = make_csrf(site.secrets[0], site.shop, proxied.customer_id, expires)
-        with self.retention.engine.connect() as conn:
+        with read_only(self.retention.engine) as conn:  # the hooks are given a transaction to read in
             ctx = HookContext(self.retention, conn, now=now, source="storefront")
             if cid is not None:
                 account = self.retention.pm.hook.loyalty_account(customer_id=cid, ctx=ctx) or {}
