@@ -44,6 +44,26 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+def _reuse_freed_memory() -> None:
+    """Have glibc's allocator keep the blocks numpy frees, for the next array of the same size.
+
+    By default an array of more than a few MB is mapped fresh from the kernel and unmapped when
+    freed, so each of the summary's and the fit's temporaries is zeroed page by page again. Below
+    32 MB (glibc's ceiling for this threshold: two million int64 are 17 MB) they now come from the
+    heap, which is not trimmed while the command runs. Only the command's own process is changed,
+    and nothing happens on a C library without ``mallopt``.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError, TypeError):  # not glibc (musl has no such knobs; Windows no CDLL(None))
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)
+    mallopt(m_trim_threshold, 1 << 30)
+
+
 def main(argv=None):
     args = sys.argv[1:] if argv is None else list(argv)
     rest = standalone_args(args)
@@ -52,6 +72,7 @@ def main(argv=None):
         # of 200,000 customers, docs/performance.md), for matrix products these commands never make
         # large enough to share out. A value the user set is kept.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        _reuse_freed_memory()
         # pyarrow parses the file on its own threads while numpy, click and the command import.
         from .analysis import readahead
 

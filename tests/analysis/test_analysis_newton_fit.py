@@ -212,3 +212,21 @@ def test_the_fit_reports_the_log_likelihood_of_its_parameters():
     m = BGNBD.fit(x, t_x, T)
     assert m.fit_result.message.startswith("Newton")
     assert m.loglik == pytest.approx(float(m.loglik_each(x, t_x, T).sum()), rel=1e-12)
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_an_evaluation_in_two_halves_is_the_evaluation_in_one(monkeypatch, order):
+    """Value, gradient and Hessian summed over two halves of the rows on two threads (as for
+    a large file) equal the one-pass sums to rounding, at and away from the optimum."""
+    from retention_plugin.analysis.models import bgnbd
+
+    x, t_x, T = simulated(seed=9, n=4000)
+    (x, t_x, T), w = aggregate([x, t_x, T])
+    data = BGNBD._prepare(x, t_x, T, w)
+    for z in (np.log([0.5, 5.0, 0.8, 3.0]), np.log([2.0, 0.7, 0.2, 9.0])):
+        monkeypatch.setattr(bgnbd, "_TWO_THREADS", 1 << 30)
+        one = BGNBD._negloglik_derivatives(z, data, order)
+        monkeypatch.setattr(bgnbd, "_TWO_THREADS", 2)
+        two = BGNBD._negloglik_derivatives(z, data, order)
+        for a, b in zip(*(v if isinstance(v, tuple) else (v,) for v in (one, two))):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15)

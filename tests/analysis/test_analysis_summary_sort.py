@@ -55,10 +55,9 @@ def _brute_force(codes, days, offset):
 
 @pytest.mark.parametrize("threads_from", [2, 1 << 30])
 @pytest.mark.parametrize("case", ["wide ids", "dense codes", "one customer", "one key", "two rows", "date order"])
-def test_per_customer_days_in_two_parts_match_a_brute_force(monkeypatch, threads_from, case):
-    """First day, last day and distinct days per customer, whether the rows are done on one
-    thread or cut into two sides at a customer boundary (the cut lands anywhere, including
-    before every key and inside a run of one customer's repeated keys)."""
+def test_per_customer_days_match_a_brute_force(monkeypatch, threads_from, case):
+    """First day, last day and distinct days per customer, with the keys sorted on one thread or
+    on two (the halves' boundary then falls inside runs of repeated keys and of one customer)."""
     monkeypatch.setattr(S, "_TWO_THREADS", threads_from)
     rng = np.random.default_rng(len(case))
     n = 2 if case == "two rows" else 5_001

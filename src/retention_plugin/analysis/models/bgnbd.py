@@ -9,8 +9,11 @@ one-time buyer lost (MBG/NBD and Pareto/NBD can).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
+from ..twothreads import run_both
 from ._fit import as_float_arrays, wsum
 from .base import CountModel
 from .rising import rising
@@ -78,8 +81,7 @@ class BGNBD(CountModel):
         """
         p = np.exp(np.asarray(logp, dtype=np.float64))
         r, alpha, a, b = p
-        x, w, ux, ix = data["x"], data["w"], data["u_x"], data["i_x"]
-        uT, iT, ut, it = data["u_T"], data["i_T"], data["u_t_x"], data["i_t_x"]
+        ux, uT, ut = data["u_x"], data["u_T"], data["u_t_x"]
         w_x, w_T, W = data["w_x"], data["w_T"], data["wsum"]
         rw_T = r * w_T + data["wx_T"]  # sum of w (r + x) at each distinct age
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -87,45 +89,34 @@ class BGNBD(CountModel):
             bx1 = np.where(ux > 0, b + ux - 1, 1.0)  # per distinct count; used only where x > 0
             c_x = np.where(ux > 0, np.log(a) - np.log(bx1), -np.inf)  # A4 - A3 less (r + x) log((α+T)/(α+t_x))
             log_aT = np.log(alpha + uT)
-            dl = log_aT[iT] - np.log(alpha + ut)[it]
-            rx = r + x
-            D = c_x[ix] + rx * dl  # -inf for one-time buyers: their A4 branch does not exist
-            # log(1 + e^D), stable for any D (and 0 at -inf); numpy's logaddexp takes 5x as long.
-            soft = np.maximum(D, 0.0) + np.log1p(np.exp(-np.abs(D)))
-            total = (wsum(w_x, lr[0] + lb[0] - lab[0]) + W * r * np.log(alpha) - wsum(rw_T, log_aT)
-                     + wsum(w, soft))
+            per_value = (c_x, log_aT, np.log(alpha + ut), 1 / (alpha + uT), 1 / (alpha + ut), 1 / bx1)
+            rows = _row_sums(r, per_value, data, order)
+            total = (wsum(w_x, lr[0] + lb[0] - lab[0]) + W * r * np.log(alpha) - wsum(rw_T, log_aT) + rows[0])
             if order == 0:
                 return -total / W
-            w4 = np.exp(D - soft)
-            ww4 = w * w4
-            inv_T, inv_t = 1 / (alpha + uT), 1 / (alpha + ut)
-            gi_T, gi_t = inv_T[iT], inv_t[it]
-            q = gi_t - gi_T
-            d_al = rx * q  # d for alpha; d for r is -dl, for a -1/a, for b 1/(b + x - 1)
-            ib = (1 / bx1)[ix]
+            inv_T = per_value[3]
+            sum_ww4 = rows[3]
             g = np.array([
-                wsum(w_x, lr[1]) + W * np.log(alpha) - wsum(w_T, log_aT) + wsum(ww4, dl),
-                W * r / alpha - wsum(rw_T, inv_T) - wsum(ww4, d_al),
-                -wsum(w_x, lab[1]) + ww4.sum() / a,
-                wsum(w_x, lb[1] - lab[1]) - wsum(ww4, ib),
+                wsum(w_x, lr[1]) + W * np.log(alpha) - wsum(w_T, log_aT) + rows[1],
+                W * r / alpha - wsum(rw_T, inv_T) - rows[2],
+                -wsum(w_x, lab[1]) + sum_ww4 / a,
+                wsum(w_x, lb[1] - lab[1]) - rows[4],
             ])
             if order == 1:
                 return -total / W, -g * p / W
-            v = ww4 * (1 - w4)  # w w3 w4
-            v_dl, v_al, v_ib = v * dl, v * d_al, v * ib
-            sum_v, sum_ww4 = v.sum(), ww4.sum()
+            (sum_v, v_dl_dl, ww4_q, v_dl_al, ww4_al_gi, v_al_al, sum_v_dl, sum_v_al, v_dl_ib, v_al_ib, sum_v_ib,
+             ib_ib) = rows[5:]
             H = np.empty((4, 4))
-            H[0, 0] = wsum(w_x, lr[2]) + wsum(v_dl, dl)
-            H[0, 1] = W / alpha - wsum(w_T, inv_T) - wsum(ww4, q) - wsum(v_dl, d_al)
-            H[1, 1] = (-W * r / alpha ** 2 + wsum(rw_T, inv_T ** 2) + wsum(ww4 * d_al, gi_t + gi_T)
-                       + wsum(v_al, d_al))
-            H[0, 2] = v_dl.sum() / a
-            H[1, 2] = -v_al.sum() / a
-            H[0, 3] = -wsum(v_dl, ib)
-            H[1, 3] = wsum(v_al, ib)
+            H[0, 0] = wsum(w_x, lr[2]) + v_dl_dl
+            H[0, 1] = W / alpha - wsum(w_T, inv_T) - ww4_q - v_dl_al
+            H[1, 1] = -W * r / alpha ** 2 + wsum(rw_T, inv_T ** 2) + ww4_al_gi + v_al_al
+            H[0, 2] = sum_v_dl / a
+            H[1, 2] = -sum_v_al / a
+            H[0, 3] = -v_dl_ib
+            H[1, 3] = v_al_ib
             H[2, 2] = -wsum(w_x, lab[2]) + (sum_v - sum_ww4) / a ** 2
-            H[2, 3] = -wsum(w_x, lab[2]) - v_ib.sum() / a
-            H[3, 3] = wsum(w_x, lb[2] - lab[2]) + wsum(ww4 + v, ib * ib)
+            H[2, 3] = -wsum(w_x, lab[2]) - sum_v_ib / a
+            H[3, 3] = wsum(w_x, lb[2] - lab[2]) + ib_ib
         H = np.triu(H) + np.triu(H, 1).T
         Hz = H * np.outer(p, p) + np.diag(g * p)
         return -total / W, -g * p / W, -Hz / W
@@ -169,6 +160,58 @@ class BGNBD(CountModel):
         pa = self.p_alive(x, t_x, T)
         silent = np.exp(-(p["r"] + x) * np.log1p(t / (p["alpha"] + T)))
         return 1 - pa + pa * silent
+
+
+#: Distinct rows from which an evaluation is shared between two threads.
+_TWO_THREADS = 50_000
+
+
+def _row_sums(r: float, per_value: tuple, data: dict, order: int) -> np.ndarray:
+    """The sums over the distinct rows that an evaluation of ``order`` needs (see
+    :meth:`BGNBD._negloglik_derivatives` for what each is); many rows are summed in two halves
+    on two threads, numpy running without the GIL. The full data's evaluations are most of a fit:
+    for 147,000 distinct rows the fit took 64 ms instead of 75 (medians, docs/performance.md).
+    """
+    n = len(data["x"])
+    if n < _TWO_THREADS or (os.cpu_count() or 1) < 2:
+        return _rows_between(r, per_value, data, order, 0, n)
+    half = n // 2
+    parts: list = [None, None]
+
+    def between(k: int, lo: int, hi: int) -> None:
+        parts[k] = _rows_between(r, per_value, data, order, lo, hi)
+
+    run_both(lambda: between(0, 0, half), lambda: between(1, half, n), "half of the rows")
+    return parts[0] + parts[1]
+
+
+def _rows_between(r, per_value, data, order, lo, hi) -> np.ndarray:
+    c_x, log_aT, log_at, inv_T, inv_t, inv_bx1 = per_value
+    x, w = data["x"][lo:hi], data["w"][lo:hi]
+    ix, iT, it = data["i_x"][lo:hi], data["i_T"][lo:hi], data["i_t_x"][lo:hi]
+    # errstate is per thread: set here, not only in the caller.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        dl = log_aT[iT] - log_at[it]
+        rx = r + x
+        D = c_x[ix] + rx * dl  # -inf for one-time buyers: their A4 branch does not exist
+        # log(1 + e^D), stable for any D (and 0 at -inf); numpy's logaddexp takes 5x as long.
+        soft = np.maximum(D, 0.0) + np.log1p(np.exp(-np.abs(D)))
+        sums = [wsum(w, soft)]
+        if order >= 1:
+            w4 = np.exp(D - soft)
+            ww4 = w * w4
+            gi_T, gi_t = inv_T[iT], inv_t[it]
+            q = gi_t - gi_T
+            d_al = rx * q  # d for alpha; d for r is -dl, for a -1/a, for b 1/(b + x - 1)
+            ib = inv_bx1[ix]
+            sums += [wsum(ww4, dl), wsum(ww4, d_al), ww4.sum(), wsum(ww4, ib)]
+        if order >= 2:
+            v = ww4 * (1 - w4)  # w w3 w4
+            v_dl, v_al = v * dl, v * d_al
+            sums += [v.sum(), wsum(v_dl, dl), wsum(ww4, q), wsum(v_dl, d_al), wsum(ww4 * d_al, gi_t + gi_T),
+                     wsum(v_al, d_al), v_dl.sum(), v_al.sum(), wsum(v_dl, ib), wsum(v_al, ib), (v * ib).sum(),
+                     wsum(ww4 + v, ib * ib)]
+    return np.array(sums)
 
 
 def _degenerate_fallback(value, p_mean, shape, t_scaled):
