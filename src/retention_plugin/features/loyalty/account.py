@@ -23,6 +23,7 @@ from .ledger import (
     Balance,
     LoyaltyError,
     balance,
+    balance_and_entry,
     cancel_key,
     earn_key,
     entry,
@@ -52,8 +53,8 @@ class LoyaltyOp:
     """Everything one event (or command, or task) does to one customer's account.
 
     ``add`` writes entries once per key. The balance is read at most once,
-    when first needed, and kept up to date by later entries; a replayed event
-    that writes nothing costs no balance query. :func:`engine.finish` then
+    when first needed (or with the first :meth:`has_entry`), and kept up to
+    date by later entries; a replayed order event costs one query for both. :func:`engine.finish` then
     issues automatic rewards, re-evaluates the tier, tells Shopify, and calls
     ``loyalty_changed`` once per entry with the balance after it.
     """
@@ -92,6 +93,18 @@ class LoyaltyOp:
     @tier.setter
     def tier(self, value: str | None) -> None:
         self._tier = (value,)
+
+    def has_entry(self, key: str) -> bool:
+        """Whether the ledger holds an entry with ``key``.
+
+        Asked before the balance is read, the same statement reads the balance too (an order's
+        earn needs both: it is the statement a replay costs, and a first earn's automatic rewards
+        go by the balance).
+        """
+        if self._bal is not None:
+            return entry(self.conn, key) is not None
+        self._bal, found = balance_and_entry(self.conn, self.customer_id, self.now, key)
+        return found
 
     def add(self, key: str, kind: str, points: int, *, available_at: datetime | None = None,
             order_id: int | None = None, rate=None, basis=None, currency: str | None = None,
@@ -219,7 +232,7 @@ def earn_for_order(op: LoyaltyOp, order, order_row) -> None:
     """Earn an order's points once (the built-in rule or a plugin's ``points_for_order``)."""
     ctx, s = op.ctx, op.settings
     key = earn_key(order.shopify_id)
-    if entry(op.conn, key) is not None:
+    if op.has_entry(key):
         return
     if order_row["cancelled_at"] is not None:
         return  # cancelled before its orders/paid was processed: nothing to earn

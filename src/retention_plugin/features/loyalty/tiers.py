@@ -53,24 +53,36 @@ def perks(settings: dict, tier: str | None) -> dict:
     return dict(cfg["perks"]) if cfg else {}
 
 
-def _spend_stmt(include_test: bool, some: bool):
+def _customers(q, column, scope: str | None):
+    """``q`` for everyone (``scope`` None), one customer (``:cid``) or some (``:ids``, expanded at each run).
+
+    One customer is what every order event asks: ``= :cid`` spares the statement the expansion of
+    ``IN (:ids)`` that each run of it otherwise costs.
+    """
+    if scope == "one":
+        return q.where(column == bindparam("cid"))
+    return q.where(column.in_(bindparam("ids", expanding=True))) if scope == "some" else q
+
+
+def _spend_stmt(include_test: bool, scope: str | None):
     q = select(O.c.customer_id, func.sum(O.c.subtotal - O.c.refunded)).where(
         O.c.customer_id.is_not(None), O.c.paid_at.is_not(None), O.c.cancelled_at.is_(None),
         O.c.paid_at >= bindparam("since")).group_by(O.c.customer_id)
     if not include_test:
         q = q.where(O.c.test.is_(False))
-    return q.where(O.c.customer_id.in_(bindparam("ids", expanding=True))) if some else q
+    return _customers(q, O.c.customer_id, scope)
 
 
-def _points_stmt(some: bool):
+def _points_stmt(scope: str | None):
     q = select(L.c.customer_id, func.sum(L.c.points)).where(
         L.c.kind.in_((EARN, REVERSE)), L.c.created_at >= bindparam("since")).group_by(L.c.customer_id)
-    return q.where(L.c.customer_id.in_(bindparam("ids", expanding=True))) if some else q
+    return _customers(q, L.c.customer_id, scope)
 
 
-# Built once (every order event evaluates its customer's tier): by (include test orders, some customers only).
-_SPEND = {(test, some): _spend_stmt(test, some) for test in (False, True) for some in (False, True)}
-_POINTS = {some: _points_stmt(some) for some in (False, True)}
+SCOPES = (None, "one", "some")
+# Built once (every order event evaluates its customer's tier): by (include test orders, scope).
+_SPEND = {(test, scope): _spend_stmt(test, scope) for test in (False, True) for scope in SCOPES}
+_POINTS = {scope: _points_stmt(scope) for scope in SCOPES}
 
 
 def evaluate(conn, settings: dict, now: datetime, customer_ids=None) -> dict[int, str | None]:
@@ -81,13 +93,14 @@ def evaluate(conn, settings: dict, now: datetime, customer_ids=None) -> dict[int
     ids = list(customer_ids) if customer_ids is not None else None
     spend: dict[int, dict[int, Decimal]] = {}
     points: dict[int, dict[int, int]] = {}
-    some = ids is not None
+    scope = None if ids is None else ("one" if len(ids) == 1 else "some")
+    params = {"ids": ids, "cid": ids[0] if scope == "one" else None}
     for w in sorted({tr["window_days"] for tr in tiers if tr["min_spend"] is not None}):
-        q = _SPEND[(bool(settings["include_test_orders"]), some)]
-        spend[w] = {cid: Decimal(v or 0) for cid, v in conn.execute(q, {"since": now - timedelta(days=w), "ids": ids})}
+        q = _SPEND[(bool(settings["include_test_orders"]), scope)]
+        spend[w] = {cid: Decimal(v or 0) for cid, v in conn.execute(q, {**params, "since": now - timedelta(days=w)})}
     for w in sorted({tr["window_days"] for tr in tiers if tr["min_points"] is not None}):
-        q = _POINTS[some]
-        points[w] = {cid: int(v or 0) for cid, v in conn.execute(q, {"since": now - timedelta(days=w), "ids": ids})}
+        q = _POINTS[scope]
+        points[w] = {cid: int(v or 0) for cid, v in conn.execute(q, {**params, "since": now - timedelta(days=w)})}
     if ids is None:
         found: set[int] = set()
         for d in list(spend.values()) + list(points.values()):
