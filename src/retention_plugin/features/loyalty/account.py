@@ -32,9 +32,13 @@ from .ledger import (
     lock_customer,
     refund_key,
 )
-from .tiers import current_tier, tier_config
+from .ledger import _BALANCE_AND_ENTRY
+from .tiers import ROW_COLUMNS, current_tier, keep_tier_row, tier_config
 
 L = t.ledger
+
+#: The balance, whether a key is taken and the stored tier row, in one statement (:meth:`LoyaltyOp.has_entry`).
+_EARN_READ = _BALANCE_AND_ENTRY.add_columns(*ROW_COLUMNS)
 
 
 # --- one operation on one customer's account ------------------------------------------
@@ -97,14 +101,21 @@ class LoyaltyOp:
     def has_entry(self, key: str) -> bool:
         """Whether the ledger holds an entry with ``key``.
 
-        Asked before the balance is read, the same statement reads the balance too (an order's
-        earn needs both: it is the statement a replay costs, and a first earn's automatic rewards
-        go by the balance).
+        Asked before the balance is read, the same statement reads the balance too, and the
+        stored tier when tiers are on and it is not known yet (an order's earn needs all three:
+        it is the statement a replay costs, the earn goes by the tier and a first earn's automatic
+        rewards by the balance). The tier row is kept as the context's read of it.
         """
         if self._bal is not None:
             return entry(self.conn, key) is not None
-        self._bal, found = balance_and_entry(self.conn, self.customer_id, self.now, key)
-        return found
+        if self._tier is not None or not self.settings["tiers"]:
+            self._bal, found = balance_and_entry(self.conn, self.customer_id, self.now, key)
+            return found
+        row = self.conn.execute(_EARN_READ, {"cid": self.customer_id, "now": self.now, "key": key}).one()
+        self._bal = Balance(int(row[0]), int(row[1]), int(row[2]))
+        stored = keep_tier_row(self.ctx, self.customer_id, row[4:])
+        self._tier = (stored["tier"] if stored else None,)
+        return bool(row[3])
 
     def add(self, key: str, kind: str, points: int, *, available_at: datetime | None = None,
             order_id: int | None = None, rate=None, basis=None, currency: str | None = None,

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
+from typing import Mapping
 
 from sqlalchemy import bindparam, func, select, update
 
@@ -39,8 +41,31 @@ def tier_row(conn, customer_id: int, *, ctx=None):
         return conn.execute(_TIER, {"cid": customer_id}).mappings().first()
 
     if ctx is not None and getattr(ctx, "conn", None) is conn:
-        return ctx.cached(("loyalty.tier", customer_id), (CT,), load)
+        return ctx.cached(_cache_key(customer_id), (CT,), load)
     return load()
+
+
+def _cache_key(customer_id: int) -> tuple:
+    return ("loyalty.tier", customer_id)
+
+
+def _of_customer(column):
+    return select(column).where(CT.c.customer_id == bindparam("cid")).scalar_subquery()
+
+
+#: The stored tier row of the customer ``:cid`` as columns another statement can carry (an order's
+#: earn reads them with the balance): whether there is one, then its tier, since and evaluated_at.
+ROW_COLUMNS = (select(CT.c.customer_id).where(CT.c.customer_id == bindparam("cid")).exists(),
+               _of_customer(CT.c.tier), _of_customer(CT.c.since), _of_customer(CT.c.evaluated_at))
+
+
+def keep_tier_row(ctx, customer_id: int, columns) -> Mapping | None:
+    """The tier row from :data:`ROW_COLUMNS`' values, kept as :func:`tier_row`'s read for ``ctx``."""
+    found, tier, since, evaluated_at = columns
+    row = MappingProxyType({"customer_id": customer_id, "tier": tier, "since": since,
+                            "evaluated_at": evaluated_at}) if found else None
+    ctx._keep(_cache_key(customer_id), (CT,), row)
+    return row
 
 
 def current_tier(conn, customer_id: int, *, ctx=None) -> str | None:
