@@ -13,9 +13,9 @@ transaction: a later delivery of the group costs 21 statements on SQLite and 23 
 statement each for the whole group instead of two per delivery, and an order's earn asks whether
 its points were earned already, and the customer's stored tier, in the statement that reads the
 balance: 24 statements for a group of one delivery on both databases, and 17 (SQLite) and 19
-(PostgreSQL) for a later delivery of a group. The caches' correctness (a write is seen by the next read, in the same
-delivery, the next delivery of the group or the next transaction) is tested on the context and the
-connection directly, and through the worker for a write earlier in the group.
+(PostgreSQL) for a later delivery of a group. The caches' correctness (a write is seen by the next
+read, in the same delivery, the next delivery of the group or the next transaction) is tested on
+the context and the connection directly, and through the worker for a write earlier in the group.
 """
 
 from __future__ import annotations
