@@ -187,3 +187,46 @@ def test_concurrent_claims_do_not_overlap(make_app):
     b = Worker(app, name="b").claim(limit=6)
     assert len(a) == 6 and len(b) == 4
     assert not {r["id"] for r in a} & {r["id"] for r in b}
+
+
+# --- periodic tasks between batches ---------------------------------------------------------------
+
+
+class Nightly:
+    def __init__(self):
+        self.runs: list = []
+
+    @hookimpl
+    def register_tasks(self, register):
+        register("nightly", lambda ctx: self.runs.append(ctx.now), 86400)
+
+
+def test_a_round_with_no_task_due_writes_nothing(make_app, clock):
+    from sqlalchemy import event
+
+    from retention_plugin import tasks
+
+    nightly = Nightly()
+    app = make_app(extra_plugins=[nightly])
+    run_worker(app)  # every task's first run
+    sent: list[str] = []
+    event.listen(app.engine, "before_cursor_execute", lambda conn, cursor, stmt, *rest: sent.append(stmt))
+    assert tasks.run_due(app) == 0
+    # Whether a task is due is read, not tried with a write per task (a transaction each, formerly).
+    assert not [s for s in sent if "task_runs" in s and not s.lstrip().upper().startswith("SELECT")]
+    clock.advance(days=1)
+    assert tasks.run_due(app) >= 1
+    assert len(nightly.runs) == 2
+
+
+def test_a_task_another_worker_started_since_the_round_read_runs_once(make_app, clock):
+    from retention_plugin import tasks
+
+    nightly = Nightly()
+    app = make_app(extra_plugins=[nightly])
+    runs = tasks._last_runs(app)  # nothing has run yet: every task reads as due
+    tasks.run_due(app)  # meanwhile another worker's round runs them
+    [shop] = tasks.passes(app)
+    # The conditional UPDATE still decides: the stale read does not run anything a second time.
+    assert not [name for name, func, every in app.tasks if tasks._run_one(app, shop, name, func, every, runs)]
+    assert len(nightly.runs) == 1

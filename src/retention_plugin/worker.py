@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from marshmallow import ValidationError
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from . import records
@@ -153,6 +153,22 @@ def _require_open(conn) -> None:
         raise TransactionLost(f"the PostgreSQL transaction is {status.name}")
 
 
+@dataclass
+class _Group:
+    """What a group's transaction knows of its rows: those still ours, and those done so far."""
+
+    ours: set[int]
+    done: list[dict] = field(default_factory=list)
+
+
+# The worker's own statements of every group, built once (building one per delivery cost more than running it).
+_RENEW = (update(t.inbox).where(t.inbox.c.id.in_(bindparam("ids", expanding=True)),
+                                t.inbox.c.claimed_by == bindparam("me"), t.inbox.c.status == "processing")
+          .values(lease_until=bindparam("until")).returning(t.inbox.c.id))
+_DONE = (update(t.inbox).where(t.inbox.c.id == bindparam("_id"))
+         .values(status="done", processed_at=bindparam("_at"), lease_until=None, last_error=None))
+
+
 class Worker:
     def __init__(self, app, *, name: str | None = None):
         self.app = app
@@ -250,12 +266,15 @@ class Worker:
         started = time.monotonic()
         try:
             with self.app.engine.begin() as conn:
+                group = _Group(self._renew_leases(conn, rows))
                 for row, events in zip(rows, parsed):
                     taken += 1
-                    statuses.append(self._deliver(conn, row, events))
+                    statuses.append(self._deliver(conn, row, events, group))
                     if time.monotonic() - started >= self.commit_interval:
                         break
                 _require_open(conn)
+                if group.done:
+                    conn.execute(_DONE, group.done)
                 self._refresh_statistics(conn)
         except Exception as e:
             taken = max(1, taken)  # no transaction at all: the first row's turn is spent
@@ -263,6 +282,19 @@ class Worker:
             log.exception("deliveries %s: their transaction failed, none of them is recorded: %s", ids, e)
             return ["error"] * taken
         return statuses
+
+    def _renew_leases(self, conn, rows: list[dict]) -> set[int]:
+        """Renew the group's leases in one statement; returns the ids still ours.
+
+        Renewing takes the rows' locks on PostgreSQL before any effect, so a second worker that
+        reclaimed an expired lease waits here and then finds its row done (and on SQLite the
+        group's write lock keeps them ours until it commits). A row the commit interval leaves to
+        the next group is renewed again there.
+        """
+        now = self.app.now()
+        found = conn.execute(_RENEW, {"ids": [r["id"] for r in rows], "me": self.name,
+                                      "until": now + self.lease})
+        return {r[0] for r in found}
 
     def _refresh_statistics(self, conn) -> None:
         """SQLite's planner statistics, on the connection that just ran the per-event lookups.
@@ -301,17 +333,19 @@ class Worker:
                 # the reason. Any exception counts: a parser bug must not stop the queue either.
                 return Unreadable("dead", f"bad payload: {_describe(e)}")
 
-    def _deliver(self, conn, row: dict, events: list | Unreadable) -> str:
+    def _deliver(self, conn, row: dict, events: list | Unreadable, group: _Group) -> str:
         shop = self._shop(row)
         with shop_scope.scope(shop):
-            return self._deliver_scoped(conn, row, shop, events)
+            return self._deliver_scoped(conn, row, shop, events, group)
 
-    def _deliver_scoped(self, conn, row: dict, shop: str | None, events: list | Unreadable) -> str:
-        inbox = t.inbox
+    def _deliver_scoped(self, conn, row: dict, shop: str | None, events: list | Unreadable, group: _Group) -> str:
         if shop is not None and row["topic"] not in shops.PRIVACY_TOPICS and shops.stopped(conn, shop):
             return self._finish(conn, row, "ignored", f"{shop} uninstalled the app; its work is stopped")
         if isinstance(events, Unreadable):
             return self._finish(conn, row, events.status, events.reason)
+        if row["id"] not in group.ours:
+            log.info("delivery %s is no longer ours; skipping", row["id"])
+            return "lost"
         try:
             # The savepoint is what makes a failure this delivery's alone: rolling back to it
             # undoes its writes and nothing of the deliveries before it in the transaction, and
@@ -319,19 +353,12 @@ class Worker:
             # leaves (even one a plugin caught and went on from).
             with conn.begin_nested():
                 now = self.app.now()
-                # Renewing our own lease takes the row lock on PostgreSQL, so a second
-                # worker that reclaimed an expired lease waits here and then finds it done.
-                mine = conn.execute(update(inbox).where(
-                    inbox.c.id == row["id"], inbox.c.claimed_by == self.name,
-                    inbox.c.status == "processing").values(lease_until=now + self.lease))
-                if mine.rowcount != 1:
-                    log.info("delivery %s is no longer ours; skipping", row["id"])
-                    return "lost"
                 ctx = HookContext(self.app, conn, now=now, inbox_id=row["id"])
                 for event in events:
                     dispatch(self.app, ctx, event)
-                conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
-                    status="done", processed_at=now, lease_until=None, last_error=None))
+            # Its ``done`` is written with the group's, in the same transaction (one statement for
+            # all): the effects and the status still commit together or not at all.
+            group.done.append({"_id": row["id"], "_at": now})
             return "done"
         except DeadLetter as e:
             return self._finish(conn, row, "dead", str(e))

@@ -64,6 +64,7 @@ from .schedule import (  # noqa: F401 (re-exported: messaging's API for scheduli
     _utc,
     cancel_message,
     jsonable,
+    pending,
     record_suppressed,
     retry_message,
     schedule_message,
@@ -243,7 +244,7 @@ def _finish_statement(columns: tuple[str, ...]):
     message cost more than running it.
     """
     # The lease in the condition: a message taken from us is never written over.
-    return (update(m).where(m.c.id == bindparam("finish_id"), m.c.status.in_(PENDING),
+    return (update(m).where(m.c.id == bindparam("finish_id"), pending(m.c.status),
                             m.c.lease_until == bindparam("finish_lease"))
             .values(status=bindparam("finish_status", type_=m.c.status.type),
                     reason=bindparam("finish_reason", type_=m.c.reason.type), lease_until=None,

@@ -12,7 +12,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Mapping
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, literal, select, update
 from sqlalchemy.engine import Connection
 
 from ..storage import tables as t
@@ -99,8 +99,14 @@ def _insert(conn: Connection, *, key: str, customer_id: int, kind: str, message_
     }, ["key"])
 
 
+def pending(status):
+    """``status IN ('scheduled', 'deferred')`` of plain parameters: for statements built once and run
+    per message (a literal list would be expanded at every run)."""
+    return status.in_([literal(v, status.type) for v in PENDING])
+
+
 # Built once: a reorder cancels the earlier order's reminder, so paid orders ask it over and over.
-_CANCEL = (update(m).where(m.c.key == bindparam("cancel_key"), m.c.status.in_(PENDING))
+_CANCEL = (update(m).where(m.c.key == bindparam("cancel_key"), pending(m.c.status))
            .values(status=CANCELLED, reason=bindparam("cancel_reason", type_=m.c.reason.type), lease_until=None))
 
 

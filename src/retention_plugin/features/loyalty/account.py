@@ -23,6 +23,7 @@ from .ledger import (
     Balance,
     LoyaltyError,
     balance,
+    balance_and_entry,
     cancel_key,
     earn_key,
     entry,
@@ -31,9 +32,13 @@ from .ledger import (
     lock_customer,
     refund_key,
 )
-from .tiers import current_tier, tier_config
+from .ledger import _BALANCE_AND_ENTRY
+from .tiers import ROW_COLUMNS, current_tier, keep_tier_row, tier_config
 
 L = t.ledger
+
+#: The balance, whether a key is taken and the stored tier row, in one statement (:meth:`LoyaltyOp.has_entry`).
+_EARN_READ = _BALANCE_AND_ENTRY.add_columns(*ROW_COLUMNS)
 
 
 # --- one operation on one customer's account ------------------------------------------
@@ -52,8 +57,8 @@ class LoyaltyOp:
     """Everything one event (or command, or task) does to one customer's account.
 
     ``add`` writes entries once per key. The balance is read at most once,
-    when first needed, and kept up to date by later entries; a replayed event
-    that writes nothing costs no balance query. :func:`engine.finish` then
+    when first needed (or with the first :meth:`has_entry`), and kept up to
+    date by later entries; a replayed order event costs one query for both. :func:`engine.finish` then
     issues automatic rewards, re-evaluates the tier, tells Shopify, and calls
     ``loyalty_changed`` once per entry with the balance after it.
     """
@@ -92,6 +97,25 @@ class LoyaltyOp:
     @tier.setter
     def tier(self, value: str | None) -> None:
         self._tier = (value,)
+
+    def has_entry(self, key: str) -> bool:
+        """Whether the ledger holds an entry with ``key``.
+
+        Asked before the balance is read, the same statement reads the balance too, and the
+        stored tier when tiers are on and it is not known yet (an order's earn needs all three:
+        it is the statement a replay costs, the earn goes by the tier and a first earn's automatic
+        rewards by the balance). The tier row is kept as the context's read of it.
+        """
+        if self._bal is not None:
+            return entry(self.conn, key) is not None
+        if self._tier is not None or not self.settings["tiers"]:
+            self._bal, found = balance_and_entry(self.conn, self.customer_id, self.now, key)
+            return found
+        row = self.conn.execute(_EARN_READ, {"cid": self.customer_id, "now": self.now, "key": key}).one()
+        self._bal = Balance(int(row[0]), int(row[1]), int(row[2]))
+        stored = keep_tier_row(self.ctx, self.customer_id, row[4:])
+        self._tier = (stored["tier"] if stored else None,)
+        return bool(row[3])
 
     def add(self, key: str, kind: str, points: int, *, available_at: datetime | None = None,
             order_id: int | None = None, rate=None, basis=None, currency: str | None = None,
@@ -219,7 +243,7 @@ def earn_for_order(op: LoyaltyOp, order, order_row) -> None:
     """Earn an order's points once (the built-in rule or a plugin's ``points_for_order``)."""
     ctx, s = op.ctx, op.settings
     key = earn_key(order.shopify_id)
-    if entry(op.conn, key) is not None:
+    if op.has_entry(key):
         return
     if order_row["cancelled_at"] is not None:
         return  # cancelled before its orders/paid was processed: nothing to earn

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import bindparam, case, func, literal, select
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
@@ -76,16 +76,30 @@ class Balance:
         return {"available": self.available, "pending": self.pending, "lifetime": self.lifetime}
 
 
+#: ``kind IN (...)`` of plain parameters: a literal list would be expanded at every run (this is the hot path).
+_LIFETIME = L.c.kind.in_([literal(k, L.c.kind.type) for k in LIFETIME_KINDS])
 _BALANCE = select(
     func.coalesce(func.sum(case((L.c.available_at <= bindparam("now"), L.c.points), else_=0)), 0),
     func.coalesce(func.sum(case((L.c.available_at > bindparam("now"), L.c.points), else_=0)), 0),
-    func.coalesce(func.sum(case((L.c.kind.in_(LIFETIME_KINDS), L.c.points), else_=0)), 0),
+    func.coalesce(func.sum(case((_LIFETIME, L.c.points), else_=0)), 0),
 ).where(L.c.customer_id == bindparam("cid"))
+
+
+#: The balance and whether an entry's key is taken, in one statement: an order's earn asks both.
+#: (Of an alias: a subquery of the outer query's own table would be correlated to its rows.)
+_TAKEN = L.alias("taken")
+_BALANCE_AND_ENTRY = _BALANCE.add_columns(select(_TAKEN.c.id).where(_TAKEN.c.key == bindparam("key")).exists())
 
 
 def balance(conn, customer_id: int, now: datetime) -> Balance:
     row = conn.execute(_BALANCE, {"cid": customer_id, "now": now}).one()
     return Balance(int(row[0]), int(row[1]), int(row[2]))
+
+
+def balance_and_entry(conn, customer_id: int, now: datetime, key: str) -> tuple[Balance, bool]:
+    """:func:`balance`, and whether an entry with ``key`` exists (any customer's: keys are unique)."""
+    row = conn.execute(_BALANCE_AND_ENTRY, {"cid": customer_id, "now": now, "key": key}).one()
+    return Balance(int(row[0]), int(row[1]), int(row[2])), bool(row[3])
 
 
 def balances(conn, now: datetime, customer_ids=None) -> dict[int, Balance]:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
+from typing import Mapping
 
 from sqlalchemy import bindparam, func, select, update
 
@@ -39,8 +41,31 @@ def tier_row(conn, customer_id: int, *, ctx=None):
         return conn.execute(_TIER, {"cid": customer_id}).mappings().first()
 
     if ctx is not None and getattr(ctx, "conn", None) is conn:
-        return ctx.cached(("loyalty.tier", customer_id), (CT,), load)
+        return ctx.cached(_cache_key(customer_id), (CT,), load)
     return load()
+
+
+def _cache_key(customer_id: int) -> tuple:
+    return ("loyalty.tier", customer_id)
+
+
+def _of_customer(column):
+    return select(column).where(CT.c.customer_id == bindparam("cid")).scalar_subquery()
+
+
+#: The stored tier row of the customer ``:cid`` as columns another statement can carry (an order's
+#: earn reads them with the balance): whether there is one, then its tier, since and evaluated_at.
+ROW_COLUMNS = (select(CT.c.customer_id).where(CT.c.customer_id == bindparam("cid")).exists(),
+               _of_customer(CT.c.tier), _of_customer(CT.c.since), _of_customer(CT.c.evaluated_at))
+
+
+def keep_tier_row(ctx, customer_id: int, columns) -> Mapping | None:
+    """The tier row from :data:`ROW_COLUMNS`' values, kept as :func:`tier_row`'s read for ``ctx``."""
+    found, tier, since, evaluated_at = columns
+    row = MappingProxyType({"customer_id": customer_id, "tier": tier, "since": since,
+                            "evaluated_at": evaluated_at}) if found else None
+    ctx._keep(_cache_key(customer_id), (CT,), row)
+    return row
 
 
 def current_tier(conn, customer_id: int, *, ctx=None) -> str | None:
@@ -53,24 +78,36 @@ def perks(settings: dict, tier: str | None) -> dict:
     return dict(cfg["perks"]) if cfg else {}
 
 
-def _spend_stmt(include_test: bool, some: bool):
+def _customers(q, column, scope: str | None):
+    """``q`` for everyone (``scope`` None), one customer (``:cid``) or some (``:ids``, expanded at each run).
+
+    One customer is what every order event asks: ``= :cid`` spares the statement the expansion of
+    ``IN (:ids)`` that each run of it otherwise costs.
+    """
+    if scope == "one":
+        return q.where(column == bindparam("cid"))
+    return q.where(column.in_(bindparam("ids", expanding=True))) if scope == "some" else q
+
+
+def _spend_stmt(include_test: bool, scope: str | None):
     q = select(O.c.customer_id, func.sum(O.c.subtotal - O.c.refunded)).where(
         O.c.customer_id.is_not(None), O.c.paid_at.is_not(None), O.c.cancelled_at.is_(None),
         O.c.paid_at >= bindparam("since")).group_by(O.c.customer_id)
     if not include_test:
         q = q.where(O.c.test.is_(False))
-    return q.where(O.c.customer_id.in_(bindparam("ids", expanding=True))) if some else q
+    return _customers(q, O.c.customer_id, scope)
 
 
-def _points_stmt(some: bool):
+def _points_stmt(scope: str | None):
     q = select(L.c.customer_id, func.sum(L.c.points)).where(
         L.c.kind.in_((EARN, REVERSE)), L.c.created_at >= bindparam("since")).group_by(L.c.customer_id)
-    return q.where(L.c.customer_id.in_(bindparam("ids", expanding=True))) if some else q
+    return _customers(q, L.c.customer_id, scope)
 
 
-# Built once (every order event evaluates its customer's tier): by (include test orders, some customers only).
-_SPEND = {(test, some): _spend_stmt(test, some) for test in (False, True) for some in (False, True)}
-_POINTS = {some: _points_stmt(some) for some in (False, True)}
+SCOPES = (None, "one", "some")
+# Built once (every order event evaluates its customer's tier): by (include test orders, scope).
+_SPEND = {(test, scope): _spend_stmt(test, scope) for test in (False, True) for scope in SCOPES}
+_POINTS = {scope: _points_stmt(scope) for scope in SCOPES}
 
 
 def evaluate(conn, settings: dict, now: datetime, customer_ids=None) -> dict[int, str | None]:
@@ -81,13 +118,14 @@ def evaluate(conn, settings: dict, now: datetime, customer_ids=None) -> dict[int
     ids = list(customer_ids) if customer_ids is not None else None
     spend: dict[int, dict[int, Decimal]] = {}
     points: dict[int, dict[int, int]] = {}
-    some = ids is not None
+    scope = None if ids is None else ("one" if len(ids) == 1 else "some")
+    params = {"ids": ids, "cid": ids[0] if scope == "one" else None}
     for w in sorted({tr["window_days"] for tr in tiers if tr["min_spend"] is not None}):
-        q = _SPEND[(bool(settings["include_test_orders"]), some)]
-        spend[w] = {cid: Decimal(v or 0) for cid, v in conn.execute(q, {"since": now - timedelta(days=w), "ids": ids})}
+        q = _SPEND[(bool(settings["include_test_orders"]), scope)]
+        spend[w] = {cid: Decimal(v or 0) for cid, v in conn.execute(q, {**params, "since": now - timedelta(days=w)})}
     for w in sorted({tr["window_days"] for tr in tiers if tr["min_points"] is not None}):
-        q = _POINTS[some]
-        points[w] = {cid: int(v or 0) for cid, v in conn.execute(q, {"since": now - timedelta(days=w), "ids": ids})}
+        q = _POINTS[scope]
+        points[w] = {cid: int(v or 0) for cid, v in conn.execute(q, {**params, "since": now - timedelta(days=w)})}
     if ids is None:
         found: set[int] = set()
         for d in list(spend.values()) + list(points.values()):
