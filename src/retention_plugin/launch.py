@@ -72,7 +72,8 @@ def main(argv=None):
         # of 200,000 customers, docs/performance.md), for matrix products these commands never make
         # large enough to share out. A value the user set is kept.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        _reuse_freed_memory()
+        if argv is None:  # the console script's own process, not a program that calls main()
+            _reuse_freed_memory()
         # pyarrow parses the file on its own threads while numpy, click and the command import.
         from .analysis import readahead
 
