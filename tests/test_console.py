@@ -466,3 +466,40 @@ def test_the_pages_that_only_read_answer_while_a_writer_holds_the_database(conso
         assert r.status_code == 200 and "shopify:42" in r.text
         # No report kept yet: the page that shows one reads, and says how to get one.
         assert b.get("/admin/analysis/report").status_code == 404
+
+
+def test_the_recall_pages_read_only_and_show_a_sent_notice_as_notified(console, monkeypatch):
+    """``/admin/recalls`` and ``/admin/recalls/{id}`` used to mark the cases whose notice went out as
+    notified before reading (an UPDATE on a GET, which a prefetch or a crawler could trigger), so on
+    SQLite they waited for the worker's group. They read through ``read_only`` now and show the sent
+    notice's case as notified all the same, while what is stored stays the ``recalls.sync`` task's."""
+    from datetime import timedelta
+
+    from retention_plugin.records import resolve_customer
+    from write_lock_support import writer_holding
+
+    now = console.now()
+    sent_at = now - timedelta(minutes=3)
+    with console.engine.begin() as conn:
+        cid = resolve_customer(conn, None, now, email="ann@example.com")
+        mid = conn.execute(insert(t.messages).values(
+            key="recall:1:ann", customer_id=cid, kind="recall", message_class="transactional", channel="log",
+            data={}, due_at=sent_at, send_at=sent_at, status="sent", sent_at=sent_at, attempts=1,
+            created_at=sent_at).returning(t.messages.c.id)).scalar_one()
+        rid = conn.execute(insert(t.recalls).values(
+            key="recall:sku=KETTLE", sku="KETTLE", severity="safety", title="the lid comes loose", status="open",
+            created_at=now).returning(t.recalls.c.id)).scalar_one()
+        conn.execute(insert(t.recall_cases).values(recall_id=rid, customer_id=cid, status="affected",
+                                                   message_id=mid, created_at=now))
+    b = Browser(console)
+    assert b.sign_in().status_code == 303
+    with writer_holding(console, monkeypatch):
+        listing = b.get("/admin/recalls")
+        assert listing.status_code == 200, listing.text[:300]
+        [row] = re.findall(r"<tr><td data-label=\"Id\">.*?</tr>", listing.text)
+        assert '<td data-label="Notified" class="num">1</td>' in row
+        page = b.get(f"/admin/recalls/{rid}")
+        assert page.status_code == 200, page.text[:300]
+        assert '<td data-label="State">notified</td>' in page.text
+    with console.engine.connect() as conn:
+        assert conn.execute(select(t.recall_cases.c.status, t.recall_cases.c.notified_at)).one() == ("affected", None)

@@ -371,3 +371,66 @@ def _invoke(app, monkeypatch, *args):
     group = click.Group("retention")
     recalls.register_commands(cli=group)
     return CliRunner().invoke(group, list(args), obj=cli_mod.LazyApp(None))
+
+
+def test_a_sent_notice_shows_as_notified_in_every_read_and_no_read_writes(make_app, clock, monkeypatch):
+    """The console's recall pages (``recalls.list``, ``recalls.status``) and ``recall list/status/cases``
+    used to store ``notified`` (``sync_notified``) before reading, so a GET wrote and, on SQLite, waited for
+    the worker's group. They now show what it would store, from the case's notice; the ``recalls.sync`` task
+    stores it, and what they show is the same before and after."""
+    from retention_plugin.operations import collect_operations
+    from retention_plugin.worker import Worker
+
+    app = make_app(recalls=RECALLS, links=LINKS, messages=LOG)
+    inside = clock.now - timedelta(days=10)
+    paid(app, 7301, inside, customer_id=801, email="u@example.com")
+    paid(app, 7302, inside, customer_id=802, email="v@example.com")
+    assert run_worker(app).dead == 0
+    rid = create_recall(app, sku=X, title="the base cracks", **WINDOW)["id"]
+    u, v = customer_id(app, "u@example.com"), customer_id(app, "v@example.com")
+    with app.engine.begin() as conn:  # v's notice is not due yet: v stays affected
+        conn.execute(update(t.messages).where(t.messages.c.customer_id == v, t.messages.c.kind == "recall")
+                     .values(send_at=clock.now + timedelta(days=1)))
+    # The sender alone, as a worker round ends: no recalls.sync round after it.
+    assert Worker(app).send_messages()["sent"] == 1
+    sent_at = next(m["sent_at"] for m in recall_messages(app) if m["customer_id"] == u)
+    stored = {c: (r["status"], r["notified_at"]) for c, r in cases(app, rid).items()}
+    assert stored == {u: ("affected", None), v: ("affected", None)}
+
+    operations = collect_operations(app.pm)
+
+    def cli_json(*args):
+        res = _invoke(app, monkeypatch, "recall", *args, "--json")
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output)
+
+    def shown():
+        one = operations["recalls.status"](app, recall_id=rid)
+        return {"console": one, "console list": operations["recalls.list"](app),
+                "cli status": cli_json("status", str(rid)), "cli list": cli_json("list"),
+                "cli cases": cli_json("cases", str(rid)),
+                "cli notified": [c["customer_id"] for c in cli_json("cases", str(rid), "--state", "notified")],
+                "cli affected": [c["customer_id"] for c in cli_json("cases", str(rid), "--state", "affected")]}
+
+    before = shown()
+    one = before["console"]
+    assert (one["affected"], one["notified"], one["cumulative"]["notified"]) == (1, 1, 1) and add_up(one)
+    assert {c["customer_id"]: (c["status"], c["notified_at"]) for c in one["cases"]} == {
+        u: ("notified", sent_at.isoformat()), v: ("affected", None)}
+    assert before["console list"] == [{**{k: one[k] for k in one if k != "cases"}, "shop": one_shop(app, rid)}]
+    assert before["cli status"] == {k: one[k] for k in one if k != "cases"} == before["cli list"][0]
+    assert before["cli cases"] == one["cases"]
+    assert (before["cli notified"], before["cli affected"]) == ([u], [v])
+    # Nothing above wrote: the stored states are the task's to bring up to date.
+    assert {c: (r["status"], r["notified_at"]) for c, r in cases(app, rid).items()} == stored
+
+    with app.engine.begin() as conn:
+        recall_engine.sync_all(HookContext(app, conn, now=clock.now, source="task"))
+    assert {c: (r["status"], r["notified_at"]) for c, r in cases(app, rid).items()} == {
+        u: ("notified", sent_at), v: ("affected", None)}
+    assert shown() == before
+
+
+def one_shop(app, rid):
+    with app.engine.connect() as conn:
+        return conn.execute(select(t.recalls.c.shop).where(t.recalls.c.id == rid)).scalar_one()

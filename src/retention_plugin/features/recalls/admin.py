@@ -7,29 +7,30 @@ from sqlalchemy import select
 from retention_plugin.operations import NotFound, OperationRefused
 from retention_plugin.shop_scope import only
 from retention_plugin.storage import tables as t
+from retention_plugin.storage.db import read_only
 
 
 def list_recalls(retention) -> list[dict]:
     """Every recall, newest first, with its shop; in a shop's scope (an embedded console session), its own."""
-    from .engine import recall_status, sync_notified
+    from .engine import recall_status
 
     rl = t.recalls
-    with retention.engine.begin() as conn:
-        sync_notified(conn)
+    # Reads only (a notice sent since the last ``recalls.sync`` shows as notified all the same): the
+    # console's GET waits for no worker's group on SQLite.
+    with read_only(retention.engine) as conn:
         found = conn.execute(select(rl.c.id, rl.c.shop).where(only(rl)).order_by(rl.c.id.desc())).all()
         return [{**recall_status(conn, i), "shop": shop} for i, shop in found]
 
 
 def status(retention, *, recall_id: int) -> dict:
     """One recall's counts and each case (the CLI's ``recall status`` and ``recall cases``)."""
-    from .engine import recall_cases, recall_status, sync_notified
+    from .engine import recall_cases, recall_status
 
     rl = t.recalls
-    with retention.engine.begin() as conn:
+    with read_only(retention.engine) as conn:
         # Another shop's recall is no recall here (the same answer as an id nobody has).
         if conn.execute(select(rl.c.id).where(rl.c.id == recall_id, only(rl))).first() is None:
             raise NotFound(f"no recall with id {recall_id}")
-        sync_notified(conn, recall_id)
         return {**recall_status(conn, recall_id), "cases": recall_cases(conn, recall_id)}
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from retention_plugin import links
 from retention_plugin.clihelp import ShopListing, echo_json, pass_app, require_schema, resolve_customer_arg
 from retention_plugin.storage import tables as t
+from retention_plugin.storage.db import read_only
 
 from .ack import verify_ack
 from .engine import (
@@ -131,7 +132,6 @@ def recall_create(app, sku, product_id, ordered_from, ordered_to, severity, titl
 def recall_status_cmd(app, recall_id, as_json):
     """Cases per state (they add up to the total), notice outcomes, tickets."""
     with app.engine.begin() as conn:
-        sync_notified(conn, recall_id)
         link_tickets(conn, recall_id)
         try:
             s = recall_status(conn, recall_id)
@@ -149,8 +149,7 @@ def recall_status_cmd(app, recall_id, as_json):
 def recall_list(app, as_json):
     """Every recall with its counts, newest first (with --shop, that shop's)."""
     shops = ShopListing(app)
-    with app.engine.begin() as conn:
-        sync_notified(conn)
+    with read_only(app.engine) as conn:
         found = conn.execute(shops.filter(select(rl.c.id, rl.c.shop).order_by(rl.c.id.desc()), rl)).all()
         shop_of = dict(found)
         rows = [recall_status(conn, i) for i in shop_of]
@@ -174,8 +173,7 @@ def recall_list(app, as_json):
 @pass_app
 def recall_cases_cmd(app, recall_id, state, as_json):
     """Each affected customer and where their case stands."""
-    with app.engine.begin() as conn:
-        sync_notified(conn, recall_id)
+    with read_only(app.engine) as conn:
         if recall_row(conn, recall_id) is None:
             raise click.BadParameter(f"no recall with id {recall_id}", param_hint="ID")
         rows = recall_cases(conn, recall_id, state)

@@ -12,7 +12,8 @@ import re
 from datetime import date, datetime, time, timezone
 from typing import Mapping
 
-from sqlalchemy import and_, func, not_, or_, select, update
+from sqlalchemy import and_, func, literal, not_, or_, select, update
+from sqlalchemy import case as sql_case
 
 from retention_plugin import links
 from retention_plugin.shop_scope import current, only, scope, scoped
@@ -250,7 +251,11 @@ def open_missing_tickets(ctx, recall: Mapping) -> int:
 
 
 def sync_notified(conn, recall_id: int | None = None) -> int:
-    """Cases whose notice went out become ``notified`` (``notified_at`` = when it was sent)."""
+    """Cases whose notice went out become ``notified`` (``notified_at`` = when it was sent).
+
+    The ``recalls.sync`` task stores this every round; what :func:`recall_status` and
+    :func:`recall_cases` show is computed the same way (:func:`shown_status`), so they read only.
+    """
     sent = select(m.c.id).where(m.c.status == "sent")
     sent_at = select(m.c.sent_at).where(m.c.id == rc.c.message_id).scalar_subquery()
     scope = [rc.c.recall_id == recall_id] if recall_id is not None else []
@@ -538,32 +543,44 @@ def recall_json(r: Mapping) -> dict:
             "title": r["title"], "status": r["status"], "created_at": as_iso(r["created_at"])}
 
 
+# What :func:`sync_notified` would store, computed from the case and its notice (``m`` joined on the
+# case's ``message_id``): the pages and commands that show cases read only, and a notice sent since
+# the last ``recalls.sync`` round already shows as ``notified``.
+_SENT = m.c.status == "sent"
+shown_status = sql_case((and_(rc.c.status == "affected", _SENT), literal("notified")), else_=rc.c.status)
+shown_notified_at = sql_case((and_(_SENT, or_(rc.c.status == "affected", rc.c.notified_at.is_(None))), m.c.sent_at),
+                         else_=rc.c.notified_at)
+
+
 def recall_cases(conn, recall_id: int, state: str | None = None) -> list[dict]:
     """Each affected customer of a recall and where their case stands (with the notice's status), in order."""
     c = t.customers
-    q = (select(rc, c.c.email, m.c.status.label("notice"), m.c.reason.label("notice_reason"))
+    shown = {"status": shown_status.label("status"), "notified_at": shown_notified_at.label("notified_at")}
+    q = (select(*(shown.get(col.name, col) for col in rc.c), c.c.email, m.c.status.label("notice"),
+                m.c.reason.label("notice_reason"))
          .select_from(rc.join(c, rc.c.customer_id == c.c.id).join(m, rc.c.message_id == m.c.id, isouter=True))
          .where(rc.c.recall_id == recall_id).order_by(rc.c.id))
     if state:
-        q = q.where(rc.c.status == state)
+        q = q.where(shown_status == state)
     return [{k: as_iso(v) for k, v in r.items()} for r in conn.execute(q).mappings()]
 
 
 def recall_status(conn, recall_id: int) -> dict:
     """Counts per state (they add up to ``total``), cumulative milestones, notice outcomes, tickets.
 
-    Call :func:`sync_notified` first for current figures (the commands do).
+    A read: a case whose notice went out counts as notified whether or not ``recalls.sync`` stored it yet.
     """
     recall = recall_row(conn, recall_id)
     if recall is None:
         raise RecallError(f"no recall with id {recall_id}")
+    with_notice = rc.join(m, rc.c.message_id == m.c.id, isouter=True)
     states = dict.fromkeys(STATES, 0)
-    for status, n in conn.execute(select(rc.c.status, func.count()).where(rc.c.recall_id == recall_id)
-                                  .group_by(rc.c.status)):
+    for status, n in conn.execute(select(shown_status, func.count()).select_from(with_notice)
+                                  .where(rc.c.recall_id == recall_id).group_by(shown_status)):
         states[status] = states.get(status, 0) + int(n)
-    cum = conn.execute(select(func.count(rc.c.notified_at), func.count(rc.c.acknowledged_at),
+    cum = conn.execute(select(func.count(shown_notified_at), func.count(rc.c.acknowledged_at),
                               func.count(rc.c.resolved_at), func.count(rc.c.zendesk_ticket_id))
-                       .where(rc.c.recall_id == recall_id)).one()
+                       .select_from(with_notice).where(rc.c.recall_id == recall_id)).one()
     notices: dict[str, int] = {}
     for status, n in conn.execute(select(m.c.status, func.count()).select_from(
             rc.join(m, rc.c.message_id == m.c.id, isouter=True)).where(rc.c.recall_id == recall_id)
