@@ -254,13 +254,21 @@ def _customer_days(codes: np.ndarray, days: np.ndarray, offset: int = 0,
     if len(days) == 0:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty, empty
+    return _reduce(*_sorted_key(codes, days, offset, bounds))
+
+
+def _sorted_key(codes: np.ndarray, days: np.ndarray, offset: int, bounds: tuple[int, int, int] | None = None):
+    """``(key, bits, d0)``: the sorted (customer code less ``offset``, day) keys of non-empty
+    columns, and what takes them apart (``key >> bits`` the customer, ``d0`` + the low bits the day).
+    ``bounds`` is (first day, last day, largest code) if the caller knows them."""
     d0, d1, top = bounds or (int(days.min()), int(days.max()), int(codes.max()))
     bits = (d1 - d0).bit_length()
-    small = (top - offset + 1) << bits <= 1 << 32  # a 32-bit key sorts faster
+    # A 32-bit key sorts about twice as fast as a 64-bit one.
+    small = (top - offset + 1) << bits <= 1 << 32
     key = np.empty(len(days), np.uint32 if small else np.int64)
     _fill_key(key, codes, days, offset, bits, d0)
     _sort(key)
-    return _reduce(key, bits, d0)
+    return key, bits, d0
 
 
 def _fill_key(key: np.ndarray, codes: np.ndarray, days: np.ndarray, offset: int, bits: int, d0: int) -> None:
@@ -315,13 +323,7 @@ def _distinct_days(codes: np.ndarray, days: np.ndarray, offset: int = 0) -> tupl
     """The distinct (customer code less ``offset``, day) pairs, sorted by code, then day."""
     if len(days) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    d0 = int(days.min())
-    bits = (int(days.max()) - d0).bit_length()
-    # A 32-bit key sorts about twice as fast as a 64-bit one.
-    small = (int(codes.max()) - offset + 1) << bits <= 1 << 32
-    key = np.empty(len(codes), np.uint32 if small else np.int64)
-    _fill_key(key, codes, days, offset, bits, d0)
-    _sort(key)
+    key, bits, d0 = _sorted_key(codes, days, offset)
     key = key[_run_starts(key)]
     day = (key & ((1 << bits) - 1)).astype(np.int64, copy=False)
     day += d0

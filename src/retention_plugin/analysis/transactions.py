@@ -197,12 +197,10 @@ def _read_typed(p: readahead.Plan) -> Transactions:
         columns["customer"] = _arrow_ids(columns["customer"], names["customer"], path.name, 0, bounds)
 
     # The amounts and days are copied out beside the ids' cast (itself on two threads): about a
-    # tenth of a second of work after the parse, on whichever core is free. An amount that is not
-    # a finite number sends the file to the text reader whatever the ids hold, as when the
-    # columns were done one after another.
-    failed = _both(amounts_and_days, cast_ids)
-    if failed is not None:
-        raise failed
+    # tenth of a second of work after the parse, on whichever core is free. run_both raises this
+    # thread's error first, so an amount that is not a finite number sends the file to the text
+    # reader whatever the ids hold, as when the columns were done one after another.
+    run_both(amounts_and_days, cast_ids, "cast ids")
     amounts, days, ids = columns.pop("amount"), columns.pop("date"), columns.pop("customer")
     if isinstance(ids, np.ndarray) and not _dense(ids, bounds.get("ids")):
         # Integer ids are kept as they are: the summary sorts them with the days in one key
@@ -211,26 +209,6 @@ def _read_typed(p: readahead.Plan) -> Transactions:
     codes, labels = _codes([ids] if isinstance(ids, np.ndarray) else list(ids.chunks))
     bounds.pop("ids", None)  # the codes are not the ids
     return Transactions(codes=codes, labels=labels, days=days, amounts=amounts, bounds=bounds)
-
-
-def _both(first, second) -> BaseException | None:
-    """Run both (``second`` on a helper thread); the exception of ``first`` if it raised, else
-    that of ``second``, else None."""
-    errors: list[BaseException | None] = [None, None]
-
-    def guarded(i: int, work) -> None:
-        try:
-            work()
-        except BaseException as exc:  # noqa: BLE001 - returned to the caller, who raises it
-            errors[i] = exc
-
-    if (os.cpu_count() or 1) < 2:
-        guarded(0, first)
-        if errors[0] is None:
-            guarded(1, second)
-    else:
-        run_both(lambda: guarded(1, second), lambda: guarded(0, first), "amounts and days")
-    return errors[0] or errors[1]
 
 
 def _finite_amounts(column, bounds: dict) -> np.ndarray:
