@@ -57,6 +57,7 @@ class HookContext:
         #: During ``customer_redact``: the :class:`~retention_plugin.privacy.Erasure` running (who the person is).
         self.erasure = None
         self._reads: dict[Hashable, tuple[tuple, Any]] = {}
+        self._epoch: int | None = None
 
     @property
     def settings(self):
@@ -111,10 +112,21 @@ class HookContext:
         ``load`` reads only ``tables`` through ``ctx.conn``. The value is shared by every caller,
         so return something immutable (a row mapping, a tuple) or copy it before changing it.
         """
-        stamp = None if self.conn is None else writes.stamp(self.conn, _names(tables))
+        stamp = self._stamp(tables)
         if stamp is None:  # no connection, or one of an engine not made by make_engine: nothing is known
             return load()
         return writes.remember(self._reads, key, stamp, load)
+
+    def _stamp(self, tables: Iterable) -> tuple | None:
+        stamp = None if self.conn is None else writes.stamp(self.conn, _names(tables))
+        if stamp is not None and stamp[0] != self._epoch:
+            # A stamp's epoch only grows (a commit, a rollback, a write the counts cannot place), so
+            # every read kept under an earlier one is stale for good: drop them, or a context that
+            # outlives many transactions (a daily task committing chunk by chunk) keeps every row it
+            # ever read.
+            self._reads.clear()
+            self._epoch = stamp[0]
+        return stamp
 
     def forget(self) -> None:
         """Drop every cached read (the next lookups read again)."""
@@ -122,7 +134,7 @@ class HookContext:
 
     def _keep(self, key: Hashable, tables: Iterable, value: Any) -> None:
         """Cache ``value`` as just written (the caller read it back with RETURNING)."""
-        stamp = None if self.conn is None else writes.stamp(self.conn, _names(tables))
+        stamp = self._stamp(tables)
         if stamp is not None:
             self._reads[key] = (stamp, value)
 

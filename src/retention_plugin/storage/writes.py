@@ -104,13 +104,20 @@ def _sent(conn, cursor, statement: str, parameters, context, executemany) -> Non
         # does, and counts as anything (``ROLLBACK TO SAVEPOINT``, and the ``rollback_savepoint`` event).
         if head[:6] == "SELECT" or head == "SAVEPOINT" or head[:7] == "RELEASE":
             return
-    w.epoch += 1
+    _new_epoch(w)
 
 
 def _boundary(conn, *args) -> None:
     w = _BY_CONNECTION.get(conn)
     if w is not None:
-        w.epoch += 1
+        _new_epoch(w)
+
+
+def _new_epoch(w: _Writes) -> None:
+    # Every read kept under an earlier epoch is stale for good (the epoch only grows): dropping them
+    # keeps a connection that lives through many transactions from holding every value it ever read.
+    w.epoch += 1
+    w.reads.clear()
 
 
 def watch(engine: Engine) -> Engine:
