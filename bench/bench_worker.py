@@ -18,6 +18,11 @@ run at night defers them all, a cheaper path (figures before 2026-12-07 02:15 UT
     python bench/bench_worker.py [--sizes 2000] [--db sqlite,postgresql] [--repeat 1]
     python bench/bench_worker.py --db postgresql --workers 1,2,4 --sizes 2000
     python bench/bench_worker.py --db sqlite --daily-tasks 100000
+    python bench/bench_worker.py --db sqlite --core-only
+
+``--core-only`` runs the same deliveries with every feature plugin off (messages, loyalty, offers,
+reminders, recalls, referrals, ...): the queue, the parsing and the core records alone, the floor
+under what the plugins add.
 
 ``--workers K`` starts K worker processes on the same stored deliveries (PostgreSQL only: they
 share the queue through ``FOR UPDATE SKIP LOCKED``) and reports the wall time until all are idle.
@@ -70,10 +75,20 @@ def sections(db_url: str) -> dict:
     )
 
 
+#: The plugins ``--core-only`` switches off: every one that reacts to order events.
+FEATURE_PLUGINS = ["messaging", "loyalty", "offers", "links", "followups", "delays", "reminders", "recalls",
+                   "recovery", "winback", "storefront", "referrals"]
+CORE_ONLY = "BENCH_WORKER_CORE_ONLY"  # set by --core-only for the children
+
+
 def make_app(db_url: str):
     from retention_plugin.app import Retention
 
-    return Retention.from_dict(sections(db_url), path=Path(tempfile.gettempdir()) / "bench-worker.toml")
+    if os.environ.get(CORE_ONLY):
+        cfg = base_config(db_url, worker={"batch_size": 100}, plugins={"disabled": FEATURE_PLUGINS})
+    else:
+        cfg = sections(db_url)
+    return Retention.from_dict(cfg, path=Path(tempfile.gettempdir()) / "bench-worker.toml")
 
 
 def fresh_database(kind: str, directory: Path) -> str:
@@ -284,7 +299,10 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--workers", default="1", help="worker processes (PostgreSQL), e.g. 1,2,4")
     p.add_argument("--daily-tasks", type=int, metavar="N", help="N customers: run each daily task once instead")
+    p.add_argument("--core-only", action="store_true", help="every feature plugin off: the core's own cost")
     a = p.parse_args()
+    if a.core_only:
+        os.environ[CORE_ONLY] = "1"
     kinds = [k for k in a.db.split(",") if k]
     if a.daily_tasks:
         bench_daily(kinds, a.daily_tasks)
