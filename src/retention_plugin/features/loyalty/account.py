@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, bindparam, or_, select
 
 from ...storage import tables as t
 from .ledger import (
@@ -33,12 +33,32 @@ from .ledger import (
     refund_key,
 )
 from .ledger import _BALANCE_AND_ENTRY
-from .tiers import ROW_COLUMNS, current_tier, keep_tier_row, tier_config
+from .tiers import (
+    ROW_COLUMNS,
+    current_tier,
+    keep_spend,
+    keep_tier_row,
+    read_tier_and_spend,
+    spend_columns,
+    spend_params,
+    spend_shape,
+    tier_config,
+)
 
 L = t.ledger
 
-#: The balance, whether a key is taken and the stored tier row, in one statement (:meth:`LoyaltyOp.has_entry`).
-_EARN_READ = _BALANCE_AND_ENTRY.add_columns(*ROW_COLUMNS)
+#: The balance, whether a key is taken, the stored tier row and the customer's spend in each tier
+#: window, in one statement (:meth:`LoyaltyOp.has_entry`); built once per :func:`.tiers.spend_shape`.
+_EARN_READS: dict[tuple[bool, int], Select] = {}
+_TIER_AT = 4  # where the tier row's columns start
+
+
+def _earn_read(settings: dict) -> Select:
+    shape = spend_shape(settings)
+    stmt = _EARN_READS.get(shape)
+    if stmt is None:
+        stmt = _EARN_READS[shape] = _BALANCE_AND_ENTRY.add_columns(*ROW_COLUMNS, *spend_columns(settings))
+    return stmt
 
 
 # --- one operation on one customer's account ------------------------------------------
@@ -104,18 +124,29 @@ class LoyaltyOp:
         Asked before the balance is read, the same statement reads the balance too, and the
         stored tier when tiers are on and it is not known yet (an order's earn needs all three:
         it is the statement a replay costs, the earn goes by the tier and a first earn's automatic
-        rewards by the balance). The tier row is kept as the context's read of it.
+        rewards by the balance), with the spend the tier's evaluation after the event asks. The
+        tier row and the spend are kept as the context's reads of them.
         """
         if self._bal is not None:
             return entry(self.conn, key) is not None
-        if self._tier is not None or not self.settings["tiers"]:
+        s = self.settings
+        if self._tier is not None or not s["tiers"]:
             self._bal, found = balance_and_entry(self.conn, self.customer_id, self.now, key)
             return found
-        row = self.conn.execute(_EARN_READ, {"cid": self.customer_id, "now": self.now, "key": key}).one()
+        row = self.conn.execute(_earn_read(s), {"cid": self.customer_id, "now": self.now, "key": key,
+                                                **spend_params(s, self.now)}).one()
         self._bal = Balance(int(row[0]), int(row[1]), int(row[2]))
-        stored = keep_tier_row(self.ctx, self.customer_id, row[4:])
+        end = _TIER_AT + len(ROW_COLUMNS)
+        stored = keep_tier_row(self.ctx, self.customer_id, row[_TIER_AT:end])
+        keep_spend(self.ctx, s, self.customer_id, self.now, row[end:])
         self._tier = (stored["tier"] if stored else None,)
         return bool(row[3])
+
+    def read_tier(self) -> None:
+        """Before a tier evaluation: the stored tier, with the spend it is evaluated from, in one statement."""
+        if self._tier is None and self.settings["tiers"]:
+            stored = read_tier_and_spend(self.ctx, self.settings, self.customer_id, self.now)
+            self._tier = (stored["tier"] if stored else None,)
 
     def add(self, key: str, kind: str, points: int, *, available_at: datetime | None = None,
             order_id: int | None = None, rate=None, basis=None, currency: str | None = None,
@@ -193,6 +224,14 @@ def basis_amount(order, basis: str) -> Decimal:
     raise ValueError(f"unknown basis {basis!r}")
 
 
+#: An order's earn entry and its reversals so far, in one statement (a refund's event asks both).
+_EARNED_AND_REVERSED = select(L).where(or_(
+    L.c.key == bindparam("key"),
+    and_(L.c.order_id == bindparam("oid"), L.c.kind == REVERSE)))
+_REFUNDS = (select(t.refunds).where(t.refunds.c.order_id == bindparam("oid"))
+            .order_by(t.refunds.c.created_at, t.refunds.c.id))
+
+
 def reconcile_order(op: LoyaltyOp, order_row) -> None:
     """Bring an order's reversals up to date with its stored refunds and cancellation.
 
@@ -206,16 +245,19 @@ def reconcile_order(op: LoyaltyOp, order_row) -> None:
     sid = order_row["shopify_id"]
     if order_row["cancelled_at"] is None and not order_row["refunded"]:
         return  # nothing refunded (with merchandise) or cancelled: nothing to take back
-    earned = entry(conn, earn_key(sid))
+    key, oid = earn_key(sid), order_row["id"]
+    earned, done = None, {}
+    for r in conn.execute(_EARNED_AND_REVERSED, {"key": key, "oid": oid}).mappings():
+        if r["key"] == key:
+            earned = r
+        if r["order_id"] == oid and r["kind"] == REVERSE:
+            done[r["key"]] = r["points"]
     if earned is None:
         return
     E, B = earned["points"], earned["basis"] or Decimal(0)
-    done = {r.key: r.points for r in conn.execute(select(L.c.key, L.c.points).where(
-        L.c.order_id == order_row["id"], L.c.kind == REVERSE))}
     remaining = E + sum(done.values())
     refunded_back = -sum(p for k, p in done.items() if k.startswith("loyalty:refund:"))
-    refunds = conn.execute(select(t.refunds).where(t.refunds.c.order_id == order_row["id"])
-                           .order_by(t.refunds.c.created_at, t.refunds.c.id)).mappings().all()
+    refunds = conn.execute(_REFUNDS, {"oid": oid}).mappings().all()
     counted = sum((r["merchandise"] for r in refunds if refund_key(r["shopify_id"]) in done), Decimal(0))
     for r in refunds:
         key = refund_key(r["shopify_id"])

@@ -24,18 +24,23 @@ def finish(op: LoyaltyOp, *, evaluate_tier: bool) -> None:
     ctx, s, cid = op.ctx, op.settings, op.customer_id
     if any(c.points > 0 for c in op.changes):
         rewards.issue_automatic(op)
+    evaluate = evaluate_tier and bool(s["tiers"])
+    if evaluate:
+        op.read_tier()
     before = op.tier
     after, changed = before, False
-    if evaluate_tier and s["tiers"]:
-        after = tiers.evaluate(op.conn, s, op.now, [cid]).get(cid)
+    if evaluate:
+        after = tiers.evaluate(op.conn, s, op.now, [cid], ctx=ctx).get(cid)
         _, changed = tiers.store_tier(op.conn, cid, after, op.now, ctx=ctx)
         op.tier = after
     if not (op.changes or changed):
         return
-    if op.changes and s["metafields"] == "balance_change":
-        sync.mark(op.conn, cid, op.now)
+    # The balance's mark and the tier change's are one statement (the version counts both).
+    marks = 1 if op.changes and s["metafields"] == "balance_change" else 0
     if changed:
-        sync.announce_tier_change(ctx, s, ctx.customer(cid), before, after)
+        marks += sync.announce_tier_change(ctx, s, ctx.customer(cid), before, after, defer_mark=True)
+    if marks:
+        sync.mark(op.conn, cid, op.now, marks)
     if not ctx.hook.loyalty_changed.get_hookimpls():
         return  # nobody listens: spare the balance query
     for notice in op.notices():

@@ -55,19 +55,22 @@ IN_FLIGHT = ("pending", "running")
 
 
 def _mark_stmt(dialect):
-    stmt = dialect.insert(S).values(customer_id=bindparam("cid"), version=1, synced_version=0, dirty=True,
-                                    changed_at=bindparam("now"), sent=0, failures=0)
+    stmt = dialect.insert(S).values(customer_id=bindparam("cid"), version=bindparam("n"), synced_version=0,
+                                    dirty=True, changed_at=bindparam("now"), sent=0, failures=0)
     return stmt.on_conflict_do_update(index_elements=["customer_id"], set_={
-        "version": S.c.version + 1, "dirty": True, "changed_at": bindparam("now")})
+        "version": S.c.version + bindparam("n"), "dirty": True, "changed_at": bindparam("now")})
 
 
 # Built once: this runs for every order event that changes a balance.
 _MARK = {"sqlite": _mark_stmt(sqlite_dialect), "postgresql": _mark_stmt(postgresql_dialect)}
 
 
-def mark(conn, customer_id: int, now: datetime) -> None:
-    """Note that a customer's balance or tier changed (inside the transaction that changed it)."""
-    conn.execute(_MARK[conn.dialect.name], {"cid": customer_id, "now": now})
+def mark(conn, customer_id: int, now: datetime, changes: int = 1) -> None:
+    """Note that a customer's balance or tier changed (inside the transaction that changed it).
+
+    ``changes`` marks at once: the row is what that many marks one after the other would leave.
+    """
+    conn.execute(_MARK[conn.dialect.name], {"cid": customer_id, "now": now, "n": changes})
 
 
 def mark_matured(ctx, settings: dict) -> int:
@@ -154,11 +157,16 @@ def metafields_request(settings: dict, gid: str, points: int, tier: str | None) 
     ])
 
 
-def announce_tier_change(ctx, settings: dict, customer: dict, previous: str | None, tier: str | None) -> None:
-    """Tell Shopify: swap the tier tags (once per change: the key has its time); mark the metafields stale."""
+def announce_tier_change(ctx, settings: dict, customer: dict, previous: str | None, tier: str | None,
+                         *, defer_mark: bool = False) -> int:
+    """Tell Shopify: swap the tier tags (once per change: the key has its time); mark the metafields stale.
+
+    Returns the marks due (0 or 1); with ``defer_mark`` the caller makes them, with its own (:func:`mark`'s
+    ``changes``), so a tier change and a balance change cost one statement.
+    """
     gid = customer_gid(customer)
     if gid is None:
-        return  # a customer we know only from Zendesk: nothing to tag in Shopify
+        return 0  # a customer we know only from Zendesk: nothing to tag in Shopify
     cid, when = customer["id"], stamp(ctx.now)
     with of_row(customer):  # the daily task tags each customer in their own shop
         if previous is not None:
@@ -167,5 +175,8 @@ def announce_tier_change(ctx, settings: dict, customer: dict, previous: str | No
         if tier is not None:
             ctx.enqueue_action("shopify", "tags_add", f"loyalty:tier:{cid}:+{tier}:{when}",
                                tags_add(gid, [tag_for(settings, tier)]))
-    if settings["metafields"] != "off":
+    if settings["metafields"] == "off":
+        return 0
+    if not defer_mark:
         mark(ctx.conn, cid, ctx.now)  # the sync task writes points and tier as they are then
+    return 1

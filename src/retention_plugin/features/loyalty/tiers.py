@@ -21,7 +21,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Mapping
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 
 from ...storage import tables as t
 from .ledger import EARN, REVERSE
@@ -110,19 +110,97 @@ _SPEND = {(test, scope): _spend_stmt(test, scope) for test in (False, True) for 
 _POINTS = {scope: _points_stmt(scope) for scope in SCOPES}
 
 
-def evaluate(conn, settings: dict, now: datetime, customer_ids=None) -> dict[int, str | None]:
-    """The tier each customer qualifies for now; ``customer_ids=None`` means everyone with activity."""
+def spend_windows(settings: dict) -> list[int]:
+    """The windows (days) the ``min_spend`` tiers look back over, ascending, each once."""
+    return sorted({tr["window_days"] for tr in settings["tiers"] if tr["min_spend"] is not None})
+
+
+def _spend_column(include_test: bool, n: int):
+    q = select(func.sum(O.c.subtotal - O.c.refunded)).where(
+        O.c.customer_id == bindparam("cid"), O.c.paid_at.is_not(None), O.c.cancelled_at.is_(None),
+        O.c.paid_at >= bindparam(f"since_{n}"))
+    if not include_test:
+        q = q.where(O.c.test.is_(False))
+    return q.scalar_subquery()
+
+
+_SPEND_COLUMNS: dict[tuple[bool, int], tuple] = {}
+
+
+def spend_shape(settings: dict) -> tuple[bool, int]:
+    """What :func:`spend_columns` depends on: whether test orders count, and how many windows there are."""
+    return bool(settings["include_test_orders"]), len(spend_windows(settings))
+
+
+def spend_columns(settings: dict) -> tuple:
+    """The customer ``:cid``'s spend in each of :func:`spend_windows` as columns another statement can
+    carry (parameters from :func:`spend_params`), so an order event's tier costs no statement of its own.
+
+    Built once per (include test orders, number of windows): bound ``since_<n>`` parameters, not the
+    windows themselves, so a configuration change needs no new statement.
+    """
+    key = spend_shape(settings)
+    cols = _SPEND_COLUMNS.get(key)
+    if cols is None:
+        cols = _SPEND_COLUMNS[key] = tuple(_spend_column(key[0], n) for n in range(key[1]))
+    return cols
+
+
+def spend_params(settings: dict, now: datetime) -> dict:
+    return {f"since_{n}": now - timedelta(days=w) for n, w in enumerate(spend_windows(settings))}
+
+
+def _spend_key(settings: dict, customer_id: int, since: datetime) -> tuple:
+    return ("loyalty.tier_spend", customer_id, bool(settings["include_test_orders"]), since)
+
+
+_TIER_READS: dict[tuple[bool, int], Select] = {}
+
+
+def read_tier_and_spend(ctx, settings: dict, customer_id: int, now: datetime) -> Mapping | None:
+    """The stored tier row, and the spend :func:`evaluate` will ask for, in one statement; both kept for ``ctx``."""
+    key = spend_shape(settings)
+    stmt = _TIER_READS.get(key)
+    if stmt is None:
+        stmt = _TIER_READS[key] = select(*ROW_COLUMNS, *spend_columns(settings))
+    row = ctx.conn.execute(stmt, {"cid": customer_id, **spend_params(settings, now)}).one()
+    keep_spend(ctx, settings, customer_id, now, row[len(ROW_COLUMNS):])
+    return keep_tier_row(ctx, customer_id, row[:len(ROW_COLUMNS)])
+
+
+def keep_spend(ctx, settings: dict, customer_id: int, now: datetime, values) -> None:
+    """:func:`spend_columns`' values, kept as :func:`evaluate`'s reads for ``ctx`` while ``orders`` is unwritten.
+
+    On PostgreSQL an order another worker commits between this read and the evaluation is not seen
+    by it, as if the evaluation had run a moment earlier; its own event evaluates the tier again.
+    """
+    for w, v in zip(spend_windows(settings), values):
+        ctx._keep(_spend_key(settings, customer_id, now - timedelta(days=w)), (O,),
+                  {customer_id: Decimal(v or 0)})
+
+
+def evaluate(conn, settings: dict, now: datetime, customer_ids=None, *, ctx=None) -> dict[int, str | None]:
+    """The tier each customer qualifies for now; ``customer_ids=None`` means everyone with activity.
+
+    With one customer and ``ctx`` (of ``conn``), a spend :func:`keep_spend` kept is not read again.
+    """
     tiers = settings["tiers"]
     if not tiers:
         return {}
     ids = list(customer_ids) if customer_ids is not None else None
-    spend: dict[int, dict[int, Decimal]] = {}
+    spend: dict[int, Mapping[int, Decimal]] = {}
     points: dict[int, dict[int, int]] = {}
     scope = None if ids is None else ("one" if len(ids) == 1 else "some")
     params = {"ids": ids, "cid": ids[0] if scope == "one" else None}
-    for w in sorted({tr["window_days"] for tr in tiers if tr["min_spend"] is not None}):
-        q = _SPEND[(bool(settings["include_test_orders"]), scope)]
-        spend[w] = {cid: Decimal(v or 0) for cid, v in conn.execute(q, {**params, "since": now - timedelta(days=w)})}
+    q = _SPEND[(bool(settings["include_test_orders"]), scope)]
+    cache = scope == "one" and ctx is not None and getattr(ctx, "conn", None) is conn
+    for w in spend_windows(settings):
+        since = now - timedelta(days=w)
+
+        def load(since=since):
+            return {cid: Decimal(v or 0) for cid, v in conn.execute(q, {**params, "since": since})}
+
+        spend[w] = ctx.cached(_spend_key(settings, params["cid"], since), (O,), load) if cache else load()
     for w in sorted({tr["window_days"] for tr in tiers if tr["min_points"] is not None}):
         q = _POINTS[scope]
         points[w] = {cid: int(v or 0) for cid, v in conn.execute(q, {**params, "since": now - timedelta(days=w)})}
