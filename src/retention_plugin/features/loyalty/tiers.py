@@ -225,18 +225,27 @@ def evaluate(conn, settings: dict, now: datetime, customer_ids=None, *, ctx=None
     return result
 
 
+# Built once: every order event stores its customer's evaluation.
+_INSERT_TIER = CT.insert().values(customer_id=bindparam("t_cid"), tier=bindparam("t_tier"),
+                                  since=bindparam("t_now"), evaluated_at=bindparam("t_now"))
+_EVALUATED = update(CT).where(CT.c.customer_id == bindparam("t_cid")).values(evaluated_at=bindparam("t_now"))
+_CHANGED = update(CT).where(CT.c.customer_id == bindparam("t_cid")).values(
+    tier=bindparam("t_tier"), since=bindparam("t_now"), evaluated_at=bindparam("t_now"))
+
+
 def store_tier(conn, customer_id: int, tier: str | None, now: datetime, *, ctx=None) -> tuple[str | None, bool]:
     """Record the evaluation; returns ``(previous tier, changed)``."""
     row = tier_row(conn, customer_id, ctx=ctx)
+    params = {"t_cid": customer_id, "t_tier": tier, "t_now": now}
     if row is None:
         if tier is None:
             return None, False
-        conn.execute(CT.insert().values(customer_id=customer_id, tier=tier, since=now, evaluated_at=now))
+        conn.execute(_INSERT_TIER, params)
         return None, True
     if row["tier"] == tier:
-        conn.execute(update(CT).where(CT.c.customer_id == customer_id).values(evaluated_at=now))
+        conn.execute(_EVALUATED, params)
         return tier, False
-    conn.execute(update(CT).where(CT.c.customer_id == customer_id).values(tier=tier, since=now, evaluated_at=now))
+    conn.execute(_CHANGED, params)
     return row["tier"], True
 
 
