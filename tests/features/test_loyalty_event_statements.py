@@ -139,3 +139,27 @@ def test_a_first_order_that_reaches_a_tier_inserts_the_mark_counting_both(make_a
     cid = customer_id(app, 1001)
     assert stored_tier(app, cid) == "silver"
     assert sync_row(app, cid)["version"] == 2
+
+
+def test_storing_a_tier_builds_no_statement(make_app, clock, monkeypatch):
+    """The insert and the two updates of ``customer_tiers`` are built once: building one per event cost
+    about as much as running it."""
+    app = tiers_app(make_app)
+    deliver_shopify(app, "orders/paid", order(851, subtotal="10.00", created=clock.now - timedelta(minutes=30)))
+    assert run_worker(app).processed == 1
+    cid = customer_id(app, 1001)
+
+    def built(*args, **kwargs):
+        raise AssertionError("a customer_tiers statement was built per call")
+
+    monkeypatch.setattr(tiers, "update", built)
+    monkeypatch.setattr(t.customer_tiers, "insert", built)
+    with app.engine.begin() as conn:
+        assert tiers.store_tier(conn, cid, None, clock.now) == (None, False)
+        assert tiers.store_tier(conn, cid, "silver", clock.now) == (None, True)
+        later = clock.now + timedelta(days=1)
+        assert tiers.store_tier(conn, cid, "silver", later) == ("silver", False)
+        assert tiers.store_tier(conn, cid, "gold", later + timedelta(days=1)) == ("silver", True)
+        row = conn.execute(select(t.customer_tiers).where(t.customer_tiers.c.customer_id == cid)).mappings().one()
+    assert (row["tier"], row["since"], row["evaluated_at"]) == (
+        "gold", later + timedelta(days=1), later + timedelta(days=1))
