@@ -163,3 +163,25 @@ def test_storing_a_tier_builds_no_statement(make_app, clock, monkeypatch):
         row = conn.execute(select(t.customer_tiers).where(t.customer_tiers.c.customer_id == cid)).mappings().one()
     assert (row["tier"], row["since"], row["evaluated_at"]) == (
         "gold", later + timedelta(days=1), later + timedelta(days=1))
+
+
+def test_the_metafields_task_reads_the_balance_and_the_tier_in_one_statement(make_app, clock):
+    app = tiers_app(make_app, sync_interval_minutes=10)
+    deliver_shopify(app, "orders/paid", order(861, subtotal="300.00", created=clock.now - timedelta(minutes=30)))
+    assert run_worker(app).processed == 1
+    cid = customer_id(app, 1001)
+    marked_by_hand = update(t.loyalty_sync).where(t.loyalty_sync.c.customer_id == cid).values(dirty=True)
+    with app.engine.begin() as conn:
+        conn.execute(marked_by_hand)
+    clock.advance(minutes=11)
+    seen = Seen(app.engine)
+    run_worker(app)
+    assert not seen.starting(TIER_READ), seen.statements
+    with app.engine.connect() as conn:
+        requests = [r for (r,) in conn.execute(select(t.actions.c.request).where(
+            t.actions.c.kind == "metafields_set").order_by(t.actions.c.id))]
+    assert len(requests) == 2
+    assert {m["key"]: m["value"] for m in requests[-1]["variables"]["metafields"]} == {
+        "points": "300", "tier": "silver"}
+    row = sync_row(app, cid)
+    assert (row["synced_version"], row["dirty"], row["sent"]) == (row["version"], False, 2)

@@ -36,9 +36,9 @@ from ...discounts import customer_gid
 from ...platforms.shopify.mutations import metafields_set, tags_add, tags_remove
 from ...shop_scope import of_row, only_customers, scope
 from ...storage import tables as t
-from .ledger import balance, stamp
+from .ledger import _BALANCE, stamp
 from .settings import settings_of
-from .tiers import current_tier, tag_for
+from .tiers import TIER_COLUMN, tag_for
 
 log = logging.getLogger("retention_plugin.loyalty")
 
@@ -71,6 +71,21 @@ def mark(conn, customer_id: int, now: datetime, changes: int = 1) -> None:
     ``changes`` marks at once: the row is what that many marks one after the other would leave.
     """
     conn.execute(_MARK[conn.dialect.name], {"cid": customer_id, "now": now, "n": changes})
+
+
+# Built once: the task runs these for every customer it writes.
+#: The balance and the stored tier, in one statement: what a metafields write says.
+_BALANCE_AND_TIER = _BALANCE.add_columns(TIER_COLUMN)
+_OF_CUSTOMER = S.c.customer_id == bindparam("s_cid")
+#: Written (or skipped): the version read is synced; still dirty if a change came since.
+_SYNCED = {"synced_version": bindparam("s_version"),
+           "dirty": case((S.c.version != bindparam("s_version"), True), else_=False)}
+_RETRY_LATER = update(S).where(_OF_CUSTOMER).values(dirty=True, failures=bindparam("s_failures"),
+                                                     due_at=bindparam("s_due"), action_key=None)
+_SKIPPED = update(S).where(_OF_CUSTOMER).values(**_SYNCED, failures=0, action_key=None)
+_WRITTEN = update(S).where(_OF_CUSTOMER).values(
+    **_SYNCED, sent=bindparam("s_sent"), sent_at=bindparam("s_now"), due_at=bindparam("s_due"),
+    failures=bindparam("s_failures"), action_key=bindparam("s_key"))
 
 
 def mark_matured(ctx, settings: dict) -> int:
@@ -125,24 +140,22 @@ def run(ctx) -> dict:
             retry_at = (row["sent_at"] or now) + interval * 2 ** min(failures - 1, MAX_BACKOFF_STEPS)
             if retry_at > now:
                 # Counted once: the failed write is forgotten, the customer waits marked.
-                conn.execute(update(S).where(S.c.customer_id == cid).values(
-                    dirty=True, failures=failures, due_at=retry_at, action_key=None))
+                conn.execute(_RETRY_LATER, {"s_cid": cid, "s_failures": failures, "s_due": retry_at})
                 continue
         customer = ctx.customer(cid)
         gid = customer_gid(customer) if customer and customer.get("redacted_at") is None else None
-        done = {"synced_version": version, "dirty": case((S.c.version != version, True), else_=False)}
         if gid is None:  # nobody in Shopify to write to (a Zendesk-only or erased customer)
-            conn.execute(update(S).where(S.c.customer_id == cid).values(**done, failures=0, action_key=None))
+            conn.execute(_SKIPPED, {"s_cid": cid, "s_version": version})
             out["skipped"] += 1
             continue
-        bal = balance(conn, cid, now)
+        available, _, _, tier = conn.execute(_BALANCE_AND_TIER, {"cid": cid, "now": now}).one()
         n = row["sent"] + 1
         key = f"loyalty:sync:{cid}:{n}"
         with scope(customer["shop"]):  # the write goes to the customer's shop
             ctx.enqueue_action("shopify", "metafields_set", key,
-                               metafields_request(s, gid, bal.available, current_tier(conn, cid)))
-        conn.execute(update(S).where(S.c.customer_id == cid).values(
-            **done, sent=n, sent_at=now, due_at=now + interval, failures=failures, action_key=key))
+                               metafields_request(s, gid, int(available), tier))
+        conn.execute(_WRITTEN, {"s_cid": cid, "s_version": version, "s_sent": n, "s_now": now,
+                                "s_due": now + interval, "s_failures": failures, "s_key": key})
         out["written"] += 1
     if out["written"] or out["failed"]:
         log.info("loyalty metafields: %s", out)

@@ -57,6 +57,8 @@ def _of_customer(column):
 #: earn reads them with the balance): whether there is one, then its tier, since and evaluated_at.
 ROW_COLUMNS = (select(CT.c.customer_id).where(CT.c.customer_id == bindparam("cid")).exists(),
                _of_customer(CT.c.tier), _of_customer(CT.c.since), _of_customer(CT.c.evaluated_at))
+#: The stored tier of the customer ``:cid`` (NULL when none) as a column another statement can carry.
+TIER_COLUMN = ROW_COLUMNS[1]
 
 
 def keep_tier_row(ctx, customer_id: int, columns) -> Mapping | None:
