@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
@@ -81,7 +81,7 @@ class PolicySettings:
         """From the app's settings (or a mapping of sections, or None for the defaults)."""
         return cls.from_section(section(settings, "contact_policy"))
 
-    @property
+    @cached_property  # in every send's reason; the settings are frozen
     def hours(self) -> str:
         return f"{self.start:%H:%M}–{self.end:%H:%M}"
 
@@ -150,19 +150,22 @@ def day_off(day: date, country: str | None, subdiv: str | None, settings: Policy
     """Why ``day`` is not a working day for a customer in ``country``, or None when it is."""
     if not country:
         return None
-    cal = _calendar(country, subdiv, day.year)
+    # The calendar only when a setting reads it: building one (a country's holidays for a year)
+    # costs as much as sending a hundred messages.
     if settings.respect_rest_days:
         if country in settings.country_rest_days:
             rest = day.weekday() in settings.country_rest_days[country]
-        elif cal is not None:
+        elif (cal := _calendar(country, subdiv, day.year)) is not None:
             weekend = cal._get_weekend(day) if hasattr(cal, "_get_weekend") else cal.weekend
             rest = day.weekday() in weekend and day not in getattr(cal, "weekend_workdays", ())
         else:
             rest = False
         if rest:
             return f"{_DAY_NAMES[day.weekday()]} {day.isoformat()} is a rest day in {country}"
-    if settings.respect_public_holidays and cal is not None and day in cal:
-        return f"{day.isoformat()} is a public holiday in {country} ({cal.get(day)})"
+    if settings.respect_public_holidays:
+        cal = _calendar(country, subdiv, day.year)
+        if cal is not None and day in cal:
+            return f"{day.isoformat()} is a public holiday in {country} ({cal.get(day)})"
     return None
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextvars
 import re
 from functools import lru_cache
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -33,9 +33,11 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, format_percent
 from jinja2 import (ChoiceLoader, FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateNotFound,
-                    Undefined)
-from jinja2.sandbox import SandboxedEnvironment
-from markupsafe import Markup, escape
+                    Undefined, nodes)
+from jinja2.runtime import BlockReference, LoopContext, Macro
+from jinja2.sandbox import SandboxedEnvironment, modifies_known_mutable
+from jinja2.utils import Cycler, Joiner
+from markupsafe import Markup
 
 from .kinds import BUILTIN_KINDS, COMMON_VARIABLES
 
@@ -59,7 +61,8 @@ class Rendered:
     locale: str  # the template's locale (what the words are in)
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        # asdict() deep-copies each field through its generic machinery; these are four strings.
+        return {"subject": self.subject, "text": self.text, "html": self.html, "locale": self.locale}
 
 
 def normalize_locale(value: str | None) -> str | None:
@@ -167,7 +170,15 @@ def money(amount, currency: str | None = None) -> str:
         amount = amount.amount
     if not currency:
         raise ValueError(f"money({amount!r}): no currency given")
-    return format_currency(_decimal(amount, "money"), str(currency).upper(), locale=_fmt().locale)
+    return _currency(str(_decimal(amount, "money")), str(currency).upper(), _fmt().locale)
+
+
+# Babel's formatting costs more than the rest of a message's template; the same amounts come back
+# (prices, totals, discounts). The key is the amount's exact text: Decimal("-0") and Decimal("0"),
+# or 12.5 and 12.50, are equal numbers but not always the same text.
+@lru_cache(maxsize=4096)
+def _currency(amount: str, currency: str, locale: Locale) -> str:
+    return format_currency(Decimal(amount), currency, locale=locale)
 
 
 def percent(value) -> str:
@@ -266,6 +277,22 @@ _CODE_P = ('<p style="font-family:Menlo,Consolas,monospace;font-size:20px;font-w
 _PARAGRAPHS = re.compile(r"\n\s*\n")
 
 
+def _escaped(s: str) -> str:
+    """markupsafe's ``escape`` of a plain string, as plain text (no Markup made to be unwrapped)."""
+    return s.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;").replace("'", "&#39;").replace('"', "&#34;")
+
+
+def _linked(line: str) -> str:
+    out, pos = [], 0
+    for m in _URL.finditer(line):
+        out.append(_escaped(line[pos:m.start()]))
+        url = _escaped(m.group(0))
+        out.append(f'<a href="{url}">{url}</a>')
+        pos = m.end()
+    out.append(_escaped(line[pos:]))
+    return "".join(out).strip()
+
+
 def text_to_html(text: str) -> Markup:
     """Paragraphs from blank lines, line breaks, and links for URLs; everything else escaped.
 
@@ -276,21 +303,81 @@ def text_to_html(text: str) -> Markup:
     paras = []
     for para in _PARAGRAPHS.split(text.strip()):
         raw_lines = para.split("\n")
-        lines = []
-        for line in raw_lines:
-            out, pos = [], 0
-            for m in _URL.finditer(line):
-                out.append(str(escape(line[pos:m.start()])))
-                url = escape(m.group(0))
-                out.append(f'<a href="{url}">{url}</a>')
-                pos = m.end()
-            out.append(str(escape(line[pos:])))
-            lines.append("".join(out).strip())
+        if "http" in para:
+            lines = [_linked(line) for line in raw_lines]
+        else:  # no URL to link (each starts with http): the paragraph is escaped in one go
+            lines = [line.strip() for line in _escaped(para).split("\n")]
         if all(line.startswith("    ") for line in raw_lines):  # an indented code, e.g. a discount code
             paras.append(_CODE_P + "<br>\n".join(lines) + "</p>")
         else:
             paras.append("<p>" + "<br>\n".join(lines) + "</p>")
     return Markup("\n".join(paras))
+
+
+# --- running a template's blocks without its top level ------------------------------------------
+#
+# A template's blocks were handed out after running the whole template once (its top level may
+# ``set`` variables, define macros or ``extends`` another template), which rendered every block a
+# first time only to throw the text away. When the top level is nothing but the subject, text and
+# html blocks (every shipped template), that first run changes nothing the blocks then see, so it
+# is skipped, as long as the blocks call nothing that could leave a trace for a second run to see
+# (a list's ``append`` on the message's data, ``lipsum``'s random numbers): such a call stops the
+# render before it is made, and the render starts over the old way.
+
+#: Set in each compiled template's module: whether its top level only renders blocks in BLOCKS.
+_BLOCKS_ONLY = "_retention_blocks_only"
+
+
+def _blocks_only(tree: nodes.Template) -> bool:
+    for node in tree.body:
+        if isinstance(node, nodes.Block) and node.name in BLOCKS and not node.required:  # root checks those
+            continue
+        if isinstance(node, nodes.Output) and all(isinstance(n, nodes.TemplateData) for n in node.nodes):
+            continue  # text between the blocks: written out by the top level only
+        return False
+    return True
+
+
+def _skips_top_level(template: Template) -> bool:
+    return template.root_render_func.__globals__.get(_BLOCKS_ONLY, False) is True
+
+
+#: True while blocks run without their template's top level having run first.
+_top_level_skipped: contextvars.ContextVar[bool] = contextvars.ContextVar("retention_top_level_skipped",
+                                                                          default=False)
+
+#: Values whose methods change nothing (a list's or dict's are checked by name).
+_IMMUTABLE = frozenset((str, Markup, int, float, bool, Decimal, date, datetime, tuple, frozenset))
+_CONTAINERS = frozenset((list, dict, set))
+#: Made afresh within the run that uses them (a block's loop, cycler, joiner, macro).
+_RUN_LOCAL = (Macro, BlockReference, LoopContext, Cycler, Joiner)
+
+
+class _Replay(Exception):
+    """A block called something that might act differently on a second run: render the old way."""
+
+
+class _Environment(SandboxedEnvironment):
+    def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
+                  defer_init: bool = False) -> str:
+        code = super()._generate(source, name, filename, defer_init)
+        return f"{code}\n{_BLOCKS_ONLY} = {_blocks_only(source)!r}\n"
+
+    def call(self, context, obj, /, *args, **kwargs):  # type: ignore[override]
+        if _top_level_skipped.get() and not self._leaves_no_trace(obj):
+            raise _Replay(obj)
+        return super().call(context, obj, *args, **kwargs)
+
+    def _leaves_no_trace(self, obj) -> bool:
+        if isinstance(obj, _RUN_LOCAL):
+            return True
+        owner = getattr(obj, "__self__", None)
+        if owner is not None and not isinstance(owner, type):
+            kind = type(owner)
+            if kind in _IMMUTABLE or isinstance(owner, _RUN_LOCAL):
+                return True
+            return kind in _CONTAINERS and not modifies_known_mutable(owner, getattr(obj, "__name__", ""))
+        return any(obj is f for name, f in self.globals.items() if name != "lipsum")
 
 
 class Renderer:
@@ -324,8 +411,8 @@ class Renderer:
 
     @staticmethod
     def _env(loader, undefined, autoescape: bool) -> SandboxedEnvironment:
-        env = SandboxedEnvironment(loader=loader, undefined=undefined, autoescape=autoescape,
-                                   trim_blocks=True, lstrip_blocks=True, auto_reload=True)
+        env = _Environment(loader=loader, undefined=undefined, autoescape=autoescape,
+                           trim_blocks=True, lstrip_blocks=True, auto_reload=True)
         env.filters.update(FILTERS)
         env.globals.update(GLOBALS)
         return env
@@ -404,16 +491,15 @@ class Renderer:
         try:
             # The template negotiation just loaded (and checked on disk): loading it again would
             # only stat its file a second time.
-            text_blocks = self._blocks(self._text, name, values, found)
-            if "text" not in text_blocks or "subject" not in text_blocks:
-                missing = [b for b in ("subject", "text") if b not in text_blocks]
-                raise RenderError(f"template {name}: no {{% block {missing[0]} %}}")
-            subject = _SPACES.sub(" ", self._run(text_blocks["subject"])).strip()
-            text = _BLANK_LINES.sub("\n\n", self._run(text_blocks["text"]).strip()) + "\n"
-            if "html" in text_blocks:
-                body = Markup(self._run(self._blocks(self._html, name, values)["html"]).strip())
-            else:
-                body = text_to_html(text)
+            skip = _skips_top_level(found)
+            try:
+                subject, text, body = self._parts(name, values, found, skip)
+            except Exception:
+                if not skip:
+                    raise
+                # Rendered the old way, the blocks give the old result, or raise the old error
+                # (the first in the template's order, the top level's run included).
+                subject, text, body = self._parts(name, values, found, False)
             layout = self._html.get_template(LAYOUT)
             html = layout.render(subject=subject, body=body, lang=chosen, shop_name=self.shop_name,
                                  shop_url=self.shop_url, unsubscribe_url=unsubscribe_url)
@@ -428,14 +514,37 @@ class Renderer:
             _current.reset(token)
         return Rendered(subject=subject, text=text, html=html, locale=chosen)
 
+    def _parts(self, name: str, values: Mapping[str, Any], found: Template, skip: bool) -> tuple[str, str, Markup]:
+        """The subject, the text and the HTML body; ``skip``: without running the top level first."""
+        flag = _top_level_skipped.set(skip)
+        try:
+            text_blocks = self._blocks(self._text, name, values, found, skip)
+            if "text" not in text_blocks or "subject" not in text_blocks:
+                missing = [b for b in ("subject", "text") if b not in text_blocks]
+                raise RenderError(f"template {name}: no {{% block {missing[0]} %}}")
+            subject = _SPACES.sub(" ", self._run(text_blocks["subject"])).strip()
+            text = _BLANK_LINES.sub("\n\n", self._run(text_blocks["text"]).strip()) + "\n"
+            if "html" in text_blocks:
+                body = Markup(self._run(self._blocks(self._html, name, values, None, skip)["html"]).strip())
+            else:
+                body = text_to_html(text)
+        finally:
+            _top_level_skipped.reset(flag)
+        return subject, text, body
+
     @staticmethod
-    def _blocks(env: SandboxedEnvironment, name: str, values: Mapping[str, Any], template: Template | None = None):
-        """Run the template once (top-level ``set``, macros, ``extends``), then hand out its blocks."""
+    def _blocks(env: SandboxedEnvironment, name: str, values: Mapping[str, Any], template: Template | None = None,
+                skip: bool = False):
+        """Run the template once (top-level ``set``, macros, ``extends``), then hand out its blocks.
+
+        ``skip``: not the run, when the top level only renders the blocks (see ``_blocks_only``).
+        """
         if template is None:
             template = env.get_template(name)
         ctx = template.new_context(dict(values))
-        for _ in template.root_render_func(ctx):
-            pass
+        if not (skip and _skips_top_level(template)):
+            for _ in template.root_render_func(ctx):
+                pass
         return {b: (fns[0], ctx) for b, fns in ctx.blocks.items() if b in BLOCKS}
 
     @staticmethod

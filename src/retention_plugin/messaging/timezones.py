@@ -99,6 +99,8 @@ def valid_zone(name: str | None) -> ZoneInfo | None:
         return None
 
 
+# Asked for every message's customer; the answer only depends on the (few) addresses' codes.
+@lru_cache(maxsize=4096)
 def country_zone(country: str | None, province: str | None = None) -> str | None:
     """The IANA zone for an address, or None when the country is unknown."""
     if not country:
