@@ -84,10 +84,14 @@ def record_order(conn, order: ev.Order, now: datetime, *, paid: bool = False, im
     if existing is None:
         values.update(sticky)
         values["import_key"] = import_key
+        # A customer this record just created has no order but this one: the plugins need not look for others.
+        first = cache is not None and customer_id is not None and cache.customer_is_new(customer_id, "orders")
         row = conn.execute(_INSERT_ORDER, values).mappings().one()
         _keep_order(cache, row)
         oid = row["id"]
         _insert_lines(conn, oid, order.lines, cache)
+        if first:
+            cache._orders_known(customer_id, (oid,))
         return oid
     oid = existing["id"]
     stale = (order.updated_at is not None and existing["source_updated_at"] is not None
