@@ -135,3 +135,29 @@ def test_a_first_order_reads_no_reminders_and_no_purchases_the_next_does(make_ap
     with app.engine.connect() as conn:
         statuses = [s for (s,) in conn.execute(select(t.reminders.c.status).order_by(t.reminders.c.id))]
     assert statuses == ["cancelled", "scheduled"]
+
+
+def test_a_refund_or_cancellation_finds_a_referees_first_order_in_the_context(make_app, clock):
+    from payloads import refund
+
+    app = make_app(messages={"default_channel": "log"})
+    created = clock.now - timedelta(minutes=30)
+    for sid, cid in ((901, 91), (902, 92), (903, 93)):
+        deliver_shopify(app, "orders/paid", order(sid, customer_id=cid, email=f"c{cid}@example.com", created=created))
+    assert run_worker(app).processed == 3
+    with app.engine.begin() as conn:
+        ids = dict(conn.execute(select(t.orders.c.shopify_id, t.orders.c.id)).all())
+        by = dict(conn.execute(select(t.orders.c.id, t.orders.c.customer_id)).all())
+        for sid in (902, 903):
+            conn.execute(insert(t.referrals).values(
+                referrer_id=by[ids[901]], referee_id=by[ids[sid]], referee_email=f"x{sid}@example.com",
+                status="ordered", first_order_id=ids[sid], created_at=clock.now, updated_at=clock.now))
+    seen = Seen(app.engine)
+    deliver_shopify(app, "refunds/create", refund(99002, 902, 9021, 1, "100.00"))
+    deliver_shopify(app, "orders/cancelled", order(903, customer_id=93, email="c93@example.com", created=created,
+                                                   updated=created + timedelta(minutes=5), cancelled=clock.now))
+    assert run_worker(app).processed == 2
+    assert seen.count("SELECT orders.id FROM orders") == 0, [s for s in seen.statements if "FROM orders" in s]
+    with app.engine.connect() as conn:
+        got = {r.first_order_id: (r.status, r.reason) for r in conn.execute(select(t.referrals))}
+    assert got == {ids[902]: ("rejected", "refunded"), ids[903]: ("rejected", "cancelled")}

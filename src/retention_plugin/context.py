@@ -24,8 +24,18 @@ _STATE = select(t.plugin_state.c.value).where(t.plugin_state.c.plugin == bindpar
                                               t.plugin_state.c.key == bindparam("key"))
 
 
+_NAMES: dict[tuple, tuple[str, ...]] = {}
+
+
 def _names(tables: Iterable) -> tuple[str, ...]:
-    return tuple(x.name if isinstance(x, Table) else str(x) for x in tables)
+    # Every lookup passes its tables: the tuples the code holds are converted once (a cap bounds a
+    # caller that builds new ones).
+    names = _NAMES.get(tables) if type(tables) is tuple else None
+    if names is None:
+        names = tuple(x.name if isinstance(x, Table) else str(x) for x in tables)
+        if type(tables) is tuple and len(_NAMES) < 512:
+            _NAMES[tables] = names
+    return names
 
 
 _CUSTOMER_TABLES: tuple[str, ...] = ()
