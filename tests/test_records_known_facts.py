@@ -161,3 +161,36 @@ def test_a_refund_or_cancellation_finds_a_referees_first_order_in_the_context(ma
     with app.engine.connect() as conn:
         got = {r.first_order_id: (r.status, r.reason) for r in conn.execute(select(t.referrals))}
     assert got == {ids[902]: ("rejected", "refunded"), ids[903]: ("rejected", "cancelled")}
+
+
+def _lines_order(shopify_id: int, when, n: int) -> ev.Order:
+    o = _order(shopify_id, when)
+    money = ev.Money(10, "USD")
+    o.lines = [ev.OrderLine(line_id=shopify_id * 10 + i, sku=f"SKU-{i}", product_id=i, variant_id=i, title=f"Item {i}",
+                            quantity=i + 1, price=money, total_discount=ev.Money(0, "USD")) for i in range(n)]
+    return o
+
+
+def test_an_orders_lines_go_in_one_statement_in_their_order(app, clock):
+    seen = Seen(app.engine)
+    when = clock.now - timedelta(minutes=5)
+    with app.engine.begin() as conn:
+        ctx = HookContext(app, conn, now=clock.now)
+        oid = record_order(conn, _lines_order(11, when, 3), clock.now, paid=True, ctx=ctx)
+        assert seen.count("INSERT INTO order_lines") == 1
+        cached = ctx.order_lines(oid)
+        assert seen.count("SELECT order_lines") == 0
+        stored = [dict(r) for r in conn.execute(select(t.order_lines).where(t.order_lines.c.order_id == oid)
+                                                .order_by(t.order_lines.c.id)).mappings()]
+        assert cached == stored
+        assert [(r["line_key"], r["sku"], r["quantity"]) for r in stored] == [
+            ("110", "SKU-0", 1), ("111", "SKU-1", 2), ("112", "SKU-2", 3)]
+        # Without a context (an importer's record), the same rows, also in one statement.
+        other = record_order(conn, _lines_order(12, when, 2), clock.now, paid=True)
+        assert seen.count("INSERT INTO order_lines") == 2
+        assert [r.line_key for r in conn.execute(select(t.order_lines.c.line_key).where(
+            t.order_lines.c.order_id == other).order_by(t.order_lines.c.id))] == ["120", "121"]
+        # An order without lines, and one with one line.
+        assert ctx.order_lines(record_order(conn, _lines_order(13, when, 0), clock.now, ctx=ctx)) == []
+        assert [r["sku"] for r in ctx.order_lines(record_order(conn, _lines_order(14, when, 1), clock.now,
+                                                                ctx=ctx))] == ["SKU-0"]

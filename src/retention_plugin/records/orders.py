@@ -115,6 +115,11 @@ def record_order(conn, order: ev.Order, now: datetime, *, paid: bool = False, im
 _LINES = select(t.order_lines).where(t.order_lines.c.order_id == bindparam("oid"))
 _INSERT_LINE = t.order_lines.insert()
 _INSERT_LINE_RETURNING = t.order_lines.insert().returning(*t.order_lines.c)
+# Several lines go in one statement (VALUES (...), (...)), their ids given in the lines' order as one by one.
+# SQLite inserts VALUES rows in order (asked to sort, SQLAlchemy would send one statement per line); elsewhere
+# SQLAlchemy is told to keep the order (PostgreSQL does not promise nextval's order over VALUES rows).
+_INSERT_LINES_RETURNING = t.order_lines.insert().returning(*t.order_lines.c, sort_by_parameter_order=True)
+_INSERT_LINES_RETURNING_SQLITE = t.order_lines.insert().returning(*t.order_lines.c)
 _UPDATE_LINE = update(t.order_lines).where(t.order_lines.c.id == bindparam("_lid"))
 
 
@@ -128,18 +133,25 @@ def _line_values(pos: int, line: ev.OrderLine) -> tuple[str, dict]:
 
 
 def _insert_lines(conn, order_id: int, lines: list[ev.OrderLine], cache) -> None:
-    """A new order's lines; with a context, they are its cached lines (read back with RETURNING)."""
-    if cache is None:
-        for pos, line in enumerate(lines):
-            key, values = _line_values(pos, line)
-            conn.execute(_INSERT_LINE, {**values, "order_id": order_id, "line_key": key})
-        return
-    rows = []
+    """A new order's lines, in one statement; with a context, they are its cached lines (read back with RETURNING)."""
+    params = []
     for pos, line in enumerate(lines):
         key, values = _line_values(pos, line)
-        rows.append(conn.execute(_INSERT_LINE_RETURNING, {**values, "order_id": order_id, "line_key": key})
-                    .mappings().one())
-    cache._keep(("order_lines", order_id), ("order_lines",), tuple(sorted(rows, key=lambda r: r["id"])))
+        values["order_id"], values["line_key"] = order_id, key
+        params.append(values)
+    sqlite = conn.dialect.name == "sqlite"
+    if not params:
+        rows = []
+    elif cache is None and (sqlite or len(params) == 1):
+        conn.execute(_INSERT_LINE, params)  # SQLite's executemany inserts in the lines' order
+        return
+    elif len(params) == 1:
+        rows = [conn.execute(_INSERT_LINE_RETURNING, params[0]).mappings().one()]
+    else:
+        rows = conn.execute(_INSERT_LINES_RETURNING_SQLITE if sqlite else _INSERT_LINES_RETURNING,
+                            params).mappings().all()
+    if cache is not None:
+        cache._keep(("order_lines", order_id), ("order_lines",), tuple(sorted(rows, key=lambda r: r["id"])))
 
 
 def _replace_lines(conn, order_id: int, lines: list[ev.OrderLine]) -> None:
