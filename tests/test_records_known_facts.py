@@ -194,3 +194,31 @@ def test_an_orders_lines_go_in_one_statement_in_their_order(app, clock):
         assert ctx.order_lines(record_order(conn, _lines_order(13, when, 0), clock.now, ctx=ctx)) == []
         assert [r["sku"] for r in ctx.order_lines(record_order(conn, _lines_order(14, when, 1), clock.now,
                                                                 ctx=ctx))] == ["SKU-0"]
+
+
+def test_an_orders_repeated_delivery_writes_nothing_and_its_lines_are_read_once(app, clock):
+    seen = Seen(app.engine)
+    when = clock.now - timedelta(minutes=5)
+    with app.engine.begin() as conn:
+        oid = record_order(conn, _lines_order(21, when, 3), clock.now, paid=True,
+                           ctx=HookContext(app, conn, now=clock.now))
+        seen.statements.clear()
+        ctx = HookContext(app, conn, now=clock.now)
+        assert record_order(conn, _lines_order(21, when, 3), clock.now, paid=True, ctx=ctx) == oid
+        assert not [s for s in seen.statements if s.startswith(("UPDATE", "INSERT", "DELETE"))], seen.statements
+        # The lines it read are the order's: the plugins get them without reading again.
+        reads = seen.count("SELECT order_lines")
+        assert [r["quantity"] for r in ctx.order_lines(oid)] == [1, 2, 3]
+        assert seen.count("SELECT order_lines") == reads == 1
+
+        # One line changed, and a newer update: the order's row and that line are written, nothing else.
+        changed = _lines_order(21, when + timedelta(minutes=1), 3)
+        changed.lines[1].quantity = 5
+        seen.statements.clear()
+        ctx = HookContext(app, conn, now=clock.now)
+        record_order(conn, changed, clock.now, paid=True, ctx=ctx)
+        assert seen.count("UPDATE order_lines") == 1 and seen.count("UPDATE orders") == 1
+        assert [r["quantity"] for r in ctx.order_lines(oid)] == [1, 5, 3]
+        assert ctx.order(oid)["source_updated_at"] == when + timedelta(minutes=1)
+        assert conn.execute(select(t.order_lines.c.quantity).where(t.order_lines.c.order_id == oid)
+                            .order_by(t.order_lines.c.id)).scalars().all() == [1, 5, 3]

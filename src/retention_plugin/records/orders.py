@@ -102,13 +102,15 @@ def record_order(conn, order: ev.Order, now: datetime, *, paid: bool = False, im
     for k, v in sticky.items():
         if v is not None and existing[k] is None:
             changes[k] = v
+    if changes and all(existing[k] == v for k, v in changes.items()):
+        changes = {}  # the row says it all already (the order's next delivery repeats it): no UPDATE
     if changes:
         if "email" in changes and customer_redacted(conn, existing["customer_id"]):
             changes.pop("email")  # a late update must not bring an erased address back
         if changes:
             _keep_order(cache, conn.execute(_UPDATE_ORDER, {**changes, "_oid": oid}).mappings().one())
     if not stale and order.lines:
-        _replace_lines(conn, oid, order.lines)
+        _replace_lines(conn, oid, order.lines, cache)
     return oid
 
 
@@ -154,20 +156,31 @@ def _insert_lines(conn, order_id: int, lines: list[ev.OrderLine], cache) -> None
         cache._keep(("order_lines", order_id), ("order_lines",), tuple(sorted(rows, key=lambda r: r["id"])))
 
 
-def _replace_lines(conn, order_id: int, lines: list[ev.OrderLine]) -> None:
+def _replace_lines(conn, order_id: int, lines: list[ev.OrderLine], cache=None) -> None:
+    """A stored order's lines as the platform now reports them; with a context, lines it did not have to
+    change are its cached lines (as read here)."""
     ol = t.order_lines
-    existing = {r["line_key"]: r for r in conn.execute(_LINES, {"oid": order_id}).mappings()}
+    read = conn.execute(_LINES, {"oid": order_id}).mappings().all()
+    existing = {r["line_key"]: r for r in read}
+    wrote = False
     for pos, line in enumerate(lines):
         key, values = _line_values(pos, line)
-        if key in existing:
-            conn.execute(_UPDATE_LINE, {**values, "_lid": existing[key]["id"]})
+        row = existing.get(key)
+        if row is not None:
+            if any(row[k] != v for k, v in values.items()):  # an unchanged line is left alone
+                conn.execute(_UPDATE_LINE, {**values, "_lid": row["id"]})
+                wrote = True
         else:
             conn.execute(_INSERT_LINE, {**values, "order_id": order_id, "line_key": key})
+            wrote = True
     # Lines a file import stored by position give way to the platform's own line ids.
     if any(line.line_id is not None for line in lines):
         stale = [r["id"] for k, r in existing.items() if k.startswith("pos:")]
         if stale:
             conn.execute(delete(ol).where(ol.c.id.in_(stale)))
+            wrote = True
+    if cache is not None and not wrote:  # the rows read are the rows stored: the plugins need not read them
+        cache._keep(("order_lines", order_id), ("order_lines",), tuple(sorted(read, key=lambda r: r["id"])))
 
 
 def record_refund(conn, refund: ev.Refund, now: datetime, *, ctx=None) -> int | None:
