@@ -24,8 +24,30 @@ _STATE = select(t.plugin_state.c.value).where(t.plugin_state.c.plugin == bindpar
                                               t.plugin_state.c.key == bindparam("key"))
 
 
+_NAMES: dict[tuple, tuple[str, ...]] = {}
+
+
 def _names(tables: Iterable) -> tuple[str, ...]:
-    return tuple(x.name if isinstance(x, Table) else str(x) for x in tables)
+    # Every lookup passes its tables: the tuples the code holds are converted once (a cap bounds a
+    # caller that builds new ones).
+    names = _NAMES.get(tables) if type(tables) is tuple else None
+    if names is None:
+        names = tuple(x.name if isinstance(x, Table) else str(x) for x in tables)
+        if type(tables) is tuple and len(_NAMES) < 512:
+            _NAMES[tables] = names
+    return names
+
+
+_CUSTOMER_TABLES: tuple[str, ...] = ()
+
+
+def _customer_tables() -> tuple[str, ...]:
+    """``customers`` and every table with a ``customer_id`` (built on first use, when all are declared)."""
+    global _CUSTOMER_TABLES
+    if not _CUSTOMER_TABLES:
+        _CUSTOMER_TABLES = ("customers", *sorted(name for name, table in t.metadata.tables.items()
+                                                 if "customer_id" in table.c))
+    return _CUSTOMER_TABLES
 
 
 class HookContext:
@@ -137,6 +159,38 @@ class HookContext:
         stamp = self._stamp(tables)
         if stamp is not None:
             self._reads[key] = (stamp, value)
+
+    # --- what this delivery's record knows without reading ---------------------------------
+
+    def _customer_created(self, customer_id: int) -> None:
+        """The record inserted this customer through ``conn``: no row of any table names them yet."""
+        stamp = None if self.conn is None else writes.stamp(self.conn, _customer_tables())
+        if stamp is not None:
+            self._reads[("customers.created", customer_id)] = (stamp, None)
+
+    def customer_is_new(self, customer_id: int, table: str) -> bool:
+        """Whether this context's record created the customer and neither ``table`` nor ``customers`` was
+        written since: then no row of ``table`` names them (a foreign key lets no row name an id before it
+        exists), and a plugin can skip looking for one. False whenever it is not known."""
+        hit = self._reads.get(("customers.created", customer_id))
+        tables = _customer_tables()
+        if hit is None or table not in tables:
+            return False
+        now = writes.stamp(self.conn, ("customers", table))
+        then = hit[0]
+        return now == (then[0], then[1], then[1 + tables.index(table)])
+
+    def _orders_known(self, customer_id: int, order_ids: tuple[int, ...]) -> None:
+        """The record knows every order of the customer (it created them all in this context)."""
+        self._keep(("customers.orders", customer_id), ("customers", "orders"), order_ids)
+
+    def known_order_ids(self, customer_id: int) -> tuple[int, ...] | None:
+        """The ids of every order of the customer when this context knows them without reading (the
+        record created the customer and then their order, and ``orders`` was not written since), else None."""
+        hit = self._reads.get(("customers.orders", customer_id))
+        if hit is None or hit[0] != writes.stamp(self.conn, ("customers", "orders")):
+            return None
+        return hit[1]
 
     def order_row(self, shopify_id: int) -> Mapping | None:
         """The stored order with this Shopify id, of the shop in scope (a read-only row mapping), or None."""

@@ -76,11 +76,13 @@ def resolve_customer(conn, info: ev.CustomerInfo | None, now: datetime, *, email
         values.update({f: getattr(info, f) for f in _CUSTOMER_FIELDS})
         row = conn.execute(_INSERT_CUSTOMER, values).mappings().one()
         _keep_customer(conn, ctx, row)
+        if ctx is not None and getattr(ctx, "conn", None) is conn:
+            ctx._customer_created(row["id"])
         return row["id"]
     keep = rows[0]
     for other in rows[1:]:
         merge_customers(conn, keep, other, now, ctx)
-    written = _apply_customer(conn, keep["id"], keep, info, mail, now)
+    written = _apply_customer(conn, keep["id"], keep, info, mail, now, merged=len(rows) > 1)
     if written is not None:
         _keep_customer(conn, ctx, written)
     elif len(rows) == 1:  # neither merged nor changed: the row read is the row stored
@@ -98,8 +100,11 @@ def _keep_customer(conn, ctx, row) -> None:
         ctx._keep(("customers", row["id"]), ("customers",), row)
 
 
-def _apply_customer(conn, cid, row, info: ev.CustomerInfo, mail, now):
-    """Bring the row up to date with ``info``; returns the row as written, or None when nothing changed."""
+def _apply_customer(conn, cid, row, info: ev.CustomerInfo, mail, now, *, merged: bool = False):
+    """Bring the row up to date with ``info``; returns the row as written, or None when nothing changed.
+
+    :param merged: rows were merged into ``row`` since it was read, so it may no longer be what is stored.
+    """
     values = {}
     for col in ("shopify_id", "zendesk_user_id", "external_id"):
         v = getattr(info, col)
@@ -128,7 +133,9 @@ def _apply_customer(conn, cid, row, info: ev.CustomerInfo, mail, now):
     if row["redacted_at"] is not None:
         for f in ("first_name", "last_name", "phone"):
             values.pop(f, None)
-    if not values:
+    # A repeated payload (an order's create, paid and update deliveries each carry the customer) says
+    # what is stored already: no UPDATE. After a merge the row read is stale, so it is written as before.
+    if not values or (not merged and all(row[k] == v for k, v in values.items())):
         return None
     values["updated_at"] = now
     return conn.execute(_UPDATE_CUSTOMER, {**values, "_cid": cid}).mappings().one()

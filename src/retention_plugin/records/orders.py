@@ -84,10 +84,14 @@ def record_order(conn, order: ev.Order, now: datetime, *, paid: bool = False, im
     if existing is None:
         values.update(sticky)
         values["import_key"] = import_key
+        # A customer this record just created has no order but this one: the plugins need not look for others.
+        first = cache is not None and customer_id is not None and cache.customer_is_new(customer_id, "orders")
         row = conn.execute(_INSERT_ORDER, values).mappings().one()
         _keep_order(cache, row)
         oid = row["id"]
         _insert_lines(conn, oid, order.lines, cache)
+        if first:
+            cache._orders_known(customer_id, (oid,))
         return oid
     oid = existing["id"]
     stale = (order.updated_at is not None and existing["source_updated_at"] is not None
@@ -98,19 +102,26 @@ def record_order(conn, order: ev.Order, now: datetime, *, paid: bool = False, im
     for k, v in sticky.items():
         if v is not None and existing[k] is None:
             changes[k] = v
+    if changes and all(existing[k] == v for k, v in changes.items()):
+        changes = {}  # the row says it all already (the order's next delivery repeats it): no UPDATE
     if changes:
         if "email" in changes and customer_redacted(conn, existing["customer_id"]):
             changes.pop("email")  # a late update must not bring an erased address back
         if changes:
             _keep_order(cache, conn.execute(_UPDATE_ORDER, {**changes, "_oid": oid}).mappings().one())
     if not stale and order.lines:
-        _replace_lines(conn, oid, order.lines)
+        _replace_lines(conn, oid, order.lines, cache)
     return oid
 
 
 _LINES = select(t.order_lines).where(t.order_lines.c.order_id == bindparam("oid"))
 _INSERT_LINE = t.order_lines.insert()
 _INSERT_LINE_RETURNING = t.order_lines.insert().returning(*t.order_lines.c)
+# Several lines go in one statement (VALUES (...), (...)), their ids given in the lines' order as one by one.
+# SQLite inserts VALUES rows in order (asked to sort, SQLAlchemy would send one statement per line); elsewhere
+# SQLAlchemy is told to keep the order (PostgreSQL does not promise nextval's order over VALUES rows).
+_INSERT_LINES_RETURNING = t.order_lines.insert().returning(*t.order_lines.c, sort_by_parameter_order=True)
+_INSERT_LINES_RETURNING_SQLITE = t.order_lines.insert().returning(*t.order_lines.c)
 _UPDATE_LINE = update(t.order_lines).where(t.order_lines.c.id == bindparam("_lid"))
 
 
@@ -124,34 +135,52 @@ def _line_values(pos: int, line: ev.OrderLine) -> tuple[str, dict]:
 
 
 def _insert_lines(conn, order_id: int, lines: list[ev.OrderLine], cache) -> None:
-    """A new order's lines; with a context, they are its cached lines (read back with RETURNING)."""
-    if cache is None:
-        for pos, line in enumerate(lines):
-            key, values = _line_values(pos, line)
-            conn.execute(_INSERT_LINE, {**values, "order_id": order_id, "line_key": key})
+    """A new order's lines, in one statement; with a context, they are its cached lines (read back with RETURNING)."""
+    params = []
+    for pos, line in enumerate(lines):
+        key, values = _line_values(pos, line)
+        values["order_id"], values["line_key"] = order_id, key
+        params.append(values)
+    sqlite = conn.dialect.name == "sqlite"
+    if not params:
+        rows = []
+    elif cache is None and (sqlite or len(params) == 1):
+        conn.execute(_INSERT_LINE, params)  # SQLite's executemany inserts in the lines' order
         return
-    rows = []
-    for pos, line in enumerate(lines):
-        key, values = _line_values(pos, line)
-        rows.append(conn.execute(_INSERT_LINE_RETURNING, {**values, "order_id": order_id, "line_key": key})
-                    .mappings().one())
-    cache._keep(("order_lines", order_id), ("order_lines",), tuple(sorted(rows, key=lambda r: r["id"])))
+    elif len(params) == 1:
+        rows = [conn.execute(_INSERT_LINE_RETURNING, params[0]).mappings().one()]
+    else:
+        rows = conn.execute(_INSERT_LINES_RETURNING_SQLITE if sqlite else _INSERT_LINES_RETURNING,
+                            params).mappings().all()
+    if cache is not None:
+        cache._keep(("order_lines", order_id), ("order_lines",), tuple(sorted(rows, key=lambda r: r["id"])))
 
 
-def _replace_lines(conn, order_id: int, lines: list[ev.OrderLine]) -> None:
+def _replace_lines(conn, order_id: int, lines: list[ev.OrderLine], cache=None) -> None:
+    """A stored order's lines as the platform now reports them; with a context, lines it did not have to
+    change are its cached lines (as read here)."""
     ol = t.order_lines
-    existing = {r["line_key"]: r for r in conn.execute(_LINES, {"oid": order_id}).mappings()}
+    read = conn.execute(_LINES, {"oid": order_id}).mappings().all()
+    existing = {r["line_key"]: r for r in read}
+    wrote = False
     for pos, line in enumerate(lines):
         key, values = _line_values(pos, line)
-        if key in existing:
-            conn.execute(_UPDATE_LINE, {**values, "_lid": existing[key]["id"]})
+        row = existing.get(key)
+        if row is not None:
+            if any(row[k] != v for k, v in values.items()):  # an unchanged line is left alone
+                conn.execute(_UPDATE_LINE, {**values, "_lid": row["id"]})
+                wrote = True
         else:
             conn.execute(_INSERT_LINE, {**values, "order_id": order_id, "line_key": key})
+            wrote = True
     # Lines a file import stored by position give way to the platform's own line ids.
     if any(line.line_id is not None for line in lines):
         stale = [r["id"] for k, r in existing.items() if k.startswith("pos:")]
         if stale:
             conn.execute(delete(ol).where(ol.c.id.in_(stale)))
+            wrote = True
+    if cache is not None and not wrote:  # the rows read are the rows stored: the plugins need not read them
+        cache._keep(("order_lines", order_id), ("order_lines",), tuple(sorted(read, key=lambda r: r["id"])))
 
 
 def record_refund(conn, refund: ev.Refund, now: datetime, *, ctx=None) -> int | None:

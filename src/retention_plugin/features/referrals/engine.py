@@ -222,10 +222,11 @@ def on_order_paid(ctx, order) -> None:
 def on_order_taken_back(ctx, order_shopify_id: int, reason: str) -> None:
     """A refund or cancellation of a referee's first order: reject it, or reverse a qualified one."""
     conn = ctx.conn
-    oid = conn.execute(select(O.c.id).where(O.c.shopify_id == order_shopify_id)).scalar()
-    if oid is None:
+    # The record of this refund or cancellation has just read (or written) the order: the context has it.
+    orow = ctx.order_row(order_shopify_id)
+    if orow is None:
         return
-    for (rid,) in conn.execute(select(R.c.id).where(R.c.first_order_id == oid)).all():
+    for (rid,) in conn.execute(select(R.c.id).where(R.c.first_order_id == orow["id"])).all():
         row = _lock(conn, rid)
         if row["status"] == ORDERED:
             _set(ctx, rid, status=REJECTED, reason=reason)

@@ -224,7 +224,9 @@ def schedule_for_order(ctx, order_id: int) -> list[str]:
         rule, line, qty = g["rule"], g["line"], g["quantity"]
         cid = order["customer_id"]
         # Newest order wins: if a reminder exists from a later order, this (late) order changes nothing.
-        others = conn.execute(_OTHERS, {"rule": rule_name, "cid": cid, "sku": item, "oid": order_id}).mappings().all()
+        # A customer this delivery's record created has no reminder yet (a first order: nothing to look for).
+        others = [] if ctx.customer_is_new(cid, "reminders") else conn.execute(
+            _OTHERS, {"rule": rule_name, "cid": cid, "sku": item, "oid": order_id}).mappings().all()
         if any(x["created_at"] is not None and (order_time(x), x["order_id"]) > (bought_at, order_id) for x in others):
             continue
         for x in others:
@@ -321,6 +323,8 @@ def check_candidates(ctx, order_id: int) -> list[str]:
     if order is None or order["customer_id"] is None or order["cancelled_at"] is not None or order["test"]:
         return []
     cid = order["customer_id"]
+    if offer["min_purchases"] > 1 and ctx.known_order_ids(cid) == (order_id,):
+        return []  # the customer's one order is one purchase day: no SKU of it is bought regularly yet
     found = []
     lines = {ln["sku"]: ln for ln in ctx.order_lines(order_id) if ln["sku"]}
     for sku, line in lines.items():
