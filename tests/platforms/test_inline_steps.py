@@ -7,13 +7,15 @@ runs its ``_deserialize`` itself; a field that does more in ``deserialize`` (pro
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from retention_plugin.platforms.errors import PayloadError
-from retention_plugin.platforms.schema_fields import Amount, Inline, Text
+from retention_plugin.platforms.schema_fields import Amount, Id, Inline, Text, UtcDateTime
 from retention_plugin.platforms.shopify import payloads as sp
 
 
@@ -109,3 +111,38 @@ def test_a_body_schema_without_hooks_is_loaded_inline():
     with pytest.raises(PayloadError) as caught:
         sp._load(sp.RefundSchema, {"id": 1, "order_id": 2, "created_at": "2026-03-01T10:00:00"})
     assert (caught.value.field, caught.value.message) == ("created_at", "Timestamp has no time zone offset.")
+
+
+class _Str(str):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+LEAVES: list[tuple[type, Any, Any]] = [
+    # (field, value, what it loads to, or the error message)
+    (Id, 5, 5), (Id, _Int(5), _Int(5)), (Id, 2**63, "Id out of range (0 to 9223372036854775807)."),
+    (Id, -1, "Id out of range (0 to 9223372036854775807)."),
+    (Id, True, "Not a valid id (expected an integer or a string of digits)."), (Id, " 12 ", 12),
+    (Amount, " 1.50 ", Decimal("1.50")), (Amount, " ", "Not a valid amount."), (Amount, "NaN", "Not a valid amount."),
+    (Amount, "-Infinity", "Not a valid amount."), (Amount, "x", "Not a valid amount."),
+    (Amount, "1e14", "Amount out of range (at most 99999999999999 in absolute value)."),
+    (Amount, True, "Not a valid amount."), (Amount, 0.1, Decimal("0.1")), (Amount, _Str("2"), Decimal("2")),
+    (Text, "ąčę", "ąčę"), (Text, _Str("x"), "x"), (Text, b"abc", "abc"), (Text, 5, "Not a valid string."),
+    (Text, "a\x00", "Text holds a NUL character or a lone surrogate."),
+    (Text, "\ud800", "Text holds a NUL character or a lone surrogate."),
+    (UtcDateTime, "2026-03-01T12:00:00.123456789+02:00", datetime(2026, 3, 1, 10, 0, 0, 123456, timezone.utc)),
+    (UtcDateTime, "2026-03-01T12:00:00.5Z", datetime(2026, 3, 1, 12, 0, 0, 500000, timezone.utc)),
+    (UtcDateTime, "2026-03-01T12:00:00", "Timestamp has no time zone offset."),
+]
+
+
+@pytest.mark.parametrize("field,value,expected", LEAVES)
+def test_the_common_types_shortcuts_load_every_value_as_the_general_branches_do(field, value, expected):
+    try:
+        got = field(required=True).deserialize(value, "f", {})
+    except ValidationError as exc:
+        got = exc.messages[0]
+    assert got == expected and type(got) is type(expected)
