@@ -15,7 +15,7 @@ import pytest
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from retention_plugin.platforms.errors import PayloadError
-from retention_plugin.platforms.schema_fields import Amount, Id, Inline, Text, UtcDateTime
+from retention_plugin.platforms.schema_fields import Amount, Id, Inline, Text, UtcDateTime, body_inline
 from retention_plugin.platforms.shopify import payloads as sp
 
 
@@ -99,7 +99,7 @@ def test_a_body_schema_with_hooks_is_loaded_by_schema_load():
         def double(self, data, **kwargs):
             return {"a": data["a"] * 2}
 
-    assert sp._top(Hooked) is None
+    assert body_inline(Hooked) is None
     assert sp._load(Hooked, {"a": 2}) == {"a": 4}
     with pytest.raises(PayloadError) as caught:
         sp._load(Hooked, {"a": "x"})
@@ -107,7 +107,7 @@ def test_a_body_schema_with_hooks_is_loaded_by_schema_load():
 
 
 def test_a_body_schema_without_hooks_is_loaded_inline():
-    assert isinstance(sp._top(sp.OrderSchema), Inline)
+    assert isinstance(body_inline(sp.OrderSchema), Inline)
     with pytest.raises(PayloadError) as caught:
         sp._load(sp.RefundSchema, {"id": 1, "order_id": 2, "created_at": "2026-03-01T10:00:00"})
     assert (caught.value.field, caught.value.message) == ("created_at", "Timestamp has no time zone offset.")

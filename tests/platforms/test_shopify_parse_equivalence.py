@@ -316,8 +316,11 @@ def loaded_fields() -> list[tuple[str, Any, str]]:
                 plan = inner._fields()
                 walk(f"{prefix}.{key}", inner, [k for k, _, _ in plan], {k: f for k, _, f in plan})
 
+    # Imported here, not at the top: the record is written by trees that have no body_inline.
+    from retention_plugin.platforms.schema_fields import body_inline
+
     for schema in TOP_SCHEMAS:
-        top = sp._top(schema)  # the body itself is loaded as a nested object is
+        top = body_inline(schema)  # the body itself is loaded as a nested object is
         plan = top._fields()
         walk(schema.__name__, top, [k for k, _, _ in plan], {k: f for k, _, f in plan})
     return found

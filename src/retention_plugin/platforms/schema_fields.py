@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import collections.abc
 import decimal
+import functools
 import re
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Mapping
 
-from marshmallow import EXCLUDE, ValidationError, fields, missing, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, missing, validate
 
 from .errors import PayloadError
 
@@ -139,6 +140,45 @@ def _step(attr: str, key: str, field: fields.Field) -> tuple:
               and not field.pre_load and not field.post_load)
     check = bool(field.validators) or type(field)._validate not in (fields.Field._validate, _Checked._validate)
     return (attr, key, field, direct, field.required, field.allow_none, field.load_default, check)
+
+
+@functools.cache
+def schema_instance(schema: type[Schema]) -> Schema:
+    """One instance per schema class for the life of the process.
+
+    A new instance copies every declared field and builds each nested schema again on first use:
+    for a Shopify order that was 26 schema instances per delivery, the largest single cost of
+    parsing it (docs/performance.md, "Worker"). Loading keeps no state on the instance (no
+    ``context``, no processors that store anything), so one instance serves every load.
+    """
+    return schema()
+
+
+@functools.cache
+def body_inline(schema: type[Schema]) -> Inline | None:
+    """A body's own schema loaded as a nested one is, by :class:`Inline`; None if it does not qualify.
+
+    ``Schema.load`` of a Shopify order was another 15% of parsing it in its own bookkeeping
+    (processors, error store, a closure per field); loading the body's fields as those of a nested
+    object gives the same values, and the same errors under the same keys.
+    """
+    top = Inline(schema)
+    try:
+        top._fields()
+    except TypeError:
+        return None
+    return top
+
+
+def load_body(schema: type[Schema], data: Any) -> dict[str, Any]:
+    """``schema().load(data)``, with one instance per class and inline where the schema allows.
+
+    :raises ValidationError: as ``Schema.load`` does, with the same messages.
+    """
+    top = body_inline(schema)
+    if top is None:
+        return schema_instance(schema).load(data)
+    return top._deserialize(data, None, None)
 
 
 class Id(_Checked):
