@@ -69,9 +69,9 @@ class Inline(fields.Nested, _Checked):
     """
 
     _plan: list[tuple[str, str, fields.Field]] | None = None
-    #: The plan's steps, and the plan they were made from (a plan replaced means new steps).
-    _steps: list[tuple] = []
-    _steps_of: list[tuple[str, str, fields.Field]] | None = None
+    #: The plan, and its steps: a plan replaced means new steps. One attribute, so that a thread
+    #: never pairs one plan's steps with another plan.
+    _steps: tuple[list[tuple[str, str, fields.Field]], list[tuple]] | None = None
 
     def _fields(self) -> list[tuple[str, str, fields.Field]]:
         if self._plan is None:
@@ -93,10 +93,10 @@ class Inline(fields.Nested, _Checked):
         # collections.abc, not typing.Mapping: the same test without typing's slower isinstance hook.
         if type(value) is not dict and not isinstance(value, collections.abc.Mapping):
             raise ValidationError({"_schema": [self.schema.error_messages["type"]]})
-        steps = self._steps
-        if self._steps_of is not plan:
-            steps = self._steps = [_step(*entry) for entry in plan]
-            self._steps_of = plan
+        compiled = self._steps
+        if compiled is None or compiled[0] is not plan:
+            compiled = self._steps = (plan, [_step(*entry) for entry in plan])
+        steps = compiled[1]
         out: dict[str, Any] = {}
         errors: dict[str, Any] = {}
         get = value.get
