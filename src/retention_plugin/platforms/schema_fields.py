@@ -64,7 +64,7 @@ class Inline(fields.Nested, _Checked):
     keys excluded) qualify, which is checked once, at first use.
 
     Each value is loaded as ``Field.deserialize`` would load it, without the call
-    (see :func:`_step`): that call and its own checks were a third of parsing an
+    (see :func:`_step`): that call and its own checks were a fifth of parsing an
     order once the nested loads were gone.
     """
 
