@@ -23,7 +23,6 @@ Money rules (see docs/platforms.md):
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -62,6 +61,7 @@ from ..schema_fields import (
     Inline,
     Text,
     UtcDateTime,
+    load_body,
     normalise_email,
     payload_error_from,
     split_tags,
@@ -286,21 +286,9 @@ class CustomerDeleteSchema(_Schema):
     id = Id(required=True)
 
 
-@functools.cache
-def _instance(schema: type[Schema]) -> Schema:
-    """One instance per schema class for the life of the process.
-
-    A new instance copies every declared field and builds each nested schema again on first use:
-    for an order that was 26 schema instances per delivery, the largest single cost of parsing
-    it (docs/performance.md, "Worker"). Loading keeps no state on the instance (no
-    ``context``, no processors that store anything), so one instance serves every load.
-    """
-    return schema()
-
-
 def _load(schema: type[Schema], payload: Mapping[str, Any]) -> dict[str, Any]:
     try:
-        return _instance(schema).load(payload)
+        return load_body(schema, payload)
     except ValidationError as exc:
         raise payload_error_from(exc) from None
 

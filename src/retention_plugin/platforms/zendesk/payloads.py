@@ -39,11 +39,13 @@ from ..errors import PayloadError, UnsupportedTopic
 from ..schema_fields import (
     BlankableString,
     Id,
+    Inline,
     OptionalId,
     OptionalUtcDateTime,
     Tags,
     Text,
     UtcDateTime,
+    load_body,
     normalise_email,
     payload_error_from,
     storable_json,
@@ -93,7 +95,7 @@ class TicketDetailSchema(_Schema):
     form_id = _opt_id()
     created_at = _opt_time()
     updated_at = _opt_time()
-    via = fields.Nested(ViaSchema, allow_none=True, load_default=None)
+    via = Inline(ViaSchema, allow_none=True, load_default=None)
 
 
 class EnvelopeSchema(_Schema):
@@ -101,7 +103,7 @@ class EnvelopeSchema(_Schema):
     id = _opt_str()
     subject = _opt_str()
     time = UtcDateTime(required=True)
-    detail = fields.Nested(TicketDetailSchema, required=True)
+    detail = Inline(TicketDetailSchema, required=True)
     event = fields.Dict(allow_none=True, load_default=dict)
 
 
@@ -115,11 +117,11 @@ class EventCommentSchema(_Schema):
     id = _opt_id()
     body = Text(allow_none=True, load_default=None)
     is_public = fields.Boolean(required=True)
-    author = fields.Nested(CommentAuthorSchema, allow_none=True, load_default=None)
+    author = Inline(CommentAuthorSchema, allow_none=True, load_default=None)
 
 
 class CommentEventSchema(_Schema):
-    comment = fields.Nested(EventCommentSchema, required=True)
+    comment = Inline(EventCommentSchema, required=True)
 
 
 class ChangeEventSchema(_Schema):
@@ -158,9 +160,9 @@ class TriggerSatisfactionSchema(_Schema):
 
 class TriggerBodySchema(_Schema):
     retention_event = Text(required=True)
-    ticket = fields.Nested(TriggerTicketSchema, required=True)
-    requester = fields.Nested(TriggerRequesterSchema, allow_none=True, load_default=None)
-    satisfaction = fields.Nested(TriggerSatisfactionSchema, allow_none=True, load_default=None)
+    ticket = Inline(TriggerTicketSchema, required=True)
+    requester = Inline(TriggerRequesterSchema, allow_none=True, load_default=None)
+    satisfaction = Inline(TriggerSatisfactionSchema, allow_none=True, load_default=None)
 
 
 # --- satisfaction ratings API ----------------------------------------------------------
@@ -176,11 +178,13 @@ class RatingSchema(_Schema):
     updated_at = _opt_time()
 
 
-def _load(schema: Schema, data: Any, prefix: str = "") -> dict[str, Any]:
+def _load(schema: type[Schema], data: Any, prefix: str = "") -> dict[str, Any]:
+    # One schema instance per class, nested objects loaded inline (schema_fields.load_body):
+    # a new EnvelopeSchema per delivery built its nested schemas again, most of its parse.
     if not isinstance(data, Mapping):
         raise PayloadError(prefix or "<payload>", "expected a JSON object")
     try:
-        return schema.load(data)
+        return load_body(schema, data)
     except ValidationError as exc:
         raise payload_error_from(exc, prefix) from None
 
@@ -255,7 +259,7 @@ def _check_subject(subject: str | None, ticket_id: int) -> None:
 
 
 def _envelope_events(payload: Mapping[str, Any], shop: str) -> list[Event]:
-    data = _load(EnvelopeSchema(), payload)
+    data = _load(EnvelopeSchema, payload)
     _check_subject(data.get("subject"), data["detail"]["id"])
     kind = data["type"][len(EVENT_TYPE_PREFIX):]
     ticket_event = kind.removeprefix("ticket.") if kind.startswith("ticket.") else None
@@ -269,7 +273,7 @@ def _envelope_events(payload: Mapping[str, Any], shop: str) -> list[Event]:
         return [TicketCreated(ticket=ticket, **common)]
 
     if ticket_event == "comment_added":
-        body = _load(CommentEventSchema(), event, "event")
+        body = _load(CommentEventSchema, event, "event")
         comment = body["comment"]
         author = comment.get("author") or {}
         return [
@@ -289,7 +293,7 @@ def _envelope_events(payload: Mapping[str, Any], shop: str) -> list[Event]:
 
     if ticket_event.endswith("_changed"):
         field = _CHANGED_FIELDS.get(ticket_event, ticket_event.removesuffix("_changed"))
-        change = _load(ChangeEventSchema(), event, "event")
+        change = _load(ChangeEventSchema, event, "event")
         if ticket_event == "custom_field_changed":
             _apply_custom_field(ticket, event)
         events: list[Event] = [TicketUpdated(ticket=ticket, changed=[field], **common)]
@@ -328,7 +332,7 @@ def _apply_custom_field(ticket: Ticket, event: Mapping[str, Any]) -> None:
 
 
 def _trigger_events(payload: Mapping[str, Any], shop: str) -> list[Event]:
-    data = _load(TriggerBodySchema(), payload)
+    data = _load(TriggerBodySchema, payload)
     kind = data["retention_event"].strip().lower()
     if kind not in TRIGGER_EVENTS:
         raise UnsupportedTopic(kind, PLATFORM)
@@ -455,7 +459,7 @@ def parse_satisfaction_ratings(api_response: Mapping[str, Any]) -> list[Rating]:
     ratings = []
     for i, raw in enumerate(items):
         where = f"satisfaction_ratings.{i}"
-        data = _load(RatingSchema(), raw, where)
+        data = _load(RatingSchema, raw, where)
         if data["score"].strip().lower() == "unoffered":
             continue
         score, value = _score(data["score"], f"{where}.score")
