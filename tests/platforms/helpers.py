@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import gzip
 import json
@@ -63,3 +64,39 @@ def shopify_request_errors(request: dict, version: str = "2026-07") -> list[str]
         return errors
     values = get_variable_values(schema, doc.definitions[0].variable_definitions or [], request["variables"])
     return [e.message for e in values] if isinstance(values, list) else []
+
+
+def positions(value: Any, prefix: tuple = ()):
+    """Every position in a JSON value, as its path of keys and indexes (a list's first two items tell)."""
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from positions(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value[:2]):
+            yield from positions(v, prefix + (i,))
+
+
+def broken(body: dict, bad_values: list, read: set[str] | None = None):
+    """``body`` broken in place at each position, once per bad value and once without the key.
+
+    With ``read``, only positions whose keys a schema reads (keys no schema reads change nothing).
+    The body is put back after each; yields the position.
+    """
+    for where in list(positions(body)):
+        if not where:
+            continue
+        if read is not None and not all(isinstance(step, int) or step in read for step in where):
+            continue
+        parent = body
+        for step in where[:-1]:
+            parent = parent[step]
+        key = where[-1]
+        original = parent[key]
+        for bad in bad_values:
+            parent[key] = copy.deepcopy(bad)
+            yield where
+        if isinstance(parent, dict):
+            del parent[key]
+            yield where
+        parent[key] = original  # a dict keeps the key's place only for the reader's eye

@@ -38,6 +38,8 @@ from retention_plugin.platforms.errors import PayloadError, UnsupportedTopic  # 
 from retention_plugin.platforms.shopify import payloads as sp  # noqa: E402
 from shared_dir import SHARED  # noqa: E402
 
+from platforms.helpers import broken  # noqa: E402
+
 GOLDEN = HERE / "data" / "shopify_parse_golden.json"
 SHOP = "retention-test.myshopify.com"
 FIXTURES = SHARED / "fixtures" / "shopify"
@@ -348,35 +350,6 @@ BAD_VALUES: list[Any] = [None, "", " ", "x", "\x00", -1, 0, 1.5, 2**64, True, []
                          "2026-03-01T10:00:00", "9999-12-31T23:59:59-14:00", "1e999", "usd"]
 
 
-def positions(value: Any, prefix: tuple = ()):
-    yield prefix
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from positions(v, prefix + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value[:2]):  # the first two items of a list are enough to tell
-            yield from positions(v, prefix + (i,))
-
-
-def broken(body: dict, read: set[str]):
-    """``body`` broken in place at each position whose key a schema reads, once per bad value and once
-    without the key; put back after each (keys no schema reads change nothing)."""
-    for where in list(positions(body)):
-        if not where or not all(isinstance(step, int) or step in read for step in where):
-            continue
-        parent = body
-        for step in where[:-1]:
-            parent = parent[step]
-        key = where[-1]
-        original = parent[key]
-        for bad in BAD_VALUES:
-            parent[key] = copy.deepcopy(bad)
-            yield where
-        if isinstance(parent, dict):
-            del parent[key]
-            yield where
-        parent[key] = original  # a dict keeps the key's place only for the reader's eye
-
 
 def as_nested(monkeypatch) -> None:
     """marshmallow's own path: nested schemas loaded by Schema.load, validators run as Field does."""
@@ -393,10 +366,10 @@ def test_inline_loads_every_broken_body_as_nested_does(monkeypatch, name, topic,
         pytest.skip(f"{name}: {FIXTURES} is absent")
     read = {name.rsplit(".", 1)[1] for name, _, _ in loaded_fields()}
     body = copy.deepcopy(body)
-    fast = [(where, outcome(topic, body, kw)) for where in broken(body, read)]
+    fast = [(where, outcome(topic, body, kw)) for where in broken(body, BAD_VALUES, read)]
     with monkeypatch.context() as m:
         as_nested(m)
-        reference = [outcome(topic, body, kw) for _ in broken(body, read)]
+        reference = [outcome(topic, body, kw) for _ in broken(body, BAD_VALUES, read)]
     assert len(fast) == len(reference) > 20
     mismatched = [(where, f, r) for (where, f), r in zip(fast, reference) if f != r]
     assert mismatched == []

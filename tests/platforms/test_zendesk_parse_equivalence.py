@@ -21,6 +21,7 @@ from retention_plugin.platforms.errors import PayloadError, UnsupportedTopic
 from retention_plugin.platforms.schema_fields import Inline, _Checked
 from retention_plugin.platforms.zendesk import parse_satisfaction_ratings, parse_zendesk
 
+from .helpers import broken
 from .test_zendesk_payloads import envelope
 
 BAD_VALUES: list[Any] = [None, "", " ", "-", "x", "\x00", -1, 0, 1.5, 2**64, True, [], {}, [{}], {"a": 1},
@@ -77,44 +78,16 @@ def outcome(parse, body: Any) -> Any:
         return {"unsupported": str(exc)}
 
 
-def positions(value: Any, prefix: tuple = ()):
-    yield prefix
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from positions(v, prefix + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value[:2]):
-            yield from positions(v, prefix + (i,))
-
-
-def broken(body: dict):
-    """``body`` broken in place at every position, once per bad value and once without the key."""
-    for where in list(positions(body)):
-        if not where:
-            continue
-        parent = body
-        for step in where[:-1]:
-            parent = parent[step]
-        key = where[-1]
-        original = parent[key]
-        for bad in BAD_VALUES:
-            parent[key] = copy.deepcopy(bad)
-            yield where
-        if isinstance(parent, dict):
-            del parent[key]
-            yield where
-        parent[key] = original
-
 
 @pytest.mark.parametrize("name,parse,body", bodies(), ids=[b[0] for b in bodies()])
 def test_every_broken_body_loads_as_marshmallow_loads_it(monkeypatch, name, parse, body):
     body = copy.deepcopy(body)
     assert isinstance(outcome(parse, body), list)
-    fast = [(where, outcome(parse, body)) for where in broken(body)]
+    fast = [(where, outcome(parse, body)) for where in broken(body, BAD_VALUES)]
     with monkeypatch.context() as m:
         m.setattr(Inline, "_deserialize", fields.Nested._deserialize)
         m.setattr(_Checked, "_validate", fields.Field._validate)
-        reference = [outcome(parse, body) for _ in broken(body)]
+        reference = [outcome(parse, body) for _ in broken(body, BAD_VALUES)]
     assert len(fast) == len(reference) > 50
     assert [(where, f, r) for (where, f), r in zip(fast, reference) if f != r] == []
     assert any("error" in r and "." in r["error"] for r in reference)
