@@ -37,7 +37,7 @@ from jinja2 import (ChoiceLoader, FileSystemLoader, StrictUndefined, Template, T
 from jinja2.runtime import BlockReference, LoopContext, Macro
 from jinja2.sandbox import SandboxedEnvironment, modifies_known_mutable
 from jinja2.utils import Cycler, Joiner
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from .kinds import BUILTIN_KINDS, COMMON_VARIABLES
 
@@ -278,8 +278,7 @@ _PARAGRAPHS = re.compile(r"\n\s*\n")
 
 
 def _escaped(s: str) -> str:
-    """markupsafe's ``escape`` of a plain string, as plain text (no Markup made to be unwrapped)."""
-    return s.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;").replace("'", "&#39;").replace('"', "&#34;")
+    return str(escape(s))
 
 
 def _linked(line: str) -> str:
