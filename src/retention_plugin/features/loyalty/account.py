@@ -7,6 +7,7 @@ which an order's earning rule multiplies by.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -49,16 +50,12 @@ L = t.ledger
 
 #: The balance, whether a key is taken, the stored tier row and the customer's spend in each tier
 #: window, in one statement (:meth:`LoyaltyOp.has_entry`); built once per :func:`.tiers.spend_shape`.
-_EARN_READS: dict[tuple[bool, int], Select] = {}
 _TIER_AT = 4  # where the tier row's columns start
 
 
-def _earn_read(settings: dict) -> Select:
-    shape = spend_shape(settings)
-    stmt = _EARN_READS.get(shape)
-    if stmt is None:
-        stmt = _EARN_READS[shape] = _BALANCE_AND_ENTRY.add_columns(*ROW_COLUMNS, *spend_columns(settings))
-    return stmt
+@functools.cache
+def _earn_read(shape: tuple[bool, int]) -> Select:
+    return _BALANCE_AND_ENTRY.add_columns(*ROW_COLUMNS, *spend_columns(shape))
 
 
 # --- one operation on one customer's account ------------------------------------------
@@ -133,7 +130,7 @@ class LoyaltyOp:
         if self._tier is not None or not s["tiers"]:
             self._bal, found = balance_and_entry(self.conn, self.customer_id, self.now, key)
             return found
-        row = self.conn.execute(_earn_read(s), {"cid": self.customer_id, "now": self.now, "key": key,
+        row = self.conn.execute(_earn_read(spend_shape(s)), {"cid": self.customer_id, "now": self.now, "key": key,
                                                 **spend_params(s, self.now)}).one()
         self._bal = Balance(int(row[0]), int(row[1]), int(row[2]))
         end = _TIER_AT + len(ROW_COLUMNS)

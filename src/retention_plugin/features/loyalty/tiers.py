@@ -16,6 +16,7 @@ added and the old one removed (``tagsAdd`` / ``tagsRemove``); the metafields
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -126,26 +127,21 @@ def _spend_column(include_test: bool, n: int):
     return q.scalar_subquery()
 
 
-_SPEND_COLUMNS: dict[tuple[bool, int], tuple] = {}
-
-
 def spend_shape(settings: dict) -> tuple[bool, int]:
     """What :func:`spend_columns` depends on: whether test orders count, and how many windows there are."""
     return bool(settings["include_test_orders"]), len(spend_windows(settings))
 
 
-def spend_columns(settings: dict) -> tuple:
+@functools.cache
+def spend_columns(shape: tuple[bool, int]) -> tuple:
     """The customer ``:cid``'s spend in each of :func:`spend_windows` as columns another statement can
     carry (parameters from :func:`spend_params`), so an order event's tier costs no statement of its own.
 
-    Built once per (include test orders, number of windows): bound ``since_<n>`` parameters, not the
-    windows themselves, so a configuration change needs no new statement.
+    Built once per :func:`spend_shape` (include test orders, number of windows): bound ``since_<n>``
+    parameters, not the windows themselves, so a configuration change needs no new statement.
     """
-    key = spend_shape(settings)
-    cols = _SPEND_COLUMNS.get(key)
-    if cols is None:
-        cols = _SPEND_COLUMNS[key] = tuple(_spend_column(key[0], n) for n in range(key[1]))
-    return cols
+    include_test, windows = shape
+    return tuple(_spend_column(include_test, n) for n in range(windows))
 
 
 def spend_params(settings: dict, now: datetime) -> dict:
@@ -156,16 +152,14 @@ def _spend_key(settings: dict, customer_id: int, since: datetime) -> tuple:
     return ("loyalty.tier_spend", customer_id, bool(settings["include_test_orders"]), since)
 
 
-_TIER_READS: dict[tuple[bool, int], Select] = {}
+@functools.cache
+def _tier_read(shape: tuple[bool, int]) -> Select:
+    return select(*ROW_COLUMNS, *spend_columns(shape))
 
 
 def read_tier_and_spend(ctx, settings: dict, customer_id: int, now: datetime) -> Mapping | None:
     """The stored tier row, and the spend :func:`evaluate` will ask for, in one statement; both kept for ``ctx``."""
-    key = spend_shape(settings)
-    stmt = _TIER_READS.get(key)
-    if stmt is None:
-        stmt = _TIER_READS[key] = select(*ROW_COLUMNS, *spend_columns(settings))
-    row = ctx.conn.execute(stmt, {"cid": customer_id, **spend_params(settings, now)}).one()
+    row = ctx.conn.execute(_tier_read(spend_shape(settings)), {"cid": customer_id, **spend_params(settings, now)}).one()
     keep_spend(ctx, settings, customer_id, now, row[len(ROW_COLUMNS):])
     return keep_tier_row(ctx, customer_id, row[:len(ROW_COLUMNS)])
 
