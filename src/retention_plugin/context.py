@@ -164,7 +164,7 @@ class HookContext:
 
     def _customer_created(self, customer_id: int) -> None:
         """The record inserted this customer through ``conn``: no row of any table names them yet."""
-        stamp = None if self.conn is None else writes.stamp(self.conn, _customer_tables())
+        stamp = self._stamp(_customer_tables())
         if stamp is not None:
             self._reads[("customers.created", customer_id)] = (stamp, None)
 
