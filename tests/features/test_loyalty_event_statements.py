@@ -51,6 +51,13 @@ class Seen:
         return [s for s in self.statements if s.startswith(head)]
 
 
+def paid(app, shopify_id: int, subtotal: str, created) -> int:
+    """A paid order of customer 1001, through the worker; returns the customer's id."""
+    deliver_shopify(app, "orders/paid", order(shopify_id, subtotal=subtotal, created=created))
+    assert run_worker(app).processed == 1
+    return customer_id(app, 1001)
+
+
 def sync_row(app, cid: int) -> dict:
     with app.engine.connect() as conn:
         return dict(conn.execute(select(t.loyalty_sync).where(t.loyalty_sync.c.customer_id == cid)).mappings().one())
@@ -64,9 +71,7 @@ def stored_tier(app, cid: int) -> str | None:
 def test_an_order_event_reads_the_tier_spend_with_its_earn(make_app, clock):
     app = tiers_app(make_app)
     created = clock.now - timedelta(minutes=30)
-    deliver_shopify(app, "orders/paid", order(801, subtotal="200.00", created=created))
-    assert run_worker(app).processed == 1
-    cid = customer_id(app, 1001)
+    cid = paid(app, 801, "200.00", created)
     assert stored_tier(app, cid) is None
     deliver_shopify(app, "orders/paid", order(802, subtotal="60.00", created=created))
     seen = Seen(app.engine)
@@ -78,9 +83,7 @@ def test_an_order_event_reads_the_tier_spend_with_its_earn(make_app, clock):
 def test_a_refund_event_reads_the_tier_with_the_spend_and_the_earn_with_its_reversals(make_app, clock):
     app = tiers_app(make_app)
     created = clock.now - timedelta(minutes=30)
-    deliver_shopify(app, "orders/paid", order(811, subtotal="300.00", created=created))
-    assert run_worker(app).processed == 1
-    cid = customer_id(app, 1001)
+    cid = paid(app, 811, "300.00", created)
     assert stored_tier(app, cid) == "silver"
     deliver_shopify(app, "refunds/create", refund(8111, 811, 8111, 1, "100.00", created=created))
     seen = Seen(app.engine)
@@ -97,9 +100,7 @@ def test_a_refund_event_reads_the_tier_with_the_spend_and_the_earn_with_its_reve
 def test_the_spend_kept_with_the_earn_is_read_again_after_orders_are_written(make_app, clock):
     app = tiers_app(make_app)
     created = clock.now - timedelta(minutes=30)
-    deliver_shopify(app, "orders/paid", order(821, subtotal="200.00", created=created))
-    assert run_worker(app).processed == 1
-    cid = customer_id(app, 1001)
+    cid = paid(app, 821, "200.00", created)
     seen = Seen(app.engine)
     with app.engine.begin() as conn:
         ctx = HookContext(app, conn, now=clock.now)
@@ -118,9 +119,7 @@ def test_the_spend_kept_with_the_earn_is_read_again_after_orders_are_written(mak
 def test_a_tier_change_with_points_marks_the_metafields_once_for_both(make_app, clock):
     app = tiers_app(make_app)
     created = clock.now - timedelta(minutes=30)
-    deliver_shopify(app, "orders/paid", order(831, subtotal="100.00", created=created))
-    assert run_worker(app).processed == 1
-    cid = customer_id(app, 1001)
+    cid = paid(app, 831, "100.00", created)
     assert sync_row(app, cid)["version"] == 1  # points, no tier
     deliver_shopify(app, "orders/paid", order(832, subtotal="200.00", created=created))
     seen = Seen(app.engine)
@@ -134,9 +133,7 @@ def test_a_tier_change_with_points_marks_the_metafields_once_for_both(make_app, 
 
 def test_a_first_order_that_reaches_a_tier_inserts_the_mark_counting_both(make_app, clock):
     app = tiers_app(make_app)
-    deliver_shopify(app, "orders/paid", order(841, subtotal="300.00", created=clock.now - timedelta(minutes=30)))
-    assert run_worker(app).processed == 1
-    cid = customer_id(app, 1001)
+    cid = paid(app, 841, "300.00", clock.now - timedelta(minutes=30))
     assert stored_tier(app, cid) == "silver"
     assert sync_row(app, cid)["version"] == 2
 
@@ -145,9 +142,7 @@ def test_storing_a_tier_builds_no_statement(make_app, clock, monkeypatch):
     """The insert and the two updates of ``customer_tiers`` are built once: building one per event cost
     about as much as running it."""
     app = tiers_app(make_app)
-    deliver_shopify(app, "orders/paid", order(851, subtotal="10.00", created=clock.now - timedelta(minutes=30)))
-    assert run_worker(app).processed == 1
-    cid = customer_id(app, 1001)
+    cid = paid(app, 851, "10.00", clock.now - timedelta(minutes=30))
 
     def built(*args, **kwargs):
         raise AssertionError("a customer_tiers statement was built per call")
@@ -167,9 +162,7 @@ def test_storing_a_tier_builds_no_statement(make_app, clock, monkeypatch):
 
 def test_the_metafields_task_reads_the_balance_and_the_tier_in_one_statement(make_app, clock):
     app = tiers_app(make_app, sync_interval_minutes=10)
-    deliver_shopify(app, "orders/paid", order(861, subtotal="300.00", created=clock.now - timedelta(minutes=30)))
-    assert run_worker(app).processed == 1
-    cid = customer_id(app, 1001)
+    cid = paid(app, 861, "300.00", clock.now - timedelta(minutes=30))
     marked_by_hand = update(t.loyalty_sync).where(t.loyalty_sync.c.customer_id == cid).values(dirty=True)
     with app.engine.begin() as conn:
         conn.execute(marked_by_hand)
