@@ -297,19 +297,22 @@ class Worker:
         return {r[0] for r in found}
 
     def _refresh_statistics(self, conn) -> None:
-        """SQLite's planner statistics, on the connection that just ran the per-event lookups.
+        """The planner's statistics (``storage.db.refresh_statistics``), before the group commits.
 
-        In a savepoint: statistics are an optimisation, and failing to refresh them must not
-        cost the group its commit.
+        In the group's transaction: SQLite's ``PRAGMA optimize`` looks at what this connection
+        queried, and PostgreSQL's ANALYZE then takes its lock only until the commit that follows.
+        In a savepoint: statistics are an optimisation, and failing to refresh them must not cost
+        the group its commit.
         """
-        if not is_sqlite(conn):
-            return
         try:
             with conn.begin_nested():
-                refresh_statistics(conn)
+                analyzed = refresh_statistics(conn)
         except Exception as e:
             _require_open(conn)
-            log.warning("could not refresh SQLite's planner statistics: %s", e)
+            log.warning("could not refresh the planner's statistics: %s", e)
+            return
+        if analyzed:
+            log.info("analyzed %s for the query planner: grown since their last statistics", ", ".join(analyzed))
 
     @staticmethod
     def _shop(row: dict) -> str | None:
