@@ -19,10 +19,15 @@ run at night defers them all, a cheaper path (figures before 2026-12-07 02:15 UT
     python bench/bench_worker.py --db postgresql --workers 1,2,4 --sizes 2000
     python bench/bench_worker.py --db sqlite --daily-tasks 100000
     python bench/bench_worker.py --db sqlite --core-only
+    python bench/bench_worker.py --db sqlite --sql-time
 
 ``--core-only`` runs the same deliveries with every feature plugin off (messages, loyalty, offers,
 reminders, recalls, referrals, ...): the queue, the parsing and the core records alone, the floor
 under what the plugins add.
+
+``--sql-time`` adds "SQL ms/ev": the time per event between handing a statement to the driver and
+getting it back (on SQLite the database engine's own work, on PostgreSQL the round trip and the
+server's). It is a floor no Python change can lower: only fewer or cheaper statements can.
 
 ``--workers K`` starts K worker processes on the same stored deliveries (PostgreSQL only: they
 share the queue through ``FOR UPDATE SKIP LOCKED``) and reports the wall time until all are idle.
@@ -79,6 +84,7 @@ def sections(db_url: str) -> dict:
 FEATURE_PLUGINS = ["messaging", "loyalty", "offers", "links", "followups", "delays", "reminders", "recalls",
                    "recovery", "winback", "storefront", "referrals"]
 CORE_ONLY = "BENCH_WORKER_CORE_ONLY"  # set by --core-only for the children
+SQL_TIME = "BENCH_WORKER_SQL_TIME"  # set by --sql-time for the children
 
 
 def make_app(db_url: str):
@@ -118,6 +124,28 @@ def count_statements(engine) -> list[int]:
     return counter
 
 
+def time_statements(engine) -> list[float]:
+    """Seconds spent between handing each statement to the driver and getting it back.
+
+    On SQLite that is the database engine's own work; on PostgreSQL the round trip and the
+    server's work. What is left of the worker's time is Python: ours, SQLAlchemy's, the driver's.
+    """
+    from sqlalchemy import event
+
+    total = [0.0]
+    started: dict[int, float] = {}
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def before(conn, cursor, statement, parameters, context, executemany):
+        started[id(conn)] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def after(conn, cursor, statement, parameters, context, executemany):
+        total[0] += time.perf_counter() - started.pop(id(conn))
+
+    return total
+
+
 # --- children (each in its own process, so its peak memory is its own) --------------------------
 
 def child_ingest(url: str, n: int) -> dict:
@@ -146,6 +174,7 @@ def child_work(url: str, name: str) -> dict:
 
     app = make_app(url)
     counter = count_statements(app.engine)
+    in_sql = time_statements(app.engine) if os.environ.get(SQL_TIME) else [0.0]
     worker = Worker(app, name=name)
     cpu = time.process_time()
     start = time.perf_counter()
@@ -154,7 +183,8 @@ def child_work(url: str, name: str) -> dict:
     cpu = time.process_time() - cpu
     app.dispose()
     return {"seconds": elapsed, "cpu": cpu, "processed": counts.processed, "dead": counts.dead,
-            "retried": counts.retried, "statements": counter[0], "peak_mb": peak_mb(), "messages": counts.messages}
+            "retried": counts.retried, "statements": counter[0], "peak_mb": peak_mb(), "messages": counts.messages,
+            "sql_seconds": in_sql[0]}
 
 
 def child_seed_customers(url: str, n: int) -> dict:
@@ -245,8 +275,9 @@ def run(*args: str) -> dict:
 
 
 def bench_burst(kinds, sizes, repeat, worker_counts) -> None:
+    sql_time = bool(os.environ.get(SQL_TIME))
     print(f"{'db':<11}{'N':>7}{'workers':>8}{'events/s':>10}{'ms/event':>10}{'CPU ms/ev':>10}{'peak MB':>9}"
-          f"{'SQL/event':>10}{'done':>7}{'dead':>6}")
+          f"{'SQL/event':>10}{'done':>7}{'dead':>6}" + (f"{'SQL ms/ev':>10}" if sql_time else ""))
     for kind in kinds:
         for n in sizes:
             for k in worker_counts:
@@ -268,7 +299,9 @@ def bench_burst(kinds, sizes, repeat, worker_counts) -> None:
                     print(f"{kind:<11}{n:>7}{k:>8}{done / wall:>10.0f}{1000 * wall / max(1, done):>10.2f}"
                           f"{1000 * cpu / max(1, done):>10.2f}{max(r['peak_mb'] for r in results):>9.0f}"
                           f"{statements / max(1, done):>10.1f}"
-                          f"{done:>7}{dead:>6}", flush=True)
+                          f"{done:>7}{dead:>6}"
+                          + (f"{1000 * sum(r['sql_seconds'] for r in results) / max(1, done):>10.2f}"
+                             if sql_time else ""), flush=True)
 
 
 def bench_daily(kinds, n) -> None:
@@ -300,9 +333,13 @@ def main() -> None:
     p.add_argument("--workers", default="1", help="worker processes (PostgreSQL), e.g. 1,2,4")
     p.add_argument("--daily-tasks", type=int, metavar="N", help="N customers: run each daily task once instead")
     p.add_argument("--core-only", action="store_true", help="every feature plugin off: the core's own cost")
+    p.add_argument("--sql-time", action="store_true",
+                   help="also time each statement in the driver and the database (SQL ms/ev)")
     a = p.parse_args()
     if a.core_only:
         os.environ[CORE_ONLY] = "1"
+    if a.sql_time:
+        os.environ[SQL_TIME] = "1"
     kinds = [k for k in a.db.split(",") if k]
     if a.daily_tasks:
         bench_daily(kinds, a.daily_tasks)
