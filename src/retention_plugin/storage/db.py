@@ -117,11 +117,14 @@ PG_ANALYZE_LEAST_BYTES = 64 * 1024
 PG_ANALYZE_GROWTH = 4
 
 # pg_relation_size is the table's size now; relpages is its size when statistics were last taken
-# (0 before the first ANALYZE or VACUUM). Schema-qualified and quoted by the server itself.
+# (0 before the first ANALYZE or VACUUM). Only tables the role may analyze (it owns them, as the role
+# that ran the migrations does): another's ANALYZE would be skipped with a warning, group after group.
+# Schema-qualified and quoted by the server itself.
 _PG_GROWN = text("""
 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname = current_schema()
+  AND pg_has_role(c.relowner, 'USAGE')
   AND pg_relation_size(c.oid) >= :least
   AND pg_relation_size(c.oid) > :growth * greatest(c.relpages, 1)::bigint * current_setting('block_size')::bigint
 ORDER BY name
