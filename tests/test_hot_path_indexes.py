@@ -56,7 +56,8 @@ def seed_history(app, customers: int, orders_each: int) -> None:
         conn.execute(insert(t.order_lines), ls)
         if conn.dialect.name == "postgresql":  # ids given explicitly: the sequences go past them
             for table in ("customers", "orders"):
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                  f"(SELECT max(id) FROM {table}))"))
 
 
 def _plan(conn, statement: str, parameters) -> list[str]:
