@@ -207,8 +207,13 @@ class Worker:
                 found = conn.execute(for_update(select(inbox.c.id, inbox.c.attempts).where(orphaned)
                                                 .order_by(inbox.c.id).limit(1), conn, skip_locked=True)).all()
                 if not found:
+                    # Oldest due first, in the order ix_inbox_due (status, next_attempt_at) holds them, so the
+                    # scan stops after the batch whatever the planner's statistics last saw. Ordered by id,
+                    # PostgreSQL's planner took the primary key and read every row done before the first
+                    # pending one (9 ms at 16,000 done, 50 ms at 36,000, once per batch), or read and sorted
+                    # them all; SQLite read the whole table. The batch is handled in id order all the same.
                     found = conn.execute(for_update(select(inbox.c.id, inbox.c.attempts).where(due).order_by(
-                        inbox.c.id).limit(limit or self.batch_size), conn, skip_locked=True)).all()
+                        inbox.c.next_attempt_at).limit(limit or self.batch_size), conn, skip_locked=True)).all()
                 if not found:
                     return []
                 spent = [r[0] for r in found if r[1] >= self.max_attempts]
