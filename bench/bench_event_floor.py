@@ -160,8 +160,8 @@ def _driver_insert(url: str, rows: dict[str, list[dict]]) -> float:
     for name in WRITTEN:
         if rows[name]:
             cols = list(rows[name][0])
-            sql = f'INSERT INTO {name} ({", ".join(f"{c!r}".replace(chr(39), chr(34)) for c in cols)}) ' \
-                  f'VALUES ({", ".join("?" for _ in cols)})'
+            quoted = ", ".join(f'"{c}"' for c in cols)  # some columns are keywords ("key")
+            sql = f'INSERT INTO {name} ({quoted}) VALUES ({", ".join("?" for _ in cols)})'
             prepared.append((sql, [tuple(plain(r[c]) for c in cols) for r in rows[name]]))
     db = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")

@@ -60,6 +60,12 @@ def seed_history(app, customers: int, orders_each: int) -> None:
                                   f"(SELECT max(id) FROM {table}))"))
 
 
+def pending_deliveries(n: int, now, body: bytes = b"{}") -> list[dict]:
+    """Rows for the inbox: ``n`` stored deliveries, all pending and due at ``now``."""
+    return [{"platform": "shopify", "shop": "a.myshopify.com", "delivery_id": f"d{i}", "topic": "orders/paid",
+             "headers": {}, "body": body, "received_at": now, "next_attempt_at": now} for i in range(n)]
+
+
 def _plan(conn, statement: str, parameters) -> list[str]:
     """The plan's steps, one line each: SQLite's ``EXPLAIN QUERY PLAN``, PostgreSQL's ``EXPLAIN``."""
     if conn.dialect.name == "sqlite":
@@ -83,8 +89,9 @@ def test_after_a_batch_the_per_event_lookups_use_selective_indexes(make_app, db_
     """Without statistics the planners read all orders / customers / SKU lines per event.
 
     SQLite's planner has none until ANALYZE; PostgreSQL's autovacuum analyzes only after a
-    minute, so a fresh database ran a whole burst without (a customer's lines of a SKU read
-    every line of the SKU: 2.6 ms a call at 2,000 events and growing). The worker refreshes the
+    minute, and never where it is off, so a fresh database ran a burst's first minute without
+    them, or the whole burst (a customer's lines of a SKU read every line of the SKU: 2.6 ms a
+    call at 2,000 events and growing). The worker refreshes the
     statistics in its transactions; after one group every statement the next events send reads
     by a selective index.
     """
@@ -142,11 +149,7 @@ def test_postgresql_tables_are_analyzed_once_grown_not_at_every_group(db_url):
         with engine.begin() as conn:
             refresh_statistics(conn)  # whatever the migrations left, analyzed or too small
             assert refresh_statistics(conn) == []
-            now = datetime.now(timezone.utc)
-            rows = [{"platform": "shopify", "shop": "a.myshopify.com", "delivery_id": f"w{i}", "topic": "orders/paid",
-                     "headers": {}, "body": b"{}" * 40, "received_at": now, "next_attempt_at": now}
-                    for i in range(2000)]
-            conn.execute(insert(t.inbox), rows)
+            conn.execute(insert(t.inbox), pending_deliveries(2000, datetime.now(timezone.utc), body=b"{}" * 40))
             size = conn.execute(text("SELECT pg_relation_size('inbox')")).scalar()
             assert size >= PG_ANALYZE_LEAST_BYTES
             assert [n.split(".")[-1] for n in refresh_statistics(conn)] == ["inbox"]
@@ -170,9 +173,7 @@ def test_the_claim_reads_due_deliveries_by_their_index_whatever_the_statistics_l
     app = make_app()
     now = app.now()
     with app.engine.begin() as conn:
-        conn.execute(insert(t.inbox), [
-            {"platform": "shopify", "shop": "a.myshopify.com", "delivery_id": f"c{i}", "topic": "orders/paid",
-             "headers": {}, "body": b"{}", "received_at": now, "next_attempt_at": now} for i in range(3000)])
+        conn.execute(insert(t.inbox), pending_deliveries(3000, now))
         conn.exec_driver_sql("ANALYZE")  # the statistics of the backlog: all pending
         conn.execute(update(t.inbox).where(t.inbox.c.id <= 2900).values(status="done", processed_at=now))
 
